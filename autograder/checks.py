@@ -1,0 +1,666 @@
+"""Numerical checks behind every test cell of the course.
+
+A student's derivative, gradient or VJP is compared with central finite differences of a *trusted*
+forward function, always evaluated in float64 (``gradient-checking.md`` explains why each rule below
+exists):
+
+* small inputs (up to ``FULL_LIMIT`` elements) are compared element by element; larger ones with
+  independent Gaussian projection probes ``<u, claimed> ~ d/dt phi(x + t u)``;
+* upstream gradients are random Gaussians, never all ones; the seed is fresh for every call and printed
+  on failure so the student can reproduce it;
+* the tolerance is relative to the size of the numbers compared, widened only by the measured error of
+  the finite difference itself (two step sizes, Richardson), so it is scale-free;
+* a point where the trusted function has a kink is detected (the one-sided slopes disagree at both step
+  sizes) and the point is moved, never counted against the student;
+* student code gets read-only copies and its results are copied into plain float64 arrays after their
+  shape, dtype kind and finiteness are checked, so in-place mutation, lying ndarray subclasses and NaN
+  results cannot pass; randomness comes from a private generator, so reseeding numpy's global one
+  changes nothing;
+* nothing is ever written to stderr (nbgrader zeroes a cell that writes there), and numpy warnings
+  raised inside student code are silenced while it is checked.
+
+This module depends on numpy only: students install it to run the visible tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CheckFailure",
+    "GradientCheckError",
+    "CheckReport",
+    "check_close",
+    "check_derivative",
+    "check_gradient",
+    "check_vjp",
+    "quiet",
+]
+
+FULL_LIMIT = 2048
+"""Inputs with at most this many elements are compared element by element."""
+
+PROBES = 3
+"""Independent Gaussian probes per input in projection mode (one already catches every global bug)."""
+
+_EPS = float(np.finfo(np.float64).eps)
+_H0 = _EPS ** (1.0 / 3.0)  # optimal central-difference step for a function of unit scale
+_KINK_RETRIES = 3
+
+# Trusted references taken at import, before any student code runs in the kernel.
+_array = np.array
+_abs = np.abs
+_max = np.max
+_sum = np.sum
+_isfinite = np.isfinite
+_all = np.all
+_float64 = np.float64
+
+
+class CheckFailure(AssertionError):
+    """A check failed; the message is written for the student."""
+
+
+class GradientCheckError(CheckFailure):
+    """A claimed derivative, gradient or VJP disagrees with finite differences."""
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What a passing check compared, so a student can see it was a real test."""
+
+    what: str
+    compared: int
+    mode: str
+    worst_relative_error: float
+    seed: int
+    moved_off_kinks: int = 0
+
+    def __repr__(self) -> str:
+        if self.mode == "full":
+            compared = f"{self.compared} number(s) compared one by one"
+        else:
+            compared = f"{self.compared} random projection(s) compared"
+        moved = f", {self.moved_off_kinks} point(s) moved off a kink" if self.moved_off_kinks else ""
+        return (
+            f"passed: {self.what}: {compared}, worst relative error "
+            f"{self.worst_relative_error:.1e}{moved} (seed {self.seed})"
+        )
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence numpy floating-point warnings and Python warnings: stderr output zeroes a test cell."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+# --------------------------------------------------------------------------------------------------
+# Converting what students return
+# --------------------------------------------------------------------------------------------------
+
+
+def _plain(value: object, what: str, shape: tuple[int, ...], *, allow_int: bool = False) -> np.ndarray:
+    """Copy a student's result into a plain float64 array after checking type, shape, kind, finiteness."""
+    if value is None:
+        raise GradientCheckError(f"{what} returned None. Did you forget a `return` statement?")
+    if isinstance(value, tuple | list) and shape != ():
+        try:
+            value = _array(value)
+        except (ValueError, TypeError):
+            raise GradientCheckError(f"{what} returned a {type(value).__name__}, expected an array") from None
+    base = _array(value, copy=True, subok=False)
+    if base.dtype.kind not in "fiu" or (base.dtype.kind in "iu" and not allow_int):
+        kind = {"c": "complex", "b": "boolean", "O": "object", "U": "string"}.get(base.dtype.kind, "")
+        raise GradientCheckError(
+            f"{what} returned {kind or 'non-float'} values (dtype {base.dtype}); gradients of float inputs "
+            "must be floating point. If you built the result with np.zeros_like of an integer array, "
+            "pass dtype=float."
+        )
+    if base.shape != shape:
+        hint = _shape_hint(base.shape, shape)
+        raise GradientCheckError(f"{what} returned shape {base.shape}, expected {shape}. {hint}")
+    result = base.astype(_float64)
+    bad = ~_isfinite(result)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if result.ndim else ()
+        raise GradientCheckError(
+            f"{what} returned {int(bad.sum())} non-finite value(s) (first at {list(where)}: "
+            f"{result[where]}). "
+            "Look for a division by zero, log of a non-positive number, or exp overflow."
+        )
+    return result
+
+
+def _shape_hint(got: tuple[int, ...], want: tuple[int, ...]) -> str:
+    """Name the usual reason for a shape mismatch."""
+    if len(got) == 2 and got == want[::-1]:
+        return "It looks transposed: check the order of the factors and where the .T goes."
+    try:
+        if np.broadcast_shapes(got, want) == got and got != want:
+            return (
+                "The input was broadcast in the forward pass: sum the gradient over the broadcast "
+                "dimensions (the leading extra ones and those where the input has size 1, keepdims=True)."
+            )
+    except ValueError:
+        pass
+    if sum(got) and np.prod(got) == np.prod(want):
+        return "Same number of elements in a different shape: reshape the gradient back to the input's shape."
+    if len(got) < len(want):
+        return "A dimension is missing: did a reduction drop it (use keepdims=True, or expand it back)?"
+    return "A gradient always has exactly the shape of the input it belongs to."
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A student's result as a plain float64 copy, with the precision it was computed in."""
+
+    values: np.ndarray
+    dtype: np.dtype
+
+
+def _claim(value: object, what: str, shape: tuple[int, ...]) -> _Claim:
+    plain = _plain(value, what, shape)
+    return _Claim(plain, _array(value, subok=False).dtype)
+
+
+def _readonly(x: np.ndarray) -> np.ndarray:
+    """A private, read-only copy to hand to student code."""
+    c = _array(x, copy=True, subok=False)
+    c.setflags(write=False)
+    return c
+
+
+def _call_student(fn: Callable, args: Sequence[object], what: str) -> object:
+    """Call student code quietly; turn an attempt to write into a read-only input into a clear message."""
+    with quiet():
+        try:
+            return fn(*args)
+        except ValueError as exc:
+            if "read-only" in str(exc):
+                raise GradientCheckError(
+                    f"{what} tried to modify one of its arguments in place ({exc}). Never change the "
+                    "inputs or the incoming gradient: build and return a new array instead."
+                ) from exc
+            raise
+
+
+def _check_unchanged(originals: Sequence[np.ndarray], handed: Sequence[np.ndarray], names: Sequence[str],
+                     what: str) -> None:
+    """Fail if student code changed an argument it was given (it may have made it writable first)."""
+    for orig, now, name in zip(originals, handed, names, strict=True):
+        if not isinstance(now, np.ndarray) or now.shape != orig.shape or not _all(
+            (now == orig) | (~_isfinite(orig) & ~_isfinite(now))
+        ):
+            raise GradientCheckError(
+                f"{what} modified {name} in place. Other parts of the graph still need it: compute a new "
+                "array instead of writing into the one you were given."
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# Finite differences on the trusted function
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Estimate:
+    """A finite-difference derivative with its own error estimate, or a flag that a kink is in reach."""
+
+    value: float
+    error: float
+    kink: bool
+
+
+def _five_point(phi: Callable[[float], tuple[float, float]], h: float,
+                f0m0: tuple[float, float] | None = None) -> _Estimate:
+    """d/dt phi(t) at 0 from phi(0) (given when already known), phi(±h), phi(±h/2).
+
+    phi returns (value, magnitude), magnitude being the sum of absolute terms, for the round-off bound.
+    Central differences at h and h/2 give a Richardson value and an error estimate; the curvature terms
+    (one-sided slope differences) scale with h for a smooth function but stay put at a kink.
+    """
+    (f0, m0), (fp, mp), (fm, mm) = f0m0 or phi(0.0), phi(h), phi(-h)
+    (fp2, mp2), (fm2, mm2) = phi(h / 2), phi(-h / 2)
+    values = (f0, fp, fm, fp2, fm2)
+    if not all(np.isfinite(v) for v in values):
+        return _Estimate(float("nan"), float("inf"), True)
+    d1 = (fp - fm) / (2 * h)
+    d2 = (fp2 - fm2) / h
+    roundoff = 8 * _EPS * max(m0, mp, mm, mp2, mm2) / h
+    curvature_h = (fp - 2 * f0 + fm) / h
+    curvature_h2 = (fp2 - 2 * f0 + fm2) / (h / 2)
+    kink_signal = abs(2 * curvature_h2 - curvature_h) - 8 * roundoff
+    scale = max(abs(d1), abs(d2))
+    value = (4 * d2 - d1) / 3
+    error = abs(d2 - d1) + roundoff
+    kink = kink_signal > 1e-3 * scale + 1e-12 or error > 1e-2 * scale + 4 * roundoff
+    return _Estimate(value, error, bool(kink))
+
+
+def _phi_along(func: Callable[..., tuple[float, float]], xs: list[np.ndarray], i: int,
+               direction: np.ndarray) -> Callable[[float], tuple[float, float]]:
+    """t -> func(xs with xs[i] replaced by xs[i] + t * direction)."""
+    def phi(t: float) -> tuple[float, float]:
+        moved = list(xs)
+        moved[i] = xs[i] + t * direction
+        return func(*moved)
+    return phi
+
+
+def _step(x: np.ndarray, direction: np.ndarray) -> float:
+    """Step size eps^(1/3), scaled by the input's magnitude and, for long probes, by their length."""
+    span = float(_max(_abs(direction))) if direction.size else 1.0
+    shrink = min(1.0, (FULL_LIMIT / max(direction.size, 1)) ** 0.5)
+    return _H0 * max(1.0, float(_max(_abs(x))) if x.size else 1.0) * shrink / max(span, 1e-300)
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparison and hints
+# --------------------------------------------------------------------------------------------------
+
+
+def _rtol_for(dtype: np.dtype) -> float:
+    """float64 results must agree to 1e-6; lower precision gets room for its own rounding."""
+    eps = float(np.finfo(dtype).eps) if np.dtype(dtype).kind == "f" else _EPS
+    return max(1e-6, 1000 * eps)
+
+
+def _allowed(got: np.ndarray, expected: np.ndarray, fd_error: np.ndarray, rtol: float) -> np.ndarray:
+    """Per-element tolerance: relative to the numbers compared, plus the finite difference's own error."""
+    scale = max(float(_max(_abs(expected))) if expected.size else 0.0, 1e-300)
+    return rtol * np.maximum(_abs(got), _abs(expected)) + 3 * fd_error + 1e-3 * rtol * scale
+
+
+def _relative(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    scale = max(float(_max(_abs(expected))) if expected.size else 0.0, 1e-300)
+    return _abs(got - expected) / np.maximum(np.maximum(_abs(got), _abs(expected)), 1e-6 * scale)
+
+
+def _pattern_hint(got: np.ndarray, expected: np.ndarray, alternatives: dict[str, np.ndarray]) -> str:
+    """Recognise the usual bugs from the relation between the two arrays."""
+    def close(a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape == b.shape and bool(_all(_abs(a - b) <= 1e-5 * (_abs(a) + _abs(b)) + 1e-12 * (
+            float(_max(_abs(b))) if b.size else 0.0)))
+
+    if not got.any() and expected.any():
+        return ("Your result is all zeros. Did you forget to return the computed gradient, to multiply "
+                "by the upstream gradient, or to accumulate (+=) into it?")
+    if close(got, -expected):
+        return "Every element has the opposite sign: check the sign of your derivative."
+    for name, alt in alternatives.items():
+        if close(got, alt):
+            return name
+    denom = float(_sum(expected * expected))
+    if denom > 0:
+        c = float(_sum(got * expected)) / denom
+        if abs(c - 1) > 1e-3 and close(got, c * expected):
+            hint = f"Your result is the right one times {c:.4g}."
+            if abs(c - 2) < 1e-3 or abs(c - 0.5) < 1e-3:
+                hint += " A factor of 2: a term counted twice, or a missing 1/2?"
+            elif c > 1.5 and abs(c - round(c)) < 1e-3:
+                hint += " An integer factor: is a reduction's size or an exponent applied twice or missing?"
+            elif 0 < c < 1 and abs(1 / c - round(1 / c)) < 1e-3:
+                hint += " Divided by an integer: a mean where a sum was needed, or a 1/n too many?"
+            return hint
+    if got.ndim == 2 and got.shape[0] == got.shape[1] and close(got, expected.T):
+        return "Your result is the transpose of the right one: check where the .T goes."
+    return ""
+
+
+def _fail_elements(what: str, got: np.ndarray, expected: np.ndarray, bad: np.ndarray, seed: int,
+                   call: str, hint: str) -> GradientCheckError:
+    """Build the student-facing message for an element-by-element disagreement."""
+    rel = _relative(got, expected)
+    flat_worst = int(np.argmax(np.where(bad, rel, -1.0)))
+    idx = np.unravel_index(flat_worst, got.shape) if got.ndim else ()
+    where = f" at index {list(int(i) for i in idx)}" if got.ndim else ""
+    lines = [
+        f"{what} is wrong: {int(bad.sum())} of {got.size} element(s) disagree with finite differences.",
+        f"  worst{where}: expected {expected[idx]:.6g}, got {got[idx]:.6g} (relative error {rel[idx]:.2g})",
+    ]
+    if hint:
+        lines.append(f"  Hint: {hint}")
+    lines.append(f"  (seed {seed}: call {call}(..., seed={seed}) to reproduce)")
+    return GradientCheckError("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------------
+# The core: compare claimed gradients of a scalar function of arrays with finite differences
+# --------------------------------------------------------------------------------------------------
+
+
+def _new_seed(seed: int | None) -> int:
+    return secrets.randbits(62) if seed is None else int(seed)
+
+
+def _as_inputs(xs: Sequence[object]) -> list[np.ndarray]:
+    """The caller's points as arrays; they must be real floating point so finite differences make sense."""
+    if not xs:
+        raise TypeError("give at least one input point to check at")
+    out = []
+    for k, x in enumerate(xs):
+        a = _array(x, copy=True, subok=False)
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"input {k} has dtype {a.dtype}; checks need real numbers")
+        if a.dtype.kind != "f":
+            a = a.astype(_float64)
+        if not _all(_isfinite(a)):
+            raise ValueError(f"input {k} contains NaN or inf; check at a finite point")
+        out.append(a)
+    return out
+
+
+def _scalar_of(value: object, what: str) -> tuple[float, float]:
+    arr = np.asarray(value, dtype=_float64)
+    if arr.size != 1:
+        raise TypeError(f"{what} must return a single number, got shape {arr.shape}")
+    v = float(arr.reshape(()))
+    return v, abs(v)
+
+
+def _full_compare(phi: Callable[..., tuple[float, float]], xs: list[np.ndarray],
+                  i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Finite-difference every element of xs[i]; returns (expected, error, kink mask)."""
+    x = xs[i]
+    at_x = phi(*xs)
+    expected = np.zeros(x.shape)
+    error = np.zeros(x.shape)
+    kink = np.zeros(x.shape, dtype=bool)
+    basis = np.zeros(x.shape)
+    for j in np.ndindex(x.shape):
+        basis[j] = 1.0
+        est = _five_point(_phi_along(phi, xs, i, basis), _H0 * max(1.0, abs(float(x[j]))), at_x)
+        basis[j] = 0.0
+        expected[j], error[j], kink[j] = est.value, est.error, est.kink
+    return expected, error, kink
+
+
+def _check_arrays(
+    what: Callable[[int], str],
+    call: str,
+    phi_at: Callable[[np.ndarray], Callable[..., tuple[float, float]]],
+    claimed: Callable[[list[np.ndarray]], list[_Claim | None]],
+    xs: list[np.ndarray],
+    seed: int,
+    rng: np.random.Generator,
+    alternatives: Callable[[list[np.ndarray], int, np.ndarray], dict[str, np.ndarray]],
+) -> CheckReport:
+    """Shared engine of check_gradient and check_vjp.
+
+    phi_at(xs) gives the scalar function (of all inputs) whose gradient the student claims; claimed(xs)
+    calls the student at xs. Both are re-evaluated when the point is moved off a kink.
+    """
+    total = sum(x.size for x in xs)
+    mode = "full" if total <= FULL_LIMIT else "projection"
+    moved = 0
+    worst = 0.0
+    compared = 0
+    for _attempt in range(_KINK_RETRIES + 1):
+        phi = phi_at(xs)
+        results = claimed(xs)
+        kinks = [np.zeros(x.shape, dtype=bool) for x in xs]
+        worst, compared = 0.0, 0
+        for i, claim in enumerate(results):
+            if claim is None:
+                continue
+            got, rtol = claim.values, _rtol_for(claim.dtype)
+            if mode == "full":
+                expected, error, kink = _full_compare(phi, xs, i)
+                ok = ~kink
+                allowed = _allowed(got, expected, error, rtol)
+                bad = ok & ~(_abs(got - expected) <= allowed)
+                if bad.any():
+                    alts = alternatives(xs, i, expected)
+                    hint = _pattern_hint(np.where(ok, got, expected), expected, alts)
+                    raise _fail_elements(what(i), got, expected, bad, seed, call, hint)
+                kinks[i] = kink
+                compared += int(ok.sum())
+                if ok.any():
+                    worst = max(worst, float(_max(_relative(got[ok], expected[ok]))))
+            else:
+                worst_i, n = _projection_compare(phi, xs, i, got, rtol, rng, what(i), seed, call)
+                worst = max(worst, worst_i)
+                compared += n
+        if mode == "projection" or not any(k.any() for k in kinks):
+            break
+        moved += sum(int(k.sum()) for k in kinks)
+        xs = _move_off_kinks(xs, kinks, rng)
+    if compared == 0:
+        raise RuntimeError("the check found kinks at every element it tried; test at another point")
+    return CheckReport(what(-1), compared, mode, worst, seed, moved)
+
+
+def _move_off_kinks(xs: list[np.ndarray], kinks: list[np.ndarray],
+                    rng: np.random.Generator) -> list[np.ndarray]:
+    """Nudge only the elements that sit at a kink, by a few hundred steps, so they land on smooth ground."""
+    moved = []
+    for x, kink in zip(xs, kinks, strict=True):
+        y = x.astype(_float64, copy=True)
+        if kink.any():
+            scale = np.maximum(1.0, _abs(y[kink]))
+            n = int(kink.sum())
+            y[kink] += rng.choice([-1.0, 1.0], size=n) * rng.uniform(200, 400, n) * _H0 * scale
+        moved.append(y.astype(x.dtype))
+    return moved
+
+
+def _projection_compare(phi: Callable[..., tuple[float, float]], xs: list[np.ndarray], i: int,
+                        got: np.ndarray, rtol: float, rng: np.random.Generator, what: str, seed: int,
+                        call: str) -> tuple[float, int]:
+    """Compare <u, got> with the directional derivative along independent Gaussian probes u."""
+    worst = 0.0
+    checked = 0
+    tries = 0
+    while checked < PROBES:
+        tries += 1
+        if tries > 4 * PROBES:
+            raise RuntimeError("the check kept meeting kinks along its probes; test at another point")
+        u = rng.standard_normal(xs[i].shape)
+        est = _five_point(_phi_along(phi, xs, i, u), _step(xs[i], u))
+        if est.kink:
+            continue
+        claimed = float(_sum(u * got))
+        allowed = rtol * max(abs(claimed), abs(est.value)) + 3 * est.error + 1e-3 * rtol * float(
+            np.sqrt(_sum(u * u))) * abs(est.value) / max(np.sqrt(u.size), 1.0)
+        rel = abs(claimed - est.value) / max(abs(claimed), abs(est.value), 1e-300)
+        if not (abs(claimed - est.value) <= allowed):
+            hint = _projection_hint(got, u, est.value)
+            lines = [
+                f"{what} is wrong: along a random direction u, <u, your result> = {claimed:.6g} but finite "
+                f"differences give {est.value:.6g} (relative error {rel:.2g}). The input is too large to "
+                "compare element by element, so no single element can be named.",
+            ]
+            if hint:
+                lines.append(f"  Hint: {hint}")
+            lines.append(f"  (seed {seed}: call {call}(..., seed={seed}) to reproduce)")
+            raise GradientCheckError("\n".join(lines))
+        worst = max(worst, rel)
+        checked += 1
+    return worst, checked
+
+
+def _projection_hint(got: np.ndarray, u: np.ndarray, expected_proj: float) -> str:
+    if not got.any():
+        return ("Your result is all zeros. "
+                "Did you forget to return it, or to multiply by the upstream gradient?")
+    claimed = float(_sum(u * got))
+    if expected_proj and abs(claimed + expected_proj) <= 1e-6 * abs(expected_proj):
+        return "The projection has the opposite sign: check the sign of your derivative."
+    if expected_proj:
+        ratio = claimed / expected_proj
+        if abs(ratio - 2) < 1e-4 or abs(ratio - 0.5) < 1e-4:
+            return f"Off by a factor of {ratio:g}: a term counted twice, or a missing 1/2?"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Public checks
+# --------------------------------------------------------------------------------------------------
+
+
+def _fn_name(fn: object) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def check_derivative(f: Callable[[float], float], df: Callable[[float], float], x: float, *,
+                     seed: int | None = None) -> CheckReport:
+    """Check a claimed derivative ``df`` of a scalar function ``f`` (trusted) at the point ``x``."""
+    seed = _new_seed(seed)
+    rng = np.random.default_rng(seed)
+    x0 = float(x)
+    if not np.isfinite(x0):
+        raise ValueError(f"x = {x} is not finite; check the derivative at a finite point")
+    name = f"your derivative {_fn_name(df)}"
+    for _ in range(_KINK_RETRIES + 1):
+        est = _five_point(lambda t, x0=x0: _scalar_of(f(x0 + t), "f"), _H0 * max(1.0, abs(x0)))
+        if not est.kink:
+            break
+        x0 += rng.choice([-1.0, 1.0]) * rng.uniform(200, 400) * _H0 * max(1.0, abs(x0))
+    else:
+        raise RuntimeError(f"f has a kink at every point tried near x = {x}; test at another point")
+    got = float(_plain(_call_student(df, (x0,), name), name, (), allow_int=True))
+    allowed = float(_allowed(np.array(got), np.array(est.value), np.array(est.error), 1e-6))
+    rel = abs(got - est.value) / max(abs(got), abs(est.value), 1e-300)
+    if not (abs(got - est.value) <= allowed):
+        hint = _pattern_hint(np.array(got), np.array(est.value), {})
+        msg = (f"{name} is wrong at x = {x0:.6g}: expected {est.value:.6g} (finite differences of f), got "
+               f"{got:.6g} (relative error {rel:.2g}).")
+        if hint:
+            msg += f"\n  Hint: {hint}"
+        raise GradientCheckError(msg)
+    return CheckReport(f"derivative {_fn_name(df)}", 1, "full", rel, seed)
+
+
+def check_gradient(f: Callable[..., float], grad_f: Callable[..., object], *xs: object,
+                   seed: int | None = None) -> CheckReport:
+    """Check ``grad_f(*xs)`` (one array per input; a bare array for one input) against ``f`` (trusted)."""
+    seed = _new_seed(seed)
+    rng = np.random.default_rng(seed)
+    points = _as_inputs(xs)
+    gname = _fn_name(grad_f)
+
+    def phi_at(pts: list[np.ndarray]) -> Callable[..., tuple[float, float]]:
+        return lambda *a: _scalar_of(f(*a), "f")
+
+    def claimed(pts: list[np.ndarray]) -> list[_Claim | None]:
+        handed = [_readonly(p) for p in pts]
+        out = _call_student(grad_f, handed, gname)
+        _check_unchanged(pts, handed, [f"input {k}" for k in range(len(pts))], gname)
+        if len(pts) == 1 and not isinstance(out, tuple | list):
+            out = (out,)
+        if not isinstance(out, tuple | list) or len(out) != len(pts):
+            n = len(out) if isinstance(out, tuple | list) else 1
+            raise GradientCheckError(
+                f"{gname} must return one gradient per input ({len(pts)}), as a tuple; it returned {n}."
+            )
+        return [_claim(o, f"{gname} (gradient for input {k})", p.shape)
+                for k, (o, p) in enumerate(zip(out, pts, strict=True))]
+
+    def what(i: int) -> str:
+        return f"the gradient of {gname}" if i < 0 else (
+            f"{gname}: the gradient for input {i} (shape {points[i].shape})" if len(points) > 1
+            else f"{gname} (shape {points[0].shape})")
+
+    return _check_arrays(what, "check_gradient", phi_at, claimed, points, seed, rng, lambda *a: {})
+
+
+def check_vjp(f: Callable[..., object], vjps: Callable | Sequence[Callable | None], *xs: object,
+              seed: int | None = None) -> CheckReport:
+    """Check VJPs ``vjps[i](g, ans, *xs)`` of a trusted forward ``f`` with a random upstream gradient ``g``.
+
+    The upstream gradient is drawn before the student runs and the probe directions after, so nothing the
+    student code does to numpy's random state can predict them.
+    """
+    seed = _new_seed(seed)
+    rng = np.random.default_rng(seed)
+    points = _as_inputs(xs)
+    if callable(vjps):
+        vjps = (vjps,)
+    vjps = tuple(vjps)
+    if len(vjps) != len(points):
+        raise TypeError(f"check_vjp got {len(vjps)} VJP(s) for {len(points)} input(s)")
+    with quiet():
+        ans0 = np.asarray(f(*[p.copy() for p in points]))
+    if ans0.dtype.kind not in "fiu":
+        raise TypeError(f"f must return real numbers, got dtype {ans0.dtype}")
+    g = rng.standard_normal(ans0.shape).astype(ans0.dtype if ans0.dtype.kind == "f" else _float64)
+    if ans0.shape == ():
+        g = np.asarray(g)
+
+    def phi_for(upstream: np.ndarray) -> Callable[[list[np.ndarray]], Callable[..., tuple[float, float]]]:
+        up = upstream.astype(_float64)
+
+        def phi_at(pts: list[np.ndarray]) -> Callable[..., tuple[float, float]]:
+            def phi(*a: np.ndarray) -> tuple[float, float]:
+                with quiet():
+                    out = np.asarray(f(*[np.asarray(v, dtype=_float64) for v in a]), dtype=_float64)
+                if out.shape != up.shape:
+                    raise TypeError(f"f changed its output shape from {up.shape} to {out.shape}")
+                terms = up * out
+                return float(_sum(terms)), float(_sum(_abs(terms)))
+            return phi
+        return phi_at
+
+    def claimed(pts: list[np.ndarray]) -> list[_Claim | None]:
+        with quiet():
+            ans = np.asarray(f(*[p.copy() for p in pts]))
+        res: list[_Claim | None] = []
+        for k, vjp in enumerate(vjps):
+            if vjp is None:
+                res.append(None)
+                continue
+            name = f"The VJP for input {k} ({_fn_name(vjp)})"
+            args = [_readonly(g), _readonly(ans)] + [_readonly(p) for p in pts]
+            out = _call_student(vjp, args, name)
+            _check_unchanged([g, ans, *pts], args, ["the upstream gradient g", "ans"]
+                             + [f"input {j}" for j in range(len(pts))], name)
+            res.append(_claim(out, name, pts[k].shape))
+        return res
+
+    def alternatives(pts: list[np.ndarray], i: int, expected: np.ndarray) -> dict[str, np.ndarray]:
+        if g.size <= 1:
+            return {}
+        ones_phi = phi_for(np.ones(g.shape))(pts)
+        exp_ones, _, _ = _full_compare(ones_phi, pts, i)
+        return {"Your VJP gives the answer for an upstream gradient of all ones: multiply by g, the "
+                "upstream gradient, instead of ignoring it.": exp_ones}
+
+    def what(i: int) -> str:
+        if i < 0:
+            return f"VJPs of {_fn_name(f)}"
+        return f"The VJP for input {i} ({_fn_name(vjps[i])}, input shape {points[i].shape})"
+
+    return _check_arrays(what, "check_vjp", phi_for(g), claimed, points, seed, rng, alternatives)
+
+
+def check_close(got: object, expected: object, *, name: str, rtol: float = 1e-7, atol: float = 0.0,
+                hint: str | None = None) -> CheckReport:
+    """Compare a student's value with one computed by the check: shape, kind and finiteness first."""
+    want = np.asarray(expected, dtype=_float64)
+    if got is None:
+        raise CheckFailure(f"{name} is None. Did you forget to return it or to fill it in?")
+    try:
+        plain = _plain(got, name, want.shape, allow_int=True)
+    except GradientCheckError as exc:
+        raise CheckFailure(str(exc)) from None
+    bad = ~(_abs(plain - want) <= atol + rtol * _abs(want))
+    if bad.any():
+        idx = np.unravel_index(int(np.argmax(np.where(bad, _abs(plain - want), -1.0))), want.shape) \
+            if want.ndim else ()
+        where = f" at index {list(int(i) for i in idx)}" if want.ndim else ""
+        msg = f"{name} is wrong{where}: expected {want[idx]:.6g}, got {plain[idx]:.6g}"
+        if want.ndim:
+            msg += f" ({int(bad.sum())} of {want.size} element(s) differ)"
+        if hint:
+            msg += f".\n  Hint: {hint}"
+        raise CheckFailure(msg)
+    rel = float(_max(_relative(plain, want))) if want.size else 0.0
+    return CheckReport(name, want.size, "full", rel, 0)
