@@ -75,9 +75,7 @@ def _pow_vjp_base(g: float, ans: float, a: float, b: float) -> float:
     if b == 0.0:
         return 0.0
     if a == 0.0 and b < 1.0:
-        raise ZeroDivisionError(
-            f"the derivative of a**{b} is infinite at a = 0; move the input away from 0"
-        )
+        raise ZeroDivisionError(f"the derivative of a**{b} is infinite at a = 0; move the input away from 0")
     return g * b * a ** (b - 1.0)
 
 
