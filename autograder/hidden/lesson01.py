@@ -1,0 +1,91 @@
+"""Hidden checks for lesson 01 (instructor only, never shipped).
+
+They reuse the visible machinery with more and harder cases: wider steps and points, 0-d, 1-element and
+3-D inputs, lists and integer arrays, and relative errors of arrays of several shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from autograder.checks import CheckFailure, quiet
+from autograder.lesson01 import (
+    ArrayFunction,
+    check_difference,
+    gradient_case,
+    new_seed,
+    relative_error_case,
+)
+
+__all__ = [
+    "check_forward_difference",
+    "check_backward_difference",
+    "check_central_difference",
+    "check_numerical_gradient",
+    "check_relative_error",
+]
+
+
+def check_forward_difference(forward_difference: Callable, *, seed: int | None = None) -> None:
+    """Twenty fresh random cases."""
+    check_difference(forward_difference, "forward_difference", "forward", seed, trials=20)
+
+
+def check_backward_difference(backward_difference: Callable, *, seed: int | None = None) -> None:
+    """Twenty fresh random cases."""
+    check_difference(backward_difference, "backward_difference", "backward", seed, trials=20)
+
+
+def check_central_difference(central_difference: Callable, *, seed: int | None = None) -> None:
+    """Twenty fresh random cases, then an exact cubic where central and forward differences disagree by h."""
+    check_difference(central_difference, "central_difference", "central", seed, trials=20)
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    c, x = float(rng.uniform(1.0, 2.0)), float(rng.uniform(1.0, 3.0))
+    h = 0.25  # exact in binary: (f(x+h) - f(x-h)) / 2h = 3c x^2 + c h^2 up to rounding of x
+    with quiet():
+        got = float(central_difference(lambda t: c * t**3, x, h))
+    expected = 3 * c * x**2 + c * h**2
+    if not abs(got - expected) <= 1e-9 * abs(expected):
+        raise CheckFailure(
+            f"central_difference(f, {x!r}, {h}) with f(t) = {c!r}*t**3 returned {got!r}; the central "
+            f"difference of a cubic is exactly 3*c*x**2 + c*h**2 = {expected!r} (seed {seed}).\n"
+            f"Hint: use (f(x + h) - f(x - h)) / (2 * h) with the h you are given."
+        )
+
+
+def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None = None) -> None:
+    """Other shapes and input types; the step must be the one passed in."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for shape, h in [((), 1e-3), ((1,), 1e-2), ((2, 3, 2), 1e-3), ((6,), 3e-2)]:
+        x = np.asarray(rng.uniform(-1.0, 1.0, size=shape) * rng.uniform(0.5, 2.0))
+        gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed)
+    as_list = [float(v) for v in rng.uniform(-1.0, 1.0, size=4)]
+    gradient_case(numerical_gradient, ArrayFunction(rng, (4,)), as_list, 1e-3, seed, what="a Python list")
+    ints = rng.integers(-3, 4, size=5)
+    gradient_case(numerical_gradient, ArrayFunction(rng, (5,)), ints, 1e-3, seed, what="an integer array")
+
+
+def check_relative_error(relative_error: Callable, *, seed: int | None = None) -> None:
+    """Python numbers, lists, 2-D arrays, one side zero, and mismatched shapes of equal size."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    relative_error_case(relative_error, 3, 1, seed)
+    relative_error_case(relative_error, 0.0, float(rng.uniform(0.5, 2.0)), seed)
+    a = [float(v) for v in rng.normal(size=3)]
+    relative_error_case(relative_error, a, [v * 1.01 for v in a], seed)
+    m = rng.normal(size=(3, 4)) * 1e3
+    relative_error_case(relative_error, m, m + rng.normal(size=(3, 4)), seed)
+    relative_error_case(relative_error, -m, m, seed)
+    try:
+        with quiet():
+            relative_error(np.ones((2, 3)), np.ones((3, 2)))
+    except ValueError:
+        return
+    raise CheckFailure(
+        "relative_error(np.ones((2, 3)), np.ones((3, 2))) did not raise ValueError. Compare the shapes "
+        "themselves, not only the sizes, and raise ValueError when they differ."
+    )

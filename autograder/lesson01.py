@@ -1,0 +1,365 @@
+"""Visible checks for lesson 01 (finite differences).
+
+Each check draws fresh random test functions, points and steps, computes the expected answer itself in
+float64 with the formula the exercise asks for, and compares. When an answer is wrong the message names
+the test case and, where the wrong number matches a recognisable mistake (a forward difference where a
+central one was asked, dividing by h instead of 2h, ...), says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import secrets
+from collections.abc import Callable
+
+import numpy as np
+
+from autograder.checks import CheckFailure, quiet
+
+__all__ = [
+    "check_forward_difference",
+    "check_backward_difference",
+    "check_central_difference",
+    "check_numerical_gradient",
+    "check_relative_error",
+]
+
+
+def new_seed(seed: int | None) -> int:
+    """A fresh seed from the OS unless the caller pins one (so failures can be reproduced)."""
+    return secrets.randbits(63) if seed is None else int(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scalar test functions: smooth, curved everywhere we sample (so a wrong formula shows), with random
+# coefficients so that nothing can be memorised.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def random_scalar_function(rng: np.random.Generator) -> tuple[Callable[[float], float], str]:
+    """Return (f, description) for a random smooth f: R -> R."""
+    kind = int(rng.integers(3))
+    a, b, c = rng.uniform(0.5, 2.0, size=3) * rng.choice([-1.0, 1.0], size=3)
+    if kind == 0:
+        return (lambda x: a * math.sin(b * x) + c * x**3), f"{a:.3g}*sin({b:.3g}*x) + {c:.3g}*x**3"
+    if kind == 1:
+        return (lambda x: math.exp(0.5 * a * x) * math.cos(b * x)), f"exp({0.5 * a:.3g}*x)*cos({b:.3g}*x)"
+    return (lambda x: a * math.log(1.0 + x * x) + c * x**2 + b * x), (
+        f"{a:.3g}*log(1 + x**2) + {c:.3g}*x**2 + {b:.3g}*x"
+    )
+
+
+def scalar_candidates(f: Callable[[float], float], x: float, h: float) -> dict[str, float]:
+    """The usual finite-difference formulas and their usual slips, computed in float64."""
+    fp, f0, fm = float(f(x + h)), float(f(x)), float(f(x - h))
+    return {
+        "forward": (fp - f0) / h,
+        "backward": (f0 - fm) / h,
+        "central": (fp - fm) / (2 * h),
+        "central divided by h": (fp - fm) / h,
+        "forward with the sign flipped": (f0 - fp) / h,
+        "backward with the sign flipped": (fm - f0) / h,
+    }
+
+
+HINTS = {
+    "forward": "this is the FORWARD difference (f(x+h) - f(x)) / h",
+    "backward": "this is the BACKWARD difference (f(x) - f(x-h)) / h",
+    "central": "this is the CENTRAL difference (f(x+h) - f(x-h)) / (2h)",
+    "central divided by h": "this is (f(x+h) - f(x-h)) / h: the two points are 2h apart, so divide by 2h",
+    "forward with the sign flipped": "this is (f(x) - f(x+h)) / h: subtract in the other order",
+    "backward with the sign flipped": "this is (f(x-h) - f(x)) / h: subtract in the other order",
+}
+
+
+def as_real_scalar(value: object, name: str) -> float:
+    """Convert a student's return value to float, or fail saying what was returned instead."""
+    if value is None:
+        raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise CheckFailure(f"{name} returned {value!r}, which is not a number.") from exc
+    if arr.ndim != 0:
+        raise CheckFailure(f"{name} returned an array of shape {arr.shape}; it should return one number.")
+    out = float(arr)
+    if not math.isfinite(out):
+        raise CheckFailure(f"{name} returned {out}, which is not a finite number.")
+    return out
+
+
+def close(got: float, expected: float, rtol: float = 1e-8) -> bool:
+    """Equal up to rounding (written as `not (err > tol)` fails on NaN; this form rejects NaN)."""
+    return abs(got - expected) <= rtol * max(1.0, abs(expected))
+
+
+def check_difference(student: Callable, name: str, wanted: str, seed: int | None, trials: int) -> None:
+    """Shared body of the three scalar finite-difference checks."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
+        f, desc = random_scalar_function(rng)
+        x = float(rng.uniform(-1.5, 1.5))
+        h = float(10.0 ** rng.uniform(-3, -1.5))
+        candidates = scalar_candidates(f, x, h)
+        with quiet():
+            got = as_real_scalar(student(f, x, h), name)
+        expected = candidates[wanted]
+        if close(got, expected):
+            continue
+        matches = [k for k, v in candidates.items() if k != wanted and close(got, v)]
+        hint = (
+            f"Your value matches another formula: {HINTS[matches[0]]}. The exercise asks for the {wanted} "
+            f"difference."
+            if matches
+            else f"Check the formula: {HINTS[wanted]}, using the f, x and h you are given."
+        )
+        raise CheckFailure(
+            f"{name}(f, x={x!r}, h={h!r}) with f(x) = {desc} returned {got!r}, expected {expected!r} "
+            f"(test {trial + 1} of {trials}, seed {seed}).\nHint: {hint}"
+        )
+
+
+def check_forward_difference(forward_difference: Callable, *, seed: int | None = None) -> None:
+    """forward_difference(f, x, h) must equal (f(x+h) - f(x)) / h on random smooth functions."""
+    check_difference(forward_difference, "forward_difference", "forward", seed, trials=6)
+
+
+def check_backward_difference(backward_difference: Callable, *, seed: int | None = None) -> None:
+    """backward_difference(f, x, h) must equal (f(x) - f(x-h)) / h on random smooth functions."""
+    check_difference(backward_difference, "backward_difference", "backward", seed, trials=6)
+
+
+def check_central_difference(central_difference: Callable, *, seed: int | None = None) -> None:
+    """central_difference(f, x, h) must equal (f(x+h) - f(x-h)) / (2h) on random smooth functions."""
+    check_difference(central_difference, "central_difference", "central", seed, trials=6)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numerical_gradient
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ArrayFunction:
+    """A random non-separable f: R^shape -> R that records how it is called.
+
+    f(X) = sum(W * sin X) + 0.5 * sum((X @ B)^2) + 0.5 * (sum(V * X))^2 for 2-D X (1-D X uses X @ B
+    too). The coupling terms make every partial derivative depend on every coordinate, so a perturbation
+    that is not undone shows up in the next coordinate's derivative.
+    """
+
+    def __init__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.W = rng.normal(size=shape)
+        self.V = rng.normal(size=shape) / np.sqrt(max(1, int(np.prod(shape))))
+        last = shape[-1] if shape else 1
+        self.B = rng.normal(size=(last, 2)) / np.sqrt(last)
+        self.calls = 0
+
+    def value(self, X: np.ndarray) -> float:
+        """The function itself, in float64 (the trusted forward)."""
+        X = np.asarray(X, dtype=float)
+        XB = X.reshape(-1, self.B.shape[0]) @ self.B if X.ndim else X * self.B[0]
+        return float(np.sum(self.W * np.sin(X)) + 0.5 * np.sum(XB**2) + 0.5 * np.sum(self.V * X) ** 2)
+
+    def __call__(self, X: object) -> float:
+        self.calls += 1
+        arr = np.asarray(X)
+        if arr.shape != self.shape:
+            raise CheckFailure(
+                f"numerical_gradient called f with an array of shape {arr.shape}, but x has shape "
+                f"{self.shape}. Call f with a perturbed copy of x that keeps x's shape (use "
+                f"np.ndindex(x.shape) or a flat view of a reshaped copy to visit the entries)."
+            )
+        return self.value(arr)
+
+
+def reference_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float) -> dict[str, np.ndarray]:
+    """Central differences (the answer) and the usual slips, each on fresh float64 copies of x."""
+    x = np.array(x, dtype=float)
+    central = np.zeros_like(x)
+    forward = np.zeros_like(x)
+    drift = np.zeros_like(x)  # a shared perturbed copy that is never restored
+    shared = x.copy()
+    f0 = f(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        fp, fm = f(xp), f(xm)
+        central[idx] = (fp - fm) / (2 * h)
+        forward[idx] = (fp - f0) / h
+        shared[idx] += h
+        sp = f(shared)
+        shared[idx] -= 2 * h
+        drift[idx] = (sp - f(shared)) / (2 * h)
+    return {"central": central, "forward": forward, "central divided by h": 2 * central, "drift": drift}
+
+
+GRADIENT_HINTS = {
+    "forward": "your gradient matches FORWARD differences; use (f(x+h e_i) - f(x-h e_i)) / (2h) instead.",
+    "central divided by h": "your gradient is twice the right one: the two points are 2h apart, so divide "
+    "by 2h.",
+    "integer": "x holds integers, so x[i] += h is rounded back to an integer. Work on a float copy: "
+    "xp = np.array(x, dtype=float).",
+    "drift": "the first entry is right but later ones are off: each coordinate must be perturbed on its own. "
+    "Restore x[i] (or start again from a fresh copy of x) before moving to the next coordinate.",
+}
+
+
+def as_float_array(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Copy a student's result to a plain float64 array, checking type, shape and finiteness."""
+    if value is None:
+        raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
+    try:
+        arr = np.array(value, dtype=float, subok=False, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckFailure(f"{name} returned a {type(value).__name__}, not an array of numbers.") from exc
+    if arr.shape != shape:
+        raise CheckFailure(
+            f"{name} returned an array of shape {arr.shape}, but x has shape {shape}. The gradient has one "
+            f"entry per entry of x: start from np.zeros(x.shape) (or np.zeros_like of a float copy)."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise CheckFailure(f"{name} returned non-finite values: {arr}.")
+    return arr
+
+
+def gradient_case(
+    numerical_gradient: Callable, f: ArrayFunction, x: object, h: float | None, seed: int, what: str = ""
+) -> None:
+    """Run the student's numerical_gradient on one case and compare with central differences.
+
+    x may be a float array, an int array or a list (the hidden checks use all three); `what` says which.
+    """
+    name = "numerical_gradient"
+    x_before = copy.deepcopy(x)
+    shape = np.shape(x)
+    step = 1e-5 if h is None else h
+    args = "f, x" if h is None else f"f, x, h={h:.3g}"
+    call = f"numerical_gradient({args}) with {what or 'x'} of shape {shape}"
+    with quiet():
+        raw = numerical_gradient(f, x) if h is None else numerical_gradient(f, x, h)
+    if type(x) is not type(x_before) or np.shape(x) != shape or not np.array_equal(x, x_before):
+        changed = int(np.sum(np.asarray(x) != np.asarray(x_before))) if np.shape(x) == shape else np.size(x)
+        raise CheckFailure(
+            f"{call} changed x: {changed} of its {np.size(x)} entries differ after the call (seed {seed}).\n"
+            f"Hint: work on a copy (xp = x.astype(float).copy()), or put the original value back with "
+            f"xp[i] = old. Note that x[i] += h followed by x[i] -= h does NOT always give back x[i] exactly."
+        )
+    got = as_float_array(raw, name, shape)
+    if isinstance(raw, np.ndarray) and isinstance(x, np.ndarray) and np.shares_memory(raw, x):
+        raise CheckFailure(
+            f"{call} returned an array that shares memory with x. Return a new array (np.zeros(x.shape)) so "
+            f"that writing the gradient never overwrites the point it was computed at (seed {seed})."
+        )
+    cands = reference_gradient(f.value, np.asarray(x_before, dtype=float), step)
+    expected = cands["central"]
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    err = np.abs(got - expected)
+    if np.all(err <= 1e-7 * scale):
+        if f.calls < 2 * np.size(x):
+            raise CheckFailure(
+                f"{call} called f only {f.calls} times; central differences need two calls per entry "
+                f"({2 * np.size(x)}). Is the gradient computed from f, or from something else? (seed {seed})"
+            )
+        return
+    worst = np.unravel_index(int(np.argmax(err)), shape)
+    matches = [
+        k
+        for k, v in cands.items()
+        if k != "central" and np.all(np.abs(got - v) <= 1e-7 * max(1.0, float(np.max(np.abs(v)))))
+    ]
+    if np.asarray(x_before).dtype.kind in "iub":
+        matches = ["integer"]
+    hint = (
+        GRADIENT_HINTS[matches[0]]
+        if matches
+        else "entry i of the gradient is (f(x + h e_i) - f(x - h e_i)) / (2h), where e_i is all zeros except "
+        "a 1 at position i; compute it for every index i of x."
+    )
+    raise CheckFailure(
+        f"{call}: entry {tuple(int(i) for i in worst)} is {float(got[worst])!r}, expected "
+        f"{float(expected[worst])!r} "
+        f"({int(np.sum(err > 1e-7 * scale))} of {np.size(x)} entries wrong, seed {seed}).\nHint: {hint}"
+    )
+
+
+def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None = None) -> None:
+    """Central differences on 1-D and 2-D inputs, with a given step and with the default step."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for shape, h in [((5,), 1e-3), ((3, 4), 1e-3), ((4,), None)]:
+        x = rng.uniform(-1.0, 1.0, size=shape) * rng.uniform(0.5, 2.0)
+        gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# relative_error
+# ---------------------------------------------------------------------------------------------------------
+
+
+def expected_relative_error(a: object, b: object) -> float:
+    """max|a - b| / max(max|a|, max|b|), and 0 when both are all zero."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    denom = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+    return 0.0 if denom == 0.0 else float(np.max(np.abs(a - b))) / denom
+
+
+def relative_error_case(relative_error: Callable, a: object, b: object, seed: int) -> None:
+    """Compare the student's relative_error(a, b) with the definition on one pair."""
+    expected = expected_relative_error(a, b)
+    with quiet():
+        raw = relative_error(a, b)
+    try:
+        got = as_real_scalar(raw, "relative_error")
+    except CheckFailure as exc:
+        if expected != 0.0:
+            raise
+        raise CheckFailure(
+            f"relative_error({a!r}, {b!r}): {exc}\nHint: when a and b are both zero they are equal: return "
+            f"0.0 instead of dividing 0 by 0."
+        ) from None
+    if close(got, expected, rtol=1e-9):
+        return
+    an, bn = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    num = float(np.max(np.abs(an - bn)))
+    hint = "relative_error(a, b) = max|a - b| / max(max|a|, max|b|)."
+    size_a, size_b = float(np.max(np.abs(an))), float(np.max(np.abs(bn)))
+    if size_a > 0 and close(got, num / size_a):
+        hint = "you divide by |a| only. Divide by the LARGER of the two sizes, so the error is symmetric."
+    elif size_b > 0 and close(got, num / size_b):
+        hint = "you divide by |b| only. Divide by the LARGER of the two sizes, so the error is symmetric."
+    elif got < 0:
+        hint = "a relative error cannot be negative: take absolute values before the max in the denominator."
+    raise CheckFailure(
+        f"relative_error({a!r}, {b!r}) returned {got!r}, expected {expected!r} (seed {seed}).\nHint: {hint}"
+    )
+
+
+def check_relative_error(relative_error: Callable, *, seed: int | None = None) -> None:
+    """Scalars of both signs and orders, arrays, the all-zero case, and a clear error on mismatched shapes."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        a = float(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]))
+        b = a * float(rng.uniform(1.5, 3.0))  # |b| > |a|: catches dividing by |a| only
+        relative_error_case(relative_error, a, b, seed)
+        relative_error_case(relative_error, -b, -a, seed)  # both negative: catches a missing abs
+    a = rng.normal(size=4)
+    b = a + rng.normal(size=4) * 1e-3
+    b[int(rng.integers(4))] *= -3.0
+    relative_error_case(relative_error, a, b, seed)
+    relative_error_case(relative_error, np.zeros(3), np.zeros(3), seed)
+    try:
+        with quiet():
+            relative_error(np.ones(3), np.ones((3, 1)))
+    except ValueError:
+        return
+    raise CheckFailure(
+        "relative_error(np.ones(3), np.ones((3, 1))) did not raise ValueError. Arrays of different shapes "
+        "cannot be compared entry by entry (numpy would silently broadcast them to 3 x 3): check "
+        "np.shape(a) == np.shape(b) first and raise ValueError naming both shapes."
+    )
