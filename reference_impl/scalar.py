@@ -14,8 +14,9 @@ backward pass than a ``_prev`` tuple; bench/bench_scalar.py measures the result)
 
 Gradient semantics (PyTorch's rule):
 
-* leaves (Values made by the user, with no inputs) ACCUMULATE: each ``backward()`` adds into ``leaf.grad``
-  until `zero_grad` resets it, so calling ``backward()`` twice gives exactly twice the leaf gradients;
+* leaves (Values made by the user, with no inputs) ACCUMULATE: each ``backward()`` sums its own
+  gradient from zero and then adds it into ``leaf.grad`` once, until `zero_grad` resets it, so calling
+  ``backward()`` twice gives exactly (bit for bit) twice the leaf gradients;
 * non-leaf grads are NOT accumulated: each ``backward()`` first resets every non-leaf node it reaches to
   0 and recomputes it, so after the call ``node.grad`` holds d(root)/d(node) for that call only;
 * each node's local backward runs exactly once per call (an iterative topological sort, so graphs of
@@ -286,10 +287,16 @@ class Value:
         if isinstance(grad, bool) or not isinstance(grad, numbers.Real) or not math.isfinite(grad):
             raise ValueError(f"backward(grad) needs a finite real number, got {grad!r}")
         order = topological_order(self)
+        # This call's gradients are summed from zero everywhere; leaves then get their old grad added
+        # back once at the end (as PyTorch's AccumulateGrad does), so two calls give exactly 2x.
+        leaves = []
+        held = []
         for node in order:
-            if node._op is not None:
-                node.grad = 0.0
-        self.grad += float(grad)
+            if node._op is None:
+                leaves.append(node)
+                held.append(node.grad)
+            node.grad = 0.0
+        self.grad = float(grad)
         for node in reversed(order):
             op = node._op
             if op is None:
@@ -307,6 +314,8 @@ class Value:
                     b.grad += vjp_b(g, ans, x, y)
             else:
                 a.grad += op.vjps[0](g, ans, a.data)
+        for leaf, old in zip(leaves, held, strict=True):
+            leaf.grad += old
 
 
 def _divide(a: Value, b: Value) -> Value:
