@@ -1,0 +1,94 @@
+"""`course feedback`: nbgrader's HTML feedback, with hidden tests kept hidden.
+
+nbgrader's feedback shows hidden-test source, and even with ClearHiddenTests a failing hidden check's
+traceback quotes its lines. Here, in every cell holding a hidden-test block, the block is removed and
+each error output is reduced to the exception's one-line message (which the course's checks write for
+students). Every HTML file written is then scanned for hidden-test lines and markers, and a file that
+leaks is deleted and reported instead of being handed out.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nbformat import NotebookNode
+
+from .layout import Course, CourseError
+
+HIDDEN = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def hide_hidden_tests(nb: NotebookNode) -> NotebookNode:
+    """Remove hidden-test blocks and reduce those cells' tracebacks to one line (in place)."""
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "### BEGIN HIDDEN TESTS" not in cell.source:
+            continue
+        cell.source = HIDDEN.sub("", cell.source)
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                message = _ANSI.sub("", f"{out.ename}: {out.evalue}" if out.evalue else out.ename)
+                out.traceback = [message]
+    return nb
+
+
+def _preprocessor_class() -> type:
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class HideHiddenTests(NbGraderPreprocessor):
+        """nbgrader preprocessor wrapper around `hide_hidden_tests`."""
+
+        def preprocess(self, nb, resources):  # noqa: ANN001, ANN201 (nbconvert's signature)
+            return hide_hidden_tests(nb), resources
+
+    return HideHiddenTests
+
+
+def hidden_lines(course: Course, lesson: str) -> set[str]:
+    """Distinctive lines of the lesson's hidden-test blocks: none may appear in feedback."""
+    import json
+
+    lines = set()
+    for path in course.notebooks(lesson):
+        for cell in json.loads(path.read_text())["cells"]:
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for block in HIDDEN.findall(src):
+                lines.update(ln.strip() for ln in block.splitlines()[1:-1] if len(ln.strip()) >= 8)
+    return lines
+
+
+def feedback(course: Course, lessons: list[str]) -> list[Path]:
+    """Write feedback HTML for every autograded submission of `lessons`; returns the files written."""
+    import html
+
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.preprocessors import GetGrades
+
+    from .config import nbgrader_config
+    from .nbgrader_run import NbgraderFailed, run_converter
+
+    config = nbgrader_config(course)
+    config.GenerateFeedback.preprocessors = [_preprocessor_class(), GetGrades, CSSHTMLHeaderPreprocessor]
+    written = []
+    for lesson in lessons:
+        students = sorted(p.parent.name for p in course.sub("autograded").glob(f"*/{lesson}"))
+        if not students:
+            continue
+        try:
+            run_converter(GenerateFeedback, config, assignment=lesson, what=f"feedback for {lesson} failed")
+        except NbgraderFailed as exc:
+            raise CourseError(f"{exc} (run `course autograde {lesson}` first)") from None
+        secret = hidden_lines(course, lesson)
+        for path in sorted(course.sub("feedback").glob(f"*/{lesson}/*.html")):
+            text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+            text_lines = {ln.strip() for ln in text.splitlines()}
+            leaks = [s for s in secret if s in text_lines] + [m for m in ("HIDDEN TESTS", "autograder.hidden")
+                                                             if m in text]
+            if leaks:
+                path.unlink()
+                raise CourseError(f"{path} would show hidden test text ({leaks[0]!r}), so it was deleted: "
+                                  "keep hidden checks in autograder/hidden/ and their text out of messages")
+            written.append(path)
+    return written

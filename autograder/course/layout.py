@@ -1,0 +1,121 @@
+"""Where things live: the course repository (lessons/) and the instructor's course folder.
+
+The course folder (default ./course_data, `--course-dir` to change) holds nbgrader's layout:
+`submitted/`, `autograded/`, `feedback/`, `release/`, `gradebook.db`, plus our own `rejected/` (files
+`collect` could not import, kept as received), `exports/`, `build/` (student kit and Gradescope zips) and
+`course.json`, which binds the folder to one course so a gradebook is never mixed with another course's.
+It writes its own `.gitignore` so grades never end up in the course's git history.
+The nbgrader source directory is the repository's `lessons/` itself: lessons/NN_name/name.ipynb, where
+the folder name is the assignment id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+COURSE_FILE = "course.json"
+
+
+class CourseError(Exception):
+    """A problem the instructor can fix; the CLI prints it as one line (problem, then fix)."""
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course repository's lessons plus the instructor's course folder for it."""
+
+    lessons_dir: Path
+    course_dir: Path
+
+    @property
+    def course_id(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.lessons_dir.resolve().parent.name).strip("-") or "course"
+
+    @property
+    def db_path(self) -> Path:
+        return self.course_dir / "gradebook.db"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.db_path.resolve()}"
+
+    def sub(self, *parts: str) -> Path:
+        return self.course_dir.joinpath(*parts)
+
+    def lessons(self) -> list[str]:
+        """Assignment ids: every lessons/NN_name folder that holds a notebook."""
+        if not self.lessons_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.lessons_dir.iterdir()
+            if p.is_dir() and re.match(r"^\d\d_", p.name) and any(p.glob("*.ipynb"))
+        )
+
+    def notebooks(self, lesson: str) -> list[Path]:
+        return sorted(p for p in (self.lessons_dir / lesson).glob("*.ipynb"))
+
+    def resolve_lessons(self, names: list[str] | None) -> list[str]:
+        """Map user-given names ('01', '01_finite_differences', 'finite_differences') to lesson ids."""
+        known = self.lessons()
+        if not known:
+            raise CourseError(f"no lessons found in {self.lessons_dir}: run `course` from the course "
+                              "repository root or pass --lessons PATH")
+        if not names:
+            return known
+        out = []
+        for name in names:
+            matches = [k for k in known if name in (k, k[:2], k[3:])]
+            if len(matches) != 1:
+                raise CourseError(f"unknown lesson {name!r}: choose one of {', '.join(known)}")
+            out.append(matches[0])
+        return out
+
+
+def open_course(lessons_dir: Path, course_dir: Path, *, create: bool = False) -> Course:
+    """Check the folder belongs to this course (creating it when `create`), and return the Course."""
+    course = Course(lessons_dir.resolve(), course_dir.resolve())
+    if not course.lessons_dir.is_dir():
+        raise CourseError(f"no lessons folder at {course.lessons_dir}: run `course` from the course "
+                          "repository root or pass --lessons PATH")
+    marker = course.course_dir / COURSE_FILE
+    if not course.course_dir.exists() or not marker.exists():
+        if not create:
+            raise CourseError(f"course folder {course.course_dir} does not exist or was not made by "
+                              "`course`: run `course release` first, or pass --course-dir")
+        if course.course_dir.exists() and any(course.course_dir.iterdir()):
+            raise CourseError(f"{course.course_dir} is not empty and is not a course folder: pass "
+                              "--course-dir with a new or existing course folder")
+        course.course_dir.mkdir(parents=True, exist_ok=True)
+        (course.course_dir / ".gitignore").write_text("# grades and submissions never go into git\n*\n")
+        marker.write_text(json.dumps({"course_id": course.course_id,
+                                      "lessons": str(course.lessons_dir)}, indent=2) + "\n")
+    recorded = json.loads(marker.read_text())
+    if recorded.get("lessons") != str(course.lessons_dir):
+        raise CourseError(f"course folder {course.course_dir} belongs to the course at "
+                          f"{recorded.get('lessons')}, not {course.lessons_dir}: pass --course-dir "
+                          "with this course's folder")
+    check_gradebook(course)
+    return course
+
+
+def check_gradebook(course: Course) -> None:
+    """Refuse a gradebook.db written for another nbgrader course (its `course` table names it)."""
+    if not course.db_path.exists():
+        return
+    try:
+        with sqlite3.connect(f"file:{course.db_path}?mode=ro", uri=True) as con:
+            courses = {r[0] for r in con.execute("SELECT id FROM course")}
+            owners = {r[0] for r in con.execute("SELECT DISTINCT course_id FROM assignment")}
+    except sqlite3.DatabaseError as exc:
+        raise CourseError(f"{course.db_path} is not a readable nbgrader gradebook ({exc}): move it away "
+                          "or pass another --course-dir") from None
+    # nbgrader also adds a 'default_course' row of its own; the assignments say whose gradebook it is
+    foreign = sorted(owners - {course.course_id}) or (
+        sorted(courses - {"default_course"}) if course.course_id not in courses else [])
+    if foreign:
+        raise CourseError(f"{course.db_path} is the gradebook of course {foreign[0]!r}, not "
+                          f"{course.course_id!r}: pass --course-dir with this course's folder")

@@ -1,0 +1,78 @@
+"""`course release`: nbgrader generate_assignment for each lesson, a leak check, and the student kit.
+
+The leak check reads the *source* notebook and collects every solution line and every hidden-test line
+(long enough to be distinctive, and not also written elsewhere in the lesson), then requires that none
+of them, nor any BEGIN/END marker, appears in any released notebook or kit file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .layout import Course, CourseError
+
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+
+
+def secret_lines(notebook: Path) -> set[str]:
+    """Distinctive lines of solution and hidden-test regions of a source notebook."""
+    nb = json.loads(notebook.read_text())
+    secret, public = set(), set()
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for match in _REGION.finditer(src):
+            secret.update(ln.strip() for ln in match.group(2).splitlines())
+        public.update(ln.strip() for ln in _REGION.sub("", src).splitlines())
+    return {ln for ln in secret - public if len(ln) >= 12 and not ln.startswith("#")}
+
+
+def file_text(path: Path) -> str:
+    """The text a student sees in a file: a notebook's cell sources and outputs, or the file itself."""
+    if path.suffix != ".ipynb":
+        return path.read_text(errors="replace")
+    nb = json.loads(path.read_text())
+    parts = []
+    for cell in nb["cells"]:
+        parts.append(cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"]))
+        for out in cell.get("outputs", []):
+            parts.append(json.dumps(out))
+    return "\n".join(parts)
+
+
+def find_leaks(texts: dict[str, str], secrets_: set[str]) -> list[str]:
+    """'file: line' for each secret line or region marker found in the given texts."""
+    leaks = []
+    for name, text in texts.items():
+        lines = {ln.strip() for ln in text.splitlines()}
+        leaks.extend(f"{name}: {m}" for m in MARKERS if m in text)
+        leaks.extend(f"{name}: {s}" for s in sorted(secrets_ & lines))
+    return leaks
+
+
+def release(course: Course, lessons: list[str]) -> list[Path]:
+    """Generate the student version of each lesson, check it for leaks, and rebuild the student kit."""
+    from nbgrader.converters import GenerateAssignment
+
+    from .config import nbgrader_config
+    from .kit import build_kit
+    from .nbgrader_run import NbgraderFailed, run_converter
+
+    config = nbgrader_config(course)
+    for lesson in lessons:
+        try:
+            run_converter(GenerateAssignment, config, assignment=lesson, what=f"releasing {lesson} failed")
+        except NbgraderFailed as exc:
+            hint = ("(if submissions exist, test cells cannot be added or removed: restore them)"
+                    if course.sub("submitted").exists() else "")
+            raise CourseError(f"{exc} {hint}".strip()) from None
+        secrets_ = set().union(*(secret_lines(nb) for nb in course.notebooks(lesson)))
+        released = {str(p): file_text(p) for p in course.sub("release", lesson).rglob("*.ipynb")}
+        leaks = find_leaks(released, secrets_)
+        if leaks:
+            raise CourseError(f"solution or hidden-test text reached the release of {lesson} ({leaks[0]}): "
+                              "put it between ### BEGIN/END SOLUTION or HIDDEN TESTS markers")
+    released_lessons = sorted(p.name for p in course.sub("release").iterdir() if p.is_dir())
+    return build_kit(course, released_lessons)
