@@ -52,27 +52,33 @@ def find_leaks(texts: dict[str, str], secrets_: set[str]) -> list[str]:
     return leaks
 
 
-def release(course: Course, lessons: list[str]) -> list[Path]:
-    """Generate the student version of each lesson, check it for leaks, and rebuild the student kit."""
+def generate(course: Course, lesson: str) -> None:
+    """nbgrader generate_assignment for one lesson (records its cells in the gradebook), leak-checked."""
     from nbgrader.converters import GenerateAssignment
 
     from .config import nbgrader_config
-    from .kit import build_kit
     from .nbgrader_run import NbgraderFailed, run_converter
 
-    config = nbgrader_config(course)
+    try:
+        run_converter(GenerateAssignment, nbgrader_config(course), assignment=lesson,
+                      what=f"releasing {lesson} failed")
+    except NbgraderFailed as exc:
+        hint = ("(if submissions exist, test cells cannot be added or removed: restore them)"
+                if course.sub("submitted").exists() else "")
+        raise CourseError(f"{exc} {hint}".strip()) from None
+    secrets_ = set().union(*(secret_lines(nb) for nb in course.notebooks(lesson)))
+    released = {str(p): file_text(p) for p in course.sub("release", lesson).rglob("*.ipynb")}
+    leaks = find_leaks(released, secrets_)
+    if leaks:
+        raise CourseError(f"solution or hidden-test text reached the release of {lesson} ({leaks[0]}): "
+                          "put it between ### BEGIN/END SOLUTION or HIDDEN TESTS markers")
+
+
+def release(course: Course, lessons: list[str]) -> list[Path]:
+    """Generate the student version of each lesson, check it for leaks, and rebuild the student kit."""
+    from .kit import build_kit
+
     for lesson in lessons:
-        try:
-            run_converter(GenerateAssignment, config, assignment=lesson, what=f"releasing {lesson} failed")
-        except NbgraderFailed as exc:
-            hint = ("(if submissions exist, test cells cannot be added or removed: restore them)"
-                    if course.sub("submitted").exists() else "")
-            raise CourseError(f"{exc} {hint}".strip()) from None
-        secrets_ = set().union(*(secret_lines(nb) for nb in course.notebooks(lesson)))
-        released = {str(p): file_text(p) for p in course.sub("release", lesson).rglob("*.ipynb")}
-        leaks = find_leaks(released, secrets_)
-        if leaks:
-            raise CourseError(f"solution or hidden-test text reached the release of {lesson} ({leaks[0]}): "
-                              "put it between ### BEGIN/END SOLUTION or HIDDEN TESTS markers")
+        generate(course, lesson)
     released_lessons = sorted(p.name for p in course.sub("release").iterdir() if p.is_dir())
     return build_kit(course, released_lessons)

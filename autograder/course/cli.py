@@ -1,0 +1,154 @@
+"""The `course` console script: argparse front end of the instructor's workflow.
+
+Every subcommand works on the repository's lessons/ (`--lessons`) and the course folder (`--course-dir`,
+default ./course_data). Problems the instructor can fix are printed as one line `course: error: ...`
+naming the problem and the fix, with exit status 2; a grader failure exits 1; an interrupt exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import GradingLimits
+from .layout import CourseError, open_course
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course", description="Release, check, collect, autograde, give "
+                                "feedback on and export grades for the course's nbgrader lessons.")
+    p.add_argument("--lessons", type=Path, default=Path("lessons"),
+                   help="the course's lessons folder (default: ./lessons)")
+    p.add_argument("--course-dir", type=Path, default=Path("course_data"),
+                   help="the instructor's course folder: submissions, gradebook (default: ./course_data)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("release", help="generate student versions and the student kit")
+    s.add_argument("lesson", nargs="*", help="lesson ids or numbers (default: all)")
+
+    s = sub.add_parser("check", help="CI check: solutions get full marks, blank versions zero")
+    s.add_argument("lesson", nargs="*")
+    s.add_argument("--timeout", type=int, default=300, help="per-cell timeout in seconds")
+
+    s = sub.add_parser("collect", help="import submissions from a folder or zip into the course folder")
+    s.add_argument("path", type=Path)
+    s.add_argument("--replace", action="store_true",
+                   help="take a new version of an already collected notebook (the old one is kept)")
+
+    s = sub.add_parser("autograde", help="grade submissions safely and in parallel")
+    s.add_argument("lesson", nargs="*")
+    s.add_argument("--jobs", "-j", type=int, default=1, help="parallel grading processes")
+    s.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    _limit_args(s)
+
+    s = sub.add_parser("feedback", help="HTML feedback per student and lesson (no hidden tests)")
+    s.add_argument("lesson", nargs="*")
+
+    s = sub.add_parser("export", help="grades per student and lesson and per test cell")
+    s.add_argument("--format", choices=["csv", "json"], default="csv")
+    s.add_argument("--output", type=Path, help="output folder (default: COURSE_DIR/exports)")
+
+    s = sub.add_parser("gradescope", help="build a Gradescope autograder zip for one lesson")
+    s.add_argument("lesson")
+    s.add_argument("--output", type=Path, help="zip path (default: COURSE_DIR/build/gradescope_LESSON.zip)")
+    _limit_args(s)
+
+    s = sub.add_parser("demo", help="run the whole workflow on the demo class, compare with expected grades")
+    s.add_argument("--jobs", "-j", type=int, default=2)
+    s.add_argument("--keep", action="store_true", help="keep the demo's course folder")
+    return p
+
+
+def _limit_args(s: argparse.ArgumentParser) -> None:
+    d = GradingLimits()
+    s.add_argument("--timeout", type=int, default=d.cell_timeout, help="per-cell wall-time limit (s)")
+    s.add_argument("--memory-mb", type=int, default=d.memory_mb, help="memory limit per student kernel")
+    s.add_argument("--cpu-seconds", type=int, default=d.cpu_seconds, help="CPU-time limit per kernel")
+
+
+def _limits(args: argparse.Namespace) -> GradingLimits:
+    return GradingLimits(cell_timeout=args.timeout, memory_mb=args.memory_mb, cpu_seconds=args.cpu_seconds)
+
+
+def run(args: argparse.Namespace) -> int:
+    creates = args.command == "release"
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(jobs=args.jobs, keep=args.keep)
+    if args.command == "check":
+        from .check import check_lessons
+        from .layout import Course
+
+        course = Course(args.lessons.resolve(), args.course_dir.resolve())
+        return check_lessons(course, course.resolve_lessons(args.lesson), timeout=args.timeout)
+    course = open_course(args.lessons, args.course_dir, create=creates)
+    if args.command == "release":
+        from .release import release
+
+        lessons = course.resolve_lessons(args.lesson)
+        kit = release(course, lessons)
+        print(f"released {', '.join(lessons)} into {course.sub('release')}")
+        print(f"student kit: {kit[1]}")
+        return 0
+    if args.command == "collect":
+        from .collect import collect
+
+        report = collect(course, args.path, replace=args.replace)
+        print(f"imported {len(report.imported)}, replaced {len(report.replaced)}, "
+              f"unchanged {len(report.unchanged)}, problems {len(report.problems)}")
+        for label in report.imported + report.replaced:
+            print(f"  + {label}")
+        for name, problem in report.problems:
+            print(f"  ! {name}: {problem}")
+        return 0
+    if args.command == "autograde":
+        from .autograde import autograde, summary_table
+
+        results = autograde(course, course.resolve_lessons(args.lesson), jobs=args.jobs,
+                            limits=_limits(args), force=args.force)
+        print(summary_table(results))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            print(f"course: the grader failed on {len(failed)} submission(s); logs in "
+                  f"{course.sub('.graded')}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "feedback":
+        from .feedback import feedback
+
+        written = feedback(course, course.resolve_lessons(args.lesson))
+        print(f"wrote {len(written)} feedback files under {course.sub('feedback')}")
+        return 0
+    if args.command == "export":
+        from .export import export
+
+        for path in export(course, fmt=args.format, output=args.output):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "gradescope":
+        from .gradescope import build_autograder
+
+        lesson = course.resolve_lessons([args.lesson])[0]
+        out = build_autograder(course, lesson, output=args.output, limits=_limits(args))
+        print(f"wrote {out}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except CourseError as exc:
+        print(f"course: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("course: interrupted; grades recorded so far are kept, run the command again to finish",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
