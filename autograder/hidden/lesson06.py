@@ -1,0 +1,269 @@
+"""Hidden checks for lesson 06 (instructor only: never shipped to students).
+
+They go further than the visible ones: larger and broadcasting programs, shared sub-expressions, Python
+numbers on either side of every operator, graphs with repeated nodes, and, for apply_op and sum_to_shape,
+whole programs built through the student's code and differentiated by a trusted backward defined here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from autograder import lesson06 as visible
+from autograder.checks import CheckFailure, check_close, check_vjp, quiet
+
+
+def trusted_backward(tensor: object, gradient: np.ndarray | None = None) -> None:
+    """Reverse-topological backward over the given Node structure (used to isolate other exercises)."""
+    root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in node.next_functions if c is not None)
+    grads = {id(root): np.ones_like(tensor.data) if gradient is None else gradient}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if not hasattr(node, "input_grads"):  # AccumulateGrad
+            leaf = node.variable
+            leaf.grad = np.array(g, copy=True) if leaf.grad is None else leaf.grad + g
+            continue
+        for child, gi in zip(node.next_functions, node.input_grads(g), strict=True):
+            if child is not None and gi is not None:
+                grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
+
+
+def trusted_format(tensor: object) -> str:
+    """The walk format_graph must produce (next_functions, depth first, two spaces per level)."""
+    def name(fn: object) -> str:
+        return "None" if fn is None else fn.name
+
+    if tensor.grad_fn is not None:
+        root = tensor.grad_fn
+    else:
+        return "AccumulateGrad" if tensor.requires_grad else "None"
+    lines, stack = [], [(root, 0)]
+    while stack:
+        fn, depth = stack.pop()
+        lines.append("  " * depth + name(fn))
+        if fn is not None:
+            stack.extend((c, depth + 1) for c in reversed(fn.next_functions))
+    return "\n".join(lines)
+
+
+def _operator_op(name: str, *args: object, **params: object) -> object:
+    """Evaluate a program step with the Tensor's own operators (which call the student's apply_op)."""
+    a = args[0]
+    if name == "add":
+        return a + args[1]
+    if name == "sub":
+        return a - args[1]
+    if name == "mul":
+        return a * args[1]
+    if name == "div":
+        return a / args[1]
+    if name == "pow":
+        return a ** args[1]
+    if name == "matmul":
+        return a @ args[1]
+    if name == "neg":
+        return -a
+    if name in ("exp", "log", "tanh", "relu"):
+        return getattr(a, name)()
+    if name in ("sum", "mean"):
+        return getattr(a, name)(**params)
+    if name == "reshape":
+        return a.reshape(params["shape"])
+    if name == "transpose":
+        return a.transpose(*(params.get("axes") or ()))
+    raise KeyError(name)
+
+
+def _program_with_scalars(rng: np.random.Generator) -> visible.Program:
+    """Programs whose Python numbers sit on the left of -, / and * (the reflected operators)."""
+    prog = visible.Program([(2, 3), (2, 3)])
+    prog.steps.append(("sub", [("s", float(rng.uniform(1, 2))), ("v", 0)], {}))     # c - x0
+    prog.steps.append(("mul", [("v", 0), ("v", 0)], {}))
+    prog.steps.append(("add", [("s", 1.0), ("v", 3)], {}))                            # 1 + x0*x0
+    prog.steps.append(("div", [("s", float(rng.uniform(1, 2))), ("v", 4)], {}))     # c / (1 + x0^2)
+    prog.steps.append(("mul", [("s", float(rng.uniform(-2, -1))), ("v", 1)], {}))   # c * x1
+    prog.steps.append(("mul", [("v", 2), ("v", 6)], {}))
+    prog.steps.append(("add", [("v", 5), ("v", 7)], {}))
+    prog.readout.append((8, rng.standard_normal((2, 3))))
+    return prog
+
+
+def check_apply_op(apply_op: Callable[..., object], Tensor: type, Node: type, OPS: dict, GradMode: type) -> str:
+    """Whole programs through the Tensor operators (student's apply_op) against finite differences."""
+    seed = visible.new_seed(None)
+    rng = np.random.default_rng(seed)
+    saved = GradMode.enabled
+    GradMode.enabled = True
+    try:
+        visible.check_apply_op(apply_op, Tensor, OPS, GradMode, seed=seed + 1)
+        for k in range(3):
+            prog = visible.random_program(rng, 6, broadcasting=False) if k < 2 else _program_with_scalars(rng)
+            arrays = visible.random_leaves(rng, prog)
+            visible.check_program_gradients(
+                prog, arrays,
+                lambda *xs, prog=prog: visible.tensor_gradients(prog, list(xs), Tensor, _operator_op,
+                                                                 trusted_backward, raw_constants=True),
+                seed + 10 + k, "gradients of a program built with your apply_op")
+        # a chain: requires_grad must propagate through several ops from a single parameter
+        w = Tensor(rng.standard_normal(3), requires_grad=True)
+        with quiet():
+            out = apply_op(OPS["tanh"], apply_op(OPS["mul"], Tensor(rng.standard_normal(3)), w))
+        if not out.requires_grad:
+            raise CheckFailure("requires_grad did not propagate through two ops: tanh(c * w) with w requiring "
+                               "grad must require grad.")
+        # float32 inputs keep their dtype
+        x32 = Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
+        with quiet():
+            y32 = apply_op(OPS["exp"], x32)
+        if y32.dtype != np.float32:
+            raise CheckFailure(f"exp of a float32 tensor came out as {y32.dtype}; keep the forward's dtype "
+                               "(Tensor(out_data) with the array prim.forward returned).")
+    finally:
+        GradMode.enabled = saved
+    return f"hidden apply_op checks passed (seed {seed})"
+
+
+def _shared_graph(rng: np.random.Generator, Tensor: type, Node: type, OPS: dict) -> object:
+    """A graph with a diamond, a constant and a leaf used twice."""
+    a = Tensor(rng.standard_normal(3), requires_grad=True)
+    c = Tensor(rng.standard_normal(3))
+    rec = lambda n, *xs: visible.record(Tensor, Node, OPS[n], list(xs))  # noqa: E731
+    h = rec("mul", a, c)
+    d = rec("add", rec("exp", h), rec("tanh", h))
+    return rec("sum", rec("sub", rec("mul", d, a), c))
+
+
+def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node: type, OPS: dict) -> str:
+    seed = visible.new_seed(None)
+    rng = np.random.default_rng(seed)
+    visible.check_format_graph(format_graph, Tensor, Node, OPS, seed=seed, trees=12)
+    root = _shared_graph(rng, Tensor, Node, OPS)
+    with quiet():
+        got = format_graph(root)
+    want = trusted_format(root)
+    if not isinstance(got, str) or got.rstrip("\n") != want:
+        raise CheckFailure("format_graph is wrong on a graph with a shared sub-expression (a diamond) and a "
+                           "constant input. Expected:\n" + want + "\nGot:\n" + str(got))
+    # deep chains must not hit the recursion limit
+    t = Tensor(rng.standard_normal(2), requires_grad=True)
+    h = t
+    for _ in range(3000):
+        h = visible.record(Tensor, Node, OPS["tanh"], [h])
+    try:
+        with quiet():
+            got = format_graph(h)
+    except RecursionError:
+        raise CheckFailure("format_graph hit the recursion limit on a chain of 3000 ops; walk the graph with "
+                           "an explicit stack.") from None
+    if not isinstance(got, str) or got.rstrip("\n").count("\n") != 3000:
+        raise CheckFailure("format_graph of a chain of 3000 tanh ops must have 3001 lines.")
+    return f"hidden format_graph checks passed (seed {seed})"
+
+
+def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict) -> str:
+    seed = visible.new_seed(None)
+    visible.check_backward(backward, Tensor, Node, OPS, seed=seed, programs=4, n_steps=14)
+    return f"hidden backward checks passed (seed {seed})"
+
+
+def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict) -> str:
+    seed = visible.new_seed(None)
+    rng = np.random.default_rng(seed)
+    visible.check_backward_semantics(backward, Tensor, Node, OPS, seed=seed)
+    op = lambda n, *xs, **p: visible.record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
+    # b = a + a; c = b + b: dc/da = 4 (needs each node's VJP to run once, with both contributions)
+    a = Tensor(rng.standard_normal(3), requires_grad=True)
+    b = op("add", a, a)
+    c = op("add", b, b)
+    g = rng.standard_normal(3)
+    with quiet():
+        backward(c, g.copy())
+    check_close(a.grad, 4 * g, name="a.grad for b = a + a; c = b + b", rtol=1e-12,
+                hint="add contributions from both uses of a tensor before running its node")
+    # wrong gradient shape is refused
+    x = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    y = op("exp", x)
+    try:
+        with quiet():
+            backward(y, rng.standard_normal((3, 2)))
+    except (ValueError, RuntimeError):
+        pass
+    else:
+        raise CheckFailure("backward(y, gradient) with a gradient of shape (3, 2) for y of shape (2, 3) must raise "
+                           "an error naming both shapes, not compute something.")
+    # the leaf's .grad must not alias the incoming gradient array
+    z = Tensor(rng.standard_normal(3), requires_grad=True)
+    start = rng.standard_normal(3)
+    keep = start.copy()
+    with quiet():
+        backward(op("add", z, Tensor(np.zeros(3))), start)
+        backward(op("add", z, Tensor(np.zeros(3))), start)
+    if not np.array_equal(start, keep):
+        raise CheckFailure("backward modified the gradient array it was given (accumulating in place into an "
+                           "array it does not own). Copy it when it first becomes a leaf's .grad.")
+    return f"hidden backward semantics passed (seed {seed})"
+
+
+def check_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], Tensor: type, Node: type,
+                       OPS: dict) -> str:
+    seed = visible.new_seed(None)
+    rng = np.random.default_rng(seed)
+    visible.check_sum_to_shape(sum_to_shape, seed=seed)
+    for small, big in (((1, 1), (3, 5)), ((2, 1, 1), (2, 3, 4)), ((1, 3, 1), (4, 2, 3, 5))):
+        def vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> np.ndarray:
+            return sum_to_shape(g, x.shape)
+
+        vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
+        check_vjp(lambda x, big=big: np.broadcast_to(x, big).copy(), vjp, rng.standard_normal(small),
+                  seed=int(rng.integers(2**62)))
+    # end to end: broadcasting programs through the given Node (which calls the student's sum_to_shape)
+    op = lambda n, *xs, **p: visible.record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
+    for k in range(2):
+        prog = visible.random_program(rng, 6, broadcasting=True)
+        arrays = visible.random_leaves(rng, prog)
+        visible.check_program_gradients(
+            prog, arrays,
+            lambda *xs, prog=prog: visible.tensor_gradients(prog, list(xs), Tensor, op, trusted_backward),
+            seed + 20 + k, "gradients of a broadcasting program (reduced by your sum_to_shape)")
+    return f"hidden sum_to_shape checks passed (seed {seed})"
+
+
+def check_no_grad(no_grad: type, GradMode: type) -> str:
+    visible.check_no_grad(no_grad, GradMode)
+    saved = GradMode.enabled
+    try:
+        GradMode.enabled = True
+        for exc_type in (KeyError, ZeroDivisionError):
+            try:
+                with quiet(), no_grad(), no_grad():
+                    raise exc_type("inside two nested blocks")
+            except exc_type:
+                pass
+            if GradMode.enabled is not True:
+                raise CheckFailure(f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode "
+                                   "was not restored.")
+        ctx = no_grad()
+        with quiet(), ctx:
+            inside = GradMode.enabled
+        with quiet(), ctx:
+            inside_again = GradMode.enabled
+        if inside or inside_again or GradMode.enabled is not True:
+            raise CheckFailure("a no_grad object used twice must switch grad mode off each time and restore it.")
+    finally:
+        GradMode.enabled = saved
+    return "hidden no_grad checks passed"
