@@ -124,8 +124,9 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"cannot unbroadcast a gradient of shape {gshape} to shape {shape}: "
                          f"{shape} does not broadcast to {gshape}")
     stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
-    axes = tuple(range(extra)) + stretched
-    return np.sum(g, axis=axes, keepdims=True).reshape(shape)
+    if not stretched:  # only leading dimensions were added (a bias over a batch): one plain sum
+        return np.sum(g, axis=tuple(range(extra)))
+    return np.sum(g, axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
 
 
 def _axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
