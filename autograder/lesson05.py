@@ -111,8 +111,9 @@ def registered(vjps_of: Callable[[Callable], Sequence[VJP | None]], fun: Callabl
     try:
         vjps = tuple(vjps_of(fun))
     except Exception as exc:  # noqa: BLE001
-        raise CheckFailure(f"no VJPs found for {name}: {exc}. Run the cell that calls defvjp({name}, ...) "
-                           "(it must run without errors).") from None
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise CheckFailure(f"no VJPs found for {name} ({detail}).\n  Hint: run the cell that calls "
+                           f"defvjp({name}, ...); it must run without errors.") from None
     if len(vjps) < count:
         raise CheckFailure(f"defvjp({name}, ...) registered {len(vjps)} VJP(s); {name} has {count} array "
                            f"argument(s) and needs one VJP for each.")
@@ -537,7 +538,8 @@ class CountingFunction:
             if g.shape != y.shape:
                 raise CheckFailure(
                     f"jacobian_from_vjp called the pullback with g of shape {g.shape}, but the output y has "
-                    f"shape {y.shape}: reshape each unit vector e_i to y.shape before pulling it back.")
+                    f"shape {y.shape}.\n  Hint: reshape each unit vector e_i to y.shape before pulling it "
+                    "back.")
             return self.backward(np.array(g, dtype=np.float64), y, x)
 
         return y.copy(), pullback
@@ -576,14 +578,16 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
                         *, count_calls: bool = False) -> None:
     expected = fun.numerical_jacobian(x)
     m, n = expected.shape
-    got = guarded(jacobian_from_vjp, f"jacobian_from_vjp (for {fun.description}, check seed {seed})")(
-        fun, x.copy())
+    try:
+        got = guarded(jacobian_from_vjp, f"jacobian_from_vjp (for {fun.description})")(fun, x.copy())
+    except CheckFailure as exc:
+        raise CheckFailure(f"{exc}\n  (check seed {seed})") from None
     got_arr = np.asarray(got) if got is not None else None
     if got_arr is not None and got_arr.shape == (n, m) and m != n:
         raise CheckFailure(
             f"jacobian_from_vjp returned shape {(n, m)} for {fun.description}; the Jacobian has one ROW per "
-            f"output entry and one column per input entry: shape {(m, n)}. Each VJP with e_i is row i, "
-            f"not column i (check seed {seed}).")
+            f"output entry and one column per input entry: shape {(m, n)} (check seed {seed}).\n"
+            f"  Hint: the VJP with the unit vector e_i is row i of the Jacobian, not column i.")
     check_close(got, expected, name=f"jacobian_from_vjp for {fun.description} (check seed {seed})",
                 rtol=1e-6, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
                 hint="row i must be the pullback of the unit vector e_i (reshaped to y's shape), flattened; "

@@ -1,0 +1,517 @@
+"""Lesson 05 (vector-Jacobian products): the checks directly, then the notebook as nbgrader grades it.
+
+The correct answers are read from the notebook itself (its solution cells with the markers removed), and
+every typical bug is that answer with one or two lines replaced, so the bugs stay in step with the
+notebook. Each bug is used twice: exec'd beside the notebook's given registry and handed to the checks
+(fast unit tests), and injected into the notebook in place of the solution (slow tests: that exercise must
+lose its points and every other exercise keep them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import lesson05 as visible
+from autograder.checks import CheckFailure
+from autograder.hidden import lesson05 as hidden
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "05_vector_vjps" / "vector_vjps.ipynb"
+
+EXERCISES = ["unary_vjps", "unbroadcast", "binary_vjps", "matmul_vjps", "reduction_vjps", "shape_vjps",
+             "softmax_vjps", "jacobian_from_vjp"]
+TEST_CELLS = {name: f"test_{name}" for name in EXERCISES}
+POINTS = {"unary_vjps": 4, "unbroadcast": 3, "binary_vjps": 5, "matmul_vjps": 3, "reduction_vjps": 4,
+          "shape_vjps": 3, "softmax_vjps": 5, "jacobian_from_vjp": 3}
+
+
+def cell_sources() -> dict[str, str]:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
+            if "nbgrader" in cell.metadata}
+
+
+CELLS = cell_sources()
+
+
+def without_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines()
+                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line) + "\n"
+
+
+SOLUTIONS = {name: without_markers(CELLS[name]) for name in EXERCISES}
+
+
+def edited(name: str, *replacements: tuple[str, str]) -> str:
+    """The notebook's answer to `name` with exact text replaced (each replacement must apply)."""
+    source = SOLUTIONS[name]
+    for old, new in replacements:
+        assert old in source, f"{old!r} is not in the solution of {name}: update the bug"
+        source = source.replace(old, new)
+    return source
+
+
+SOFTMAX_VJP = "ans * (g - np.sum(g * ans, axis=axis, keepdims=True))"
+LOG_SOFTMAX_TERM = "np.exp(ans) * np.sum(g, axis=axis, keepdims=True)"
+
+# grade_id -> {bug: (cell source, fragment the visible failure message must contain)}
+BUGS: dict[str, dict[str, tuple[str, str]]] = {
+    "unary_vjps": {
+        "tanh_uses_x_not_ans": (edited("unary_vjps", ("g * (1.0 - ans**2)", "g * (1.0 - x**2)")), "np.tanh"),
+        "relu_of_the_gradient": (edited("unary_vjps", ("g * (x > 0)", "np.maximum(g, 0.0)")), "relu"),
+        "exp_ignores_g": (edited("unary_vjps", ("return g * ans", "return ans")), "upstream gradient"),
+        "exp_mutates_g": (edited("unary_vjps", ("return g * ans", "g *= ans\n    return g")), "in place"),
+    },
+    "unbroadcast": {
+        "leading_axes_only": (edited("unbroadcast", ("    if stretched:\n", "    if False:\n")), "stretched"),
+        "stretched_without_keepdims": (edited("unbroadcast", ("axis=stretched, keepdims=True)",
+                                                              "axis=stretched)")), "shape"),
+        "always_sums_axis_0": ("import numpy as np\n\ndef unbroadcast(g, shape):\n"
+                               "    return g.sum(axis=0) if g.shape != tuple(shape) else g\n", "unbroadcast"),
+    },
+    "binary_vjps": {
+        "add_forgot_unbroadcast": (edited("binary_vjps", ("return unbroadcast(g, np.shape(x))\n",
+                                                          "return g\n"),
+                                          ("return unbroadcast(g, np.shape(y))\n", "return g\n")),
+                                   "unbroadcast"),
+        "power_wrong_exponent": (edited("binary_vjps", ("x ** (y - 1)", "x ** y")), "np.power"),
+        "divide_y_sign": (edited("binary_vjps", ("-g * x / y**2", "g * x / y**2")), "np.divide"),
+    },
+    "matmul_vjps": {
+        "no_transposes": (edited("matmul_vjps", ("g @ b.T", "g @ b"), ("a.T @ g", "a @ g")), "np.matmul"),
+        "b_grad_in_wrong_order": (edited("matmul_vjps", ("a.T @ g", "g.T @ a")), "transposed"),
+    },
+    "reduction_vjps": {
+        "sum_forgets_expand_dims": (edited("reduction_vjps", ("if axis is not None and not keepdims:",
+                                                              "if False:")), "keepdims=False"),
+        "mean_missing_1_over_n": (edited("reduction_vjps", (") / n\n", ")\n")), "np.mean"),
+    },
+    "shape_vjps": {
+        "transpose_not_inverted": (edited("shape_vjps", ("np.argsort([axis % np.ndim(x) for axis in axes])",
+                                                         "axes")), "np.transpose"),
+        "reshape_to_output_shape": (edited("shape_vjps", ("np.reshape(g, np.shape(x))",
+                                                          "np.reshape(g, np.shape(ans))")), "np.reshape"),
+        "reshape_by_transposing": (edited("shape_vjps", ("np.reshape(g, np.shape(x))",
+                                                         "np.reshape(np.transpose(g), np.shape(x))")),
+                                   "np.reshape"),
+    },
+    "softmax_vjps": {
+        "softmax_diagonal_only": (edited("softmax_vjps", (SOFTMAX_VJP, "g * ans * (1.0 - ans)")), "softmax"),
+        "softmax_ignores_g": (edited("softmax_vjps", (SOFTMAX_VJP, "ans * (1.0 - ans)")), "softmax"),
+        "cross_entropy_missing_1_over_n": (edited("softmax_vjps", ("g * probs / n", "g * probs")),
+                                           "cross_entropy"),
+        "log_softmax_forgets_sum": (edited("softmax_vjps", (LOG_SOFTMAX_TERM, "np.exp(ans)")), "log_softmax"),
+    },
+    "jacobian_from_vjp": {
+        "transposed": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",
+                                                    "np.zeros((np.size(x), y.size))"),
+                              ("J[i, :] =", "J[:, i] =")), "ROW"),
+        "unit_vector_not_reshaped": (edited("jacobian_from_vjp", ("pullback(e.reshape(y.shape))",
+                                                                  "pullback(e)")), "reshape"),
+        "all_ones_upstream": (edited("jacobian_from_vjp", ("pullback(e.reshape(y.shape))",
+                                                           "pullback(np.ones(y.shape))")), "unit vector"),
+    },
+}
+
+# Bugs only the hidden checks can see (the visible ones pass them).
+HIDDEN_ONLY_BUGS = {
+    "unary_vjps": {"relu_grad_at_zero_is_one": (edited("unary_vjps", ("g * (x > 0)", "g * (x >= 0)")),
+                                                "relu'(0) = 0")},
+    "jacobian_from_vjp": {"calls_f_for_every_row": ("""
+import numpy as np
+
+def jacobian_from_vjp(f, x):
+    rows = []
+    for i in range(np.size(f(x)[0])):
+        y, pullback = f(x)
+        e = np.zeros(y.shape)
+        e.flat[i] = 1.0
+        rows.append(np.ravel(pullback(e)))
+    return np.array(rows)
+""", "once is enough")},
+}
+
+# Correct answers written differently from the notebook's: full marks too.
+OTHER_STYLES = {
+    "unary_vjps": """
+def vjp_negative(g, ans, x):
+    return np.negative(g)
+
+def vjp_exp(g, ans, x):
+    return np.exp(x) * g
+
+def vjp_log(g, ans, x):
+    return g * (1.0 / x)
+
+def vjp_tanh(g, ans, x):
+    return g / np.cosh(x) ** 2
+
+def vjp_relu(g, ans, x):
+    return np.where(ans > 0, g, 0.0)
+
+for fun, vjp in [(np.negative, vjp_negative), (np.exp, vjp_exp), (np.log, vjp_log), (np.tanh, vjp_tanh),
+                 (relu, vjp_relu)]:
+    defvjp(fun, vjp)
+""",
+    "unbroadcast": """
+def unbroadcast(g, shape):
+    while np.ndim(g) > len(shape):
+        g = np.sum(g, axis=0)
+    for axis in range(len(shape)):
+        if shape[axis] == 1:
+            g = np.sum(g, axis=axis, keepdims=True)
+    return g
+""",
+    "binary_vjps": """
+defvjp(np.add, lambda g, ans, x, y: unbroadcast(g, x.shape), lambda g, ans, x, y: unbroadcast(g, y.shape))
+defvjp(np.subtract, lambda g, ans, x, y: unbroadcast(g, x.shape),
+       lambda g, ans, x, y: unbroadcast(np.negative(g), y.shape))
+defvjp(np.multiply, lambda g, ans, x, y: unbroadcast(y * g, x.shape),
+       lambda g, ans, x, y: unbroadcast(x * g, y.shape))
+defvjp(np.divide, lambda g, ans, x, y: unbroadcast(g / y, x.shape),
+       lambda g, ans, x, y: unbroadcast(-g * ans / y, y.shape))
+defvjp(np.power, lambda g, ans, x, y: unbroadcast(g * y * ans / x, x.shape),
+       lambda g, ans, x, y: unbroadcast(g * ans * np.log(x), y.shape))
+""",
+    "matmul_vjps": """
+defvjp(np.matmul,
+       lambda g, ans, a, b: np.einsum("ij,kj->ik", g, b),
+       lambda g, ans, a, b: np.dot(np.transpose(a), g))
+""",
+    "reduction_vjps": """
+def vjp_sum(g, ans, x, axis=None, keepdims=False):
+    if axis is None:
+        axes = tuple(range(np.ndim(x)))
+    else:
+        axes = tuple(a % np.ndim(x) for a in np.atleast_1d(axis))
+    kept = tuple(1 if i in axes else n for i, n in enumerate(np.shape(x)))
+    return np.zeros(np.shape(x)) + np.reshape(g, kept)
+
+def vjp_mean(g, ans, x, axis=None, keepdims=False):
+    grad = vjp_sum(g, ans, x, axis, keepdims)
+    return grad * (np.size(ans) / np.size(x))
+
+defvjp(np.sum, vjp_sum)
+defvjp(np.mean, vjp_mean)
+""",
+    "shape_vjps": """
+def vjp_reshape(g, ans, x, shape):
+    return g.reshape(x.shape)
+
+def vjp_transpose(g, ans, x, axes=None):
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    inverse = [0] * len(axes)
+    for out_axis, in_axis in enumerate(axes):
+        inverse[in_axis] = out_axis
+    return g.transpose(inverse)
+
+defvjp(np.reshape, vjp_reshape)
+defvjp(np.transpose, vjp_transpose)
+""",
+    "softmax_vjps": """
+def vjp_softmax(g, ans, x, axis=-1):
+    g_moved, s_moved = np.moveaxis(g, axis, -1), np.moveaxis(ans, axis, -1)
+    out = np.empty_like(s_moved)
+    for idx in np.ndindex(s_moved.shape[:-1]):
+        s = s_moved[idx]
+        out[idx] = g_moved[idx] @ (np.diag(s) - np.outer(s, s))
+    return np.moveaxis(out, -1, axis)
+
+def vjp_log_softmax(g, ans, x, axis=-1):
+    return g - softmax(x, axis=axis) * g.sum(axis=axis, keepdims=True)
+
+def vjp_cross_entropy(g, ans, logits, labels):
+    onehot = np.eye(logits.shape[1])[labels]
+    return (softmax(logits) - onehot) * (g / len(labels))
+
+defvjp(softmax, vjp_softmax)
+defvjp(log_softmax, vjp_log_softmax)
+defvjp(cross_entropy, vjp_cross_entropy, None)
+""",
+    "jacobian_from_vjp": """
+def jacobian_from_vjp(f, x):
+    y, vjp = f(x)
+    basis = np.eye(np.size(y))
+    return np.stack([np.reshape(vjp(row.reshape(np.shape(y))), -1) for row in basis])
+""",
+}
+
+
+def namespace(cells: dict[str, str]) -> dict:
+    """Run the notebook's given registry, then the answer cells in notebook order, in a fresh namespace."""
+    ns: dict = {}
+    exec("import numpy as np\n" + CELLS["given_registry"], ns)
+    for name in EXERCISES:
+        if name in cells:
+            exec("import numpy as np\n" + cells[name], ns)
+    return ns
+
+
+def run_check(module, name: str, ns: dict, seed: int | None = None) -> str:
+    """Call the check of exercise `name` from `module` as its test cell does; return what it printed."""
+    calls: dict[str, Callable] = {
+        "unary_vjps": lambda: module.check_unary_vjps(ns["vjps_of"], ns["relu"], seed=seed),
+        "unbroadcast": lambda: module.check_unbroadcast(ns["unbroadcast"], seed=seed),
+        "binary_vjps": lambda: module.check_binary_vjps(ns["vjps_of"], seed=seed),
+        "matmul_vjps": lambda: module.check_matmul_vjps(ns["vjps_of"], seed=seed),
+        "reduction_vjps": lambda: module.check_reduction_vjps(ns["vjps_of"], seed=seed),
+        "shape_vjps": lambda: module.check_shape_vjps(ns["vjps_of"], seed=seed),
+        "softmax_vjps": lambda: module.check_softmax_vjps(ns["vjps_of"], ns["softmax"], ns["log_softmax"],
+                                                          ns["cross_entropy"], seed=seed),
+        "jacobian_from_vjp": lambda: module.check_jacobian_from_vjp(ns["jacobian_from_vjp"], seed=seed),
+    }
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        calls[name]()
+    return out.getvalue()
+
+
+def with_answer(name: str, source: str) -> dict:
+    cells = dict(SOLUTIONS)
+    cells[name] = source
+    return namespace(cells)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The check functions, without notebooks
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_the_notebook_solution_passes_visible_and_hidden_checks_on_many_seeds(name):
+    ns = namespace(SOLUTIONS)
+    for seed in range(8):
+        run_check(visible, name, ns, seed)
+        run_check(hidden, name, ns, seed)
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_STYLES))
+def test_other_correct_styles_pass(name):
+    ns = with_answer(name, OTHER_STYLES[name])
+    for seed in range(8):
+        run_check(visible, name, ns, seed)
+        run_check(hidden, name, ns, seed)
+
+
+BUG_CASES = [(name, bug) for name, bugs in BUGS.items() for bug in bugs]
+
+
+@pytest.mark.parametrize(("name", "bug"), BUG_CASES)
+def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bug):
+    source, fragment = BUGS[name][bug]
+    ns = with_answer(name, source)
+    for seed in range(5):
+        for module in (visible, hidden):
+            with pytest.raises(CheckFailure) as info:
+                run_check(module, name, ns, seed)
+            message = str(info.value)
+            if module is visible:
+                assert fragment in message, message
+                assert "Hint" in message, message
+            assert f"seed {seed}" in message, message
+
+
+@pytest.mark.parametrize(("name", "bug"), [(n, b) for n, bugs in HIDDEN_ONLY_BUGS.items() for b in bugs])
+def test_bugs_only_the_hidden_checks_see(name, bug):
+    source, fragment = HIDDEN_ONLY_BUGS[name][bug]
+    ns = with_answer(name, source)
+    run_check(visible, name, ns, seed=3)
+    with pytest.raises(CheckFailure, match=re.escape(fragment)):
+        run_check(hidden, name, ns, seed=3)
+
+
+def test_a_wrong_unbroadcast_costs_no_binary_points_and_is_restored_afterwards():
+    """Isolation: visible skips the broadcasting cases (and says so), hidden swaps a trusted one in."""
+    broken = BUGS["unbroadcast"]["leading_axes_only"][0]
+    ns = with_answer("unbroadcast", broken)
+    students = ns["unbroadcast"]
+    printed = run_check(visible, "binary_vjps", ns, seed=1)
+    assert "SKIPPED" in printed and "exercise 2" in printed
+    run_check(hidden, "binary_vjps", ns, seed=1)
+    assert ns["unbroadcast"] is students
+    with pytest.raises(CheckFailure):
+        run_check(visible, "unbroadcast", ns, seed=1)
+
+
+def test_forgetting_unbroadcast_fails_the_hidden_check_even_when_unbroadcast_is_also_broken():
+    ns = with_answer("binary_vjps", BUGS["binary_vjps"]["add_forgot_unbroadcast"][0])
+    exec("def unbroadcast(g, shape):\n    raise NotImplementedError()\n", ns)
+    with pytest.raises(CheckFailure, match="broadcasting"):
+        run_check(hidden, "binary_vjps", ns, seed=2)
+    assert "def unbroadcast" not in str(ns["unbroadcast"])  # the student's name is back in place
+    assert ns["unbroadcast"].__name__ == "unbroadcast" and ns["unbroadcast"] is not hidden.trusted_unbroadcast
+
+
+def test_trusted_unbroadcast_is_the_vjp_of_broadcast_to():
+    rng = np.random.default_rng(0)
+    for shape, out in visible.UNBROADCAST_CASES + [((2, 1, 4), (5, 2, 3, 4)), ((), ())]:
+        g = rng.standard_normal(out)
+        expected = np.broadcast_to(g, out)
+        for _ in range(len(out) - len(shape)):
+            expected = expected.sum(axis=0)
+        expected = np.array(expected)
+        for axis, size in enumerate(shape):
+            if size == 1:
+                expected = expected.sum(axis=axis, keepdims=True)
+        assert np.allclose(hidden.trusted_unbroadcast(g, shape), expected)
+        assert hidden.trusted_unbroadcast(g, shape).shape == shape
+    with pytest.raises(ValueError):
+        hidden.trusted_unbroadcast(np.zeros((3, 4)), (2, 4))
+
+
+def test_unimplemented_exercises_fail_with_a_clear_message():
+    ns = namespace({"unbroadcast": "def unbroadcast(g, shape):\n    raise NotImplementedError()\n"})
+    with pytest.raises(CheckFailure, match="not implemented yet"):
+        run_check(visible, "unbroadcast", ns)
+    with pytest.raises(CheckFailure, match=r"defvjp\(np.negative"):
+        run_check(visible, "unary_vjps", ns)
+
+
+def test_checks_draw_fresh_randomness_and_report_the_seed():
+    ns = with_answer("matmul_vjps", BUGS["matmul_vjps"]["b_grad_in_wrong_order"][0])
+    messages = set()
+    for _ in range(3):
+        with pytest.raises(CheckFailure) as info:
+            run_check(visible, "matmul_vjps", ns)
+        assert re.search(r"check seed \d+", str(info.value))
+        messages.add(str(info.value))
+    assert len(messages) == 3
+
+
+def test_checks_do_not_touch_the_global_random_state():
+    state = np.random.get_state()[1].copy()
+    run_check(visible, "softmax_vjps", namespace(SOLUTIONS))
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The notebook
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    ids, points = [], {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            continue
+        assert meta["schema_version"] == 3
+        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
+        if meta["grade"]:
+            assert meta["points"] > 0
+            points[meta["grade_id"]] = meta["points"]
+        ids.append(meta["grade_id"])
+    assert len(ids) == len(set(ids))
+    assert set(EXERCISES) | set(TEST_CELLS.values()) | {"written_activations"} <= set(ids)
+    assert {TEST_CELLS[name]: p for name, p in POINTS.items()} == {
+        k: v for k, v in points.items() if k.startswith("test_")}
+
+
+def test_the_notebook_computes_the_sizes_it_quotes():
+    given = CELLS["given_jacobian_sizes"] + "\n" + CELLS["given_matmul_jacobian_size"]
+    assert "2**40" not in CELLS["given_matmul_jacobian_size"].split("print")[0]  # computed, not typed
+    ns: dict = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec("import numpy as np\n" + given, ns)
+    assert ns["entries"] == 2**40 and ns["bytes_float32"] == 4 * 2**40
+    assert ns["n_params"] == 50 and ns["total"] > 1000 * ns["n_params"]
+
+
+@pytest.fixture(scope="module")
+def notebooks():
+    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+
+
+@pytest.fixture(scope="module")
+def source_nb(notebooks):
+    return notebooks.load(NOTEBOOK)
+
+
+def answer_cell(source: str) -> str:
+    return source if source.startswith("import numpy") else source.strip() + "\n"
+
+
+@pytest.mark.slow
+def test_source_notebook_earns_full_marks(notebooks, source_nb):
+    scores = notebooks.grade(notebooks.execute(source_nb))
+    assert set(TEST_CELLS.values()) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == score.max_score, (grade_id, score.error)
+
+
+def solution_lines(nb) -> list[str]:
+    lines = []
+    for cell in nb.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "### BEGIN SOLUTION" in line:
+                inside = True
+            elif "### END SOLUTION" in line:
+                inside = False
+            elif inside and len(line.strip()) >= 12:
+                lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.slow
+def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
+    student_nb = notebooks.student_version(source_nb)
+    text = "\n".join(cell.source for cell in student_nb.cells)
+    lines = solution_lines(source_nb)
+    assert len(lines) > 20
+    for line in lines:
+        assert line not in text, f"solution line shipped to students: {line!r}"
+    assert "HIDDEN" not in text and "autograder.hidden" not in text
+    scores = notebooks.grade(notebooks.execute(student_nb))
+    assert set(TEST_CELLS.values()) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == 0, grade_id
+
+
+# Two typical bugs per exercise go through the whole notebook (the unit tests above cover every bug).
+NOTEBOOK_BUGS = [
+    ("unary_vjps", "tanh_uses_x_not_ans"), ("unary_vjps", "relu_of_the_gradient"),
+    ("unbroadcast", "leading_axes_only"), ("unbroadcast", "stretched_without_keepdims"),
+    ("binary_vjps", "add_forgot_unbroadcast"), ("binary_vjps", "power_wrong_exponent"),
+    ("matmul_vjps", "no_transposes"), ("matmul_vjps", "b_grad_in_wrong_order"),
+    ("reduction_vjps", "sum_forgets_expand_dims"), ("reduction_vjps", "mean_missing_1_over_n"),
+    ("shape_vjps", "transpose_not_inverted"), ("shape_vjps", "reshape_by_transposing"),
+    ("softmax_vjps", "softmax_ignores_g"), ("softmax_vjps", "cross_entropy_missing_1_over_n"),
+    ("jacobian_from_vjp", "transposed"), ("jacobian_from_vjp", "unit_vector_not_reshaped"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "bug"), NOTEBOOK_BUGS)
+def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name, bug):
+    nb = notebooks.with_cell_source(source_nb, name, answer_cell(BUGS[name][bug][0]))
+    scores = notebooks.grade(notebooks.execute(nb))
+    for grade_id, score in scores.items():
+        if grade_id == TEST_CELLS[name]:
+            assert score.score == 0, f"{bug} kept the points of {grade_id}"
+        else:
+            assert score.score == score.max_score, f"{bug} in {name} cost {grade_id}: {score.error}"
+
+
+@pytest.mark.slow
+def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
+    nb = source_nb
+    for name, body in OTHER_STYLES.items():
+        nb = notebooks.with_cell_source(nb, name, answer_cell(body))
+    scores = notebooks.grade(notebooks.execute(nb))
+    for grade_id, score in scores.items():
+        assert score.score == score.max_score, (grade_id, score.error)
