@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     _limit_args(s)
 
     s = sub.add_parser("demo", help="run the whole workflow on the demo class, compare with expected grades")
-    s.add_argument("--jobs", "-j", type=int, default=2)
-    s.add_argument("--keep", action="store_true", help="keep the demo's course folder")
+    s.add_argument("--jobs", "-j", type=int, default=2, help="parallel grading processes")
+    s.add_argument("--output", type=Path, help="demo course folder (default: build/demo_course)")
     return p
 
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return run_demo(jobs=args.jobs, keep=args.keep)
+        return run_demo(jobs=args.jobs, output=args.output)
     if args.command == "check":
         from .check import check_lessons
         from .layout import Course

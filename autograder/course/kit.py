@@ -69,9 +69,13 @@ def build_kit(course: Course, lessons: list[str]) -> list[Path]:
         if bad:
             raise CourseError(f"{py.name} imports {bad.group(2)}, which students do not get: move that "
                               "check to autograder/hidden/ or make it self-contained")
-    secrets_ = set().union(*(secret_lines(nb) for lesson in lessons for nb in course.notebooks(lesson)))
-    leaks = find_leaks({str(p.relative_to(kit)): file_text(p) for p in kit.rglob("*")
-                        if p.is_file() and p.suffix in (".py", ".ipynb")}, secrets_)
+    # The visible checks may share ordinary lines with a solution (they compute expected values), so
+    # the checks are held to the hidden-test lines, the notebooks to both solution and hidden lines.
+    sources = [nb for lesson in lessons for nb in course.notebooks(lesson)]
+    hidden = set().union(*(secret_lines(nb, ("HIDDEN TESTS",)) for nb in sources))
+    leaks = find_leaks({str(p.relative_to(kit)): file_text(p) for p in kit.rglob("*.py")}, hidden)
+    leaks += find_leaks({str(p.relative_to(kit)): file_text(p) for p in kit.rglob("*.ipynb")},
+                        set().union(*(secret_lines(nb) for nb in sources)))
     if leaks:
         raise CourseError(f"solution or hidden-test text reached the student kit ({leaks[0]}): remove it "
                           "from the visible checks")

@@ -17,14 +17,15 @@ MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "
 _REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 
 
-def secret_lines(notebook: Path) -> set[str]:
-    """Distinctive lines of solution and hidden-test regions of a source notebook."""
+def secret_lines(notebook: Path, kinds: tuple[str, ...] = ("SOLUTION", "HIDDEN TESTS")) -> set[str]:
+    """Distinctive lines of the solution and/or hidden-test regions of a source notebook."""
     nb = json.loads(notebook.read_text())
     secret, public = set(), set()
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         for match in _REGION.finditer(src):
-            secret.update(ln.strip() for ln in match.group(2).splitlines())
+            if match.group(1) in kinds:
+                secret.update(ln.strip() for ln in match.group(2).splitlines())
         public.update(ln.strip() for ln in _REGION.sub("", src).splitlines())
     return {ln for ln in secret - public if len(ln) >= 12 and not ln.startswith("#")}
 
