@@ -295,6 +295,16 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
     previous = GradMode.enabled
     GradMode.enabled = True
     try:
+        for flags in ((True, False), (False, True)):
+            ins = [Tensor(rng.standard_normal((2, 3)), requires_grad=f) for f in flags]
+            with quiet():
+                out = apply_op(OPS["mul"], *ins)
+            if not getattr(out, "requires_grad", False) or getattr(out, "grad_fn", None) is None:
+                raise CheckFailure(
+                    f"apply_op(mul) with requires_grad flags {list(flags)} returned a tensor that does not "
+                    "require grad. Hint: a gradient must flow if ANY input needs one (think of x @ W where only "
+                    f"W is a parameter). (seed {seed})"
+                )
         for name, (shapes, params, domain) in _SINGLE_OPS.items():
             if name not in OPS:
                 continue
@@ -394,6 +404,9 @@ def _check_recorded_vjps(apply_op: Callable[..., object], Tensor: type, name: st
         def recorded_vjp(g: np.ndarray, ans: np.ndarray, *xs: np.ndarray) -> np.ndarray:
             ins = [Tensor(np.array(x, dtype=float), requires_grad=(j == k)) for j, x in enumerate(xs)]
             out = apply_op(prim, *ins, **params)
+            if out.grad_fn is None:
+                raise CheckFailure(f"apply_op({name}) recorded no Node when only input {k} requires grad; "
+                                   f"record one if ANY input requires grad. (seed {seed})")
             return out.grad_fn.input_grads(np.array(g))[k]
         recorded_vjp.__name__ = f"the VJP recorded by apply_op({name}) for input {k}"
         return recorded_vjp

@@ -257,13 +257,20 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             if GradMode.enabled is not True:
                 raise CheckFailure(f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode "
                                    "was not restored.")
-        ctx = no_grad()
-        with quiet(), ctx:
-            inside = GradMode.enabled
-        with quiet(), ctx:
-            inside_again = GradMode.enabled
-        if inside or inside_again or GradMode.enabled is not True:
-            raise CheckFailure("a no_grad object used twice must switch grad mode off each time and restore it.")
+        # no_grad inside a function that raises, caught further out: state restored at every level
+        def inner() -> None:
+            with no_grad():
+                raise ValueError("from a helper")
+
+        with quiet(), no_grad():
+            try:
+                inner()
+            except ValueError:
+                pass
+            off_after_helper = GradMode.enabled
+        if off_after_helper is not False or GradMode.enabled is not True:
+            raise CheckFailure("a helper that raised inside its own no_grad, called inside yours, switched grad mode "
+                               "back on too early or left it off; restore exactly the state found on entry.")
     finally:
         GradMode.enabled = saved
     return "hidden no_grad checks passed"

@@ -1,0 +1,499 @@
+"""Lesson 06 (autograd Tensor): the checks against right and wrong code, and the notebook as nbgrader grades it.
+
+Fast tests exec the notebook's given and solution cells into a namespace and call the check functions
+directly with the solution, with correct solutions in another style, and with typical bugs. Slow tests
+execute the notebook (source, student version, one run per injected bug) and look at nbgrader's scores.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import lesson06 as checks
+from autograder.checks import CheckFailure
+from autograder.hidden import lesson06 as hidden
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "06_autograd_tensor" / "autograd_tensor.ipynb"
+
+# ---------------------------------------------------------------------------------------------------------
+# Typical wrong solutions (whole answer cells), keyed by a short name: (grade_id, source, expected message)
+# ---------------------------------------------------------------------------------------------------------
+
+BUGS: dict[str, tuple[str, str, str]] = {
+    "apply_op_all_instead_of_any": ("apply_op", '''
+def apply_op(prim, *inputs, **params):
+    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    out_data = prim.forward(*(t.data for t in tensors), **params)
+    track = is_grad_enabled() and all(t.requires_grad for t in tensors)
+    out = Tensor(out_data, requires_grad=track)
+    if track:
+        out.grad_fn = Node(prim, tensors, params, out.data)
+    return out
+''', "ANY input"),
+    "apply_op_ignores_grad_mode": ("apply_op", '''
+def apply_op(prim, *inputs, **params):
+    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    out_data = prim.forward(*(t.data for t in tensors), **params)
+    track = any(t.requires_grad for t in tensors)
+    out = Tensor(out_data, requires_grad=track)
+    if track:
+        out.grad_fn = Node(prim, tensors, params, out.data)
+    return out
+''', "GradMode.enabled = False"),
+    "apply_op_no_constant_wrapping": ("apply_op", '''
+def apply_op(prim, *inputs, **params):
+    out_data = prim.forward(*(t.data for t in inputs), **params)
+    track = is_grad_enabled() and any(t.requires_grad for t in inputs)
+    out = Tensor(out_data, requires_grad=track)
+    if track:
+        out.grad_fn = Node(prim, inputs, params, out.data)
+    return out
+''', "wrap every input"),
+    "format_graph_children_reversed": ("format_graph", '''
+def format_graph(tensor):
+    root = tensor.grad_fn if tensor.grad_fn is not None else (
+        AccumulateGrad(tensor) if tensor.requires_grad else None)
+    lines, stack = [], [(root, 0)]
+    while stack:
+        fn, depth = stack.pop()
+        lines.append("  " * depth + ("None" if fn is None else fn.name))
+        if fn is not None:
+            stack.extend((child, depth + 1) for child in fn.next_functions)
+    return "\\n".join(lines)
+''', "wrong graph"),
+    "format_graph_skips_constants": ("format_graph", '''
+def format_graph(tensor):
+    def walk(fn, depth):
+        out = ["  " * depth + fn.name]
+        for child in fn.next_functions:
+            if child is not None:
+                out += walk(child, depth + 1)
+        return out
+    if tensor.grad_fn is None:
+        return "AccumulateGrad" if tensor.requires_grad else "None"
+    return "\\n".join(walk(tensor.grad_fn, 0))
+''', "wrong graph"),
+    "backward_breadth_first": ("backward", '''
+def backward(tensor, gradient=None, retain_graph=False):
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
+        gradient = np.ones_like(tensor.data)
+    root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
+    grads = {id(root): gradient}
+    queue, done = [root], set()
+    while queue:
+        node = queue.pop(0)
+        if id(node) in done:
+            continue
+        done.add(id(node))
+        g = grads[id(node)]
+        if isinstance(node, AccumulateGrad):
+            v = node.variable
+            v.grad = np.array(g, copy=True) if v.grad is None else v.grad + g
+            continue
+        for child, gi in zip(node.next_functions, node.input_grads(g)):
+            if child is not None and gi is not None:
+                grads[id(child)] = grads.get(id(child), 0) + gi
+                queue.append(child)
+        if not retain_graph:
+            node.release()
+''', "disagree"),
+    "backward_overwrites_leaf_grad": ("backward", '''
+def backward(tensor, gradient=None, retain_graph=False):
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
+        gradient = np.ones_like(tensor.data)
+    root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in node.next_functions if c is not None)
+    grads = {id(root): gradient}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if isinstance(node, AccumulateGrad):
+            node.variable.grad = np.array(g, copy=True)
+            continue
+        for child, gi in zip(node.next_functions, node.input_grads(g)):
+            if child is not None and gi is not None:
+                grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
+        if not retain_graph:
+            node.release()
+''', "[1.0, 2.0, 1.0]"),
+    "backward_recursive_no_release": ("backward", '''
+def backward(tensor, gradient=None, retain_graph=False):
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
+        gradient = np.ones_like(tensor.data)
+    root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
+    order, seen = [], set()
+    def visit(node):
+        if node is None or id(node) in seen:
+            return
+        seen.add(id(node))
+        for c in node.next_functions:
+            visit(c)
+        order.append(node)
+    visit(root)
+    grads = {id(root): gradient}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if isinstance(node, AccumulateGrad):
+            v = node.variable
+            v.grad = np.array(g, copy=True) if v.grad is None else v.grad + g
+            continue
+        for child, gi in zip(node.next_functions, node.input_grads(g)):
+            if child is not None and gi is not None:
+                grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
+''', "release"),
+    "sum_to_shape_leading_axes_only": ("sum_to_shape", '''
+def sum_to_shape(g, shape):
+    lead = g.ndim - len(shape)
+    return g.sum(axis=tuple(range(lead)))
+''', "shape"),
+    "sum_to_shape_drops_kept_axes": ("sum_to_shape", '''
+def sum_to_shape(g, shape):
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1)
+    return g.sum(axis=axes)
+''', "shape"),
+    "sum_to_shape_no_error_on_bad_shape": ("sum_to_shape", '''
+def sum_to_shape(g, shape):
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for i, s in enumerate(shape):
+        if s == 1:
+            g = g.sum(axis=i, keepdims=True)
+    return g.reshape(shape) if g.size == int(np.prod(shape)) else g[tuple(slice(0, s) for s in shape)]
+''', "must raise ValueError"),
+    "no_grad_restores_true": ("no_grad", '''
+class no_grad:
+    def __enter__(self):
+        GradMode.enabled = False
+    def __exit__(self, *exc):
+        GradMode.enabled = True
+''', "nested no_grad"),
+    "no_grad_contextmanager_without_finally": ("no_grad", '''
+import contextlib
+
+@contextlib.contextmanager
+def no_grad():
+    previous = GradMode.enabled
+    GradMode.enabled = False
+    yield
+    GradMode.enabled = previous
+''', "finally"),
+}
+
+# Correct solutions in other styles: each must get full marks.
+OTHER_STYLES: dict[str, tuple[str, str]] = {
+    "backward_kahn": ("backward", '''
+def backward(tensor, gradient=None, retain_graph=False):
+    """Kahn's algorithm: count consumers, run a node when its last consumer has delivered."""
+    if not tensor.requires_grad:
+        raise RuntimeError("tensor does not require grad")
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(f"backward needs a gradient for a non-scalar tensor of shape {tensor.shape}")
+        gradient = np.ones_like(tensor.data)
+    gradient = np.asarray(gradient, dtype=float)
+    if gradient.shape != tensor.shape:
+        raise ValueError(f"gradient shape {gradient.shape} != tensor shape {tensor.shape}")
+    root = tensor.grad_fn or tensor.accumulator
+    consumers, nodes, todo = {id(root): 0}, {id(root): root}, [root]
+    while todo:
+        for child in todo.pop().next_functions:
+            if child is None:
+                continue
+            if id(child) not in nodes:
+                nodes[id(child)] = child
+                consumers[id(child)] = 0
+                todo.append(child)
+            consumers[id(child)] += 1
+    pending = {id(root): gradient}
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        g = pending.pop(id(node))
+        if isinstance(node, AccumulateGrad):
+            leaf = node.variable
+            leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+            continue
+        for child, gi in zip(node.next_functions, node.input_grads(g)):
+            if child is None:
+                continue
+            if gi is not None:
+                pending[id(child)] = pending[id(child)] + gi if id(child) in pending else gi
+            consumers[id(child)] -= 1
+            if consumers[id(child)] == 0 and id(child) in pending:
+                ready.append(child)
+        if not retain_graph:
+            node.release()
+'''),
+    "sum_to_shape_loops": ("sum_to_shape", '''
+def sum_to_shape(g, shape):
+    shape = tuple(shape)
+    try:
+        ok = len(shape) <= g.ndim and np.broadcast_shapes(shape, g.shape) == g.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"gradient of shape {g.shape} cannot be reduced to {shape}")
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+'''),
+    "no_grad_contextmanager": ("no_grad", '''
+from contextlib import contextmanager
+
+@contextmanager
+def no_grad():
+    before = GradMode.enabled
+    GradMode.enabled = False
+    try:
+        yield
+    finally:
+        GradMode.enabled = before
+'''),
+    "format_graph_iterators": ("format_graph", '''
+def format_graph(tensor):
+    if tensor.grad_fn is None:
+        return "AccumulateGrad" if tensor.requires_grad else "None"
+    out = [tensor.grad_fn.name]
+    path = [iter(tensor.grad_fn.next_functions)]   # one iterator per open level
+    while path:
+        child = next(path[-1], StopIteration)
+        if child is StopIteration:
+            path.pop()
+            continue
+        out.append("  " * len(path) + ("None" if child is None else child.name))
+        if child is not None and child.next_functions:
+            path.append(iter(child.next_functions))
+    return "\\n".join(out) + "\\n"
+'''),
+}
+
+EXERCISE_TESTS = {
+    "apply_op": ["test_apply_op"],
+    "format_graph": ["test_format_graph"],
+    "backward": ["test_backward", "test_backward_semantics"],
+    "sum_to_shape": ["test_sum_to_shape"],
+    "no_grad": ["test_no_grad"],
+}
+
+
+def _namespace(replace: dict[str, str] | None = None) -> dict:
+    """The notebook's imports, given cells and answer cells exec'd in order (answers optionally replaced)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    ns: dict = {}
+    first_code = True
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id", "")
+        if first_code or gid.startswith("given_") or (meta.get("solution") and not meta.get("grade")):
+            exec(compile((replace or {}).get(gid, cell.source), f"<cell {gid or 'imports'}>", "exec"), ns)
+            first_code = False
+    return ns
+
+
+def _run_check(gid: str, ns: dict) -> None:
+    """Call the visible and hidden checks of one exercise with the objects in ns."""
+    T, N, O, G = ns["Tensor"], ns["Node"], ns["OPS"], ns["GradMode"]
+    if gid == "apply_op":
+        checks.check_apply_op(ns["apply_op"], T, O, G)
+        hidden.check_apply_op(ns["apply_op"], T, N, O, G)
+    elif gid == "format_graph":
+        checks.check_format_graph(ns["format_graph"], T, N, O)
+        hidden.check_format_graph(ns["format_graph"], T, N, O)
+    elif gid == "backward":
+        checks.check_backward(ns["backward"], T, N, O)
+        checks.check_backward_semantics(ns["backward"], T, N, O)
+        hidden.check_backward(ns["backward"], T, N, O)
+        hidden.check_backward_semantics(ns["backward"], T, N, O)
+    elif gid == "sum_to_shape":
+        checks.check_sum_to_shape(ns["sum_to_shape"])
+        hidden.check_sum_to_shape(ns["sum_to_shape"], T, N, O)
+    elif gid == "no_grad":
+        checks.check_no_grad(ns["no_grad"], G)
+        hidden.check_no_grad(ns["no_grad"], G)
+    else:
+        raise KeyError(gid)
+
+
+@pytest.fixture(scope="module")
+def solution_ns() -> dict:
+    return _namespace()
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_solution_passes_every_check_repeatedly(solution_ns: dict, gid: str) -> None:
+    for _ in range(3):  # fresh random programs and points each time
+        _run_check(gid, solution_ns)
+
+
+@pytest.mark.parametrize("name", list(OTHER_STYLES))
+def test_other_correct_styles_pass(name: str) -> None:
+    gid, source = OTHER_STYLES[name]
+    ns = _namespace({gid: source})
+    for _ in range(2):
+        _run_check(gid, ns)
+
+
+@pytest.mark.parametrize("name", list(BUGS))
+def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
+    gid, source, message = BUGS[name]
+    ns = _namespace({gid: source})
+    with pytest.raises((CheckFailure, RecursionError)) as info:
+        _run_check(gid, ns)
+    assert message in str(info.value), str(info.value)
+
+
+def test_bugs_do_not_touch_other_exercises() -> None:
+    """With a bug in one exercise, the OTHER exercises' checks still pass (isolation).
+
+    The bugs injected into the executed notebook below are covered there; this covers the others.
+    """
+    for name, (gid, source, _) in BUGS.items():
+        if name in NOTEBOOK_BUGS:
+            continue
+        ns = _namespace({gid: source})
+        for other in EXERCISE_TESTS:
+            if other != gid:
+                try:
+                    _run_check(other, ns)
+                except CheckFailure as exc:  # pragma: no cover - the message is the diagnosis
+                    pytest.fail(f"bug {name} in {gid} made the check of {other} fail: {exc}")
+
+
+def test_random_programs_differ_and_cover_every_op() -> None:
+    rng = np.random.default_rng(0)
+    seen = set()
+    descriptions = set()
+    for _ in range(40):
+        prog = checks.random_program(rng, 8, broadcasting=bool(rng.integers(2)))
+        seen |= {name for name, _, _ in prog.steps}
+        descriptions.add(prog.describe())
+    assert len(descriptions) == 40
+    assert seen >= set(checks.NUMPY_OPS) - {"sum"}
+
+
+def test_checks_agree_with_pytorch_when_installed(solution_ns: dict) -> None:
+    pytest.importorskip("torch", reason="PyTorch not installed: the cross-check against it is skipped")
+    rng = np.random.default_rng()
+    op = checks._recording_op(solution_ns["Tensor"], solution_ns["Node"], solution_ns["OPS"])
+    for _ in range(5):
+        prog = checks.random_program(rng, 10, broadcasting=True)
+        arrays = checks.random_leaves(rng, prog)
+        ours = checks.tensor_gradients(prog, arrays, solution_ns["Tensor"], op, solution_ns["backward"])
+        theirs = checks.torch_gradients(prog, arrays)
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The notebook as nbgrader runs it
+# ---------------------------------------------------------------------------------------------------------
+
+SOLUTION_MARKERS = [
+    "track = is_grad_enabled() and any(",
+    "stack.extend((child, depth + 1) for child in reversed(fn.next_functions))",
+    "grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi",
+    "stretched = tuple(lead + i for i, s in enumerate(shape)",
+    "self._previous = GradMode.enabled",
+    "inference needs only about one layer's activations",
+]
+
+
+@pytest.fixture(scope="module")
+def nbtools():  # noqa: ANN201 - the lead's module
+    return pytest.importorskip("autograder.course.notebooks")
+
+
+@pytest.fixture(scope="module")
+def source_nb(nbtools):  # noqa: ANN001, ANN201
+    return nbtools.load(NOTEBOOK)
+
+
+def _scores(nbtools, nb) -> dict[str, tuple[float, float, str | None]]:  # noqa: ANN001
+    graded = nbtools.grade(nbtools.execute(nb, timeout=180, cwd=NOTEBOOK.parents[2]))
+    return {k: (v.score, v.max_score, v.error) for k, v in graded.items()}
+
+
+@pytest.fixture(scope="module")
+def source_scores(nbtools, source_nb) -> dict:  # noqa: ANN001
+    return _scores(nbtools, source_nb)
+
+
+@pytest.mark.slow
+def test_source_notebook_gets_full_marks(source_scores: dict) -> None:
+    expected = {t for tests in EXERCISE_TESTS.values() for t in tests}
+    assert expected <= set(source_scores)
+    for gid, (score, max_score, error) in source_scores.items():
+        assert score == max_score, f"{gid}: {error}"
+
+
+@pytest.mark.slow
+def test_student_version_has_no_solutions_and_scores_zero(nbtools, source_nb) -> None:  # noqa: ANN001
+    student = nbtools.student_version(source_nb)
+    text = "\n".join(c.source for c in student.cells)
+    for marker in SOLUTION_MARKERS:
+        assert marker not in text, marker
+    assert "BEGIN HIDDEN TESTS" not in text and "autograder.hidden" not in text
+    assert re.search(r"BEGIN SOLUTION|END SOLUTION", text) is None
+    scores = _scores(nbtools, student)
+    assert scores, "no graded cells found in the student version"
+    for gid, (score, _, _) in scores.items():
+        assert score == 0, f"{gid} scored {score} on the blank student version"
+
+
+@pytest.mark.slow
+def test_other_styles_get_full_marks(nbtools, source_nb) -> None:  # noqa: ANN001
+    nb = source_nb
+    for gid, source in OTHER_STYLES.values():
+        nb = nbtools.with_cell_source(nb, gid, source)
+    for gid, (score, max_score, error) in _scores(nbtools, nb).items():
+        assert score == max_score, f"{gid}: {error}"
+
+
+# Two bugs per exercise executed in the notebook (the others are covered by the fast tests above).
+NOTEBOOK_BUGS = [
+    "apply_op_all_instead_of_any", "apply_op_no_constant_wrapping",
+    "format_graph_children_reversed", "format_graph_skips_constants",
+    "backward_breadth_first", "backward_overwrites_leaf_grad",
+    "sum_to_shape_leading_axes_only", "sum_to_shape_no_error_on_bad_shape",
+    "no_grad_restores_true", "no_grad_contextmanager_without_finally",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOK_BUGS)
+def test_injected_bug_loses_only_its_points(nbtools, source_nb, source_scores, name: str) -> None:  # noqa: ANN001
+    gid, source, _ = BUGS[name]
+    scores = _scores(nbtools, nbtools.with_cell_source(source_nb, gid, source))
+    own = EXERCISE_TESTS[gid]
+    assert sum(scores[t][0] for t in own) < sum(scores[t][1] for t in own), f"{name} kept all its points"
+    for test_id, (score, max_score, error) in scores.items():
+        if test_id not in own:
+            assert score == max_score, f"{name} cost {test_id} points: {error}"
