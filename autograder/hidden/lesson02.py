@@ -1,0 +1,178 @@
+"""Hidden checks for lesson 02 (instructor only, never shipped).
+
+More and larger random graphs, other kinds of node names, the degenerate cases (a node and itself, a
+single edge), Duals at more points and powers, and the adjoint trace against the course's reverse-mode
+engine (`reference_impl.scalar`), which shares no code with the visible consistency check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from autograder.checks import CheckFailure, quiet
+from autograder.lesson02 import (
+    DUAL_OPS,
+    TRACE_NAMES,
+    Graph,
+    adjoint_values,
+    as_number,
+    check_dual_op,
+    layered_graph,
+    new_seed,
+    random_graph,
+    sweep_case,
+)
+from autograder.lesson02 import (
+    check_adjoint_trace as visible_adjoint_check,
+)
+from autograder.lesson02 import (
+    check_count_paths as visible_count_check,
+)
+from autograder.lesson02 import (
+    check_dual as visible_dual_check,
+)
+from autograder.lesson02 import (
+    check_sum_over_paths as visible_sum_check,
+)
+
+__all__ = [
+    "check_count_paths",
+    "check_sum_over_paths",
+    "check_forward_mode",
+    "check_reverse_mode",
+    "check_dual",
+    "check_adjoint_trace",
+]
+
+
+def renamed(g: Graph, rename: Callable) -> Graph:
+    """The same graph with other node labels (ints, tuples): nothing may depend on labels being strings."""
+    edges = {(rename(u), rename(v)): d for (u, v), d in g.edges.items()}
+    return Graph(edges, rename(g.src), rename(g.dst), [rename(n) for n in g.nodes])
+
+
+def int_label(name: str) -> int:
+    return int(name[1:]) * 7 + 3
+
+
+def tuple_label(name: str) -> tuple[str, int]:
+    return ("node", int(name[1:]))
+
+
+def degenerate_cases(student: Callable, name: str, expected_self: float) -> None:
+    """A node and itself (one empty path, derivative 1) and a single edge."""
+    edges = {("p", "q"): -0.75}
+    with quiet():
+        same = as_number(student(dict(edges), "p", "p"), name)
+        one = as_number(student(dict(edges), "p", "q"), name)
+    if same != expected_self:
+        raise CheckFailure(
+            f"{name}(edges, 'p', 'p') returned {same}, expected {expected_self}: a node has exactly one "
+            f"path to itself (the empty path, whose product of derivatives is 1)."
+        )
+    want = 1 if name == "count_paths" else -0.75
+    if one != want:
+        raise CheckFailure(f"{name}({{('p', 'q'): -0.75}}, 'p', 'q') returned {one}, expected {want}.")
+
+
+def check_count_paths(count_paths: Callable, *, seed: int | None = None) -> None:
+    """The visible cases again, the degenerate ones, and integer node labels."""
+    seed = new_seed(seed)
+    visible_count_check(count_paths, seed=seed)
+    degenerate_cases(count_paths, "count_paths", 1)
+    rng = np.random.default_rng(seed + 1)
+    g = renamed(random_graph(rng, 4), int_label)
+    from autograder.lesson02 import path_counts
+
+    counts = path_counts(g.edges, g.nodes)
+    expected = int(counts[g.nodes.index(g.src), g.nodes.index(g.dst)])
+    with quiet():
+        got = as_number(count_paths(dict(g.edges), g.src, g.dst), "count_paths")
+    if got != expected:
+        raise CheckFailure(
+            f"count_paths on a graph whose nodes are integers returned {got:g}, expected {expected} "
+            f"(seed {seed}). Nothing should depend on what the node names are."
+        )
+
+
+def check_sum_over_paths(sum_over_paths: Callable, *, seed: int | None = None) -> None:
+    """The visible cases again with a new seed, and the degenerate ones."""
+    seed = new_seed(seed)
+    visible_sum_check(sum_over_paths, seed=seed + 1)
+    degenerate_cases(sum_over_paths, "sum_over_paths", 1.0)
+
+
+def sweep_graphs(rng: np.random.Generator) -> list[Graph]:
+    return [
+        random_graph(rng, 8, width=(2, 5)),
+        renamed(random_graph(rng, 4), int_label),
+        renamed(random_graph(rng, 3), tuple_label),
+        random_graph(rng, 1, width=(1, 1), extra_nodes=False),
+        layered_graph(rng, 25, 2),  # 2**25 paths: only a sweep finishes
+    ]
+
+
+def check_forward_mode(forward_mode: Callable, *, seed: int | None = None) -> None:
+    """Larger and relabelled graphs, a chain, and a graph with 2**25 paths."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for g in sweep_graphs(rng):
+        sweep_case(forward_mode, "forward_mode", g, seed)
+
+
+def check_reverse_mode(reverse_mode: Callable, *, seed: int | None = None) -> None:
+    """Larger and relabelled graphs, a chain, and a graph with 2**25 paths."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for g in sweep_graphs(rng):
+        sweep_case(reverse_mode, "reverse_mode", g, seed)
+
+
+def check_dual(Dual: type, *, seed: int | None = None) -> None:
+    """Every operation at more points, integer and negative powers of negative numbers, int inputs."""
+    seed = new_seed(seed)
+    visible_dual_check(Dual, seed=seed)
+    rng = np.random.default_rng(seed)
+    power = next(op for op in DUAL_OPS if op.text == "x ** c")
+    for _ in range(3):
+        for op in DUAL_OPS:
+            a = float(rng.uniform(0.2, 3.0))
+            b = float(rng.uniform(0.2, 3.0) * rng.choice([-1.0, 1.0]))
+            da, db = (float(rng.normal()) for _ in range(2))
+            check_dual_op(Dual, op, a, da, b, db, float(rng.uniform(-2.0, 3.0)), seed)
+    for c in (3, 2, -1, 0.5):
+        a = float(rng.uniform(0.5, 2.0)) * (-1.0 if isinstance(c, int) else 1.0)
+        check_dual_op(Dual, power, a, float(rng.normal()), 1.0, 0.0, c, seed)
+    with quiet():
+        x = Dual(2, 1)
+        y = x * x * 3 + 1  # ints in: value 13, derivative 12
+    if (as_number(y.value, "value"), as_number(y.deriv, "deriv")) != (13.0, 12.0):
+        raise CheckFailure(
+            f"With x = Dual(2, 1), 3*x*x + 1 gave Dual({y.value}, {y.deriv}); expected Dual(13, 12)."
+        )
+
+
+def check_adjoint_trace(adjoints: object) -> None:
+    """Each adjoint against the reverse-mode engine of the course, run on the same trace."""
+    visible_adjoint_check(adjoints)
+    from reference_impl.scalar import Value
+
+    got = adjoint_values(adjoints)
+    v = {"v-1": Value(2.0), "v0": Value(5.0)}
+    v["v1"] = v["v-1"].log()
+    v["v2"] = v["v-1"] * v["v0"]
+    v["v3"] = v["v0"].sin()
+    v["v4"] = v["v1"] + v["v2"]
+    v["v5"] = v["v4"] - v["v3"]
+    v["v5"].backward()
+    for name in TRACE_NAMES:
+        expected = v[name].grad
+        if not abs(got[name] - expected) <= 1e-6 * max(1.0, abs(expected)):
+            raise CheckFailure(
+                f"adjoints[{name!r}] = {got[name]!r} disagrees with the reverse-mode engine ({expected!r})."
+            )
+    if not math.isclose(got["v-1"], 5.5) or not math.isclose(got["v0"], 2 - math.cos(5.0)):
+        raise CheckFailure("the input adjoints are not the gradient (5.5, 2 - cos 5) of f at (2, 5).")
