@@ -71,6 +71,16 @@ def _leaf_float(data: object) -> float:
     return float(data)
 
 
+def _sech2(a: float) -> float:
+    e = math.exp(-2.0 * abs(a))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+def _sigmoid_slope(a: float) -> float:
+    e = math.exp(-abs(a))
+    return e / ((1.0 + e) * (1.0 + e))
+
+
 def _pow_vjp_base(g: float, ans: float, a: float, b: float) -> float:
     # d/da a**b = b * a**(b-1); written without ans/a so that a == 0 works.
     if b == 0.0:
@@ -253,14 +263,18 @@ class Value:
     def cos(self) -> Value:
         return Value(math.cos(self.data), self, None, Value._cos)
 
-    # -- tanh: d tanh(a)/da = 1 - tanh(a)**2; math.tanh saturates cleanly (no exp overflow) ---------
-    _tanh = Op("tanh", lambda g, ans, a: g * (1.0 - ans * ans))
+    # -- tanh: d tanh(a)/da = 1 - tanh(a)**2 = 4 e / (1 + e)**2 with e = exp(-2|a|) ------------------
+    # The second form keeps full relative precision where 1 - ans**2 cancels (|a| > ~5) and never
+    # overflows; math.tanh itself saturates cleanly to +-1.
+    _tanh = Op("tanh", lambda g, ans, a: g * _sech2(a))
 
     def tanh(self) -> Value:
         return Value(math.tanh(self.data), self, None, Value._tanh)
 
-    # -- sigmoid: s(a) = 1/(1+exp(-a)), s' = s(1-s); exp only ever of a non-positive number ---------
-    _sigmoid = Op("sigmoid", lambda g, ans, a: g * ans * (1.0 - ans))
+    # -- sigmoid: s(a) = 1/(1+exp(-a)), s'(a) = s(1-s) = e / (1 + e)**2 with e = exp(-|a|) ----------
+    # exp only ever of a non-positive number, so nothing overflows; the e-form of s' avoids the
+    # cancellation in 1 - s for large a.
+    _sigmoid = Op("sigmoid", lambda g, ans, a: g * _sigmoid_slope(a))
 
     def sigmoid(self) -> Value:
         a = self.data

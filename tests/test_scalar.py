@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 import sys
 
@@ -334,6 +335,27 @@ def test_tanh_and_sigmoid_are_stable_at_large_inputs(x: float) -> None:
     s.backward()
     assert s.data == (1.0 if x > 0 else pytest.approx(0.0, abs=1e-300))
     assert math.isfinite(s.data) and b.grad == pytest.approx(0.0, abs=1e-300)
+
+
+def _exact_slopes(x: float) -> tuple[float, float]:
+    """tanh'(x) and sigmoid'(x) to 50 significant digits (decimal), rounded to float at the end."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        e = (-abs(decimal.Decimal(x))).exp()
+        sigmoid_slope = e / (1 + e) ** 2
+        e2 = e * e
+        tanh_slope = 4 * e2 / (1 + e2) ** 2
+    return float(tanh_slope), float(sigmoid_slope)
+
+
+@SETTINGS
+@given(floats(-700, 700))
+def test_tanh_and_sigmoid_slopes_keep_full_relative_precision(x: float) -> None:
+    # 1 - tanh(x)**2 and s(1 - s) cancel catastrophically for large |x| (tanh'(7) loses ~5 digits);
+    # the engine's forms do not.
+    tanh_slope, sigmoid_slope = _exact_slopes(x)
+    assert grads(lambda a: a.tanh(), x)[1][0] == pytest.approx(tanh_slope, rel=1e-14, abs=1e-300)
+    assert grads(lambda a: a.sigmoid(), x)[1][0] == pytest.approx(sigmoid_slope, rel=1e-14, abs=1e-300)
 
 
 def test_power_edge_cases() -> None:
