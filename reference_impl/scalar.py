@@ -22,8 +22,8 @@ Gradient semantics (PyTorch's rule):
 * each node's local backward runs exactly once per call (an iterative topological sort, so graphs of
   any depth work), and contributions from several consumers add up.
 
-Conventions: relu'(0) = 0 (as PyTorch); ``a ** b`` with a Value exponent needs a > 0 (or a == 0 with
-b > 0), because d/db a**b = a**b log(a) is not real for a < 0.
+Conventions: relu'(0) = 0 (as PyTorch); ``a ** b`` with a Value exponent needs a >= 0 (a clear
+ValueError otherwise, never a silent NaN), because d/db a**b = a**b log(a) is not real for a < 0.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _pow_vjp_exponent(g: float, ans: float, a: float, b: float) -> float:
 
 
 class Value:
-    """One float in a computation graph, with the gradient of the last ``backward()`` root w.r.t. it."""
+    """One float in a computation graph and its gradient (``grad``; accumulation rules above)."""
 
     # _a, _b: the inputs of the op that made this node (_b is None for one-input ops, both None for leaves).
     __slots__ = ("data", "grad", "_a", "_b", "_op")
