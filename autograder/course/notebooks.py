@@ -1,0 +1,99 @@
+"""Run and score one lesson notebook the way nbgrader does, without a course folder or gradebook.
+
+The lesson tests and `course check` need the same three things: execute a notebook in a fresh kernel,
+score its autograded test cells by nbgrader's own rule, and produce the student version nbgrader would
+release. Doing them in-process with nbgrader's preprocessors and `determine_grade` keeps the verdicts
+identical to a real autograde while costing a kernel start instead of a CLI call and a database.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat import NotebookNode
+from nbgrader.preprocessors import (
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    LockCells,
+)
+from nbgrader.utils import determine_grade, is_grade, is_solution
+
+_LOG = logging.getLogger("autograder.notebooks")
+
+
+@dataclass(frozen=True)
+class CellScore:
+    """One autograded test cell's result; ``error`` says why points were lost (None at full marks)."""
+
+    score: float
+    max_score: float
+    error: str | None = None
+
+
+def load(path: str | Path) -> NotebookNode:
+    """Read a notebook as nbformat 4."""
+    return nbformat.read(str(path), as_version=4)
+
+
+def execute(nb: NotebookNode, *, timeout: int = 120, cwd: str | Path | None = None) -> NotebookNode:
+    """An executed copy of ``nb``: fresh kernel, every cell run even after errors, as nbgrader does."""
+    run = copy.deepcopy(nb)
+    resources = {"metadata": {"path": str(cwd)}} if cwd is not None else {}
+    client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources=resources)
+    client.execute()
+    return run
+
+
+def _autograded_tests(nb: NotebookNode) -> list[NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code" and is_grade(c) and not is_solution(c)]
+
+
+def _failure_text(cell: NotebookNode) -> str | None:
+    """The first error or stderr text of a cell, which is what made nbgrader give it zero."""
+    for out in cell.get("outputs", []):
+        if out.output_type == "error":
+            return f"{out.ename}: {out.evalue}"
+        if out.output_type == "stream" and out.name == "stderr":
+            return f"wrote to stderr: {out.text.strip()[:300]}"
+    return None
+
+
+def grade(executed: NotebookNode) -> dict[str, CellScore]:
+    """grade_id -> score for every autograded test cell, by nbgrader's ``determine_grade``."""
+    scores = {}
+    for cell in _autograded_tests(executed):
+        score, max_score = determine_grade(cell, _LOG)
+        scores[cell.metadata.nbgrader["grade_id"]] = CellScore(float(score or 0.0), float(max_score),
+                                                               _failure_text(cell))
+    return scores
+
+
+def student_version(nb: NotebookNode) -> NotebookNode:
+    """What ``nbgrader generate_assignment`` releases: solutions, hidden tests and outputs removed."""
+    release = copy.deepcopy(nb)
+    resources: dict = {}
+    for step in (ClearSolutions(), ClearOutput(), LockCells(), ClearHiddenTests(), ClearMarkScheme(),
+                 ComputeChecksums()):
+        release, resources = step.preprocess(release, resources)
+    return release
+
+
+def with_cell_source(nb: NotebookNode, grade_id: str, source: str) -> NotebookNode:
+    """A copy of ``nb`` with one nbgrader cell's source replaced, e.g. to inject a typical bug."""
+    changed = copy.deepcopy(nb)
+    for cell in changed.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            cell.source = source
+            return changed
+    known = sorted(c.metadata.nbgrader["grade_id"] for c in nb.cells
+                   if "grade_id" in c.metadata.get("nbgrader", {}))
+    raise KeyError(f"no cell with grade_id {grade_id!r}; the notebook has {known}")
