@@ -362,7 +362,7 @@ REDUCTION_CASES = [((3, 4), axis, keepdims) for axis in (None, 0, 1, -1) for kee
 
 def reduction_hint(name: str, axis: Any, keepdims: bool) -> str:
     parts = []
-    if axis is not None and not keepdims:
+    if not keepdims and axis is not None:
         parts.append("with keepdims=False the reduced axis is missing from g: put it back with "
                      "np.expand_dims(g, axis) before broadcasting g to x's shape.")
     else:
@@ -534,12 +534,11 @@ class CountingFunction:
 
         def pullback(g: np.ndarray) -> np.ndarray:
             self.pullback_calls += 1
-            g = np.asarray(g)
-            if g.shape != y.shape:
+            if np.shape(g) != y.shape:
                 raise CheckFailure(
-                    f"jacobian_from_vjp called the pullback with g of shape {g.shape}, but the output y has "
-                    f"shape {y.shape}.\n  Hint: reshape each unit vector e_i to y.shape before pulling it "
-                    "back.")
+                    f"jacobian_from_vjp called the pullback with g of shape {np.shape(g)}, but the output y "
+                    f"has shape {y.shape}.\n  Hint: reshape each unit vector e_i to y.shape before pulling "
+                    "it back.")
             return self.backward(np.array(g, dtype=np.float64), y, x)
 
         return y.copy(), pullback

@@ -420,6 +420,13 @@ def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
         k: v for k, v in points.items() if k.startswith("test_")}
 
 
+def test_the_visible_checks_ship_no_solution_line():
+    release = pytest.importorskip("autograder.course.release", reason="course tooling not available")
+    secrets = release.secret_lines(NOTEBOOK)
+    assert len(secrets) > 20
+    assert release.find_leaks({"lesson05.py": release.file_text(Path(visible.__file__))}, secrets) == []
+
+
 def test_the_notebook_computes_the_sizes_it_quotes():
     given = CELLS["given_jacobian_sizes"] + "\n" + CELLS["given_matmul_jacobian_size"]
     assert "2**40" not in CELLS["given_matmul_jacobian_size"].split("print")[0]  # computed, not typed
@@ -471,10 +478,11 @@ def solution_lines(nb) -> list[str]:
 def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
     student_nb = notebooks.student_version(source_nb)
     text = "\n".join(cell.source for cell in student_nb.cells)
+    shipped = {line.strip() for line in text.splitlines()}
     lines = solution_lines(source_nb)
     assert len(lines) > 20
     for line in lines:
-        assert line not in text, f"solution line shipped to students: {line!r}"
+        assert line not in shipped, f"solution line shipped to students: {line!r}"
     assert "HIDDEN" not in text and "autograder.hidden" not in text
     scores = notebooks.grade(notebooks.execute(student_nb))
     assert set(TEST_CELLS.values()) <= set(scores)
