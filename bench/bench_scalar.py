@@ -4,6 +4,8 @@ The workload is a small ReLU multilayer perceptron written with scalar ops (+, *
 graph micrograd-style engines exist for.  The same forward is also computed with plain Python floats
 (the floor: no graph at all) and, when the `micrograd` package is importable, with micrograd's Value.
 All engines run in the same process, interleaved, best of N; the figures to read are the ratios.
+Times are this process's CPU time (time.process_time, garbage collection included), which other jobs
+on a shared machine disturb far less than wall-clock time.
 
     .venv/bin/python bench/bench_scalar.py [--layers 32] [--width 32] [--repeats 3]
 """
@@ -97,17 +99,17 @@ def engines() -> list[Engine]:
 
 
 def time_engine(engine: Engine, leaves: Params, *, gc_off: bool = False) -> tuple[float, float]:
-    """Seconds for one forward and one backward pass (with Python's cyclic GC on, as users run it)."""
+    """CPU seconds for one forward and one backward pass (Python's cyclic GC on, as users run it)."""
     gc.collect()
     if gc_off:
         gc.disable()
     try:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         loss = forward(leaves, engine.relu)
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         if engine.backward is not None:
             engine.backward(loss)
-        t2 = time.perf_counter()
+        t2 = time.process_time()
     finally:
         gc.enable()
     return t1 - t0, t2 - t1
@@ -160,7 +162,8 @@ def main() -> None:
 
     print(
         f"\nGraph: ReLU MLP, {args.layers} layers x {args.width} units, scalar ops: {total} nodes "
-        f"({built} built by each forward pass, the rest are parameters made once). Best of {args.repeats}."
+        f"({built} built by each forward pass, the rest are parameters made once).\n"
+        f"Best of {args.repeats}, CPU time."
     )
     print(f"Python {sys.version.split()[0]}\n")
     header = (
