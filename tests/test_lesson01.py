@@ -340,7 +340,8 @@ def test_source_notebook_earns_full_marks(source_scores):
 
 
 def solution_lines(nb) -> list[str]:
-    lines = []
+    """Lines of the solutions that occur nowhere else in the notebook (so finding one is a leak)."""
+    inside_lines, outside_lines = [], set()
     for cell in nb.cells:
         inside = False
         for line in cell.source.splitlines():
@@ -348,9 +349,11 @@ def solution_lines(nb) -> list[str]:
                 inside = True
             elif "### END SOLUTION" in line:
                 inside = False
-            elif inside and len(line.strip()) >= 15:
-                lines.append(line.strip())
-    return lines
+            elif inside:
+                inside_lines.append(line.strip())
+            else:
+                outside_lines.add(line.strip())
+    return [line for line in inside_lines if len(line) >= 15 and line not in outside_lines]
 
 
 @pytest.mark.slow
