@@ -1,7 +1,8 @@
 """Hidden checks for lesson 01 (instructor only, never shipped).
 
 They reuse the visible machinery with more and harder cases: wider steps and points, 0-d, 1-element and
-3-D inputs, lists and integer arrays, and relative errors of arrays of several shapes.
+3-D inputs, lists and integer arrays, and relative errors of arrays of several shapes; then they compare
+with the course's reference implementation (`reference_impl.numerical`, imported only here).
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None =
     gradient_case(numerical_gradient, ArrayFunction(rng, (4,)), as_list, 1e-3, seed, what="a Python list")
     ints = rng.integers(-3, 4, size=5)
     gradient_case(numerical_gradient, ArrayFunction(rng, (5,)), ints, 1e-3, seed, what="an integer array")
+    from reference_impl.numerical import numerical_gradient as reference_gradient
+
+    f = ArrayFunction(rng, (3, 2))
+    x = rng.normal(size=(3, 2))
+    with quiet():
+        got = np.array(numerical_gradient(f, x.copy(), 1e-4), dtype=float)
+    (expected,) = reference_gradient(f.value, x, h=1e-4)
+    if not np.max(np.abs(got - expected)) <= 1e-6 * max(1.0, float(np.max(np.abs(expected)))):
+        raise CheckFailure(
+            f"numerical_gradient(f, x, 1e-4) disagrees with the course's reference implementation: got "
+            f"{got.tolist()}, expected {expected.tolist()} (seed {seed})."
+        )
 
 
 def check_relative_error(relative_error: Callable, *, seed: int | None = None) -> None:
@@ -80,6 +93,18 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
     m = rng.normal(size=(3, 4)) * 1e3
     relative_error_case(relative_error, m, m + rng.normal(size=(3, 4)), seed)
     relative_error_case(relative_error, -m, m, seed)
+    from reference_impl.numerical import relative_error as reference_relative_error
+
+    for _ in range(5):
+        a, b = rng.normal(size=(2, 3)) * 10.0 ** rng.uniform(-3, 3), rng.normal(size=(2, 3))
+        expected = reference_relative_error(a, b)
+        with quiet():
+            got = float(relative_error(a, b))
+        if not abs(got - expected) <= 1e-12 * max(1.0, expected):
+            raise CheckFailure(
+                f"relative_error disagrees with the course's reference implementation on arrays of shape "
+                f"(2, 3): got {got!r}, expected {expected!r} (seed {seed})."
+            )
     try:
         with quiet():
             relative_error(np.ones((2, 3)), np.ones((3, 2)))
