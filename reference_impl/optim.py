@@ -74,7 +74,7 @@ class SGD(Optimizer):
                     buf = self.momentum_buffers[i] = np.array(g, copy=True)
                 else:
                     buf *= self.momentum
-                    buf += (1.0 - self.dampening) * g
+                    buf += (1.0 - self.dampening) * g if self.dampening else g
                 g = g + self.momentum * buf if self.nesterov else buf
             p.data -= self.lr * g
 

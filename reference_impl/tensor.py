@@ -75,13 +75,13 @@ class enable_grad(no_grad):
 # What each primitive's VJPs read: (its array arguments?, its output?). The graph keeps only that, so
 # activations the backward pass does not need are freed as soon as Python drops them (PyTorch saves only
 # what its backward formulas use, too). Primitives not listed keep both.
-_SHAPES_ONLY = (False, False)
+_SHAPES_ONLY, _KEEP_ALL = (False, False), (True, True)
 _KEEPS: dict[Any, tuple[bool, bool]] = {
     **dict.fromkeys([V.add, V.subtract, V.negative, V.sum, V.mean, V.reshape, V.transpose, V.broadcast_to,
                      V.getitem, V.concatenate, V.stack], _SHAPES_ONLY),
-    **dict.fromkeys([V.multiply, V.matmul, V.relu, V.abs, V.log, V.sin, V.cos, V.where, V.cross_entropy],
+    **dict.fromkeys([V.multiply, V.matmul, V.abs, V.log, V.sin, V.cos, V.where, V.cross_entropy],
                     (True, False)),
-    **dict.fromkeys([V.exp, V.tanh, V.sigmoid, V.softmax, V.log_softmax], (False, True)),
+    **dict.fromkeys([V.exp, V.tanh, V.sigmoid, V.relu, V.softmax, V.log_softmax], (False, True)),
 }
 
 
@@ -149,12 +149,12 @@ class Node:
 
     def __init__(self, fun: Any, args: tuple, kwargs: dict, ans: np.ndarray, parents: tuple) -> None:
         self.fun = fun
-        keep_args, keep_ans = _KEEPS.get(fun, (True, True))
+        keep_args, keep_ans = _KEEPS.get(fun, _KEEP_ALL)
         self.args = args if keep_args else _drop(args, len(parents), fun.__name__)
         self.ans = ans if keep_ans else _Dropped(ans, fun.__name__)
+        self.released = not (keep_args or keep_ans)  # nothing left to release
         self.kwargs = kwargs
         self.parents = parents  # per array argument: Node, AccumulateGrad, or None (no gradient needed)
-        self.released = False
 
     @property
     def name(self) -> str:
@@ -220,18 +220,18 @@ def _constant(value: Any, like: np.ndarray | None = None) -> Any:
 
 def _apply(fun: Any, arrays: Sequence[Any], *params: Any, **kwargs: Any) -> Tensor:
     """Run primitive `fun` on `arrays` (Tensors or constants) and record it if a gradient is needed."""
-    args = tuple(a.data if isinstance(a, Tensor) else _constant(a) for a in arrays)
+    args = tuple([a.data if isinstance(a, Tensor) else _constant(a) for a in arrays])
     ans = fun(*args, *params, **kwargs)
     if type(ans) is not np.ndarray:
         ans = np.asarray(ans)
     out = Tensor.__new__(Tensor)
-    out.data, out.grad = ans, None
-    if _GradMode.enabled and any(isinstance(a, Tensor) and a.requires_grad for a in arrays):
+    out.data, out.grad, out._sink = ans, None, None
+    edges = tuple([_edge(a) for a in arrays]) if _GradMode.enabled else ()
+    if any(edges):
         out.requires_grad = True
-        out.grad_fn = Node(fun, args + params, kwargs, ans, tuple(_edge(a) for a in arrays))
+        out.grad_fn = Node(fun, args + params, kwargs, ans, edges)
     else:
         out.requires_grad, out.grad_fn = False, None
-    out._sink = None
     return out
 
 
@@ -391,9 +391,10 @@ class Tensor:
             self._accumulate(g, g)
             return
         grads: dict[Node, np.ndarray] = {self.grad_fn: g}
+        table = V._VJPS
         for node in _topological_order(self.grad_fn):
             g = grads.pop(node)
-            vjps = _vjps(node)
+            vjps = table.get(node.fun) or _vjps(node)
             for i, parent in enumerate(node.parents):
                 if parent is None:
                     continue
@@ -405,7 +406,7 @@ class Tensor:
                     grads[parent] = gi if previous is None else previous + gi
                 else:
                     parent.variable._accumulate(gi, g)
-            if not retain_graph:
+            if not (retain_graph or node.released):
                 node.release()
 
     def _accumulate(self, gi: np.ndarray, incoming: np.ndarray) -> None:

@@ -125,8 +125,8 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
                          f"{shape} does not broadcast to {gshape}")
     stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
     if not stretched:  # only leading dimensions were added (a bias over a batch): one plain sum
-        return np.sum(g, axis=tuple(range(extra)))
-    return np.sum(g, axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+        return np.add.reduce(g, axis=tuple(range(extra)))
+    return np.add.reduce(g, axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
 
 
 def _axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
@@ -272,7 +272,7 @@ defvjp(sin, lambda g, ans, x: g * np.cos(x))
 defvjp(cos, lambda g, ans, x: -g * np.sin(x))
 defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans))
 defvjp(sigmoid, lambda g, ans, x: g * (ans * (1 - ans)))
-defvjp(relu, lambda g, ans, x: g * (np.asarray(x) > 0))
+defvjp(relu, lambda g, ans, x: g * (ans > 0))  # relu(x) > 0 exactly where x > 0: needs only the output
 defvjp(abs, lambda g, ans, x: g * np.sign(x))
 defvjp(maximum, lambda g, ans, x, y: unbroadcast(_pick(g, ans, x, y), np.shape(x)),
        lambda g, ans, x, y: unbroadcast(_pick(g, ans, y, x), np.shape(y)))
@@ -319,6 +319,10 @@ def _matmul_vjp_y(g, ans, x, y):
     """d<x @ y, G>/dy = x^T @ G, summed over batch dimensions that y was broadcast along."""
     xd, yd = np.ndim(x), np.ndim(y)
     if xd == 2 and yd == 2:
+        if y.flags.f_contiguous and not y.flags.c_contiguous:
+            # y is a transposed view (x @ W.T): build the gradient in W's layout, so the transposed
+            # gradient handed to W is contiguous and never needs a transposing copy.
+            return (g.T @ x).T
         return x.T @ g
     if xd == 1:
         if yd == 1:
@@ -479,8 +483,9 @@ def logsumexp(x: ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims:
 
 def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     x = np.asarray(x)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
@@ -496,8 +501,9 @@ def cross_entropy(logits: ArrayLike, targets: ArrayLike) -> np.ndarray:
     logits = np.asarray(logits)
     targets = _check_targets(logits, targets)
     n = logits.shape[0]
-    picked = logits[np.arange(n), targets]
-    return np.mean(logsumexp(logits, axis=1) - picked)
+    shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+    per_sample = np.log(np.add.reduce(np.exp(shifted), axis=1)) - shifted[np.arange(n), targets]
+    return np.add.reduce(per_sample) / n
 
 
 def _check_targets(logits: np.ndarray, targets: ArrayLike) -> np.ndarray:
@@ -534,7 +540,7 @@ def _cross_entropy_jvp(t, ans, logits, targets):
 
 
 def _softmax_vjp(g, ans, x, axis=-1):
-    return ans * (g - np.sum(g * ans, axis=axis, keepdims=True))
+    return ans * (g - np.add.reduce(g * ans, axis=axis, keepdims=True))
 
 
 def _log_softmax_vjp(g, ans, x, axis=-1):
