@@ -21,8 +21,9 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 
+# Test files run in parallel on two processes: most of the time goes to notebook kernels.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 demo: install
 	$(BIN)/course demo
