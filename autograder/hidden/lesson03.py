@@ -1,0 +1,213 @@
+"""Hidden checks for lesson 03 (instructor only): more seeds, edge cases, and the reference engine.
+
+Each hidden check first reruns the visible check with a fresh seed, then adds what the visible one leaves
+out: conventions (relu'(0) = 0), extreme inputs (tanh at 1000), more exponents, deeper and wider graphs,
+other network shapes, and gradients compared with `reference_impl.scalar` computed at check time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from autograder import lesson03 as visible
+from autograder.checks import CheckFailure
+from autograder.lesson03 import Expression, random_expression, trusted_engine, trusted_order
+
+__all__ = [
+    "check_add",
+    "check_mul",
+    "check_power",
+    "check_exp",
+    "check_log",
+    "check_tanh",
+    "check_relu",
+    "check_topological_sort",
+    "check_backprop",
+    "check_mlp",
+    "check_train_step",
+]
+
+_METHOD = {"add": "__add__", "mul": "__mul__", "power": "power", "exp": "exp", "log": "log",
+           "tanh": "tanh", "relu": "relu"}
+
+
+def _reference_gradient(expr: Expression, xs: np.ndarray) -> tuple[float, list[float]]:
+    """Root value and leaf gradients of `expr` computed by the reference engine."""
+    from reference_impl.scalar import Value as Ref
+
+    nodes = [Ref(float(x)) for x in xs]
+    leaves = list(nodes)
+    for step in expr.steps:
+        op, i = step[0], step[1]
+        if op == "add":
+            nodes.append(nodes[i] + nodes[step[2]])
+        elif op == "mul":
+            nodes.append(nodes[i] * nodes[step[2]])
+        elif op == "power":
+            nodes.append(nodes[i] ** step[2])
+        else:
+            nodes.append(getattr(nodes[i], op)())
+    nodes[-1].backward()
+    return nodes[-1].data, [leaf.grad for leaf in leaves]
+
+
+def _against_reference(Value: type, focus: str, label: str, seed: int, run: Callable | None = None,
+                       count: int = 4) -> None:
+    rng = np.random.default_rng(seed)
+    others = tuple(op for op in _METHOD if op != focus)
+    for _ in range(count):
+        expr, xs = random_expression(rng, focus, others, n_leaves=4, n_steps=14)
+        want_value, want_grads = _reference_gradient(expr, xs)
+        leaves, root = visible._call(f"{label} (building {expr.text()})", expr.build, Value, xs)
+        visible._call(f"{label}: backward", run or (lambda r: r.backward()), root)
+        got = [float(leaf.grad) for leaf in leaves]
+        if not visible._close(float(root.data), want_value, 1e-9) or not np.allclose(
+                got, want_grads, rtol=1e-7, atol=1e-10):
+            raise CheckFailure(f"{label}: on the expression {expr.text()} at x = {np.round(xs, 6).tolist()} "
+                               f"the reference engine gives value {want_value:.8g} and leaf gradients "
+                               f"{np.round(want_grads, 6).tolist()}; yours gave {float(root.data):.8g} and "
+                               f"{np.round(got, 6).tolist()} (seed {seed}).")
+
+
+def _unary_extra(Value: type, fn: Callable, name: str, cases: list[tuple[float, float, float]],
+                 hint: str) -> None:
+    """Exact (value, gradient) pairs at points the visible check avoids; upstream gradient 1.5."""
+    label = f"`{name}`"
+    with trusted_engine(Value, **{name: fn}):
+        for x, value, slope in cases:
+            a = Value(x)
+            out = visible._call(f"{label} at a = {x:g}", getattr(a, name))
+            out.grad = 1.5
+            visible._call(f"{label}: out._backward() at a = {x:g}", out._backward)
+            ok_value = visible._close(float(out.data), value, 1e-12)
+            ok_grad = math.isfinite(float(a.grad)) and visible._close(float(a.grad), 1.5 * slope, 1e-9)
+            if not (ok_value and ok_grad):
+                raise CheckFailure(f"{label} at a = {x:g}: expected value {value:.6g} and a.grad "
+                                   f"{1.5 * slope:.6g} (out.grad = 1.5), got {float(out.data):.6g} and "
+                                   f"{float(a.grad):.6g}. {hint}")
+
+
+def _with_reference(check: Callable, fn: Callable, Value: type, name: str, seed: int | None) -> None:
+    seed = visible.new_seed(seed)
+    check(fn, Value, seed)
+    with trusted_engine(Value, **{_METHOD[name]: fn}):
+        _against_reference(Value, name, f"`{name}`", seed + 1, run=visible._t_backward)
+
+
+def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_add, add, Value, "add", seed)
+
+
+def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_mul, mul, Value, "mul", seed)
+
+
+def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_power, power, Value, "power", seed)
+    with trusted_engine(Value, power=power):
+        for x, k, value, slope in ((1.7, 0, 1.0, 0.0), (-1.3, 1, -1.3, 1.0), (2.5, -0.5, 2.5**-0.5,
+                                                                                -0.5 * 2.5**-1.5)):
+            a = Value(x)
+            out = visible._call(f"`power` with k = {k}", a.power, k)
+            out.grad = 2.0
+            visible._call("`power`: out._backward()", out._backward)
+            if not (visible._close(float(out.data), value) and visible._close(float(a.grad), 2 * slope)):
+                raise CheckFailure(f"`power`: {x} ** {k} should give {value:.6g} and a.grad = "
+                                   f"{2 * slope:.6g} with out.grad = 2; got {float(out.data):.6g} and "
+                                   f"{float(a.grad):.6g}.")
+
+
+def check_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_exp, exp, Value, "exp", seed)
+    _unary_extra(Value, exp, "exp", [(0.0, 1.0, 1.0), (-30.0, math.exp(-30), math.exp(-30)),
+                                     (5.0, math.exp(5), math.exp(5))], "d/da exp(a) = exp(a).")
+
+
+def check_log(log: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_log, log, Value, "log", seed)
+    cases = [(1.0, 0.0, 1.0), (1e-3, math.log(1e-3), 1e3), (50.0, math.log(50), 0.02)]
+    _unary_extra(Value, log, "log", cases, "d/da log(a) = 1/a.")
+
+
+def check_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_tanh, tanh, Value, "tanh", seed)
+    _unary_extra(Value, tanh, "tanh", [(0.0, 0.0, 1.0), (1000.0, 1.0, 0.0), (-1000.0, -1.0, 0.0)],
+                 "Use math.tanh (it cannot overflow) and 1 - t**2 with the output t.")
+
+
+def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_relu, relu, Value, "relu", seed)
+    _unary_extra(Value, relu, "relu", [(0.0, 0.0, 0.0), (3.0, 3.0, 1.0), (-3.0, 0.0, 0.0), (1e-9, 1e-9, 1.0)],
+                 "relu'(a) is 1 for a > 0 and 0 for a <= 0 (the course uses 0 at a = 0, like PyTorch).")
+
+
+def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
+    """The visible cases, plus a 20 000-deep chain, a 3 000-wide fan-in and larger random graphs."""
+    seed = visible.new_seed(seed)
+    visible.check_topological_sort(topological_sort, Value, seed)
+    rng = np.random.default_rng(seed + 1)
+    label = "`topological_sort`"
+    deep = visible.chain(Value, 20_000)
+    visible._validate_order(visible._call(f"{label} on a 20 000-deep chain", topological_sort, deep), deep,
+                            f"{label} on a 20 000-deep chain")
+    leaves = [Value(float(v)) for v in rng.normal(size=3000)]
+    total = leaves[0]
+    for leaf in leaves[1:]:
+        total = Value(total.data + leaf.data, (total, leaf), "+")
+    visible._validate_order(visible._call(label, topological_sort, total), total,
+                            f"{label} on a 3 000-term sum")
+    for _ in range(5):
+        _, root = visible.random_graph(Value, rng, n_leaves=10, n_inner=200)
+        visible._validate_order(visible._call(label, topological_sort, root), root,
+                                f"{label} on a random graph of 210 nodes (seed {seed})")
+
+
+def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
+    """The visible cases, plus the reference engine on long random expressions."""
+    seed = visible.new_seed(seed)
+    visible.check_backprop(backprop, Value, seed)
+
+    def run(root: object) -> None:
+        backprop(root, trusted_order(root))
+
+    with trusted_engine(Value):
+        for focus in ("mul", "tanh", "power"):
+            _against_reference(Value, focus, "`backprop`", seed + hash(focus) % 1000, run=run, count=2)
+
+
+def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
+    """The visible cases, plus an MLP with several outputs and a one-layer (linear) MLP."""
+    seed = visible.new_seed(seed)
+    visible.check_mlp(Neuron, Layer, MLP, Value, seed)
+    rng = np.random.default_rng(seed + 1)
+    with trusted_engine(Value):
+        for n_in, sizes in ((3, [5, 2]), (4, [1]), (2, [3, 3, 3])):
+            mlp = visible._call(f"MLP({n_in}, {sizes})", MLP, n_in, sizes)
+            structure = visible._structure(mlp, Value)
+            if [len(layer) for layer in structure] != sizes:
+                raise CheckFailure(f"MLP({n_in}, {sizes}) should have layers of {sizes} neurons, got "
+                                   f"{[len(layer) for layer in structure]}.")
+            visible._check_params(visible._params(mlp, "MLP"), structure, Value, "MLP")
+            acts = ["tanh"] * (len(sizes) - 1) + ["linear"]
+            visible._check_model(mlp, structure, acts, Value, n_in, rng, f"MLP({n_in}, {sizes})",
+                                 sizes[-1] == 1)
+        try:
+            Neuron(2, "sigmoid-ish")
+        except ValueError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the student's error type is what is checked
+            raise CheckFailure(f"Neuron(2, 'sigmoid-ish') should raise ValueError naming the bad activation, "
+                               f"got {type(exc).__name__}: {exc}") from None
+        else:
+            raise CheckFailure("Neuron(2, 'sigmoid-ish') should raise ValueError: an unknown activation must "
+                               "not silently become linear.")
+
+
+def check_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
+    """Two more independent runs of the visible check (other batches, rates and weights)."""
+    seed = visible.new_seed(seed)
+    visible.check_train_step(train_step, Value, seed)
+    visible.check_train_step(train_step, Value, seed + 1)

@@ -1,0 +1,1000 @@
+"""Visible checks for lesson 03 (scalar backprop), and the graph drawing its notebook uses.
+
+The lesson builds its `Value` class one method at a time, so each check can test ONE piece: it installs
+trusted versions of every other primitive (and of the backward pass) on the student's class for the
+duration of the check, then restores the class exactly as it was. A bug in `mul` therefore costs the
+`mul` points only, even though the `add` check builds expressions that multiply.
+
+Every check draws fresh random inputs, compares forward values with float math and gradients with float64
+finite differences (`autograder.checks`), and names the operation that is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from autograder.checks import CheckFailure, check_derivative, check_gradient, quiet
+
+__all__ = [
+    "check_add",
+    "check_mul",
+    "check_power",
+    "check_exp",
+    "check_log",
+    "check_tanh",
+    "check_relu",
+    "check_topological_sort",
+    "check_backprop",
+    "check_mlp",
+    "check_train_step",
+    "draw_graph",
+]
+
+# The methods the lesson's exercises put on `Value`, and the backward pass that uses them.
+PRIMITIVES = ("__add__", "__mul__", "power", "exp", "log", "tanh", "relu")
+
+
+def new_seed(seed: int | None = None) -> int:
+    """A fresh seed from the OS unless the caller pins one (printed on failure, so it can be replayed)."""
+    return secrets.randbits(63) if seed is None else int(seed)
+
+
+def _close(got: float, want: float, rtol: float = 1e-9) -> bool:
+    return bool(abs(got - want) <= rtol * max(1.0, abs(want)))
+
+
+def _number(x: object, what: str) -> float:
+    """The float inside a student's result, or a CheckFailure saying what came back instead."""
+    if isinstance(x, bool) or not isinstance(x, int | float | np.floating | np.integer):
+        raise CheckFailure(f"{what} should be a plain number, got {type(x).__name__}: {x!r}")
+    value = float(x)
+    if not math.isfinite(value):
+        raise CheckFailure(f"{what} is {value}, not a finite number")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Trusted primitives, written against the container the notebook gives: Value(data, inputs, op) with
+# .data, .grad, .inputs and a ._backward closure.
+# --------------------------------------------------------------------------------------------------
+
+
+def _wrap(self: object, other: object) -> object:
+    return other if isinstance(other, type(self)) else type(self)(other)
+
+
+def _t_add(self, other):
+    other = _wrap(self, other)
+    out = type(self)(self.data + other.data, (self, other), "+")
+
+    def _backward() -> None:
+        self.grad += out.grad
+        other.grad += out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _t_mul(self, other):
+    other = _wrap(self, other)
+    out = type(self)(self.data * other.data, (self, other), "*")
+
+    def _backward() -> None:
+        self.grad += other.data * out.grad
+        other.grad += self.data * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _t_power(self, k):
+    out = type(self)(self.data**k, (self,), f"**{k:g}")
+
+    def _backward() -> None:
+        self.grad += k * self.data ** (k - 1) * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def _t_unary(op: str, f: Callable[[float], float], df: Callable[[float, float], float]) -> Callable:
+    def method(self):
+        y = f(self.data)
+        out = type(self)(y, (self,), op)
+
+        def _backward() -> None:
+            self.grad += df(self.data, y) * out.grad
+
+        out._backward = _backward
+        return out
+
+    method.__name__ = op
+    return method
+
+
+def _relu(x: float) -> float:
+    return x if x > 0 else 0.0
+
+
+_UNARY_MATH: dict[str, tuple[Callable[[float], float], Callable[[float, float], float]]] = {
+    "exp": (math.exp, lambda x, y: y),
+    "log": (math.log, lambda x, y: 1.0 / x),
+    "tanh": (math.tanh, lambda x, y: 1.0 - y * y),
+    "relu": (_relu, lambda x, y: 1.0 if x > 0 else 0.0),
+}
+
+
+def trusted_order(root) -> list:
+    """Every node reachable from root, each after its inputs (iterative, so any depth works)."""
+    order, seen, stack = [], {id(root)}, [(root, iter(root.inputs))]
+    while stack:
+        node, pending = stack[-1]
+        for parent in pending:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent.inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def _t_backward(self) -> None:
+    order = trusted_order(self)
+    for node in order:
+        if node.inputs:
+            node.grad = 0.0
+    self.grad += 1.0
+    for node in reversed(order):
+        node._backward()
+
+
+TRUSTED: dict[str, Callable] = {
+    "__add__": _t_add,
+    "__mul__": _t_mul,
+    "power": _t_power,
+    **{name: _t_unary(name, f, df) for name, (f, df) in _UNARY_MATH.items()},
+    "backward": _t_backward,
+}
+
+
+@contextlib.contextmanager
+def trusted_engine(Value: type, **under_test: Callable) -> Iterator[None]:
+    """Install trusted primitives (except the ones under test) on Value; restore the class afterwards."""
+    if not isinstance(Value, type):
+        raise CheckFailure(f"pass the Value class itself to the check, got {type(Value).__name__}")
+    saved = {name: Value.__dict__.get(name, _MISSING) for name in TRUSTED}
+    try:
+        for name, fn in TRUSTED.items():
+            setattr(Value, name, under_test.get(name, fn))
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is _MISSING:
+                delattr(Value, name)
+            else:
+                setattr(Value, name, old)
+
+
+_MISSING = object()
+
+
+def _call(what: str, fn: Callable, *args: object) -> object:
+    """Run student code; turn its exceptions into a message that names the piece that raised."""
+    try:
+        with quiet():
+            return fn(*args)
+    except CheckFailure:
+        raise
+    except NotImplementedError:
+        raise CheckFailure(f"{what} raised NotImplementedError: replace `raise NotImplementedError()` "
+                           "with your code.") from None
+    except RecursionError:
+        raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError). Deep graphs need an "
+                           "explicit stack or list instead of a function that calls itself.") from None
+    except Exception as exc:  # noqa: BLE001 - any student exception becomes a message
+        raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}") from None
+
+
+def _new_value(Value: type, x: float, what: str = "Value(x)"):
+    return _call(what, Value, x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Random expressions: a straight-line program over a few leaves, evaluated both with float math (the
+# trusted forward for finite differences) and with Value methods (what is checked).
+# --------------------------------------------------------------------------------------------------
+
+_BINARY = {"add": "__add__", "mul": "__mul__"}
+
+
+@dataclass
+class Expression:
+    """A random straight-line program: steps ("add", i, j), ("mul", i, j), ("power", i, k), (unary, i)."""
+
+    n_leaves: int
+    steps: list[tuple]
+
+    def floats(self, xs: object) -> list[float]:
+        vals = [float(x) for x in np.asarray(xs, dtype=float).ravel()]
+        for step in self.steps:
+            op, i = step[0], step[1]
+            if op == "add":
+                vals.append(vals[i] + vals[step[2]])
+            elif op == "mul":
+                vals.append(vals[i] * vals[step[2]])
+            elif op == "power":
+                vals.append(vals[i] ** step[2])
+            else:
+                vals.append(_UNARY_MATH[op][0](vals[i]))
+        return vals
+
+    def build(self, Value: type, xs: object) -> tuple[list, object]:
+        """Leaves as fresh Values, and the root built with the class's methods."""
+        leaves = [Value(float(x)) for x in np.asarray(xs, dtype=float).ravel()]
+        nodes = list(leaves)
+        for step in self.steps:
+            op, i = step[0], step[1]
+            if op in _BINARY:
+                nodes.append(getattr(nodes[i], _BINARY[op])(nodes[step[2]]))
+            elif op == "power":
+                nodes.append(nodes[i].power(step[2]))
+            else:
+                nodes.append(getattr(nodes[i], op)())
+        return leaves, nodes[-1]
+
+    def text(self) -> str:
+        names = [f"x{k}" for k in range(self.n_leaves)]
+        lines = []
+        for n, step in enumerate(self.steps):
+            op, i = step[0], step[1]
+            name = f"t{n}"
+            if op == "add":
+                rhs = f"{names[i]} + {names[step[2]]}"
+            elif op == "mul":
+                rhs = f"{names[i]} * {names[step[2]]}"
+            elif op == "power":
+                rhs = f"{names[i]} ** {step[2]:g}"
+            else:
+                rhs = f"{names[i]}.{op}()"
+            lines.append(f"{name} = {rhs}")
+            names.append(name)
+        return "; ".join(lines)
+
+
+def _allowed(op: str, v: float) -> bool:
+    """Keep every primitive well inside its domain and away from kinks, so finite differences are exact."""
+    if abs(v) > 20:
+        return op in ("tanh", "log") and (op != "log" or v > 0)
+    return {
+        "log": v > 0.3,
+        "exp": v < 3.0,
+        "relu": abs(v) > 0.1,
+        "power": abs(v) > 0.3,
+    }.get(op, True)
+
+
+def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, ...],
+                      n_leaves: int = 3, n_steps: int = 9) -> tuple[Expression, np.ndarray]:
+    """A random expression that uses `focus` at least three times, and a point where it is smooth."""
+    for _ in range(200):
+        xs = rng.uniform(0.4, 1.6, n_leaves) * rng.choice([-1.0, 1.0], n_leaves)
+        vals = list(xs)
+        steps: list[tuple] = []
+        for _ in range(50 * n_steps):
+            if len(steps) == n_steps:
+                break
+            op = focus if (len(steps) % 2 == 0 or rng.random() < 0.3) else str(rng.choice(others))
+            candidates = [i for i, v in enumerate(vals) if _allowed(op, v)]
+            if not candidates:  # e.g. log with no positive node yet: let another op make one
+                op = str(rng.choice(others))
+                candidates = [i for i, v in enumerate(vals) if _allowed(op, v)]
+                if not candidates:
+                    continue
+            i = int(rng.choice(candidates))
+            if op in _BINARY:
+                step: tuple = (op, i, int(rng.integers(len(vals))))
+            elif op == "power":
+                k = float(rng.choice([2.0, 3.0, -1.0, 0.5, 1.5, -2.0]))
+                if k != int(k) and vals[i] <= 0.3:
+                    k = 2.0
+                step = (op, i, k)
+            else:
+                step = (op, i)
+            new = Expression(len(vals), [step]).floats(vals)[-1]
+            if not math.isfinite(new) or abs(new) > 1e3:
+                continue
+            vals.append(new)
+            steps.append(step)
+        if len(steps) < n_steps or sum(step[0] == focus for step in steps) < 3:
+            continue
+        # Combine the last few nodes so that most of the program reaches the root.
+        last = len(vals) - 1
+        for j in range(last - 1, max(n_leaves - 1, last - 4), -1):
+            steps.append(("add", j, len(vals) - 1))
+            vals.append(vals[j] + vals[-1])
+        expr = Expression(n_leaves, steps)
+        if all(math.isfinite(v) for v in expr.floats(xs)):
+            return expr, xs
+    raise RuntimeError("could not draw a well-conditioned random expression")  # pragma: no cover
+
+
+def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: int = 3,
+                      backward: Callable | None = None) -> None:
+    """Forward values against float math and leaf gradients against finite differences."""
+    rng = np.random.default_rng(seed)
+    others = tuple(op for op in ("add", "mul", "power", "exp", "log", "tanh", "relu") if op != focus)
+    run_backward = backward or (lambda root: root.backward())
+    for _ in range(count):
+        expr, xs = random_expression(rng, focus, others)
+        leaves, root = _call(f"{label} (building {expr.text()})", expr.build, Value, xs)
+        want = expr.floats(xs)[-1]
+        if not _close(_number(root.data, f"{label}: the result's .data"), want, 1e-9):
+            raise CheckFailure(
+                f"{label}: the forward value of a random expression is wrong.\n  Expression: {expr.text()} "
+                f"at x = {np.round(xs, 6).tolist()}\n  Expected {want:.10g}, got {root.data:.10g} "
+                f"(seed {seed})."
+            )
+
+        def f(v: np.ndarray, expr: Expression = expr) -> float:
+            return expr.floats(v)[-1]
+
+        def grads(v: np.ndarray, expr: Expression = expr) -> np.ndarray:
+            leaves, root = expr.build(Value, v)
+            _call(f"{label}: the backward pass", run_backward, root)
+            return np.array([leaf.grad for leaf in leaves], dtype=float)
+
+        grads.__name__ = f"the gradient through {label}"
+        try:
+            check_gradient(f, grads, xs, seed=int(rng.integers(2**62)))
+        except CheckFailure as exc:
+            raise CheckFailure(
+                f"{label}: gradients through a random expression are wrong.\n  Expression: {expr.text()}\n"
+                f"  {exc}\n  (seed {seed})"
+            ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks of one primitive's forward and local backward
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_node(Value: type, out: object, inputs: tuple, label: str) -> None:
+    if not isinstance(out, Value):
+        raise CheckFailure(f"{label} should return a new Value, got {type(out).__name__}: {out!r}")
+    if any(out is x for x in inputs):
+        raise CheckFailure(f"{label} returned one of its inputs; build and return a NEW Value.")
+    got = tuple(getattr(out, "inputs", ()))
+    for x in inputs:
+        if not any(x is p for p in got):
+            raise CheckFailure(f"{label}: the result's .inputs must contain the Value(s) it was computed "
+                               f"from, so backprop can find them; got {got!r}.")
+    if out.grad != 0.0:
+        raise CheckFailure(f"{label}: a new result should start with grad 0.0, got {out.grad!r}.")
+
+
+def _local(Value: type, label: str, make: Callable, xs: list[float], g: float,
+           start: list[float]) -> tuple[object, list]:
+    """Build out = make(*inputs) on fresh leaves holding `start` grads, push g through out._backward()."""
+    leaves = [Value(x) for x in xs]
+    for leaf, s in zip(leaves, start, strict=True):
+        leaf.grad = s
+    out = _call(label, make, *leaves)
+    _check_node(Value, out, tuple(leaves), label)
+    out.grad = g
+    _call(f"{label}: out._backward()", out._backward)
+    return out, leaves
+
+
+def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[[float, float], float],
+                 seed: int | None = None) -> None:
+    """Forward, local gradients (finite differences), accumulation (+=) and reuse (a op a) of `fn`."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    label = f"`{name}` (a {symbol} b)"
+    method = _BINARY[name]
+    with trusted_engine(Value, **{method: fn}):
+        for _ in range(3):
+            x, y = rng.uniform(0.3, 2.0, 2) * rng.choice([-1.0, 1.0], 2)
+            out, _ = _local(Value, label, lambda a, b: getattr(a, method)(b), [x, y], 0.0, [0.0, 0.0])
+            if not _close(_number(out.data, f"{label}: .data"), f(x, y)):
+                raise CheckFailure(f"{label}: the forward value is wrong for a = {x:.6g}, b = {y:.6g}: "
+                                   f"expected {f(x, y):.10g}, got {out.data:.10g} (seed {seed}).")
+            c = float(rng.uniform(0.5, 2.0))
+            out = _call(f"{label} with a plain number", lambda a, c=c: getattr(a, method)(c), Value(x))
+            if not isinstance(out, Value) or not _close(float(out.data), f(x, c)):
+                raise CheckFailure(f"{label}: a {symbol} {c:.3g} with a plain number b should give a Value "
+                                   f"holding {f(x, c):.6g}; wrap plain numbers with as_value(b).")
+            g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
+
+            def grads(v: np.ndarray, g: float = g) -> np.ndarray:
+                _, (a, b) = _local(Value, label, lambda a, b: getattr(a, method)(b), list(v), g, [0.0, 0.0])
+                return np.array([float(a.grad), float(b.grad)])
+
+            grads.__name__ = f"{name}'s _backward"
+            try:
+                check_gradient(lambda v, g=g: g * f(v[0], v[1]), grads, np.array([x, y]),
+                               seed=int(rng.integers(2**62)))
+            except CheckFailure as exc:
+                raise CheckFailure(
+                    f"{label}: the gradients your _backward sends to a and b are wrong (upstream gradient "
+                    f"out.grad = {g:.4g}).\n  {exc}\n  Hint: each input gets out.grad times the local "
+                    f"derivative of a {symbol} b with respect to that input (seed {seed})."
+                ) from None
+            # Accumulation: inputs that already hold gradient (they are used elsewhere) must keep it.
+            start = list(rng.normal(size=2))
+            _, (a, b) = _local(Value, label, lambda a, b: getattr(a, method)(b), [x, y], g, start)
+            fresh = grads(np.array([x, y]))
+            for leaf, s, d, which in ((a, start[0], fresh[0], "a"), (b, start[1], fresh[1], "b")):
+                if not _close(float(leaf.grad), s + d):
+                    hint = ""
+                    if _close(float(leaf.grad), d):
+                        hint = (" Your _backward overwrote it: use `+=`, because a Value used several times "
+                                "must collect the gradient from every use.")
+                    raise CheckFailure(f"{label}: {which}.grad held {s:.4g} before out._backward() and "
+                                       f"should then hold {s + d:.6g}, got {leaf.grad:.6g}.{hint} "
+                                       f"(seed {seed})")
+            # Reuse: a op a sends two messages into the same Value.
+            leaf = Value(x)
+            out = _call(f"{label} with a {symbol} a", lambda a: getattr(a, method)(a), leaf)
+            out.grad = g
+            _call(f"{label}: out._backward()", out._backward)
+            want = g * (f(x + 1e-6, x + 1e-6) - f(x - 1e-6, x - 1e-6)) / 2e-6
+            if not _close(float(leaf.grad), want, 1e-6):
+                raise CheckFailure(f"{label}: for out = a {symbol} a with a = {x:.4g} and out.grad = "
+                                   f"{g:.4g}, a.grad should be {want:.6g} (both uses count), got "
+                                   f"{leaf.grad:.6g}. Use `+=` for both inputs so the two contributions "
+                                   f"add up (seed {seed}).")
+        check_expressions(Value, name, label, seed, backward=_t_backward)
+
+
+def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.random.Generator], float],
+                hint: str, seed: int | None = None) -> None:
+    """Forward value, local derivative (finite differences) and accumulation of a one-input primitive."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    label = f"`{name}` (a.{name}())"
+    f = _UNARY_MATH[name][0]
+    with trusted_engine(Value, **{name: fn}):
+        for _ in range(6):
+            x = float(points(rng))
+            out, _ = _local(Value, label, lambda a: getattr(a, name)(), [x], 0.0, [0.0])
+            if not _close(_number(out.data, f"{label}: .data"), f(x)):
+                raise CheckFailure(f"{label}: the forward value at a = {x:.6g} should be {f(x):.10g}, got "
+                                   f"{out.data:.10g} (seed {seed}).")
+            g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
+
+            def grad(t: float, g: float = g) -> float:
+                _, (a,) = _local(Value, label, lambda a: getattr(a, name)(), [t], g, [0.0])
+                return float(a.grad)
+
+            grad.__name__ = f"{name}'s _backward"
+            try:
+                check_derivative(lambda t, g=g: g * f(t), grad, x, seed=int(rng.integers(2**62)))
+            except CheckFailure as exc:
+                raise CheckFailure(f"{label}: the gradient your _backward sends to a is wrong (upstream "
+                                   f"gradient out.grad = {g:.4g}).\n  {exc}\n  Hint: {hint} (seed {seed})"
+                                   ) from None
+            s = float(rng.normal())
+            _, (a,) = _local(Value, label, lambda a: getattr(a, name)(), [x], g, [s])
+            if not _close(float(a.grad), s + grad(x)):
+                raise CheckFailure(f"{label}: a.grad held {s:.4g} before out._backward() and should then "
+                                   f"hold {s + grad(x):.6g}, got {a.grad:.6g}. Add into a.grad with `+=` "
+                                   f"instead of overwriting it (seed {seed}).")
+        check_expressions(Value, name, label, seed, backward=_t_backward)
+
+
+def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
+    """`add(self, other)`: a + b, with d/da = d/db = 1."""
+    check_binary(Value, add, "add", "+", lambda a, b: a + b, seed)
+
+
+def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
+    """`mul(self, other)`: a * b, with d/da = b and d/db = a."""
+    check_binary(Value, mul, "mul", "*", lambda a, b: a * b, seed)
+
+
+def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
+    """`power(self, k)` for a plain number k: d/da a**k = k a**(k-1)."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    label = "`power` (a ** k)"
+    with trusted_engine(Value, power=power):
+        for k in (2.0, 3.0, -1.0, -2.0, 0.5, 1.5):
+            x = float(rng.uniform(0.4, 2.0)) * (1.0 if k != int(k) else float(rng.choice([-1.0, 1.0])))
+            out, _ = _local(Value, label, lambda a, k=k: a.power(k), [x], 0.0, [0.0])
+            if not _close(_number(out.data, f"{label}: .data"), x**k):
+                raise CheckFailure(f"{label}: {x:.6g} ** {k:g} should be {x**k:.10g}, got {out.data:.10g} "
+                                   f"(seed {seed}).")
+            g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
+
+            def grad(t: float, g: float = g, k: float = k) -> float:
+                _, (a,) = _local(Value, label, lambda a: a.power(k), [t], g, [0.0])
+                return float(a.grad)
+
+            grad.__name__ = f"power's _backward for k = {k:g}"
+            try:
+                check_derivative(lambda t, g=g, k=k: g * t**k, grad, x, seed=int(rng.integers(2**62)))
+            except CheckFailure as exc:
+                missing = g * x ** (k - 1)
+                hint = (" It looks like the factor k is missing: d/da a**k = k * a**(k-1)."
+                        if _close(grad(x), missing, 1e-6) else
+                        " The local derivative of a**k is k * a**(k-1), times out.grad.")
+                raise CheckFailure(f"{label}: wrong gradient for k = {k:g} at a = {x:.4g} "
+                                   f"(out.grad = {g:.4g}).\n  {exc}\n {hint} (seed {seed})") from None
+            s = float(rng.normal())
+            _, (a,) = _local(Value, label, lambda a, k=k: a.power(k), [x], g, [s])
+            if not _close(float(a.grad), s + grad(x)):
+                raise CheckFailure(f"{label}: a.grad should grow from {s:.4g} to {s + grad(x):.6g}, got "
+                                   f"{a.grad:.6g}; use `+=` (seed {seed}).")
+        check_expressions(Value, "power", label, seed, backward=_t_backward)
+
+
+def _signed(lo: float, hi: float) -> Callable[[np.random.Generator], float]:
+    return lambda rng: float(rng.uniform(lo, hi) * rng.choice([-1.0, 1.0]))
+
+
+def check_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
+    """`exp(self)`: d/da e**a = e**a, which is the output itself."""
+    check_unary(Value, exp, "exp", _signed(0.1, 2.5),
+                "d/da exp(a) = exp(a): multiply out.grad by the OUTPUT value.", seed)
+
+
+def check_log(log: Callable, Value: type, seed: int | None = None) -> None:
+    """`log(self)`: d/da log a = 1/a."""
+    check_unary(Value, log, "log", lambda rng: float(rng.uniform(0.2, 4.0)),
+                "d/da log(a) = 1/a, with a the INPUT value (self.data), times out.grad.", seed)
+
+
+def check_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
+    """`tanh(self)`: d/da tanh a = 1 - tanh(a)**2, written with the output t = tanh(a)."""
+    check_unary(Value, tanh, "tanh", _signed(0.2, 2.0),
+                "d/da tanh(a) = 1 - t**2 where t = tanh(a) is the OUTPUT (not 1 - a**2).", seed)
+
+
+def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
+    """`relu(self)`: slope 1 where the input is positive, 0 where it is negative."""
+    check_unary(Value, relu, "relu", _signed(0.1, 2.0),
+                "relu passes out.grad through where the input a > 0 and sends 0 where a < 0.", seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# topological_sort and backprop, on graphs the check builds itself
+# --------------------------------------------------------------------------------------------------
+
+
+def _node(Value: type, data: float, inputs: tuple = (), op: str = ""):
+    return _call("Value(data, inputs, op)", Value, data, inputs, op)
+
+
+def random_graph(Value: type, rng: np.random.Generator, n_leaves: int = 4, n_inner: int = 12) -> tuple:
+    """A random DAG with shared nodes, repeated inputs (a op a) and nodes the root does NOT depend on."""
+    nodes = [_node(Value, float(rng.normal())) for _ in range(n_leaves)]
+    for _ in range(n_inner):
+        i, j = (int(v) for v in rng.integers(len(nodes), size=2))
+        inputs = (nodes[i],) if rng.random() < 0.3 else (nodes[i], nodes[j])
+        nodes.append(_node(Value, float(rng.normal()), inputs, "op"))
+    return nodes, nodes[-1]
+
+
+def chain(Value: type, depth: int):
+    """x0 -> x1 -> ... -> x_depth, each node made from the one before."""
+    node = _node(Value, 1.0)
+    for _ in range(depth):
+        node = _node(Value, node.data + 1.0, (node,), "+1")
+    return node
+
+
+def _validate_order(got: object, root, label: str) -> None:
+    want = trusted_order(root)
+    if not isinstance(got, list | tuple):
+        raise CheckFailure(f"{label} should return a list of Values, got {type(got).__name__}")
+    position: dict[int, int] = {}
+    for k, node in enumerate(got):
+        if id(node) in position:
+            raise CheckFailure(f"{label}: {node!r} appears more than once in your order. Keep a set of "
+                               "visited nodes so each node is added exactly once (otherwise its backward "
+                               "would run twice).")
+        position[id(node)] = k
+    reachable = {id(n) for n in want}
+    extra = [n for n in got if id(n) not in reachable]
+    if extra:
+        raise CheckFailure(f"{label}: your order contains {len(extra)} node(s) the root does not depend on "
+                           "(or that are not Values of the graph); follow .inputs from the root only.")
+    if len(got) != len(want):
+        raise CheckFailure(f"{label}: the root depends on {len(want)} nodes (itself included) but your "
+                           f"order has {len(got)}. Every node reachable through .inputs must appear once.")
+    if got and got[0] is root and len(got) > 1:
+        raise CheckFailure(f"{label}: your list starts with the root. The order must put each node AFTER "
+                           "the nodes it was computed from (leaves first, root last); backprop then walks "
+                           "it in reverse.")
+    for node in got:
+        for parent in node.inputs:
+            if position[id(parent)] > position[id(node)]:
+                raise CheckFailure(f"{label}: a node appears before one of its inputs ({parent!r} comes "
+                                   f"after {node!r}). Append a node only after all its inputs are in "
+                                   "the list (post-order depth-first search).")
+
+
+def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
+    """Random DAGs, a + a, a diamond, heavy sharing, and a 10 000-deep chain (no RecursionError)."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    label = "`topological_sort`"
+    leaf = _node(Value, 2.0)
+    _validate_order(_call(label, topological_sort, leaf), leaf, f"{label} on a single leaf")
+    a = _node(Value, 1.0)
+    b = _node(Value, 2.0, (a, a), "+")
+    c = _node(Value, 4.0, (b, b), "+")
+    _validate_order(_call(label, topological_sort, c), c, f"{label} on b = a + a; c = b + b")
+    x = _node(Value, 1.0)
+    left, right = _node(Value, 2.0, (x,), "f"), _node(Value, 3.0, (x,), "g")
+    top = _node(Value, 5.0, (left, right), "+")
+    _validate_order(_call(label, topological_sort, top), top, f"{label} on a diamond")
+    node = _node(Value, 1.0)
+    for _ in range(16):  # 16 levels of x_{k+1} = x_k + x_k: 2**16 paths, 17 nodes
+        node = _node(Value, 2 * node.data, (node, node), "+")
+    _validate_order(_call(label, topological_sort, node), node, f"{label} on a chain of 16 doublings")
+    for _ in range(4):
+        _, root = random_graph(Value, rng)
+        _validate_order(_call(label, topological_sort, root), root,
+                        f"{label} on a random graph (seed {seed})")
+    deep = chain(Value, 10_000)
+    _validate_order(_call(f"{label} on a chain 10 000 nodes deep", topological_sort, deep), deep,
+                    f"{label} on a chain 10 000 nodes deep")
+
+
+def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
+    """`backprop(root, order)`: gradients, a + a reuse, PyTorch's accumulation rule, deep chains."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    label = "`backprop`"
+
+    def run(root) -> None:
+        _call(label, backprop, root, trusted_order(root))
+
+    with trusted_engine(Value):
+        a = Value(float(rng.uniform(0.5, 2.0)))
+        b = a + a
+        c = b + b
+        run(c)
+        if not _close(float(a.grad), 4.0):
+            raise CheckFailure(
+                f"{label}: for b = a + a; c = b + b, dc/da is 4, but a.grad = {a.grad!r}. Walk the given "
+                "order in reverse and call each node's _backward exactly once: a node may send its gradient "
+                "on only after every use of it has sent its share back.")
+        if not _close(float(c.grad), 1.0):
+            raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
+                               f"{c.grad!r}. Seed the root with gradient 1 before the sweep.")
+        check_expressions(Value, "add", label, seed, count=3, backward=run)
+        check_expressions(Value, "mul", label, seed + 1, count=2, backward=run)
+        # PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call.
+        expr, xs = random_expression(rng, "tanh", ("add", "mul", "exp"))
+        leaves, root = expr.build(Value, xs)
+        run(root)
+        once = [float(leaf.grad) for leaf in leaves]
+        run(root)
+        twice = [float(leaf.grad) for leaf in leaves]
+        if not all(_close(t, 2 * o, 1e-7) for o, t in zip(once, twice, strict=True)):
+            raise CheckFailure(
+                f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
+                f"(PyTorch's rule); got {np.round(once, 4).tolist()} after one call and "
+                f"{np.round(twice, 4).tolist()} after two. Leaves keep accumulating, but every non-leaf node "
+                "(one with inputs) must be reset to 0 before the sweep, or last call's gradient flows again.")
+        start = rng.normal(size=len(leaves))
+        leaves, root = expr.build(Value, xs)
+        for leaf, s in zip(leaves, start, strict=True):
+            leaf.grad = float(s)
+        run(root)
+        for leaf, s, o in zip(leaves, start, once, strict=True):
+            if not _close(float(leaf.grad), s + o, 1e-7):
+                raise CheckFailure(
+                    f"{label}: a leaf whose grad was {s:.4g} before the call should end with {s + o:.6g} "
+                    f"(its old grad plus this call's), got {leaf.grad:.6g}. Do not zero the leaves in "
+                    "backprop: they accumulate until the user zeroes them (PyTorch's rule).")
+        x = Value(0.5)
+        node = x
+        for _ in range(10_000):
+            node = node * 1.0001 if rng.random() < 0.5 else node + 0.1
+        run(node)
+        d = math.prod(1.0001 if n.op == "*" else 1.0 for n in trusted_order(node))
+        if not _close(float(x.grad), d, 1e-9):
+            raise CheckFailure(f"{label}: on a chain 10 000 operations deep x.grad should be {d:.8g}, got "
+                               f"{x.grad!r}.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Neuron, Layer, MLP and train_step
+# --------------------------------------------------------------------------------------------------
+
+_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "linear": lambda z: z,
+}
+
+
+def _params(obj: object, what: str) -> list:
+    params = _call(f"{what}.parameters()", obj.parameters)
+    if not isinstance(params, list | tuple):
+        raise CheckFailure(f"{what}.parameters() should return a list of Values, got {type(params).__name__}")
+    return list(params)
+
+
+def _neuron_parts(neuron: object, what: str) -> tuple[list, object]:
+    w, b = getattr(neuron, "w", None), getattr(neuron, "b", None)
+    if not isinstance(w, list | tuple) or b is None:
+        raise CheckFailure(f"{what} needs attributes .w (a list of weight Values) and .b (the bias Value).")
+    return list(w), b
+
+
+def _layer_parts(layer: object, what: str) -> list[tuple[list, object]]:
+    neurons = getattr(layer, "neurons", None)
+    if not isinstance(neurons, list | tuple):
+        raise CheckFailure(f"{what} needs an attribute .neurons: the list of its Neuron objects.")
+    return [_neuron_parts(n, f"{what}, neuron {k}") for k, n in enumerate(neurons)]
+
+
+def _require_values(structure: list, Value: type) -> list:
+    for layer in structure:
+        for w, b in layer:
+            if not all(isinstance(v, Value) for v in (*w, b)):
+                raise CheckFailure("every weight and bias must be a Value (so gradients can reach it), "
+                                   "not a plain float.")
+    return structure
+
+
+def _structure(mlp: object, Value: type) -> list[list[tuple[list, object]]]:
+    layers = getattr(mlp, "layers", None)
+    if not isinstance(layers, list | tuple):
+        raise CheckFailure("MLP needs an attribute .layers: the list of its Layer objects.")
+    return _require_values([_layer_parts(layer, f"layer {li}") for li, layer in enumerate(layers)], Value)
+
+
+def _check_params(params: list, structure: list, Value: type, what: str) -> None:
+    want = [v for layer in structure for w, b in layer for v in (*w, b)]
+    n_bias = sum(len(layer) for layer in structure)
+    if len(params) != len(want):
+        hint = ""
+        if len(params) == len(want) - n_bias:
+            hint = " That is exactly the number of weights: did you leave out the biases?"
+        raise CheckFailure(f"{what}.parameters() returned {len(params)} Values; the network has "
+                           f"{len(want)} (every weight and every bias, each once).{hint}")
+    ids = {id(p) for p in params}
+    if len(ids) != len(params) or ids != {id(v) for v in want}:
+        raise CheckFailure(f"{what}.parameters() must list each weight and bias Value of the model exactly "
+                           "once (the very objects the model computes with, not copies).")
+    if not all(isinstance(p, Value) for p in params):
+        raise CheckFailure(f"{what}.parameters() should contain only Values.")
+
+
+def _numpy_forward(structure: list, acts: list[str], theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    h, k = np.asarray(x, dtype=float), 0
+    for layer, act in zip(structure, acts, strict=True):
+        z = []
+        for w, _ in layer:
+            n = len(w)
+            z.append(float(theta[k:k + n] @ h) + float(theta[k + n]))
+            k += n + 1
+        h = _ACT[act](np.array(z))
+    return h
+
+
+def _check_model(model: object, structure: list, acts: list[str], Value: type, n_in: int,
+                 rng: np.random.Generator, what: str, single: bool) -> None:
+    params = [v for layer in structure for w, b in layer for v in (*w, b)]
+    theta = np.array([float(p.data) for p in params])
+    weights = np.array([float(v.data) for layer in structure for w, _ in layer for v in w])
+    if weights.size > 1 and np.ptp(weights) == 0:
+        raise CheckFailure(f"{what}: the initial weights are all equal; draw them at random so the "
+                           "neurons can learn different things (equal weights stay equal forever).")
+    x = rng.normal(size=n_in)
+    out = _call(f"{what}(x)", model, [float(v) for v in x])
+    want = _numpy_forward(structure, acts, theta, x)
+    if single:
+        if not isinstance(out, Value):
+            raise CheckFailure(f"{what}(x) should return a single Value when the last layer has one neuron, "
+                               f"got {type(out).__name__}.")
+        got = np.array([float(out.data)])
+    else:
+        if not isinstance(out, list | tuple) or not all(isinstance(v, Value) for v in out):
+            raise CheckFailure(f"{what}(x) should return a list of Values, one per neuron.")
+        got = np.array([float(v.data) for v in out])
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+        hint = ""
+        if len(acts) > 1 and acts[-1] == "linear":
+            alt = _numpy_forward(structure, acts[:-1] + ["tanh"], theta, x)
+            if alt.shape == got.shape and np.allclose(got, alt, rtol=1e-9):
+                hint = " Your last layer applies tanh; the output layer must be linear."
+        raise CheckFailure(f"{what}(x) computed {np.round(got, 6).tolist()}, expected "
+                           f"{np.round(want, 6).tolist()} = activation(w . x + b) layer by layer.{hint}")
+    g = rng.normal(size=want.shape)
+
+    def loss(t: np.ndarray) -> float:
+        return float(g @ _numpy_forward(structure, acts, t, x))
+
+    def grads(t: np.ndarray) -> np.ndarray:
+        for p, v in zip(params, t, strict=True):
+            p.data, p.grad = float(v), 0.0
+        out = model([float(v) for v in x])
+        outs = [out] if single else list(out)
+        total = outs[0] * float(g[0])
+        for o, gk in zip(outs[1:], g[1:], strict=True):
+            total = total + o * float(gk)
+        total.backward()
+        return np.array([p.grad for p in params])
+
+    grads.__name__ = f"gradients of {what}'s parameters"
+    try:
+        check_gradient(loss, grads, theta, seed=int(rng.integers(2**62)))
+    except CheckFailure as exc:
+        raise CheckFailure(f"{what}: gradients do not reach the parameters correctly.\n  {exc}\n  Hint: "
+                           "compute with the weight Values themselves (w * x), never with w.data.") from None
+    for p, v in zip(params, theta, strict=True):
+        p.data, p.grad = float(v), 0.0
+
+
+def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
+    """Neuron(n_in, activation), Layer(n_in, n_out, activation), MLP(n_in, sizes): structure and math."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    with trusted_engine(Value):
+        for act in ("tanh", "relu", "linear"):
+            n_in = int(rng.integers(2, 5))
+            neuron = _call(f"Neuron({n_in}, activation={act!r})", Neuron, n_in, act)
+            structure = [[_neuron_parts(neuron, "a Neuron")]]
+            if len(structure[0][0][0]) != n_in:
+                raise CheckFailure(f"Neuron({n_in}) should have {n_in} weights, got "
+                                   f"{len(structure[0][0][0])}.")
+            _check_params(_params(neuron, "Neuron"), _require_values(structure, Value), Value, "Neuron")
+            if act == "relu":  # make sure the check sees both sides of the kink
+                neuron.b.data = 0.3
+            _check_model(neuron, structure, [act], Value, n_in, rng, f"Neuron(activation={act!r})", True)
+        n_in, n_out = 3, 4
+        layer = _call(f"Layer({n_in}, {n_out})", Layer, n_in, n_out, "tanh")
+        structure = _require_values([_layer_parts(layer, "Layer")], Value)
+        if len(structure[0]) != n_out:
+            raise CheckFailure(f"Layer({n_in}, {n_out}) should hold {n_out} neurons, got "
+                               f"{len(structure[0])}.")
+        _check_params(_params(layer, "Layer"), structure, Value, "Layer")
+        _check_model(layer, structure, ["tanh"], Value, n_in, rng, "Layer", False)
+        sizes = [4, 3, 1]
+        mlp = _call(f"MLP(2, {sizes})", MLP, 2, sizes)
+        structure = _structure(mlp, Value)
+        if [len(layer) for layer in structure] != sizes:
+            raise CheckFailure(f"MLP(2, {sizes}) should have layers of {sizes} neurons, got "
+                               f"{[len(layer) for layer in structure]}.")
+        _check_params(_params(mlp, "MLP"), structure, Value, "MLP")
+        _check_model(mlp, structure, ["tanh", "tanh", "linear"], Value, 2, rng, "MLP", True)
+
+
+class _TinyModel:
+    """A 2-3-1 tanh network made of the student's Value objects (ops are trusted during the check)."""
+
+    def __init__(self, Value: type, theta: np.ndarray) -> None:
+        self.w1 = [[Value(float(v)) for v in row] for row in theta[:6].reshape(3, 2)]
+        self.b1 = [Value(float(v)) for v in theta[6:9]]
+        self.w2 = [Value(float(v)) for v in theta[9:12]]
+        self.b2 = Value(float(theta[12]))
+
+    def parameters(self) -> list:
+        return [v for row in self.w1 for v in row] + self.b1 + self.w2 + [self.b2]
+
+    def __call__(self, x: list) -> object:
+        h = []
+        for row, b in zip(self.w1, self.b1, strict=True):
+            z = b
+            for w, xi in zip(row, x, strict=True):
+                z = z + w * xi
+            h.append(z.tanh())
+        out = self.b2
+        for w, hi in zip(self.w2, h, strict=True):
+            out = out + w * hi
+        return out
+
+
+def _logistic(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean log(1 + exp(-y s)) of the tiny model and its gradient, in float64 numpy."""
+    w1, b1, w2, b2 = theta[:6].reshape(3, 2), theta[6:9], theta[9:12], theta[12]
+    h = np.tanh(X @ w1.T + b1)
+    s = h @ w2 + b2
+    m = -y * s
+    loss = float(np.mean(np.log1p(np.exp(m))))
+    ds = -y / (1.0 + np.exp(-m)) / len(y)
+    dh = np.outer(ds, w2) * (1 - h**2)
+    grad = np.concatenate([(dh.T @ X).ravel(), dh.sum(0), h.T @ ds, [ds.sum()]])
+    return loss, grad
+
+
+def check_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
+    """Two calls of train_step(model, X, y, lr) must equal two steps of gradient descent on the mean loss."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    label = "`train_step`"
+    theta0 = rng.normal(size=13) * 0.8
+    X = rng.normal(size=(int(rng.integers(4, 7)), 2))
+    y = rng.choice([-1.0, 1.0], size=len(X))
+    y[:2] = (-1.0, 1.0)
+    lr = float(rng.uniform(0.2, 0.6))
+    with trusted_engine(Value):
+        model = _TinyModel(Value, theta0)
+        theta, grads = theta0.copy(), []
+        for step in (1, 2):
+            want_loss, g = _logistic(theta, X, y)
+            grads.append(g)
+            loss = _call(label, train_step, model, X.tolist(), y.tolist(), lr)
+            got_loss = _number(loss if not isinstance(loss, Value) else loss.data, f"{label}'s returned loss")
+            theta = theta - lr * g
+            got = np.array([float(p.data) for p in model.parameters()])
+            if not np.allclose(got, theta, rtol=1e-8, atol=1e-10):
+                before = theta + lr * g
+                candidates = {
+                    "You moved the parameters UP the gradient: the update is p.data -= lr * p.grad.":
+                        before + lr * g,
+                    "Gradients from the previous step were still in p.grad: set every parameter's grad to 0 "
+                    "before the backward pass (zero_grad).": before - lr * sum(grads),
+                    "You used the SUM of the per-example losses; the loss is their MEAN.":
+                        before - lr * len(X) * g,
+                    "The parameters did not change: after loss.backward(), update p.data for every p in "
+                    "model.parameters().": before,
+                }
+                hint = next((h for h, c in candidates.items() if np.allclose(got, c, rtol=1e-7)), "")
+                raise CheckFailure(f"{label}: after step {step} the parameters are not one gradient-descent "
+                                   f"step (lr = {lr:.3g}) on the mean logistic loss. Largest difference "
+                                   f"{np.max(np.abs(got - theta)):.3g}. {hint} (seed {seed})")
+            if not _close(got_loss, want_loss, 1e-8):
+                raise CheckFailure(f"{label} returned loss {got_loss:.8g} at step {step}; the mean logistic "
+                                   f"loss before the update is {want_loss:.8g}. Return loss.data computed "
+                                   f"before changing the parameters (seed {seed}).")
+
+
+# --------------------------------------------------------------------------------------------------
+# Drawing (matplotlib only: no Graphviz binary to install)
+# --------------------------------------------------------------------------------------------------
+
+
+def draw_graph(root, ax=None, title: str | None = None):
+    """Draw the graph that produced `root`: one box per Value with its label or op, data and grad."""
+    import matplotlib.pyplot as plt
+
+    order = trusted_order(root)
+    depth: dict[int, int] = {}
+    for node in order:
+        depth[id(node)] = 1 + max((depth[id(p)] for p in node.inputs), default=-1)
+    columns: dict[int, list] = {}
+    for node in order:
+        columns.setdefault(depth[id(node)], []).append(node)
+    if ax is None:
+        width = 2.3 * (max(columns) + 1)
+        height = 1.2 * max(len(c) for c in columns.values()) + 0.8
+        _, ax = plt.subplots(figsize=(max(width, 4), max(height, 2)))
+    where = {}
+    for d, nodes in columns.items():
+        for k, node in enumerate(nodes):
+            where[id(node)] = (d, (len(nodes) - 1) / 2 - k)
+    for node in order:
+        x1, y1 = where[id(node)]
+        for parent in set(node.inputs):
+            x0, y0 = where[id(parent)]
+            ax.annotate("", xy=(x1 - 0.33, y1), xytext=(x0 + 0.33, y0),
+                        arrowprops={"arrowstyle": "->", "color": "0.45",
+                                    "connectionstyle": "arc3,rad=0.0", "shrinkA": 0, "shrinkB": 0})
+    for node in order:
+        x, y = where[id(node)]
+        name = getattr(node, "label", "") or ("" if not node.inputs else node.op)
+        text = f"{name}\ndata {node.data:.3g}\ngrad {node.grad:.3g}"
+        color = "#dbe9f6" if not node.inputs else "#fde8c8"
+        ax.text(x, y, text, ha="center", va="center", fontsize=8, family="monospace",
+                bbox={"boxstyle": "round,pad=0.35", "fc": color, "ec": "0.3"})
+    ax.set_xlim(-0.6, max(columns) + 0.6)
+    ys = [p[1] for p in where.values()]
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
