@@ -1,0 +1,564 @@
+"""Visible checks for lesson 07 (a small training library).
+
+Each check receives the student's class or function plus the given engine classes it needs (``Tensor``,
+``Parameter``, ``GradMode``). Whatever else an exercise needs is supplied by the check as a small
+*recording* stand-in (a linear model that logs the batches it sees, an optimiser that logs the gradients
+it is asked to apply), never the student's other exercises, so one bug costs one exercise's points.
+
+Expected values are computed here with numpy from closed forms: sums over the gradient history for the
+optimisers, explicit gradients of the mean-squared error for the training step, and finite differences
+(``autograder.checks``) for the Linear layer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+import numpy as np
+
+from autograder.checks import CheckFailure, check_close, check_gradient, quiet
+
+__all__ = [
+    "check_module_parameters",
+    "check_linear",
+    "check_sgd_step",
+    "check_adam_step",
+    "check_train_epoch",
+    "check_evaluate",
+]
+
+
+def new_seed(seed: int | None) -> int:
+    """A fresh seed from the OS unless the caller pins one (printed so failures can be reproduced)."""
+    return secrets.randbits(62) if seed is None else int(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Module.parameters / Module.modules
+# ---------------------------------------------------------------------------------------------------------
+
+
+def random_module_tree(Module: type, Parameter: type, Tensor: type, rng: np.random.Generator,
+                       depth: int = 3) -> tuple[object, dict[int, str], dict[int, str]]:
+    """A random tree of Module subclasses; returns (root, {id(param): path}, {id(module): path}).
+
+    Parameters sit in attributes, in lists and in tuples; sub-modules likewise; one Parameter and one
+    sub-module are shared (reachable twice); plain Tensors (even with requires_grad) and numbers are noise
+    that must not be collected.
+    """
+    params: dict[int, str] = {}
+    modules: dict[int, str] = {}
+
+    class Block(Module):  # a fresh subclass of the student's Module
+        def __init__(self) -> None:
+            super().__init__()
+
+    def new_param(path: str) -> object:
+        p = Parameter(rng.standard_normal(int(rng.integers(1, 4))))
+        params[id(p)] = path
+        return p
+
+    def build(path: str, level: int) -> object:
+        m = Block()
+        modules[id(m)] = path or "the model itself"
+        for k in range(int(rng.integers(1, 3))):
+            setattr(m, f"w{k}", new_param(f"{path}.w{k}"))
+        m.scale = float(rng.uniform(1, 2))
+        m.buffer = Tensor(rng.standard_normal(2))
+        m.frozen = Tensor(rng.standard_normal(2), requires_grad=True)  # a Tensor, but not a Parameter
+        m.pair = (new_param(f"{path}.pair[0]"), "label")
+        if level > 0:
+            m.child = build(f"{path}.child", level - 1)
+            m.blocks = [build(f"{path}.blocks[{i}]", level - 1) for i in range(int(rng.integers(1, 3)))]
+            m.blocks.append(new_param(f"{path}.blocks[{len(m.blocks)}]"))
+        else:
+            m.weights = [new_param(f"{path}.weights[{i}]") for i in range(int(rng.integers(1, 3)))]
+        return m
+
+    root = build("", depth)
+    shared_holder = build(".extra", 0)
+    root.extra = shared_holder
+    root.alias = shared_holder            # the same sub-module twice
+    root.tied = shared_holder.w0          # the same Parameter twice (weight tying)
+    return root, params, modules
+
+
+def _describe(paths: list[str]) -> str:
+    shown = ", ".join(f"self{p}" for p in paths[:4])
+    return shown + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+
+
+def check_module_parameters(Module: type, Parameter: type, Tensor: type, *, seed: int | None = None,
+                            trees: int = 3) -> str:
+    """parameters() finds every Parameter once (attributes, lists, tuples, sub-modules); modules() likewise."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(trees):
+        root, params, modules = random_module_tree(Module, Parameter, Tensor, rng, depth=int(rng.integers(1, 4)))
+        with quiet():
+            found = list(root.parameters())
+        ids = [id(p) for p in found]
+        if len(ids) != len(set(ids)):
+            raise CheckFailure(
+                "parameters() returned the same Parameter more than once. A Parameter shared by two modules "
+                "(or a module reachable twice) must appear once, or the optimiser would update it twice per "
+                f"step. Hint: keep a set of id(p) already returned. (seed {seed})"
+            )
+        missing = [path for pid, path in params.items() if pid not in set(ids)]
+        if missing:
+            where = ("inside a list or tuple attribute" if any("[" in p for p in missing)
+                     else "in a nested sub-module")
+            raise CheckFailure(
+                f"parameters() missed {len(missing)} of {len(params)} Parameters, e.g. {_describe(missing)} "
+                f"({where}). Look through every attribute: Parameters, sub-Modules (search them too) and the "
+                f"items of lists and tuples. (seed {seed})"
+            )
+        extra = [p for p in found if id(p) not in params]
+        if extra:
+            raise CheckFailure(
+                f"parameters() returned {len(extra)} object(s) that are not Parameters of the model (e.g. a "
+                f"{type(extra[0]).__name__}). Collect only isinstance(value, Parameter): plain Tensors, even "
+                f"with requires_grad=True, are not learnable parameters. (seed {seed})"
+            )
+        with quiet():
+            mods = list(root.modules())
+        mids = [id(m) for m in mods]
+        if not mods or mods[0] is not root or len(mids) != len(set(mids)) or set(mids) != set(modules):
+            raise CheckFailure(
+                f"modules() must return the model itself first, then every sub-module once: expected "
+                f"{len(modules)} modules, got {len(mods)} ({len(set(mids))} distinct). (seed {seed})"
+            )
+        with quiet():
+            root.eval()
+        if any(m.training for m in mods):
+            raise CheckFailure("after model.eval() some sub-module still has training=True: train()/eval() "
+                               "use modules(), which must reach every sub-module.")
+        with quiet():
+            root.train()
+    return f"parameters() and modules() passed on {trees} random module trees (seed {seed})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Linear
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> str:
+    """Shapes (out, in), PyTorch's init range and spread, reproducibility, forward and gradients."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_in, n_out = int(rng.integers(5, 9)), int(rng.integers(2, 5))
+    with quiet():
+        lin = Linear(n_in, n_out, rng=np.random.default_rng(seed))
+    for name, shape in (("weight", (n_out, n_in)), ("bias", (n_out,))):
+        p = getattr(lin, name, None)
+        if not isinstance(p, Parameter):
+            raise CheckFailure(
+                f"Linear({n_in}, {n_out}).{name} is {type(p).__name__}, not a Parameter. Wrap it as "
+                f"Parameter(array) so that requires_grad is on and parameters() finds it."
+            )
+        if p.shape != shape:
+            hint = " It looks transposed: PyTorch stores W as (out_features, in_features)." if \
+                p.shape == shape[::-1] else ""
+            raise CheckFailure(f"Linear({n_in}, {n_out}).{name} has shape {p.shape}, expected {shape}.{hint}")
+    with quiet():
+        again = Linear(n_in, n_out, rng=np.random.default_rng(seed))
+    if not (np.array_equal(again.weight.data, lin.weight.data) and np.array_equal(again.bias.data, lin.bias.data)):
+        raise CheckFailure("two Linear layers built with generators from the same seed differ: draw every random "
+                           "number from the `rng` argument (not np.random.* or a new default_rng()).")
+
+    big_in, big_out = 400, 250
+    with quiet():
+        big = Linear(big_in, big_out, rng=np.random.default_rng(seed + 1))
+    bound = 1 / np.sqrt(big_in)
+    for name, arr, tol in (("weight", big.weight.data, 0.05), ("bias", big.bias.data, 0.25)):
+        spread = float(np.std(arr))
+        if np.max(np.abs(arr)) > bound * (1 + 1e-12) or abs(spread / (bound / np.sqrt(3)) - 1) > tol:
+            raise CheckFailure(
+                f"Linear({big_in}, {big_out}).{name}: values should be uniform on [-1/sqrt(in_features), "
+                f"1/sqrt(in_features)] = [-{bound:.4f}, {bound:.4f}] (standard deviation {bound / np.sqrt(3):.4f}); "
+                f"got max |value| {np.max(np.abs(arr)):.4f} and standard deviation {spread:.4f}. Hint: the bound "
+                "uses in_features (the fan-in), and the bias is drawn from the same range, not zeros. "
+                f"(seed {seed})"
+            )
+
+    x0 = rng.standard_normal((int(rng.integers(3, 7)), n_in))
+    with quiet():
+        out = lin(Tensor(x0))
+    check_close(getattr(out, "data", None), x0 @ lin.weight.data.T + lin.bias.data,
+                name=f"Linear({n_in}, {n_out}) forward", rtol=1e-12, atol=1e-12,
+                hint="the output is x @ W.T + b, with W of shape (out_features, in_features)")
+    R = rng.standard_normal((len(x0), n_out))
+
+    def loss(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> float:
+        return float(np.sum(R * (x @ W.T + b)))
+
+    def gradients(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> tuple:
+        lin.weight.data, lin.bias.data = np.array(W), np.array(b)
+        lin.weight.grad = lin.bias.grad = None
+        xt = Tensor(np.array(x), requires_grad=True)
+        (lin(xt) * R).sum().backward()
+        if lin.weight.grad is None or lin.bias.grad is None:
+            raise CheckFailure("after backward through Linear, weight.grad or bias.grad is None: build the output "
+                               "from the Parameters with Tensor operations (x @ self.weight.T + self.bias), not "
+                               "from their .data arrays.")
+        return lin.weight.grad, lin.bias.grad, xt.grad
+
+    gradients.__name__ = "gradients through your Linear (weight, bias, input)"
+    check_gradient(loss, gradients, lin.weight.data.copy(), lin.bias.data.copy(), x0, seed=seed)
+    return f"Linear passed: shapes, initialisation, forward and gradients (seed {seed})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SGD and Adam: closed forms over the gradient history
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sgd_expected(p0: np.ndarray, grads: list[np.ndarray], lr: float, momentum: float) -> list[np.ndarray]:
+    """Parameter after each step: b_t = sum_k momentum^(t-k) g_k, p_t = p_0 - lr * sum_{s<=t} b_s."""
+    out, total = [], np.zeros_like(p0)
+    for t in range(1, len(grads) + 1):
+        b = sum(momentum ** (t - k) * grads[k - 1] for k in range(1, t + 1))
+        total = total + b
+        out.append(p0 - lr * total)
+    return out
+
+
+def adam_expected(p0: np.ndarray, grads: list[np.ndarray], lr: float, betas: tuple[float, float], eps: float, *,
+                  bias_correction: bool = True, frozen_t: bool = False) -> list[np.ndarray]:
+    """Parameter after each Adam step from the unrolled averages m_t = (1-b1) sum_k b1^(t-k) g_k (and v)."""
+    b1, b2 = betas
+    out, p = [], p0.copy()
+    for t in range(1, len(grads) + 1):
+        m = (1 - b1) * sum(b1 ** (t - k) * grads[k - 1] for k in range(1, t + 1))
+        v = (1 - b2) * sum(b2 ** (t - k) * grads[k - 1] ** 2 for k in range(1, t + 1))
+        tc = 1 if frozen_t else t
+        if bias_correction:
+            m, v = m / (1 - b1 ** tc), v / (1 - b2 ** tc)
+        p = p - lr * m / (np.sqrt(v) + eps)
+        out.append(p.copy())
+    return out
+
+
+def _run_optimizer(make: Callable[[list], object], Parameter: type, starts: list[np.ndarray],
+                   grads: list[list[np.ndarray | None]]) -> list[list[np.ndarray]]:
+    """Step a student's optimiser over the gradient history; returns parameter values after each step."""
+    params = [Parameter(s.copy()) for s in starts]
+    with quiet():
+        opt = make(params)
+    history = []
+    for step_grads in grads:
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad = None if g is None else g.copy()
+        with quiet():
+            opt.step()
+        history.append([np.array(p.data, dtype=float, copy=True) for p in params])
+    return history
+
+
+def _compare_steps(got: list[list[np.ndarray]], expected: list[list[np.ndarray]], what: str,
+                   alternatives: dict[str, list[list[np.ndarray]]], seed: int) -> None:
+    for t, (g_step, e_step) in enumerate(zip(got, expected, strict=True)):
+        for i, (g, e) in enumerate(zip(g_step, e_step, strict=True)):
+            if g.shape == e.shape and np.all(np.abs(g - e) <= 1e-9 * np.maximum(1.0, np.abs(e))):
+                continue
+            hint = next((h for h, alt in alternatives.items()
+                         if alt[t][i].shape == g.shape and np.allclose(g, alt[t][i], rtol=1e-9, atol=1e-12)), None)
+            try:
+                check_close(g, e, name=f"{what}: parameter {i} after step {t + 1}", rtol=1e-9, atol=1e-12,
+                            hint=hint)
+            except CheckFailure as exc:
+                raise CheckFailure(f"{exc} (seed {seed})") from None
+
+
+def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> str:
+    """SGD(params, lr, momentum).step() against PyTorch's formulas, over random gradient histories."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    shapes = [(3, 4), (4,), ()]
+    for momentum in (0.0, float(rng.uniform(0.5, 0.95))):
+        lr = float(rng.uniform(0.01, 0.3))
+        starts = [rng.standard_normal(s) for s in shapes] + [rng.standard_normal(2)]
+        steps = 5
+        grads = [[rng.standard_normal(s) for s in shapes] + [None] for _ in range(steps)]
+        got = _run_optimizer(lambda ps, lr=lr, m=momentum: SGD(ps, lr=lr, momentum=m), Parameter, starts, grads)
+        per_param = [sgd_expected(starts[i], [g[i] for g in grads], lr, momentum) for i in range(len(shapes))]
+        expected = [[per_param[i][t] for i in range(len(shapes))] + [starts[-1]] for t in range(steps)]
+        ema = [[sgd_expected(starts[i], [(1 - momentum) * g[i] for g in grads], lr, momentum)[t]
+                for i in range(len(shapes))] + [starts[-1]] for t in range(steps)]
+        plain = [[sgd_expected(starts[i], [g[i] for g in grads], lr, 0.0)[t]
+                  for i in range(len(shapes))] + [starts[-1]] for t in range(steps)]
+        alts = {}
+        if momentum:
+            alts["This is b = momentum * b + (1 - momentum) * g, an exponential average; PyTorch's SGD uses "
+                 "b = momentum * b + g (b = g at the first step)."] = ema
+            alts["This is plain SGD: the momentum buffer is ignored or not kept between steps. Store the "
+                 "velocity in self.velocity[i] and step along it."] = plain
+        _compare_steps(got, expected, f"SGD(lr={lr:.3g}, momentum={momentum:.3g})", alts, seed)
+    return f"SGD.step passed with and without momentum (seed {seed})"
+
+
+def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> str:
+    """Adam.step() against the unrolled, bias-corrected averages; the first step moves ~lr * sign(g)."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    shapes = [(3, 4), (5,)]
+    lr = float(rng.uniform(0.005, 0.05))
+    betas = (0.9, 0.999)
+    eps = 1e-8
+    starts = [rng.standard_normal(s) for s in shapes]
+    steps = 6
+    grads = [[rng.standard_normal(s) * rng.uniform(0.1, 3.0) for s in shapes] for _ in range(steps)]
+    got = _run_optimizer(lambda ps: Adam(ps, lr=lr), Parameter, starts, grads)
+    first = [got[0][i] - starts[i] for i in range(len(shapes))]
+    ratio = float(np.median(np.abs(np.concatenate([f.ravel() for f in first])))) / lr
+    if abs(ratio - 1) > 1e-3:
+        raise CheckFailure(
+            f"Adam's first step should move every entry by about lr = {lr:.3g} (since m_hat = g and v_hat = g^2 "
+            f"at t = 1); your step moved a typical entry by {ratio:.3g} x lr. "
+            + ("A factor of about 3.16 = 0.1 / sqrt(0.001) means the bias correction is missing: divide m by "
+               "(1 - beta1**t) and v by (1 - beta2**t)." if abs(ratio - 0.1 / np.sqrt(0.001)) < 0.05 else
+               "Check the update p <- p - lr * m_hat / (sqrt(v_hat) + eps).") + f" (seed {seed})"
+        )
+
+    def table(**kw: object) -> list[list[np.ndarray]]:
+        per = [adam_expected(starts[i], [g[i] for g in grads], lr, betas, eps, **kw) for i in range(len(shapes))]
+        return [[per[i][t] for i in range(len(shapes))] for t in range(steps)]
+
+    alts = {
+        "The bias correction is missing: m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t).":
+            table(bias_correction=False),
+        "The bias correction always uses t = 1: increment self.t once per step() call, before using it.":
+            table(frozen_t=True),
+    }
+    _compare_steps(got, table(), f"Adam(lr={lr:.3g})", alts, seed)
+    betas2 = (float(rng.uniform(0.5, 0.8)), float(rng.uniform(0.9, 0.99)))
+    got2 = _run_optimizer(lambda ps: Adam(ps, lr=lr, betas=betas2, eps=1e-3), Parameter, starts, grads)
+    per = [adam_expected(starts[i], [g[i] for g in grads], lr, betas2, 1e-3) for i in range(len(shapes))]
+    _compare_steps(got2, [[per[i][t] for i in range(len(shapes))] for t in range(steps)],
+                   f"Adam(lr={lr:.3g}, betas=({betas2[0]:.3g}, {betas2[1]:.3g}), eps=1e-3)",
+                   {"Use self.betas and self.eps, not the default values.": table()}, seed)
+    return f"Adam.step passed over {steps} steps with two settings (seed {seed})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# train_epoch and evaluate, with recording stand-ins
+# ---------------------------------------------------------------------------------------------------------
+
+
+class RecordingLinearModel:
+    """y = x @ W + b that logs every batch it sees, the training flag and the grad mode at that moment."""
+
+    def __init__(self, Tensor: type, Parameter: type, rng: np.random.Generator, d_in: int, d_out: int,
+                 grad_mode: type | None = None) -> None:
+        self.Tensor = Tensor
+        self.W = Parameter(rng.standard_normal((d_in, d_out)) * 0.3)
+        self.b = Parameter(rng.standard_normal(d_out) * 0.1)
+        self.training = True
+        self.grad_mode = grad_mode
+        self.seen: list[np.ndarray] = []
+        self.flags: list[tuple[bool, bool | None]] = []
+
+    def parameters(self) -> list:
+        return [self.W, self.b]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> RecordingLinearModel:
+        self.training = mode
+        return self
+
+    def eval(self) -> RecordingLinearModel:
+        return self.train(False)
+
+    def __call__(self, x: object) -> object:
+        x = x if isinstance(x, self.Tensor) else self.Tensor(np.asarray(x, dtype=float))
+        self.seen.append(np.array(x.data, copy=True))
+        self.flags.append((self.training, None if self.grad_mode is None else bool(self.grad_mode.enabled)))
+        return x @ self.W + self.b
+
+
+class RecordingMSE:
+    """Mean squared error that logs the targets and the loss value of each call."""
+
+    def __init__(self, Tensor: type) -> None:
+        self.Tensor = Tensor
+        self.targets: list[np.ndarray] = []
+        self.values: list[float] = []
+
+    def __call__(self, prediction: object, target: object) -> object:
+        target = np.array(target, dtype=float, copy=True)
+        self.targets.append(target)
+        loss = ((prediction - self.Tensor(target)) ** 2).mean()
+        self.values.append(float(loss.data))
+        return loss
+
+
+class RecordingOptimizer:
+    """Plain gradient descent that logs the gradients and parameters it sees at every step()."""
+
+    def __init__(self, params: list, lr: float = 0.05) -> None:
+        self.params = list(params)
+        self.lr = lr
+        self.zero_calls = 0
+        self.steps: list[tuple[list[np.ndarray | None], list[np.ndarray]]] = []
+
+    def zero_grad(self) -> None:
+        self.zero_calls += 1
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        grads = [None if p.grad is None else np.array(p.grad, dtype=float, copy=True) for p in self.params]
+        self.steps.append((grads, [np.array(p.data, copy=True) for p in self.params]))
+        for p in self.params:
+            if p.grad is not None:
+                p.data = p.data - self.lr * p.grad
+
+
+def _mse_gradients(W: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = 2 * (x @ W + b - y) / y.size
+    return x.T @ r, r.sum(axis=0)
+
+
+def run_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type, rng: np.random.Generator,
+                    n: int, batch_size: int, seed: int) -> tuple[object, RecordingLinearModel, RecordingMSE,
+                                                                 RecordingOptimizer, np.ndarray]:
+    """Run one epoch of the student's train_epoch on recording stand-ins and verify what it did."""
+    d_in, d_out = 3, 2
+    X = rng.standard_normal((n, d_in))
+    X[:, 0] = np.arange(n) + rng.uniform(0.1, 0.9, n)  # a unique key per row, to recognise examples
+    X[:, 0] /= n
+    y = rng.standard_normal((n, d_out))
+    model = RecordingLinearModel(Tensor, Parameter, rng, d_in, d_out)
+    model.eval()  # train_epoch must switch to training mode itself
+    loss_fn = RecordingMSE(Tensor)
+    opt = RecordingOptimizer(model.parameters())
+    with quiet():
+        result = train_epoch(model, loss_fn, opt, X, y, batch_size, np.random.default_rng(seed))
+    n_batches = -(-n // batch_size)
+    if len(opt.steps) != n_batches or len(model.seen) != n_batches:
+        raise CheckFailure(
+            f"with {n} examples and batch_size {batch_size} an epoch has {n_batches} minibatches (the last one "
+            f"smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward passes "
+            f"and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial batch. "
+            f"(seed {seed})"
+        )
+    keys = np.concatenate([s[:, 0] for s in model.seen])
+    if len(keys) != n or not np.array_equal(np.sort(keys), np.sort(X[:, 0])):
+        raise CheckFailure(f"an epoch must use every training example exactly once; the batches held {len(keys)} "
+                           f"rows for {n} examples, some repeated or missing. (seed {seed})")
+    if np.array_equal(keys, X[:, 0]):
+        raise CheckFailure("the examples were visited in their stored order: shuffle them every epoch with "
+                           f"rng.permutation(len(X)). (seed {seed})")
+    if not all(training for training, _ in model.flags):
+        raise CheckFailure("the model was not in training mode during the epoch: call model.train() first "
+                           f"(the check handed you a model in eval mode). (seed {seed})")
+    for k, ((grads, values), xb, yb) in enumerate(zip(opt.steps, model.seen, loss_fn.targets, strict=True)):
+        gW, gb = _mse_gradients(values[0], values[1], xb, yb)
+        if grads[0] is None or grads[1] is None:
+            raise CheckFailure(f"at optimizer.step() number {k + 1} the parameters had no .grad: call "
+                               f"loss.backward() before optimizer.step(). (seed {seed})")
+        if k > 0 and np.allclose(grads[0], gW + opt.steps[k - 1][0][0], rtol=1e-6):
+            raise CheckFailure(
+                f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: the "
+                "gradients were not zeroed between steps (backward() accumulates). Call optimizer.zero_grad() "
+                f"before each backward. (seed {seed})"
+            )
+        check_close(grads[0], gW, name=f"the weight gradient seen by optimizer.step() number {k + 1}",
+                    rtol=1e-8, atol=1e-12,
+                    hint="each step must use the gradient of the current minibatch's loss only: zero_grad(), "
+                    f"forward, loss_fn(output, y_batch), backward(), step() (seed {seed})")
+        check_close(grads[1], gb, name=f"the bias gradient seen by optimizer.step() number {k + 1}", rtol=1e-8,
+                    atol=1e-12, hint=f"targets must be the labels of the same examples as the inputs (seed {seed})")
+    sizes = np.array([len(s) for s in model.seen])
+    expected = float(np.dot(sizes, loss_fn.values) / n)
+    try:
+        value = float(np.asarray(result, dtype=float))
+    except (TypeError, ValueError):
+        raise CheckFailure(f"train_epoch must return the epoch's mean loss as a number, got {result!r}.") from None
+    plain_mean = float(np.mean(loss_fn.values))
+    hint = ("that is the plain mean of the batch losses; weight each batch loss by its batch size and divide "
+            "by the number of examples" if np.isclose(value, plain_mean, rtol=1e-9) else
+            "return sum(batch_loss * batch_size) / number_of_examples")
+    check_close(value, expected, name="the mean loss per example returned by train_epoch", rtol=1e-9,
+                hint=f"{hint} (seed {seed})")
+    return result, model, loss_fn, opt, X
+
+
+def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type, *,
+                      seed: int | None = None) -> str:
+    """One epoch: train mode, shuffled complete minibatches, zeroed gradients, mean loss per example."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    run_train_epoch(train_epoch, Tensor, Parameter, rng, n=int(rng.integers(41, 60)), batch_size=16, seed=seed)
+    return f"train_epoch passed (seed {seed})"
+
+
+class _CrossEntropy:
+    def __init__(self, Tensor: type) -> None:
+        self.Tensor = Tensor
+
+    def __call__(self, logits: object, labels: object) -> object:
+        labels = np.asarray(labels)
+        onehot = np.zeros(logits.shape)
+        onehot[np.arange(len(labels)), labels] = 1.0
+        return -(logits.log_softmax(axis=1) * onehot).sum() / len(labels)
+
+
+def run_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type,
+                 rng: np.random.Generator, n: int, batch_size: int | None, seed: int) -> None:
+    d_in, k = 4, 5
+    X = rng.standard_normal((n, d_in))
+    model = RecordingLinearModel(Tensor, Parameter, rng, d_in, k, grad_mode=GradMode)
+    model.W.data = model.W.data * 4
+    logits = X @ model.W.data + model.b.data
+    pred = logits.argmax(axis=1)
+    y = pred.copy()
+    flip = rng.choice(n, size=n // 3, replace=False)  # make about a third wrong
+    y[flip] = (y[flip] + rng.integers(1, k, size=len(flip))) % k
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected_loss = float(-logp[np.arange(n), y].mean())
+    expected_acc = float(np.mean(pred == y))
+    before = [p.data.copy() for p in model.parameters()]
+    model.train()
+    saved = GradMode.enabled
+    try:
+        with quiet():
+            result = evaluate(model, _CrossEntropy(Tensor), X, y) if batch_size is None else \
+                evaluate(model, _CrossEntropy(Tensor), X, y, batch_size)
+    finally:
+        restored = GradMode.enabled
+        GradMode.enabled = saved
+    if not restored:
+        raise CheckFailure("grad mode was still off after evaluate returned: use `with no_grad():` so it is "
+                           "restored.")
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        raise CheckFailure(f"evaluate must return (mean_loss, accuracy), got {result!r}.")
+    if any(training for training, _ in model.flags):
+        raise CheckFailure("the model was in training mode during evaluate: call model.eval() first (dropout "
+                           f"and similar layers behave differently when training). (seed {seed})")
+    if any(enabled for _, enabled in model.flags):
+        raise CheckFailure("evaluate recorded a graph: run the forward passes inside `with no_grad():` so no "
+                           f"activations are kept for a backward pass that never comes. (seed {seed})")
+    if any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True)):
+        raise CheckFailure("evaluate changed the model's parameters; it must only read them.")
+    bs = "default" if batch_size is None else batch_size
+    check_close(result[1], expected_acc, name=f"the accuracy from evaluate (n={n}, batch_size={bs})", rtol=1e-12,
+                hint="count correct predictions (argmax of the outputs == label) over EVERY example, including "
+                f"the last partial batch, and divide by the number of examples (seed {seed})")
+    check_close(result[0], expected_loss, name=f"the mean loss from evaluate (n={n}, batch_size={bs})", rtol=1e-9,
+                hint=f"weight each batch's mean loss by its size and divide by the number of examples (seed {seed})")
+
+
+def check_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, *,
+                   seed: int | None = None) -> str:
+    """evaluate: eval mode, no graph, loss and accuracy over every example, parameters untouched."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    run_evaluate(evaluate, Tensor, Parameter, GradMode, rng, n=int(rng.integers(61, 90)), batch_size=16, seed=seed)
+    return f"evaluate passed (seed {seed})"
