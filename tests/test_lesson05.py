@@ -375,6 +375,49 @@ def test_unimplemented_exercises_fail_with_a_clear_message():
         run_check(visible, "unary_vjps", ns)
 
 
+def test_the_notebook_vjps_agree_with_pytorch():
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: finite-difference checks still run")
+    ns = namespace(SOLUTIONS)
+    rng = np.random.default_rng(5)
+
+    def arr(shape, low=None):
+        return rng.uniform(low, 2.0, shape) if low else rng.standard_normal(shape)
+
+    labels = np.array([2, 0, 1, 2, 2])
+    tf = torch.nn.functional
+    # (primitive, array inputs, extra forward arguments, forward keywords, the same computation in torch)
+    cases = [
+        (np.add, [arr((3, 4)), arr((4,))], (), {}, torch.add),
+        (np.subtract, [arr(()), arr((3, 4))], (), {}, torch.sub),
+        (np.multiply, [arr((1, 4)), arr((3, 4))], (), {}, torch.mul),
+        (np.divide, [arr((3, 1)), arr((1, 4), 0.5)], (), {}, torch.div),
+        (np.power, [arr((3, 4), 0.5), arr((4,))], (), {}, torch.pow),
+        (np.negative, [arr((2, 3))], (), {}, torch.neg),
+        (np.exp, [arr((2, 3))], (), {}, torch.exp),
+        (np.log, [arr((2, 3), 0.5)], (), {}, torch.log),
+        (np.tanh, [arr((2, 3))], (), {}, torch.tanh),
+        (ns["relu"], [arr((2, 3))], (), {}, torch.relu),
+        (np.matmul, [arr((3, 5)), arr((5, 2))], (), {}, torch.matmul),
+        (np.sum, [arr((3, 4))], (), {"axis": 1}, lambda x: torch.sum(x, dim=1)),
+        (np.mean, [arr((2, 3, 4))], (), {"axis": (0, 2), "keepdims": True},
+         lambda x: torch.mean(x, dim=(0, 2), keepdim=True)),
+        (np.reshape, [arr((3, 4))], ((2, 6),), {}, lambda x: torch.reshape(x, (2, 6))),
+        (np.transpose, [arr((2, 3, 4))], ((1, 2, 0),), {}, lambda x: x.permute(1, 2, 0)),
+        (ns["softmax"], [arr((4, 5))], (), {"axis": 0}, lambda x: torch.softmax(x, dim=0)),
+        (ns["log_softmax"], [arr((4, 5))], (), {"axis": -1}, lambda x: torch.log_softmax(x, dim=-1)),
+        (ns["cross_entropy"], [arr((5, 3))], (labels,), {},
+         lambda z: tf.cross_entropy(z, torch.tensor(labels))),
+    ]
+    for fun, xs, extra, kwargs, torch_fn in cases:
+        ans = np.asarray(fun(*xs, *extra, **kwargs))
+        g = rng.standard_normal(ans.shape)
+        tensors = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
+        torch_fn(*tensors).backward(torch.tensor(g))
+        for vjp, t in zip(ns["vjps_of"](fun), tensors, strict=False):
+            got = vjp(g, ans, *xs, *extra, **kwargs)
+            assert np.allclose(got, t.grad.numpy(), rtol=1e-10, atol=1e-12), getattr(fun, "__name__", fun)
+
+
 def test_checks_draw_fresh_randomness_and_report_the_seed():
     ns = with_answer("matmul_vjps", BUGS["matmul_vjps"]["b_grad_in_wrong_order"][0])
     messages = set()
