@@ -1,0 +1,428 @@
+"""Lesson 03 (scalar backprop): the check functions directly, then the notebook as nbgrader grades it.
+
+Every typical bug below is a small edit of the notebook's own solution cell. It is used twice: exec'd with
+the rest of the notebook's code and handed to the check functions (fast), and injected into the notebook
+in place of the solution (slow): the bug's own test cell must lose its points and every other test cell
+keep them. That second half is what shows the checks really isolate each piece of the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import lesson03 as visible
+from autograder.checks import CheckFailure
+from autograder.hidden import lesson03 as hidden
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "03_scalar_backprop" / "scalar_backprop.ipynb"
+
+# answer cell -> the test cells that grade it
+TEST_CELLS = {
+    "add_mul": ["test_add", "test_mul"],
+    "power": ["test_power"],
+    "exp_log": ["test_exp", "test_log"],
+    "tanh_relu": ["test_tanh", "test_relu"],
+    "topological_sort": ["test_topological_sort"],
+    "backprop": ["test_backprop"],
+    "mlp": ["test_mlp"],
+    "train_step": ["test_train_step"],
+}
+
+MUL = "self.grad += other.data * out.grad\n        other.grad += self.data * out.grad"
+
+# (answer cell, test cell that must fail, text of the solution, replacement, words the message must contain)
+BUGS = {
+    "add overwrites instead of accumulating": (
+        "add_mul", "test_add", "self.grad += out.grad\n        other.grad += out.grad",
+        "self.grad = out.grad\n        other.grad = out.grad", "+="),
+    "add ignores the upstream gradient": (
+        "add_mul", "test_add", "self.grad += out.grad\n        other.grad += out.grad",
+        "self.grad += 1.0\n        other.grad += 1.0", "gradients your _backward sends"),
+    "mul swaps the local derivatives": (
+        "add_mul", "test_mul", MUL,
+        "self.grad += self.data * out.grad\n        other.grad += other.data * out.grad", "`mul`"),
+    "mul overwrites instead of accumulating": (
+        "add_mul", "test_mul", MUL,
+        "self.grad = other.data * out.grad\n        other.grad = self.data * out.grad", "+="),
+    "pow derivative misses the exponent factor": (
+        "power", "test_power", "self.grad += k * self.data ** (k - 1) * out.grad",
+        "self.grad += self.data ** (k - 1) * out.grad", "factor k is missing"),
+    "pow derivative uses k * a**k": (
+        "power", "test_power", "self.grad += k * self.data ** (k - 1) * out.grad",
+        "self.grad += k * self.data ** k * out.grad", "`power`"),
+    "exp derivative uses the input": (
+        "exp_log", "test_exp", "self.grad += e * out.grad", "self.grad += self.data * out.grad", "`exp`"),
+    "log derivative divides by the output": (
+        "exp_log", "test_log", "self.grad += out.grad / self.data", "self.grad += out.grad / out.data",
+        "`log`"),
+    "tanh derivative uses the input instead of the output": (
+        "tanh_relu", "test_tanh", "self.grad += (1.0 - t * t) * out.grad",
+        "self.grad += (1.0 - self.data**2) * out.grad", "OUTPUT"),
+    "relu derivative from the wrong sign": (
+        "tanh_relu", "test_relu", "        if positive:\n            self.grad += out.grad",
+        "        if not positive:\n            self.grad += out.grad", "`relu`"),
+    "recursive topological sort": (
+        "topological_sort", "test_topological_sort", None, """
+def topological_sort(root):
+    order, seen = [], set()
+
+    def visit(node):
+        if node not in seen:
+            seen.add(node)
+            for parent in node.inputs:
+                visit(parent)
+            order.append(node)
+
+    visit(root)
+    return order
+""", "RecursionError"),
+    "topological sort without a visited set": (
+        "topological_sort", "test_topological_sort", None, """
+def topological_sort(root):
+    order, stack = [], [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        else:
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node.inputs)
+    return order
+""", "more than once"),
+    "topological sort returns the root first": (
+        "topological_sort", "test_topological_sort", "    return order\n", "    return order[::-1]\n",
+        "starts with the root"),
+    "backward without a topological order": (
+        "backprop", "test_backprop", None, """
+def backprop(root, order):
+    root.grad = 1.0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        node._backward()
+        stack.extend(node.inputs)
+""", "exactly once"),
+    "backward that keeps old gradients in intermediate nodes (no reset)": (
+        "backprop", "test_backprop", None, """
+def backprop(root, order):
+    root.grad = 1.0
+    for node in reversed(order):
+        node._backward()
+""", "exactly double"),
+    "backward in forward order": (
+        "backprop", "test_backprop", "    for node in reversed(order):\n", "    for node in order:\n",
+        "`backprop`"),
+    "MLP.parameters misses the biases": (
+        "mlp", "test_mlp", "        return self.w + [self.b]", "        return self.w", "biases"),
+    "MLP with a tanh output layer": (
+        "mlp", "test_mlp", '"linear" if i == last else "tanh"', '"tanh"', "last layer applies tanh"),
+    "neuron computes with w.data": (
+        "mlp", "test_mlp", "            z = z + wi * xi", "            z = z + wi.data * xi", "w.data"),
+    "training step without zero_grad": (
+        "train_step", "test_train_step", "    zero_grad(params)\n", "", "zero_grad"),
+    "training step moves up the gradient": (
+        "train_step", "test_train_step", "p.data -= lr * p.grad", "p.data += lr * p.grad", "UP the gradient"),
+}
+
+# Correct solutions written differently from the notebook's: full marks too.
+OTHER_STYLES = {
+    "topological_sort": """
+def topological_sort(root):
+    # Kahn's algorithm on the reversed graph: count, for every node, how many users still need it.
+    users, seen, stack = {}, {root}, [root]
+    while stack:
+        node = stack.pop()
+        for parent in node.inputs:
+            users[parent] = users.get(parent, 0) + 1
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    order, ready = [], [root]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for parent in node.inputs:
+            users[parent] -= 1
+            if users[parent] == 0:
+                ready.append(parent)
+    return order[::-1]
+""",
+    "backprop": """
+def backprop(root, order):
+    for node in order[:-1]:
+        if len(node.inputs) > 0:
+            node.grad = 0
+    root.grad = 1.0 if root.inputs else root.grad + 1.0
+    for node in order[::-1]:
+        node._backward()
+""",
+    "train_step": """
+def train_step(model, X, y, lr):
+    for p in model.parameters():
+        p.grad = 0.0
+    total = Value(0.0)
+    for xi, yi in zip(X, y):
+        margin = model(xi) * (-yi)
+        total = total + (margin.exp() + 1.0).log()
+    loss = total * (1.0 / len(X))
+    loss.backward()
+    for p in model.parameters():
+        p.data = p.data - lr * p.grad
+    return float(loss.data)
+""",
+}
+
+
+def answer_cells() -> dict[str, str]:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"}
+
+
+def bug_source(name: str) -> str:
+    cell, _, old, new, _ = BUGS[name]
+    if old is None:
+        return new
+    source = answer_cells()[cell]
+    assert old in source, f"{name}: the solution text to break is no longer in cell {cell}"
+    return source.replace(old, new)
+
+
+def engine(replace: dict[str, str] | None = None) -> dict:
+    """The notebook's given and answer code cells exec'd in a fresh namespace (no demos, no tests)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    ns: dict = {}
+    exec("import math\nimport random", ns)  # what given_imports provides, without the slow sklearn import
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("grade") or not meta:
+            continue
+        if meta["grade_id"] in ("given_no_order_demo", "given_recursion_demo", "given_sin", "given_imports"):
+            continue
+        source = (replace or {}).get(meta["grade_id"], cell.source)
+        exec(compile(source, meta["grade_id"], "exec"), ns)
+    return ns
+
+
+def run_check(test_cell: str, ns: dict, module=visible, seed: int | None = None) -> None:
+    V = ns["Value"]
+    calls = {
+        "test_add": lambda: module.check_add(ns["add"], V, seed=seed),
+        "test_mul": lambda: module.check_mul(ns["mul"], V, seed=seed),
+        "test_power": lambda: module.check_power(ns["power"], V, seed=seed),
+        "test_exp": lambda: module.check_exp(ns["exp"], V, seed=seed),
+        "test_log": lambda: module.check_log(ns["log"], V, seed=seed),
+        "test_tanh": lambda: module.check_tanh(ns["tanh"], V, seed=seed),
+        "test_relu": lambda: module.check_relu(ns["relu"], V, seed=seed),
+        "test_topological_sort": lambda: module.check_topological_sort(ns["topological_sort"], V, seed=seed),
+        "test_backprop": lambda: module.check_backprop(ns["backprop"], V, seed=seed),
+        "test_mlp": lambda: module.check_mlp(ns["Neuron"], ns["Layer"], ns["MLP"], V, seed=seed),
+        "test_train_step": lambda: module.check_train_step(ns["train_step"], V, seed=seed),
+    }
+    calls[test_cell]()
+
+
+ALL_TESTS = [t for tests in TEST_CELLS.values() for t in tests]
+
+
+@pytest.mark.parametrize("test_cell", ALL_TESTS)
+def test_the_solution_passes_visible_checks_on_many_seeds(test_cell):
+    ns = engine()
+    for seed in range(4):
+        run_check(test_cell, ns, seed=seed)
+
+
+@pytest.mark.parametrize("test_cell", ALL_TESTS)
+def test_the_solution_passes_hidden_checks(test_cell):
+    run_check(test_cell, engine(), module=hidden)
+
+
+@pytest.mark.parametrize("cell", sorted(OTHER_STYLES))
+def test_other_correct_styles_pass(cell):
+    ns = engine({cell: OTHER_STYLES[cell]})
+    for test_cell in TEST_CELLS[cell]:
+        run_check(test_cell, ns)
+        run_check(test_cell, ns, module=hidden)
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_each_bug_fails_its_visible_check_with_a_useful_message(name):
+    cell, test_cell, _, _, words = BUGS[name]
+    ns = engine({cell: bug_source(name)})
+    for seed in range(3):
+        with pytest.raises(CheckFailure) as info:
+            run_check(test_cell, ns, seed=seed)
+        assert words in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_each_bug_leaves_the_other_checks_passing(name):
+    cell, test_cell, _, _, _ = BUGS[name]
+    ns = engine({cell: bug_source(name)})
+    for other in ALL_TESTS:
+        if other != test_cell:
+            run_check(other, ns)
+
+
+def test_the_checks_restore_the_students_class():
+    ns = engine()
+    V = ns["Value"]
+    before = {name: V.__dict__.get(name) for name in (*visible.PRIMITIVES, "backward")}
+    with pytest.raises(CheckFailure):
+        visible.check_mul(lambda self, other: 0, V)
+    assert {name: V.__dict__.get(name) for name in before} == before
+
+
+def test_a_blank_answer_gets_a_message_not_a_crash():
+    ns = engine()
+
+    def blank(*args):
+        raise NotImplementedError()
+
+    for check in (lambda: visible.check_add(blank, ns["Value"]),
+                  lambda: visible.check_topological_sort(blank, ns["Value"]),
+                  lambda: visible.check_train_step(blank, ns["Value"])):
+        with pytest.raises(CheckFailure, match="NotImplementedError"):
+            check()
+
+
+def test_checks_report_the_seed_and_vary_it():
+    ns = engine({"add_mul": bug_source("add ignores the upstream gradient")})
+    messages = set()
+    for _ in range(3):
+        with pytest.raises(CheckFailure) as info:
+            visible.check_add(ns["add"], ns["Value"])
+        messages.add(re.search(r"seed (\d+)", str(info.value)).group(1))
+    assert len(messages) == 3
+
+
+def test_draw_graph_draws_every_node():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ns = engine()
+    V = ns["Value"]
+    a, b = V(2.0, label="a"), V(-1.0, label="b")
+    out = (a * b + a).tanh()
+    out.backward()
+    ax = visible.draw_graph(out)
+    boxes = [t for t in ax.texts if "grad" in t.get_text()]
+    assert len(boxes) == len(visible.trusted_order(out)) == 5
+
+
+# ------------------------------------------------------------------------------------------------------
+# The notebook, executed as nbgrader would
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notebooks():
+    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+
+
+@pytest.fixture(scope="module")
+def source_nb(notebooks):
+    return notebooks.load(NOTEBOOK)
+
+
+def graded_cells_only(nb):
+    """The notebook without its ungraded demo cells (training, plots): they cannot change any grade, and
+    dropping them keeps the many bug-injection runs fast."""
+    out = nbformat.from_dict(nb)
+    out.cells = [c for c in nb.cells if c.cell_type == "markdown" or "nbgrader" in c.metadata]
+    return out
+
+
+def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    ids = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            continue
+        assert meta["schema_version"] == 3
+        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
+        if meta["grade"]:
+            assert meta["points"] > 0
+        ids.append(meta["grade_id"])
+    assert len(ids) == len(set(ids))
+    assert set(TEST_CELLS) | set(ALL_TESTS) | {"written_order", "written_accumulation"} <= set(ids)
+
+
+@pytest.mark.slow
+def test_source_notebook_earns_full_marks_and_fits_the_moons(notebooks, source_nb):
+    executed = notebooks.execute(source_nb)
+    scores = notebooks.grade(executed)
+    assert set(ALL_TESTS) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == score.max_score, (grade_id, score.error)
+    text = "\n".join(out.get("text", "") for c in executed.cells if c.cell_type == "code"
+                     for out in c.outputs)
+    accuracy = float(re.search(r"training accuracy: ([\d.]+)%", text).group(1))
+    assert accuracy >= 95.0
+    errors = [out for c in executed.cells for out in c.get("outputs", []) if out.output_type == "error"]
+    assert not errors, errors[0]
+
+
+def solution_lines(nb) -> list[str]:
+    """Lines inside solution blocks that occur nowhere outside them (finding one in a release is a leak)."""
+    inside_lines, outside_lines = [], set()
+    for cell in nb.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "### BEGIN SOLUTION" in line:
+                inside = True
+            elif "### END SOLUTION" in line:
+                inside = False
+            elif inside:
+                inside_lines.append(line.strip())
+            else:
+                outside_lines.add(line.strip())
+    return [line for line in inside_lines if len(line) >= 15 and line not in outside_lines]
+
+
+@pytest.mark.slow
+def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
+    student = notebooks.student_version(source_nb)
+    text = "\n".join(cell.source for cell in student.cells)
+    lines = solution_lines(source_nb)
+    assert len(lines) > 30
+    for line in lines:
+        assert line not in text, f"solution line shipped to students: {line!r}"
+    assert "HIDDEN" not in text and "autograder.hidden" not in text
+    scores = notebooks.grade(notebooks.execute(student))
+    assert set(ALL_TESTS) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == 0, grade_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name):
+    cell, test_cell, _, _, _ = BUGS[name]
+    nb = notebooks.with_cell_source(graded_cells_only(source_nb), cell, bug_source(name))
+    scores = notebooks.grade(notebooks.execute(nb))
+    assert set(ALL_TESTS) <= set(scores)
+    for grade_id, score in scores.items():
+        if grade_id == test_cell:
+            assert score.score == 0, f"{name} kept the points of {grade_id}"
+        else:
+            assert score.score == score.max_score, f"{name} cost {grade_id}: {score.error}"
+
+
+@pytest.mark.slow
+def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
+    nb = graded_cells_only(source_nb)
+    for cell, source in OTHER_STYLES.items():
+        nb = notebooks.with_cell_source(nb, cell, source)
+    scores = notebooks.grade(notebooks.execute(nb))
+    for grade_id, score in scores.items():
+        assert score.score == score.max_score, (grade_id, score.error)
