@@ -63,14 +63,27 @@ NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
 
 def _torch_ops(torch):  # noqa: ANN001, ANN202 - torch is optional, imported by the caller
     return {
-        "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "neg": torch.neg,
-        "pow": torch.pow, "exp": torch.exp, "log": torch.log, "tanh": torch.tanh, "relu": torch.relu,
+        "add": torch.add,
+        "sub": torch.sub,
+        "mul": torch.mul,
+        "div": torch.div,
+        "neg": torch.neg,
+        "pow": torch.pow,
+        "exp": torch.exp,
+        "log": torch.log,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
         "matmul": torch.matmul,
-        "sum": lambda x, axis=None, keepdims=False: x.sum() if axis is None else x.sum(dim=axis, keepdim=keepdims),
-        "mean": lambda x, axis=None, keepdims=False: x.mean() if axis is None else x.mean(dim=axis,
-                                                                                         keepdim=keepdims),
+        "sum": lambda x, axis=None, keepdims=False: (
+            x.sum() if axis is None else x.sum(dim=axis, keepdim=keepdims)
+        ),
+        "mean": lambda x, axis=None, keepdims=False: (
+            x.mean() if axis is None else x.mean(dim=axis, keepdim=keepdims)
+        ),
         "reshape": lambda x, shape: x.reshape(shape),
-        "transpose": lambda x, axes=None: x.permute(*(axes if axes is not None else range(x.ndim - 1, -1, -1))),
+        "transpose": lambda x, axes=None: x.permute(
+            *(axes if axes is not None else range(x.ndim - 1, -1, -1))
+        ),
     }
 
 
@@ -193,15 +206,24 @@ def random_leaves(rng: np.random.Generator, prog: Program) -> list[np.ndarray]:
     return [rng.standard_normal(s) * (0.5 if len(s) == 2 and s[0] == 4 else 1.0) for s in prog.leaf_shapes]
 
 
-def tensor_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
-                     backward: Callable[[object], None], *, raw_constants: bool = False) -> tuple[np.ndarray, ...]:
+def tensor_gradients(
+    prog: Program,
+    arrays: list[np.ndarray],
+    Tensor: type,
+    op: Callable[..., object],
+    backward: Callable[[object], None],
+    *,
+    raw_constants: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Build prog on fresh leaf Tensors with op(name, *args, **params), call backward(loss), read .grad.
 
     Constants are wrapped as Tensors, or (raw_constants) passed as the numbers/arrays they are, which is
     how the Tensor's operators meet them in user code.
     """
     leaves = [Tensor(np.array(a, dtype=float), requires_grad=True) for a in arrays]
-    loss = prog.run(leaves, op, (lambda c: c) if raw_constants else (lambda c: Tensor(np.array(c, dtype=float))))
+    loss = prog.run(
+        leaves, op, (lambda c: c) if raw_constants else (lambda c: Tensor(np.array(c, dtype=float)))
+    )
     with quiet():
         backward(loss)
     grads = []
@@ -232,9 +254,11 @@ def torch_gradients(prog: Program, arrays: list[np.ndarray]) -> tuple[np.ndarray
     return tuple(leaf.grad.numpy().copy() for leaf in leaves)
 
 
-def check_program_gradients(prog: Program, arrays: list[np.ndarray], grads_of: Callable[..., tuple], seed: int,
-                            what: str) -> None:
+def check_program_gradients(
+    prog: Program, arrays: list[np.ndarray], grads_of: Callable[..., tuple], seed: int, what: str
+) -> None:
     """Compare grads_of(*arrays) with finite differences (and PyTorch when installed)."""
+
     def loss(*xs: np.ndarray) -> float:
         return prog.numpy_loss(*xs)
 
@@ -251,7 +275,9 @@ def check_program_gradients(prog: Program, arrays: list[np.ndarray], grads_of: C
     if expected is not None:
         got = grads_of(*arrays)
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            check_close(g, e, name=f"{what}: gradient of leaf x{i} compared with PyTorch", rtol=1e-7, atol=1e-10)
+            check_close(
+                g, e, name=f"{what}: gradient of leaf x{i} compared with PyTorch", rtol=1e-7, atol=1e-10
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -287,8 +313,9 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np.n
     return x
 
 
-def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *,
-                   seed: int | None = None) -> str:
+def check_apply_op(
+    apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int | None = None
+) -> str:
     """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -302,7 +329,8 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
             if not getattr(out, "requires_grad", False) or getattr(out, "grad_fn", None) is None:
                 raise CheckFailure(
                     f"apply_op(mul) with requires_grad flags {list(flags)} returned a tensor that does not "
-                    "require grad. Hint: a gradient must flow if ANY input needs one (think of x @ W where only "
+                    "require grad. Hint: a gradient must flow if ANY input needs one (think of x @ W where "
+                    "only "
                     f"W is a parameter). (seed {seed})"
                 )
         for name, (shapes, params, domain) in _SINGLE_OPS.items():
@@ -318,17 +346,23 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
             _check_output(out, Tensor, name, NUMPY_OPS[name](*arrays, **params), seed)
             if not out.requires_grad or out.grad_fn is None:
                 raise CheckFailure(
-                    f"apply_op({name}): the inputs' requires_grad flags were {flags}, so the output must have "
-                    "requires_grad=True and a grad_fn (a Node). Hint: a gradient must flow if ANY input needs "
+                    f"apply_op({name}): the inputs' requires_grad flags were {flags}, so the output must "
+                    f"have "
+                    "requires_grad=True and a grad_fn (a Node). Hint: a gradient must flow if ANY input "
+                    "needs "
                     f"one, and grad mode is on. (seed {seed})"
                 )
             node = out.grad_fn
             edges = [t.accumulator if f else None for t, f in zip(ins, flags, strict=True)]
-            if node.prim is not prim or len(node.next_functions) != len(ins) or any(
-                    a is not b for a, b in zip(node.next_functions, edges, strict=True)):
+            if (
+                node.prim is not prim
+                or len(node.next_functions) != len(ins)
+                or any(a is not b for a, b in zip(node.next_functions, edges, strict=True))
+            ):
                 raise CheckFailure(
                     f"apply_op({name}): the Node must be built from the primitive and the input Tensors "
-                    "themselves, in order: Node(prim, tensors, params, out_data). Its next_functions should be "
+                    "themselves, in order: Node(prim, tensors, params, out_data). Its next_functions should "
+                    "be "
                     f"{edges}, got {getattr(node, 'next_functions', None)}. (seed {seed})"
                 )
             _check_recorded_vjps(apply_op, Tensor, name, prim, arrays, params, seed)
@@ -341,7 +375,8 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
         if out.requires_grad or out.grad_fn is not None:
             raise CheckFailure(
                 "apply_op(mul) on two tensors that do not require grad returned a tensor with requires_grad="
-                f"{out.requires_grad} and grad_fn={out.grad_fn!r}. Constants must not start a graph: record a "
+                f"{out.requires_grad} and grad_fn={out.grad_fn!r}. Constants must not start a graph: record "
+                f"a "
                 f"Node only if some input requires grad. (seed {seed})"
             )
         a.requires_grad = True
@@ -370,8 +405,10 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
                     out = apply_op(prim, *args)
             except (AttributeError, TypeError) as exc:
                 raise CheckFailure(
-                    f"apply_op({label}) with a Python number c = {c:.3g} failed with {type(exc).__name__}: {exc}. "
-                    "Hint: wrap every input that is not a Tensor as a constant Tensor(x) first, so `t * 2` and "
+                    f"apply_op({label}) with a Python number c = {c:.3g} failed with {type(exc).__name__}: "
+                    f"{exc}. "
+                    "Hint: wrap every input that is not a Tensor as a constant Tensor(x) first, so `t * 2` "
+                    "and "
                     f"`2 - t` work. (seed {seed})"
                 ) from None
             _check_op_values(out, expected, f"apply_op({label})", seed)
@@ -383,31 +420,53 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
                 )
     finally:
         GradMode.enabled = previous
-    return f"apply_op passed: forward, requires_grad rule and recorded VJPs of {len(_SINGLE_OPS)} ops (seed {seed})"
+    return (
+        f"apply_op passed: forward, requires_grad rule and recorded VJPs of {len(_SINGLE_OPS)} ops "
+        f"(seed {seed})"
+    )
 
 
 def _check_output(out: object, Tensor: type, name: str, expected: np.ndarray, seed: int) -> None:
     if not isinstance(out, Tensor):
-        raise CheckFailure(f"apply_op({name}) returned {type(out).__name__}, expected a Tensor. (seed {seed})")
+        raise CheckFailure(
+            f"apply_op({name}) returned {type(out).__name__}, expected a Tensor. (seed {seed})"
+        )
     _check_op_values(out, expected, f"apply_op({name})", seed)
 
 
 def _check_op_values(out: object, expected: np.ndarray, what: str, seed: int) -> None:
-    check_close(getattr(out, "data", None), expected, name=f"the data of {what}", rtol=1e-12, atol=1e-12,
-                hint=f"compute the forward with prim.forward(*arrays, **params) on the inputs' .data (seed {seed})")
+    check_close(
+        getattr(out, "data", None),
+        expected,
+        name=f"the data of {what}",
+        rtol=1e-12,
+        atol=1e-12,
+        hint=f"compute the forward with prim.forward(*arrays, **params) on the inputs' .data (seed {seed})",
+    )
 
 
-def _check_recorded_vjps(apply_op: Callable[..., object], Tensor: type, name: str, prim: object,
-                         arrays: list[np.ndarray], params: dict, seed: int) -> None:
+def _check_recorded_vjps(
+    apply_op: Callable[..., object],
+    Tensor: type,
+    name: str,
+    prim: object,
+    arrays: list[np.ndarray],
+    params: dict,
+    seed: int,
+) -> None:
     """Build the op with apply_op at the checker's points and run the recorded Node's VJPs."""
+
     def vjp_for(k: int) -> Callable[..., np.ndarray]:
         def recorded_vjp(g: np.ndarray, ans: np.ndarray, *xs: np.ndarray) -> np.ndarray:
             ins = [Tensor(np.array(x, dtype=float), requires_grad=(j == k)) for j, x in enumerate(xs)]
             out = apply_op(prim, *ins, **params)
             if out.grad_fn is None:
-                raise CheckFailure(f"apply_op({name}) recorded no Node when only input {k} requires grad; "
-                                   f"record one if ANY input requires grad. (seed {seed})")
+                raise CheckFailure(
+                    f"apply_op({name}) recorded no Node when only input {k} requires grad; "
+                    f"record one if ANY input requires grad. (seed {seed})"
+                )
             return out.grad_fn.input_grads(np.array(g))[k]
+
         recorded_vjp.__name__ = f"the VJP recorded by apply_op({name}) for input {k}"
         return recorded_vjp
 
@@ -426,7 +485,9 @@ _UNARY = ["exp", "tanh", "neg", "relu"]
 _BINARY = ["add", "sub", "mul"]
 
 
-def _random_tree(rng: np.random.Generator, Tensor: type, Node: type, OPS: dict, depth: int) -> tuple[object, list[str]]:
+def _random_tree(
+    rng: np.random.Generator, Tensor: type, Node: type, OPS: dict, depth: int
+) -> tuple[object, list[str]]:
     """A random tree-shaped graph and the lines format_graph must print for it (built bottom-up)."""
     if depth == 0 or rng.random() < 0.25:
         needs = bool(rng.random() < 0.75)
@@ -447,8 +508,15 @@ def _random_tree(rng: np.random.Generator, Tensor: type, Node: type, OPS: dict, 
     return out, lines
 
 
-def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node: type, OPS: dict, *,
-                       seed: int | None = None, trees: int = 6) -> str:
+def check_format_graph(
+    format_graph: Callable[[object], str],
+    Tensor: type,
+    Node: type,
+    OPS: dict,
+    *,
+    seed: int | None = None,
+    trees: int = 6,
+) -> str:
     """format_graph prints every grad_fn, depth-first, inputs in order, two spaces per level."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -461,16 +529,23 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
         with quiet():
             got = format_graph(root)
         if not isinstance(got, str):
-            raise CheckFailure(f"format_graph returned {type(got).__name__}; it must return one string "
-                               f"(lines joined with '\\n'). (seed {seed})")
+            raise CheckFailure(
+                f"format_graph returned {type(got).__name__}; it must return one string "
+                f"(lines joined with '\\n'). (seed {seed})"
+            )
         got_lines = got.rstrip("\n").split("\n")
         if got_lines != lines:
-            diff = next((i for i, (a, b) in enumerate(zip(got_lines, lines, strict=False)) if a != b),
-                        min(len(got_lines), len(lines)))
+            diff = next(
+                (i for i, (a, b) in enumerate(zip(got_lines, lines, strict=False)) if a != b),
+                min(len(got_lines), len(lines)),
+            )
             raise CheckFailure(
-                "format_graph printed the wrong graph.\n  expected:\n    " + "\n    ".join(lines)
-                + "\n  got:\n    " + "\n    ".join(got_lines)
-                + f"\n  first difference at line {diff + 1}. Hint: print a node's name, then each entry of its "
+                "format_graph printed the wrong graph.\n  expected:\n    "
+                + "\n    ".join(lines)
+                + "\n  got:\n    "
+                + "\n    ".join(got_lines)
+                + f"\n  first difference at line {diff + 1}. Hint: print a node's name, then each entry of "
+                f"its "
                 "next_functions in order (None for a constant input), each one level (two spaces) deeper; "
                 f"AccumulateGrad nodes end a branch. (seed {seed})"
             )
@@ -481,7 +556,8 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
             got = format_graph(t)
         if not isinstance(got, str) or got.strip("\n") != want:
             raise CheckFailure(
-                f"format_graph of a tensor without grad_fn that has requires_grad={t.requires_grad} should be "
+                f"format_graph of a tensor without grad_fn that has requires_grad={t.requires_grad} should "
+                f"be "
                 f"the single line {want!r}, got {got!r}. (seed {seed})"
             )
     return f"format_graph passed on {trees} random graphs (seed {seed})"
@@ -495,11 +571,20 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
 def _recording_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
     def op(name: str, *args: object, **params: object) -> object:
         return record(Tensor, Node, OPS[name], list(args), params)
+
     return op
 
 
-def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
-                   seed: int | None = None, programs: int = 3, n_steps: int = 8) -> str:
+def check_backward(
+    backward: Callable[..., None],
+    Tensor: type,
+    Node: type,
+    OPS: dict,
+    *,
+    seed: int | None = None,
+    programs: int = 3,
+    n_steps: int = 8,
+) -> str:
     """backward on random programs (with shared sub-expressions) matches finite differences and PyTorch."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -508,14 +593,23 @@ def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS:
         prog = random_program(rng, n_steps)
         arrays = random_leaves(rng, prog)
         check_program_gradients(
-            prog, arrays, lambda *xs, prog=prog: tensor_gradients(prog, list(xs), Tensor, op, backward),
-            seed + k, "your backward")
+            prog,
+            arrays,
+            lambda *xs, prog=prog: tensor_gradients(prog, list(xs), Tensor, op, backward),
+            seed + k,
+            "your backward",
+        )
     _check_unequal_paths(backward, Tensor, op, rng, seed)
     return f"backward passed on {programs} random programs (seed {seed})"
 
 
-def _check_unequal_paths(backward: Callable[..., None], Tensor: type, op: Callable[..., object],
-                         rng: np.random.Generator, seed: int) -> None:
+def _check_unequal_paths(
+    backward: Callable[..., None],
+    Tensor: type,
+    op: Callable[..., object],
+    rng: np.random.Generator,
+    seed: int,
+) -> None:
     """h = w*c reaches the loss directly and through a longer path: its node must wait for both."""
     w0 = rng.standard_normal(4)
     c = rng.uniform(1.5, 2.5, 4)
@@ -529,15 +623,21 @@ def _check_unequal_paths(backward: Callable[..., None], Tensor: type, op: Callab
     hv = w0 * c
     t1 = np.tanh(hv)
     expected = r * (np.exp(np.tanh(t1)) * (1 - np.tanh(t1) ** 2) * (1 - t1**2) + 1) * c
-    check_close(w.grad, expected, name="w.grad for loss = sum(r * (exp(tanh(tanh(h))) + h)), h = w * c",
-                rtol=1e-9, atol=1e-12,
-                hint="h reaches the loss by a short and a long path. A node's VJP may run only after ALL "
-                "gradient contributions to it have arrived: process nodes in reverse topological order, not "
-                f"breadth-first from the loss. (seed {seed})")
+    check_close(
+        w.grad,
+        expected,
+        name="w.grad for loss = sum(r * (exp(tanh(tanh(h))) + h)), h = w * c",
+        rtol=1e-9,
+        atol=1e-12,
+        hint="h reaches the loss by a short and a long path. A node's VJP may run only after ALL "
+        "gradient contributions to it have arrived: process nodes in reverse topological order, not "
+        f"breadth-first from the loss. (seed {seed})",
+    )
 
 
-def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
-                             seed: int | None = None) -> str:
+def check_backward_semantics(
+    backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int | None = None
+) -> str:
     """PyTorch's observable rules: accumulation, only leaves keep .grad, errors, freeing saved arrays."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -561,7 +661,8 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
         raise CheckFailure(
             f"c = a + b; three backward calls with a.grad reset before the third gave a.grad = {seen}, "
             "PyTorch gives [1.0, 2.0, 1.0]. Hint: add the new gradient to a leaf's existing .grad "
-            "(tensor.grad = tensor.grad + g) instead of overwriting it; start from a copy when .grad is None. "
+            "(tensor.grad = tensor.grad + g) instead of overwriting it; start from a copy when .grad is "
+            "None. "
             f"(seed {seed})"
         )
 
@@ -572,24 +673,38 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     y = op("tanh", x)
     with quiet():
         backward(y, g0.copy())
-    check_close(x.grad, g0 * (1 - np.tanh(x0) ** 2), name="x.grad after backward(tanh(x), gradient=g)",
-                rtol=1e-10, atol=1e-12, hint="start the backward pass from the given gradient instead of ones")
+    check_close(
+        x.grad,
+        g0 * (1 - np.tanh(x0) ** 2),
+        name="x.grad after backward(tanh(x), gradient=g)",
+        rtol=1e-10,
+        atol=1e-12,
+        hint="start the backward pass from the given gradient instead of ones",
+    )
     if y.grad is not None:
-        raise CheckFailure("after backward, the non-leaf y = tanh(x) has a .grad; like PyTorch, only leaves keep "
-                           "their gradient (intermediate gradients live in a local dict and are dropped). "
-                           f"(seed {seed})")
+        raise CheckFailure(
+            "after backward, the non-leaf y = tanh(x) has a .grad; like PyTorch, only leaves "
+            "keep "
+            "their gradient (intermediate gradients live in a local dict and are dropped). "
+            f"(seed {seed})"
+        )
     y = op("tanh", Tensor(x0.copy(), requires_grad=True))
     try:
         with quiet():
             backward(y)
     except (RuntimeError, ValueError) as exc:
         if "shape" not in str(exc) and "scalar" not in str(exc):
-            raise CheckFailure(f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message "
-                               "should say that a gradient is needed because the tensor is not a scalar, and "
-                               "name its shape.") from None
+            raise CheckFailure(
+                f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message "
+                "should say that a gradient is needed because the tensor is not a scalar, and "
+                "name its shape."
+            ) from None
     else:
-        raise CheckFailure("backward of a (3, 4) tensor without a gradient argument must raise a RuntimeError "
-                           "(only a scalar has an obvious starting gradient of 1). It returned silently.")
+        raise CheckFailure(
+            "backward of a (3, 4) tensor without a gradient argument must raise a "
+            "RuntimeError "
+            "(only a scalar has an obvious starting gradient of 1). It returned silently."
+        )
 
     # a constant input never receives .grad
     w = Tensor(rng.standard_normal(4), requires_grad=True)
@@ -597,8 +712,10 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     with quiet():
         backward(op("sum", op("mul", w, k)))
     if k.grad is not None:
-        raise CheckFailure("a tensor with requires_grad=False received a .grad; skip inputs that do not need "
-                           f"a gradient. (seed {seed})")
+        raise CheckFailure(
+            "a tensor with requires_grad=False received a .grad; skip inputs that do not need "
+            f"a gradient. (seed {seed})"
+        )
 
     # saved arrays are freed after backward, kept with retain_graph=True
     p = Tensor(rng.standard_normal(5), requires_grad=True)
@@ -607,8 +724,10 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     with quiet():
         backward(loss, retain_graph=True)
     if q.grad_fn.saved is None:
-        raise CheckFailure("backward(..., retain_graph=True) freed the saved arrays; with retain_graph the "
-                           "graph must stay usable for another backward.")
+        raise CheckFailure(
+            "backward(..., retain_graph=True) freed the saved arrays; with retain_graph the "
+            "graph must stay usable for another backward."
+        )
     with quiet():
         backward(loss)
     if q.grad_fn.saved is not None or loss.grad_fn.next_functions[0].saved is not None:
@@ -616,8 +735,13 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
             "after backward (retain_graph=False) a node still holds its saved arrays. Call node.release() on "
             "each node once its VJPs have run, so the activations it kept for the backward pass are freed."
         )
-    check_close(p.grad, 2 * 2 * np.exp(2 * p.data), name="p.grad after two backward calls (retain_graph then not)",
-                rtol=1e-10, hint="gradients accumulate across backward calls")
+    check_close(
+        p.grad,
+        2 * 2 * np.exp(2 * p.data),
+        name="p.grad after two backward calls (retain_graph then not)",
+        rtol=1e-10,
+        hint="gradients accumulate across backward calls",
+    )
 
     # deep graphs must not hit Python's recursion limit
     z = Tensor(rng.uniform(-0.5, 0.5, 2), requires_grad=True)
@@ -628,8 +752,10 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
         with quiet():
             backward(op("sum", h))
     except RecursionError:
-        raise CheckFailure("backward hit Python's recursion limit on a chain of 10000 ops. Build the "
-                           "topological order with an explicit stack instead of recursion.") from None
+        raise CheckFailure(
+            "backward hit Python's recursion limit on a chain of 10000 ops. Build the "
+            "topological order with an explicit stack instead of recursion."
+        ) from None
     return f"backward follows PyTorch's rules (seed {seed})"
 
 
@@ -637,11 +763,20 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
 # Exercise 4: sum_to_shape
 # ---------------------------------------------------------------------------------------------------------
 
-_PAIRS = [((4,), (3, 4)), ((1, 4), (3, 4)), ((3, 1), (3, 4)), ((), (2, 3)), ((5, 1, 3), (2, 5, 4, 3)),
-          ((1,), (6,)), ((2, 1), (4, 2, 3))]
+_PAIRS = [
+    ((4,), (3, 4)),
+    ((1, 4), (3, 4)),
+    ((3, 1), (3, 4)),
+    ((), (2, 3)),
+    ((5, 1, 3), (2, 5, 4, 3)),
+    ((1,), (6,)),
+    ((2, 1), (4, 2, 3)),
+]
 
 
-def check_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int | None = None) -> str:
+def check_sum_to_shape(
+    sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int | None = None
+) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -661,20 +796,28 @@ def check_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], 
     g = rng.standard_normal((3, 4))
     with quiet():
         same = sum_to_shape(g, (3, 4))
-    check_close(same, g, name="sum_to_shape(g, g.shape)", rtol=0,
-                hint="when the shapes already match there is nothing to sum")
+    check_close(
+        same,
+        g,
+        name="sum_to_shape(g, g.shape)",
+        rtol=0,
+        hint="when the shapes already match there is nothing to sum",
+    )
     for bad in ((4, 3), (2, 4), (3, 4, 1)):
         try:
             with quiet():
                 sum_to_shape(g, bad)
         except ValueError as exc:
             if str(bad) not in str(exc) and str(list(bad)) not in str(exc):
-                raise CheckFailure(f"sum_to_shape(g of shape (3, 4), {bad}) raised ValueError({str(exc)!r}); "
-                                   f"name the target shape {bad} in the message.") from None
+                raise CheckFailure(
+                    f"sum_to_shape(g of shape (3, 4), {bad}) raised ValueError({str(exc)!r}); "
+                    f"name the target shape {bad} in the message."
+                ) from None
         else:
             raise CheckFailure(
                 f"sum_to_shape(g of shape (3, 4), {bad}) must raise ValueError: {bad} does not broadcast to "
-                "(3, 4), so this gradient cannot belong to that input. A silent wrong answer hides graph bugs."
+                "(3, 4), so this gradient cannot belong to that input. A silent wrong answer hides graph "
+                "bugs."
             )
     return f"sum_to_shape passed on {len(_PAIRS)} broadcasting pairs (seed {seed})"
 
@@ -694,7 +837,9 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
         if inside is not False:
             raise CheckFailure("inside `with no_grad():` GradMode.enabled must be False.")
         if GradMode.enabled is not True:
-            raise CheckFailure("after leaving `with no_grad():` grad mode must be on again (it was on before).")
+            raise CheckFailure(
+                "after leaving `with no_grad():` grad mode must be on again (it was on before)."
+            )
 
         with quiet(), no_grad():
             with no_grad():
@@ -702,8 +847,10 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             still_off = GradMode.enabled
         if still_off is not False or GradMode.enabled is not True:
             raise CheckFailure(
-                "nested no_grad: after the inner block exits, grad mode must still be off (the outer block is "
-                f"still running); got {still_off}. Hint: remember the state found on __enter__ and restore THAT "
+                "nested no_grad: after the inner block exits, grad mode must still be off (the outer block "
+                "is "
+                f"still running); got {still_off}. Hint: remember the state found on __enter__ and restore "
+                f"THAT "
                 "on __exit__, instead of switching grad mode back on."
             )
 
@@ -711,8 +858,10 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
         with quiet(), no_grad():
             pass
         if GradMode.enabled is not False:
-            raise CheckFailure("no_grad entered while grad mode was already off must leave it off on exit; "
-                               "restore the previous state, do not assume it was on.")
+            raise CheckFailure(
+                "no_grad entered while grad mode was already off must leave it off on exit; "
+                "restore the previous state, do not assume it was on."
+            )
 
         GradMode.enabled = True
 
@@ -725,11 +874,15 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
         except Probe:
             pass
         else:
-            raise CheckFailure("an exception raised inside `with no_grad():` disappeared. __exit__ must return "
-                               "False (or None) so the exception propagates.")
+            raise CheckFailure(
+                "an exception raised inside `with no_grad():` disappeared. __exit__ must "
+                "return "
+                "False (or None) so the exception propagates."
+            )
         if GradMode.enabled is not True:
             raise CheckFailure(
-                "after an exception inside `with no_grad():` grad mode stayed off. __exit__ runs on exceptions "
+                "after an exception inside `with no_grad():` grad mode stayed off. __exit__ runs on "
+                "exceptions "
                 "too; if you used @contextmanager, put the restore in a `finally:` block."
             )
     finally:

@@ -39,8 +39,9 @@ def new_seed(seed: int | None) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def random_module_tree(Module: type, Parameter: type, Tensor: type, rng: np.random.Generator,
-                       depth: int = 3) -> tuple[object, dict[int, str], dict[int, str]]:
+def random_module_tree(
+    Module: type, Parameter: type, Tensor: type, rng: np.random.Generator, depth: int = 3
+) -> tuple[object, dict[int, str], dict[int, str]]:
     """A random tree of Module subclasses; returns (root, {id(param): path}, {id(module): path}).
 
     Parameters sit in attributes, in lists and in tuples; sub-modules likewise; one Parameter and one
@@ -79,8 +80,8 @@ def random_module_tree(Module: type, Parameter: type, Tensor: type, rng: np.rand
     root = build("", depth)
     shared_holder = build(".extra", 0)
     root.extra = shared_holder
-    root.alias = shared_holder            # the same sub-module twice
-    root.tied = shared_holder.w0          # the same Parameter twice (weight tying)
+    root.alias = shared_holder  # the same sub-module twice
+    root.tied = shared_holder.w0  # the same Parameter twice (weight tying)
     return root, params, modules
 
 
@@ -89,13 +90,16 @@ def _describe(paths: list[str]) -> str:
     return shown + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
 
 
-def check_module_parameters(Module: type, Parameter: type, Tensor: type, *, seed: int | None = None,
-                            trees: int = 3) -> str:
-    """parameters() finds every Parameter once (attributes, lists, tuples, sub-modules); modules() likewise."""
+def check_module_parameters(
+    Module: type, Parameter: type, Tensor: type, *, seed: int | None = None, trees: int = 3
+) -> str:
+    """parameters() finds every Parameter once (attributes, lists, tuples, sub-modules); so does modules()."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     for _ in range(trees):
-        root, params, modules = random_module_tree(Module, Parameter, Tensor, rng, depth=int(rng.integers(1, 4)))
+        root, params, modules = random_module_tree(
+            Module, Parameter, Tensor, rng, depth=int(rng.integers(1, 4))
+        )
         with quiet():
             found = list(root.parameters())
         ids = [id(p) for p in found]
@@ -107,8 +111,11 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type, *, seed
             )
         missing = [path for pid, path in params.items() if pid not in set(ids)]
         if missing:
-            where = ("inside a list or tuple attribute" if any("[" in p for p in missing)
-                     else "in a nested sub-module")
+            where = (
+                "inside a list or tuple attribute"
+                if any("[" in p for p in missing)
+                else "in a nested sub-module"
+            )
             raise CheckFailure(
                 f"parameters() missed {len(missing)} of {len(params)} Parameters, e.g. {_describe(missing)} "
                 f"({where}). Look through every attribute: Parameters, sub-Modules (search them too) and the "
@@ -132,8 +139,10 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type, *, seed
         with quiet():
             root.eval()
         if any(m.training for m in mods):
-            raise CheckFailure("after model.eval() some sub-module still has training=True: train()/eval() "
-                               "use modules(), which must reach every sub-module.")
+            raise CheckFailure(
+                "after model.eval() some sub-module still has training=True: train()/eval() "
+                "use modules(), which must reach every sub-module."
+            )
         with quiet():
             root.train()
     return f"parameters() and modules() passed on {trees} random module trees (seed {seed})"
@@ -159,14 +168,22 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
                 f"Parameter(array) so that requires_grad is on and parameters() finds it."
             )
         if p.shape != shape:
-            hint = " It looks transposed: PyTorch stores W as (out_features, in_features)." if \
-                p.shape == shape[::-1] else ""
+            hint = (
+                " It looks transposed: PyTorch stores W as (out_features, in_features)."
+                if p.shape == shape[::-1]
+                else ""
+            )
             raise CheckFailure(f"Linear({n_in}, {n_out}).{name} has shape {p.shape}, expected {shape}.{hint}")
     with quiet():
         again = Linear(n_in, n_out, rng=np.random.default_rng(seed))
-    if not (np.array_equal(again.weight.data, lin.weight.data) and np.array_equal(again.bias.data, lin.bias.data)):
-        raise CheckFailure("two Linear layers built with generators from the same seed differ: draw every random "
-                           "number from the `rng` argument (not np.random.* or a new default_rng()).")
+    if not (
+        np.array_equal(again.weight.data, lin.weight.data) and np.array_equal(again.bias.data, lin.bias.data)
+    ):
+        raise CheckFailure(
+            "two Linear layers built with generators from the same seed differ: draw every "
+            "random "
+            "number from the `rng` argument (not np.random.* or a new default_rng())."
+        )
 
     big_in, big_out = 400, 250
     with quiet():
@@ -177,8 +194,10 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         if np.max(np.abs(arr)) > bound * (1 + 1e-12) or abs(spread / (bound / np.sqrt(3)) - 1) > tol:
             raise CheckFailure(
                 f"Linear({big_in}, {big_out}).{name}: values should be uniform on [-1/sqrt(in_features), "
-                f"1/sqrt(in_features)] = [-{bound:.4f}, {bound:.4f}] (standard deviation {bound / np.sqrt(3):.4f}); "
-                f"got max |value| {np.max(np.abs(arr)):.4f} and standard deviation {spread:.4f}. Hint: the bound "
+                f"1/sqrt(in_features)] = [-{bound:.4f}, {bound:.4f}] (standard deviation "
+                f"{bound / np.sqrt(3):.4f}); "
+                f"got max |value| {np.max(np.abs(arr)):.4f} and standard deviation {spread:.4f}. Hint: the "
+                f"bound "
                 "uses in_features (the fan-in), and the bias is drawn from the same range, not zeros. "
                 f"(seed {seed})"
             )
@@ -186,9 +205,14 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
     x0 = rng.standard_normal((int(rng.integers(3, 7)), n_in))
     with quiet():
         out = lin(Tensor(x0))
-    check_close(getattr(out, "data", None), x0 @ lin.weight.data.T + lin.bias.data,
-                name=f"Linear({n_in}, {n_out}) forward", rtol=1e-12, atol=1e-12,
-                hint="the output is x @ W.T + b, with W of shape (out_features, in_features)")
+    check_close(
+        getattr(out, "data", None),
+        x0 @ lin.weight.data.T + lin.bias.data,
+        name=f"Linear({n_in}, {n_out}) forward",
+        rtol=1e-12,
+        atol=1e-12,
+        hint="the output is x @ W.T + b, with W of shape (out_features, in_features)",
+    )
     R = rng.standard_normal((len(x0), n_out))
 
     def loss(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> float:
@@ -200,9 +224,13 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         xt = Tensor(np.array(x), requires_grad=True)
         (lin(xt) * R).sum().backward()
         if lin.weight.grad is None or lin.bias.grad is None:
-            raise CheckFailure("after backward through Linear, weight.grad or bias.grad is None: build the output "
-                               "from the Parameters with Tensor operations (x @ self.weight.T + self.bias), not "
-                               "from their .data arrays.")
+            raise CheckFailure(
+                "after backward through Linear, weight.grad or bias.grad is None: build the "
+                "output "
+                "from the Parameters with Tensor operations (x @ self.weight.T + self.bias), "
+                "not "
+                "from their .data arrays."
+            )
         return lin.weight.grad, lin.bias.grad, xt.grad
 
     gradients.__name__ = "gradients through your Linear (weight, bias, input)"
@@ -225,8 +253,16 @@ def sgd_expected(p0: np.ndarray, grads: list[np.ndarray], lr: float, momentum: f
     return out
 
 
-def adam_expected(p0: np.ndarray, grads: list[np.ndarray], lr: float, betas: tuple[float, float], eps: float, *,
-                  bias_correction: bool = True, frozen_t: bool = False) -> list[np.ndarray]:
+def adam_expected(
+    p0: np.ndarray,
+    grads: list[np.ndarray],
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    *,
+    bias_correction: bool = True,
+    frozen_t: bool = False,
+) -> list[np.ndarray]:
     """Parameter after each Adam step from the unrolled averages m_t = (1-b1) sum_k b1^(t-k) g_k (and v)."""
     b1, b2 = betas
     out, p = [], p0.copy()
@@ -235,14 +271,18 @@ def adam_expected(p0: np.ndarray, grads: list[np.ndarray], lr: float, betas: tup
         v = (1 - b2) * sum(b2 ** (t - k) * grads[k - 1] ** 2 for k in range(1, t + 1))
         tc = 1 if frozen_t else t
         if bias_correction:
-            m, v = m / (1 - b1 ** tc), v / (1 - b2 ** tc)
+            m, v = m / (1 - b1**tc), v / (1 - b2**tc)
         p = p - lr * m / (np.sqrt(v) + eps)
         out.append(p.copy())
     return out
 
 
-def _run_optimizer(make: Callable[[list], object], Parameter: type, starts: list[np.ndarray],
-                   grads: list[list[np.ndarray | None]]) -> list[list[np.ndarray]]:
+def _run_optimizer(
+    make: Callable[[list], object],
+    Parameter: type,
+    starts: list[np.ndarray],
+    grads: list[list[np.ndarray | None]],
+) -> list[list[np.ndarray]]:
     """Step a student's optimiser over the gradient history; returns parameter values after each step."""
     params = [Parameter(s.copy()) for s in starts]
     with quiet():
@@ -257,17 +297,29 @@ def _run_optimizer(make: Callable[[list], object], Parameter: type, starts: list
     return history
 
 
-def _compare_steps(got: list[list[np.ndarray]], expected: list[list[np.ndarray]], what: str,
-                   alternatives: dict[str, list[list[np.ndarray]]], seed: int) -> None:
+def _compare_steps(
+    got: list[list[np.ndarray]],
+    expected: list[list[np.ndarray]],
+    what: str,
+    alternatives: dict[str, list[list[np.ndarray]]],
+    seed: int,
+) -> None:
     for t, (g_step, e_step) in enumerate(zip(got, expected, strict=True)):
         for i, (g, e) in enumerate(zip(g_step, e_step, strict=True)):
             if g.shape == e.shape and np.all(np.abs(g - e) <= 1e-9 * np.maximum(1.0, np.abs(e))):
                 continue
-            hint = next((h for h, alt in alternatives.items()
-                         if alt[t][i].shape == g.shape and np.allclose(g, alt[t][i], rtol=1e-9, atol=1e-12)), None)
+            hint = next(
+                (
+                    h
+                    for h, alt in alternatives.items()
+                    if alt[t][i].shape == g.shape and np.allclose(g, alt[t][i], rtol=1e-9, atol=1e-12)
+                ),
+                None,
+            )
             try:
-                check_close(g, e, name=f"{what}: parameter {i} after step {t + 1}", rtol=1e-9, atol=1e-12,
-                            hint=hint)
+                check_close(
+                    g, e, name=f"{what}: parameter {i} after step {t + 1}", rtol=1e-9, atol=1e-12, hint=hint
+                )
             except CheckFailure as exc:
                 raise CheckFailure(f"{exc} (seed {seed})") from None
 
@@ -282,19 +334,34 @@ def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> st
         starts = [rng.standard_normal(s) for s in shapes] + [rng.standard_normal(2)]
         steps = 5
         grads = [[rng.standard_normal(s) for s in shapes] + [None] for _ in range(steps)]
-        got = _run_optimizer(lambda ps, lr=lr, m=momentum: SGD(ps, lr=lr, momentum=m), Parameter, starts, grads)
+        got = _run_optimizer(
+            lambda ps, lr=lr, m=momentum: SGD(ps, lr=lr, momentum=m), Parameter, starts, grads
+        )
         per_param = [sgd_expected(starts[i], [g[i] for g in grads], lr, momentum) for i in range(len(shapes))]
         expected = [[per_param[i][t] for i in range(len(shapes))] + [starts[-1]] for t in range(steps)]
-        ema = [[sgd_expected(starts[i], [(1 - momentum) * g[i] for g in grads], lr, momentum)[t]
-                for i in range(len(shapes))] + [starts[-1]] for t in range(steps)]
-        plain = [[sgd_expected(starts[i], [g[i] for g in grads], lr, 0.0)[t]
-                  for i in range(len(shapes))] + [starts[-1]] for t in range(steps)]
+        ema = [
+            [
+                sgd_expected(starts[i], [(1 - momentum) * g[i] for g in grads], lr, momentum)[t]
+                for i in range(len(shapes))
+            ]
+            + [starts[-1]]
+            for t in range(steps)
+        ]
+        plain = [
+            [sgd_expected(starts[i], [g[i] for g in grads], lr, 0.0)[t] for i in range(len(shapes))]
+            + [starts[-1]]
+            for t in range(steps)
+        ]
         alts = {}
         if momentum:
-            alts["This is b = momentum * b + (1 - momentum) * g, an exponential average; PyTorch's SGD uses "
-                 "b = momentum * b + g (b = g at the first step)."] = ema
-            alts["This is plain SGD: the momentum buffer is ignored or not kept between steps. Store the "
-                 "velocity in self.velocity[i] and step along it."] = plain
+            alts[
+                "This is b = momentum * b + (1 - momentum) * g, an exponential average; PyTorch's SGD uses "
+                "b = momentum * b + g (b = g at the first step)."
+            ] = ema
+            alts[
+                "This is plain SGD: the momentum buffer is ignored or not kept between steps. Store the "
+                "velocity in self.velocity[i] and step along it."
+            ] = plain
         _compare_steps(got, expected, f"SGD(lr={lr:.3g}, momentum={momentum:.3g})", alts, seed)
     return f"SGD.step passed with and without momentum (seed {seed})"
 
@@ -315,30 +382,45 @@ def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> 
     ratio = float(np.median(np.abs(np.concatenate([f.ravel() for f in first])))) / lr
     if abs(ratio - 1) > 1e-3:
         raise CheckFailure(
-            f"Adam's first step should move every entry by about lr = {lr:.3g} (since m_hat = g and v_hat = g^2 "
+            f"Adam's first step should move every entry by about lr = {lr:.3g} (since m_hat = g and v_hat = "
+            f"g^2 "
             f"at t = 1); your step moved a typical entry by {ratio:.3g} x lr. "
-            + ("A factor of about 3.16 = 0.1 / sqrt(0.001) means the bias correction is missing: divide m by "
-               "(1 - beta1**t) and v by (1 - beta2**t)." if abs(ratio - 0.1 / np.sqrt(0.001)) < 0.05 else
-               "Check the update p <- p - lr * m_hat / (sqrt(v_hat) + eps).") + f" (seed {seed})"
+            + (
+                "A factor of about 3.16 = 0.1 / sqrt(0.001) means the bias correction is missing: divide m "
+                "by "
+                "(1 - beta1**t) and v by (1 - beta2**t)."
+                if abs(ratio - 0.1 / np.sqrt(0.001)) < 0.05
+                else "Check the update p <- p - lr * m_hat / (sqrt(v_hat) + eps)."
+            )
+            + f" (seed {seed})"
         )
 
     def table(**kw: object) -> list[list[np.ndarray]]:
-        per = [adam_expected(starts[i], [g[i] for g in grads], lr, betas, eps, **kw) for i in range(len(shapes))]
+        per = [
+            adam_expected(starts[i], [g[i] for g in grads], lr, betas, eps, **kw) for i in range(len(shapes))
+        ]
         return [[per[i][t] for i in range(len(shapes))] for t in range(steps)]
 
+    no_correction, frozen = table(bias_correction=False), table(frozen_t=True)
     alts = {
-        "The bias correction is missing: m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t).":
-            table(bias_correction=False),
-        "The bias correction always uses t = 1: increment self.t once per step() call, before using it.":
-            table(frozen_t=True),
+        "The bias correction is missing: m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t).": (
+            no_correction
+        ),
+        "The bias correction always uses t = 1: increment self.t once per step() call, before using it.": (
+            frozen
+        ),
     }
     _compare_steps(got, table(), f"Adam(lr={lr:.3g})", alts, seed)
     betas2 = (float(rng.uniform(0.5, 0.8)), float(rng.uniform(0.9, 0.99)))
     got2 = _run_optimizer(lambda ps: Adam(ps, lr=lr, betas=betas2, eps=1e-3), Parameter, starts, grads)
     per = [adam_expected(starts[i], [g[i] for g in grads], lr, betas2, 1e-3) for i in range(len(shapes))]
-    _compare_steps(got2, [[per[i][t] for i in range(len(shapes))] for t in range(steps)],
-                   f"Adam(lr={lr:.3g}, betas=({betas2[0]:.3g}, {betas2[1]:.3g}), eps=1e-3)",
-                   {"Use self.betas and self.eps, not the default values.": table()}, seed)
+    _compare_steps(
+        got2,
+        [[per[i][t] for i in range(len(shapes))] for t in range(steps)],
+        f"Adam(lr={lr:.3g}, betas=({betas2[0]:.3g}, {betas2[1]:.3g}), eps=1e-3)",
+        {"Use self.betas and self.eps, not the default values.": table()},
+        seed,
+    )
     return f"Adam.step passed over {steps} steps with two settings (seed {seed})"
 
 
@@ -350,8 +432,15 @@ def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> 
 class RecordingLinearModel:
     """y = x @ W + b that logs every batch it sees, the training flag and the grad mode at that moment."""
 
-    def __init__(self, Tensor: type, Parameter: type, rng: np.random.Generator, d_in: int, d_out: int,
-                 grad_mode: type | None = None) -> None:
+    def __init__(
+        self,
+        Tensor: type,
+        Parameter: type,
+        rng: np.random.Generator,
+        d_in: int,
+        d_out: int,
+        grad_mode: type | None = None,
+    ) -> None:
         self.Tensor = Tensor
         self.W = Parameter(rng.standard_normal((d_in, d_out)) * 0.3)
         self.b = Parameter(rng.standard_normal(d_out) * 0.1)
@@ -419,14 +508,22 @@ class RecordingOptimizer:
                 p.data = p.data - self.lr * p.grad
 
 
-def _mse_gradients(W: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mse_gradients(
+    W: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     r = 2 * (x @ W + b - y) / y.size
     return x.T @ r, r.sum(axis=0)
 
 
-def run_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type, rng: np.random.Generator,
-                    n: int, batch_size: int, seed: int) -> tuple[object, RecordingLinearModel, RecordingMSE,
-                                                                 RecordingOptimizer, np.ndarray]:
+def run_train_epoch(
+    train_epoch: Callable[..., object],
+    Tensor: type,
+    Parameter: type,
+    rng: np.random.Generator,
+    n: int,
+    batch_size: int,
+    seed: int,
+) -> tuple[object, RecordingLinearModel, RecordingMSE, RecordingOptimizer, np.ndarray]:
     """Run one epoch of the student's train_epoch on recording stand-ins and verify what it did."""
     d_in, d_out = 3, 2
     X = rng.standard_normal((n, d_in))
@@ -442,59 +539,96 @@ def run_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter:
     n_batches = -(-n // batch_size)
     if len(opt.steps) != n_batches or len(model.seen) != n_batches:
         raise CheckFailure(
-            f"with {n} examples and batch_size {batch_size} an epoch has {n_batches} minibatches (the last one "
-            f"smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward passes "
+            f"with {n} examples and batch_size {batch_size} an epoch has {n_batches} minibatches (the last "
+            f"one "
+            f"smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward "
+            f"passes "
             f"and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial batch. "
             f"(seed {seed})"
         )
     keys = np.concatenate([s[:, 0] for s in model.seen])
     if len(keys) != n or not np.array_equal(np.sort(keys), np.sort(X[:, 0])):
-        raise CheckFailure(f"an epoch must use every training example exactly once; the batches held {len(keys)} "
-                           f"rows for {n} examples, some repeated or missing. (seed {seed})")
+        raise CheckFailure(
+            f"an epoch must use every training example exactly once; the batches held "
+            f"{len(keys)} "
+            f"rows for {n} examples, some repeated or missing. (seed {seed})"
+        )
     if np.array_equal(keys, X[:, 0]):
-        raise CheckFailure("the examples were visited in their stored order: shuffle them every epoch with "
-                           f"rng.permutation(len(X)). (seed {seed})")
+        raise CheckFailure(
+            "the examples were visited in their stored order: shuffle them every epoch with "
+            f"rng.permutation(len(X)). (seed {seed})"
+        )
     if not all(training for training, _ in model.flags):
-        raise CheckFailure("the model was not in training mode during the epoch: call model.train() first "
-                           f"(the check handed you a model in eval mode). (seed {seed})")
+        raise CheckFailure(
+            "the model was not in training mode during the epoch: call model.train() first "
+            f"(the check handed you a model in eval mode). (seed {seed})"
+        )
     for k, ((grads, values), xb, yb) in enumerate(zip(opt.steps, model.seen, loss_fn.targets, strict=True)):
         gW, gb = _mse_gradients(values[0], values[1], xb, yb)
         if grads[0] is None or grads[1] is None:
-            raise CheckFailure(f"at optimizer.step() number {k + 1} the parameters had no .grad: call "
-                               f"loss.backward() before optimizer.step(). (seed {seed})")
+            raise CheckFailure(
+                f"at optimizer.step() number {k + 1} the parameters had no .grad: call "
+                f"loss.backward() before optimizer.step(). (seed {seed})"
+            )
         if k > 0 and np.allclose(grads[0], gW + opt.steps[k - 1][0][0], rtol=1e-6):
             raise CheckFailure(
-                f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: the "
-                "gradients were not zeroed between steps (backward() accumulates). Call optimizer.zero_grad() "
+                f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: "
+                f"the "
+                "gradients were not zeroed between steps (backward() accumulates). Call "
+                "optimizer.zero_grad() "
                 f"before each backward. (seed {seed})"
             )
-        check_close(grads[0], gW, name=f"the weight gradient seen by optimizer.step() number {k + 1}",
-                    rtol=1e-8, atol=1e-12,
-                    hint="each step must use the gradient of the current minibatch's loss only: zero_grad(), "
-                    f"forward, loss_fn(output, y_batch), backward(), step() (seed {seed})")
-        check_close(grads[1], gb, name=f"the bias gradient seen by optimizer.step() number {k + 1}", rtol=1e-8,
-                    atol=1e-12, hint=f"targets must be the labels of the same examples as the inputs (seed {seed})")
+        check_close(
+            grads[0],
+            gW,
+            name=f"the weight gradient seen by optimizer.step() number {k + 1}",
+            rtol=1e-8,
+            atol=1e-12,
+            hint="each step must use the gradient of the current minibatch's loss only: zero_grad(), "
+            f"forward, loss_fn(output, y_batch), backward(), step() (seed {seed})",
+        )
+        check_close(
+            grads[1],
+            gb,
+            name=f"the bias gradient seen by optimizer.step() number {k + 1}",
+            rtol=1e-8,
+            atol=1e-12,
+            hint=f"targets must be the labels of the same examples as the inputs (seed {seed})",
+        )
     sizes = np.array([len(s) for s in model.seen])
     expected = float(np.dot(sizes, loss_fn.values) / n)
     try:
         value = float(np.asarray(result, dtype=float))
     except (TypeError, ValueError):
-        raise CheckFailure(f"train_epoch must return the epoch's mean loss as a number, got {result!r}.") from None
+        raise CheckFailure(
+            f"train_epoch must return the epoch's mean loss as a number, got {result!r}."
+        ) from None
     plain_mean = float(np.mean(loss_fn.values))
-    hint = ("that is the plain mean of the batch losses; weight each batch loss by its batch size and divide "
-            "by the number of examples" if np.isclose(value, plain_mean, rtol=1e-9) else
-            "return sum(batch_loss * batch_size) / number_of_examples")
-    check_close(value, expected, name="the mean loss per example returned by train_epoch", rtol=1e-9,
-                hint=f"{hint} (seed {seed})")
+    hint = (
+        "that is the plain mean of the batch losses; weight each batch loss by its batch size and divide "
+        "by the number of examples"
+        if np.isclose(value, plain_mean, rtol=1e-9)
+        else "return sum(batch_loss * batch_size) / number_of_examples"
+    )
+    check_close(
+        value,
+        expected,
+        name="the mean loss per example returned by train_epoch",
+        rtol=1e-9,
+        hint=f"{hint} (seed {seed})",
+    )
     return result, model, loss_fn, opt, X
 
 
-def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type, *,
-                      seed: int | None = None) -> str:
+def check_train_epoch(
+    train_epoch: Callable[..., object], Tensor: type, Parameter: type, *, seed: int | None = None
+) -> str:
     """One epoch: train mode, shuffled complete minibatches, zeroed gradients, mean loss per example."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    run_train_epoch(train_epoch, Tensor, Parameter, rng, n=int(rng.integers(41, 60)), batch_size=16, seed=seed)
+    run_train_epoch(
+        train_epoch, Tensor, Parameter, rng, n=int(rng.integers(41, 60)), batch_size=16, seed=seed
+    )
     return f"train_epoch passed (seed {seed})"
 
 
@@ -509,8 +643,16 @@ class _CrossEntropy:
         return -(logits.log_softmax(axis=1) * onehot).sum() / len(labels)
 
 
-def run_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type,
-                 rng: np.random.Generator, n: int, batch_size: int | None, seed: int) -> None:
+def run_evaluate(
+    evaluate: Callable[..., object],
+    Tensor: type,
+    Parameter: type,
+    GradMode: type,
+    rng: np.random.Generator,
+    n: int,
+    batch_size: int | None,
+    seed: int,
+) -> None:
     d_in, k = 4, 5
     X = rng.standard_normal((n, d_in))
     model = RecordingLinearModel(Tensor, Parameter, rng, d_in, k, grad_mode=GradMode)
@@ -529,36 +671,58 @@ def run_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type,
     saved = GradMode.enabled
     try:
         with quiet():
-            result = evaluate(model, _CrossEntropy(Tensor), X, y) if batch_size is None else \
-                evaluate(model, _CrossEntropy(Tensor), X, y, batch_size)
+            result = (
+                evaluate(model, _CrossEntropy(Tensor), X, y)
+                if batch_size is None
+                else evaluate(model, _CrossEntropy(Tensor), X, y, batch_size)
+            )
     finally:
         restored = GradMode.enabled
         GradMode.enabled = saved
     if not restored:
-        raise CheckFailure("grad mode was still off after evaluate returned: use `with no_grad():` so it is "
-                           "restored.")
+        raise CheckFailure(
+            "grad mode was still off after evaluate returned: use `with no_grad():` so it is restored."
+        )
     if not isinstance(result, tuple | list) or len(result) != 2:
         raise CheckFailure(f"evaluate must return (mean_loss, accuracy), got {result!r}.")
     if any(training for training, _ in model.flags):
-        raise CheckFailure("the model was in training mode during evaluate: call model.eval() first (dropout "
-                           f"and similar layers behave differently when training). (seed {seed})")
+        raise CheckFailure(
+            "the model was in training mode during evaluate: call model.eval() first (dropout "
+            f"and similar layers behave differently when training). (seed {seed})"
+        )
     if any(enabled for _, enabled in model.flags):
-        raise CheckFailure("evaluate recorded a graph: run the forward passes inside `with no_grad():` so no "
-                           f"activations are kept for a backward pass that never comes. (seed {seed})")
+        raise CheckFailure(
+            "evaluate recorded a graph: run the forward passes inside `with no_grad():` so no "
+            f"activations are kept for a backward pass that never comes. (seed {seed})"
+        )
     if any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True)):
         raise CheckFailure("evaluate changed the model's parameters; it must only read them.")
     bs = "default" if batch_size is None else batch_size
-    check_close(result[1], expected_acc, name=f"the accuracy from evaluate (n={n}, batch_size={bs})", rtol=1e-12,
-                hint="count correct predictions (argmax of the outputs == label) over EVERY example, including "
-                f"the last partial batch, and divide by the number of examples (seed {seed})")
-    check_close(result[0], expected_loss, name=f"the mean loss from evaluate (n={n}, batch_size={bs})", rtol=1e-9,
-                hint=f"weight each batch's mean loss by its size and divide by the number of examples (seed {seed})")
+    check_close(
+        result[1],
+        expected_acc,
+        name=f"the accuracy from evaluate (n={n}, batch_size={bs})",
+        rtol=1e-12,
+        hint="count correct predictions (argmax of the outputs == label) over EVERY example, "
+        "including "
+        f"the last partial batch, and divide by the number of examples (seed {seed})",
+    )
+    check_close(
+        result[0],
+        expected_loss,
+        name=f"the mean loss from evaluate (n={n}, batch_size={bs})",
+        rtol=1e-9,
+        hint=f"weight each batch's mean loss by its size and divide by the number of examples (seed {seed})",
+    )
 
 
-def check_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, *,
-                   seed: int | None = None) -> str:
+def check_evaluate(
+    evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, *, seed: int | None = None
+) -> str:
     """evaluate: eval mode, no graph, loss and accuracy over every example, parameters untouched."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    run_evaluate(evaluate, Tensor, Parameter, GradMode, rng, n=int(rng.integers(61, 90)), batch_size=16, seed=seed)
+    run_evaluate(
+        evaluate, Tensor, Parameter, GradMode, rng, n=int(rng.integers(61, 90)), batch_size=16, seed=seed
+    )
     return f"evaluate passed (seed {seed})"

@@ -1,4 +1,4 @@
-"""Lesson 06 (autograd Tensor): the checks against right and wrong code, and the notebook as nbgrader grades it.
+"""Lesson 06 (autograd Tensor): the checks against right and wrong code, and the notebook as graded.
 
 Fast tests exec the notebook's given and solution cells into a namespace and call the check functions
 directly with the solution, with correct solutions in another style, and with typical bugs. Slow tests
@@ -7,6 +7,7 @@ execute the notebook (source, student version, one run per injected bug) and loo
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -25,7 +26,9 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "06_autograd_tensor
 # ---------------------------------------------------------------------------------------------------------
 
 BUGS: dict[str, tuple[str, str, str]] = {
-    "apply_op_all_instead_of_any": ("apply_op", '''
+    "apply_op_all_instead_of_any": (
+        "apply_op",
+        """
 def apply_op(prim, *inputs, **params):
     tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
     out_data = prim.forward(*(t.data for t in tensors), **params)
@@ -34,8 +37,12 @@ def apply_op(prim, *inputs, **params):
     if track:
         out.grad_fn = Node(prim, tensors, params, out.data)
     return out
-''', "ANY input"),
-    "apply_op_ignores_grad_mode": ("apply_op", '''
+""",
+        "ANY input",
+    ),
+    "apply_op_ignores_grad_mode": (
+        "apply_op",
+        """
 def apply_op(prim, *inputs, **params):
     tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
     out_data = prim.forward(*(t.data for t in tensors), **params)
@@ -44,8 +51,12 @@ def apply_op(prim, *inputs, **params):
     if track:
         out.grad_fn = Node(prim, tensors, params, out.data)
     return out
-''', "GradMode.enabled = False"),
-    "apply_op_no_constant_wrapping": ("apply_op", '''
+""",
+        "GradMode.enabled = False",
+    ),
+    "apply_op_no_constant_wrapping": (
+        "apply_op",
+        """
 def apply_op(prim, *inputs, **params):
     out_data = prim.forward(*(t.data for t in inputs), **params)
     track = is_grad_enabled() and any(t.requires_grad for t in inputs)
@@ -53,8 +64,12 @@ def apply_op(prim, *inputs, **params):
     if track:
         out.grad_fn = Node(prim, inputs, params, out.data)
     return out
-''', "wrap every input"),
-    "format_graph_children_reversed": ("format_graph", '''
+""",
+        "wrap every input",
+    ),
+    "format_graph_children_reversed": (
+        "format_graph",
+        """
 def format_graph(tensor):
     root = tensor.grad_fn if tensor.grad_fn is not None else (
         AccumulateGrad(tensor) if tensor.requires_grad else None)
@@ -65,8 +80,12 @@ def format_graph(tensor):
         if fn is not None:
             stack.extend((child, depth + 1) for child in fn.next_functions)
     return "\\n".join(lines)
-''', "wrong graph"),
-    "format_graph_skips_constants": ("format_graph", '''
+""",
+        "wrong graph",
+    ),
+    "format_graph_skips_constants": (
+        "format_graph",
+        """
 def format_graph(tensor):
     def walk(fn, depth):
         out = ["  " * depth + fn.name]
@@ -77,8 +96,12 @@ def format_graph(tensor):
     if tensor.grad_fn is None:
         return "AccumulateGrad" if tensor.requires_grad else "None"
     return "\\n".join(walk(tensor.grad_fn, 0))
-''', "wrong graph"),
-    "backward_breadth_first": ("backward", '''
+""",
+        "wrong graph",
+    ),
+    "backward_breadth_first": (
+        "backward",
+        """
 def backward(tensor, gradient=None, retain_graph=False):
     if gradient is None:
         if tensor.data.size != 1:
@@ -103,8 +126,12 @@ def backward(tensor, gradient=None, retain_graph=False):
                 queue.append(child)
         if not retain_graph:
             node.release()
-''', "disagree"),
-    "backward_overwrites_leaf_grad": ("backward", '''
+""",
+        "disagree",
+    ),
+    "backward_overwrites_leaf_grad": (
+        "backward",
+        """
 def backward(tensor, gradient=None, retain_graph=False):
     if gradient is None:
         if tensor.data.size != 1:
@@ -133,8 +160,12 @@ def backward(tensor, gradient=None, retain_graph=False):
                 grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
         if not retain_graph:
             node.release()
-''', "[1.0, 2.0, 1.0]"),
-    "backward_recursive_no_release": ("backward", '''
+""",
+        "[1.0, 2.0, 1.0]",
+    ),
+    "backward_recursive_no_release": (
+        "backward",
+        """
 def backward(tensor, gradient=None, retain_graph=False):
     if gradient is None:
         if tensor.data.size != 1:
@@ -162,19 +193,31 @@ def backward(tensor, gradient=None, retain_graph=False):
         for child, gi in zip(node.next_functions, node.input_grads(g)):
             if child is not None and gi is not None:
                 grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
-''', "release"),
-    "sum_to_shape_leading_axes_only": ("sum_to_shape", '''
+""",
+        "release",
+    ),
+    "sum_to_shape_leading_axes_only": (
+        "sum_to_shape",
+        """
 def sum_to_shape(g, shape):
     lead = g.ndim - len(shape)
     return g.sum(axis=tuple(range(lead)))
-''', "shape"),
-    "sum_to_shape_drops_kept_axes": ("sum_to_shape", '''
+""",
+        "shape",
+    ),
+    "sum_to_shape_drops_kept_axes": (
+        "sum_to_shape",
+        """
 def sum_to_shape(g, shape):
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1)
     return g.sum(axis=axes)
-''', "shape"),
-    "sum_to_shape_no_error_on_bad_shape": ("sum_to_shape", '''
+""",
+        "shape",
+    ),
+    "sum_to_shape_no_error_on_bad_shape": (
+        "sum_to_shape",
+        """
 def sum_to_shape(g, shape):
     while g.ndim > len(shape):
         g = g.sum(axis=0)
@@ -182,15 +225,23 @@ def sum_to_shape(g, shape):
         if s == 1:
             g = g.sum(axis=i, keepdims=True)
     return g.reshape(shape) if g.size == int(np.prod(shape)) else g[tuple(slice(0, s) for s in shape)]
-''', "must raise ValueError"),
-    "no_grad_restores_true": ("no_grad", '''
+""",
+        "must raise ValueError",
+    ),
+    "no_grad_restores_true": (
+        "no_grad",
+        """
 class no_grad:
     def __enter__(self):
         GradMode.enabled = False
     def __exit__(self, *exc):
         GradMode.enabled = True
-''', "nested no_grad"),
-    "no_grad_contextmanager_without_finally": ("no_grad", '''
+""",
+        "nested no_grad",
+    ),
+    "no_grad_contextmanager_without_finally": (
+        "no_grad",
+        """
 import contextlib
 
 @contextlib.contextmanager
@@ -199,12 +250,16 @@ def no_grad():
     GradMode.enabled = False
     yield
     GradMode.enabled = previous
-''', "finally"),
+""",
+        "finally",
+    ),
 }
 
 # Correct solutions in other styles: each must get full marks.
 OTHER_STYLES: dict[str, tuple[str, str]] = {
-    "backward_kahn": ("backward", '''
+    "backward_kahn": (
+        "backward",
+        '''
 def backward(tensor, gradient=None, retain_graph=False):
     """Kahn's algorithm: count consumers, run a node when its last consumer has delivered."""
     if not tensor.requires_grad:
@@ -246,8 +301,11 @@ def backward(tensor, gradient=None, retain_graph=False):
                 ready.append(child)
         if not retain_graph:
             node.release()
-'''),
-    "sum_to_shape_loops": ("sum_to_shape", '''
+''',
+    ),
+    "sum_to_shape_loops": (
+        "sum_to_shape",
+        """
 def sum_to_shape(g, shape):
     shape = tuple(shape)
     try:
@@ -262,8 +320,11 @@ def sum_to_shape(g, shape):
         if size == 1 and g.shape[axis] != 1:
             g = g.sum(axis=axis, keepdims=True)
     return g
-'''),
-    "no_grad_contextmanager": ("no_grad", '''
+""",
+    ),
+    "no_grad_contextmanager": (
+        "no_grad",
+        """
 from contextlib import contextmanager
 
 @contextmanager
@@ -274,8 +335,11 @@ def no_grad():
         yield
     finally:
         GradMode.enabled = before
-'''),
-    "format_graph_iterators": ("format_graph", '''
+""",
+    ),
+    "format_graph_iterators": (
+        "format_graph",
+        """
 def format_graph(tensor):
     if tensor.grad_fn is None:
         return "AccumulateGrad" if tensor.requires_grad else "None"
@@ -290,7 +354,8 @@ def format_graph(tensor):
         if child is not None and child.next_functions:
             path.append(iter(child.next_functions))
     return "\\n".join(out) + "\\n"
-'''),
+""",
+    ),
 }
 
 EXERCISE_TESTS = {
@@ -441,6 +506,18 @@ def _scores(nbtools, nb) -> dict[str, tuple[float, float, str | None]]:  # noqa:
     return {k: (v.score, v.max_score, v.error) for k, v in graded.items()}
 
 
+def _graded_cells_only(nb):  # noqa: ANN001, ANN202
+    """The cells grades depend on: the imports cell, given, answer and test cells (demos and plots dropped).
+
+    Test cells only use given and answer cells, so dropping the demos changes no score; it keeps one
+    execution per injected bug affordable.
+    """
+    nb = copy.deepcopy(nb)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells = [c for i, c in enumerate(nb.cells) if i == first or "nbgrader" in c.metadata]
+    return nb
+
+
 @pytest.fixture(scope="module")
 def source_scores(nbtools, source_nb) -> dict:  # noqa: ANN001
     return _scores(nbtools, source_nb)
@@ -470,7 +547,7 @@ def test_student_version_has_no_solutions_and_scores_zero(nbtools, source_nb) ->
 
 @pytest.mark.slow
 def test_other_styles_get_full_marks(nbtools, source_nb) -> None:  # noqa: ANN001
-    nb = source_nb
+    nb = _graded_cells_only(source_nb)
     for gid, source in OTHER_STYLES.values():
         nb = nbtools.with_cell_source(nb, gid, source)
     for gid, (score, max_score, error) in _scores(nbtools, nb).items():
@@ -479,19 +556,24 @@ def test_other_styles_get_full_marks(nbtools, source_nb) -> None:  # noqa: ANN00
 
 # Two bugs per exercise executed in the notebook (the others are covered by the fast tests above).
 NOTEBOOK_BUGS = [
-    "apply_op_all_instead_of_any", "apply_op_no_constant_wrapping",
-    "format_graph_children_reversed", "format_graph_skips_constants",
-    "backward_breadth_first", "backward_overwrites_leaf_grad",
-    "sum_to_shape_leading_axes_only", "sum_to_shape_no_error_on_bad_shape",
-    "no_grad_restores_true", "no_grad_contextmanager_without_finally",
+    "apply_op_all_instead_of_any",
+    "apply_op_no_constant_wrapping",
+    "format_graph_children_reversed",
+    "format_graph_skips_constants",
+    "backward_breadth_first",
+    "backward_overwrites_leaf_grad",
+    "sum_to_shape_leading_axes_only",
+    "sum_to_shape_no_error_on_bad_shape",
+    "no_grad_restores_true",
+    "no_grad_contextmanager_without_finally",
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOK_BUGS)
-def test_injected_bug_loses_only_its_points(nbtools, source_nb, source_scores, name: str) -> None:  # noqa: ANN001
+def test_injected_bug_loses_only_its_points(nbtools, source_nb, name: str) -> None:  # noqa: ANN001
     gid, source, _ = BUGS[name]
-    scores = _scores(nbtools, nbtools.with_cell_source(source_nb, gid, source))
+    scores = _scores(nbtools, nbtools.with_cell_source(_graded_cells_only(source_nb), gid, source))
     own = EXERCISE_TESTS[gid]
     assert sum(scores[t][0] for t in own) < sum(scores[t][1] for t in own), f"{name} kept all its points"
     for test_id, (score, max_score, error) in scores.items():

@@ -45,6 +45,7 @@ def trusted_backward(tensor: object, gradient: np.ndarray | None = None) -> None
 
 def trusted_format(tensor: object) -> str:
     """The walk format_graph must produce (next_functions, depth first, two spaces per level)."""
+
     def name(fn: object) -> str:
         return "None" if fn is None else fn.name
 
@@ -92,18 +93,20 @@ def _operator_op(name: str, *args: object, **params: object) -> object:
 def _program_with_scalars(rng: np.random.Generator) -> visible.Program:
     """Programs whose Python numbers sit on the left of -, / and * (the reflected operators)."""
     prog = visible.Program([(2, 3), (2, 3)])
-    prog.steps.append(("sub", [("s", float(rng.uniform(1, 2))), ("v", 0)], {}))     # c - x0
+    prog.steps.append(("sub", [("s", float(rng.uniform(1, 2))), ("v", 0)], {}))  # c - x0
     prog.steps.append(("mul", [("v", 0), ("v", 0)], {}))
-    prog.steps.append(("add", [("s", 1.0), ("v", 3)], {}))                            # 1 + x0*x0
-    prog.steps.append(("div", [("s", float(rng.uniform(1, 2))), ("v", 4)], {}))     # c / (1 + x0^2)
-    prog.steps.append(("mul", [("s", float(rng.uniform(-2, -1))), ("v", 1)], {}))   # c * x1
+    prog.steps.append(("add", [("s", 1.0), ("v", 3)], {}))  # 1 + x0*x0
+    prog.steps.append(("div", [("s", float(rng.uniform(1, 2))), ("v", 4)], {}))  # c / (1 + x0^2)
+    prog.steps.append(("mul", [("s", float(rng.uniform(-2, -1))), ("v", 1)], {}))  # c * x1
     prog.steps.append(("mul", [("v", 2), ("v", 6)], {}))
     prog.steps.append(("add", [("v", 5), ("v", 7)], {}))
     prog.readout.append((8, rng.standard_normal((2, 3))))
     return prog
 
 
-def check_apply_op(apply_op: Callable[..., object], Tensor: type, Node: type, OPS: dict, GradMode: type) -> str:
+def check_apply_op(
+    apply_op: Callable[..., object], Tensor: type, Node: type, OPS: dict, GradMode: type
+) -> str:
     """Whole programs through the Tensor operators (student's apply_op) against finite differences."""
     seed = visible.new_seed(None)
     rng = np.random.default_rng(seed)
@@ -115,24 +118,33 @@ def check_apply_op(apply_op: Callable[..., object], Tensor: type, Node: type, OP
             prog = visible.random_program(rng, 6, broadcasting=False) if k < 2 else _program_with_scalars(rng)
             arrays = visible.random_leaves(rng, prog)
             visible.check_program_gradients(
-                prog, arrays,
-                lambda *xs, prog=prog: visible.tensor_gradients(prog, list(xs), Tensor, _operator_op,
-                                                                 trusted_backward, raw_constants=True),
-                seed + 10 + k, "gradients of a program built with your apply_op")
+                prog,
+                arrays,
+                lambda *xs, prog=prog: visible.tensor_gradients(
+                    prog, list(xs), Tensor, _operator_op, trusted_backward, raw_constants=True
+                ),
+                seed + 10 + k,
+                "gradients of a program built with your apply_op",
+            )
         # a chain: requires_grad must propagate through several ops from a single parameter
         w = Tensor(rng.standard_normal(3), requires_grad=True)
         with quiet():
             out = apply_op(OPS["tanh"], apply_op(OPS["mul"], Tensor(rng.standard_normal(3)), w))
         if not out.requires_grad:
-            raise CheckFailure("requires_grad did not propagate through two ops: tanh(c * w) with w requiring "
-                               "grad must require grad.")
+            raise CheckFailure(
+                "requires_grad did not propagate through two ops: tanh(c * w) with w "
+                "requiring "
+                "grad must require grad."
+            )
         # float32 inputs keep their dtype
         x32 = Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
         with quiet():
             y32 = apply_op(OPS["exp"], x32)
         if y32.dtype != np.float32:
-            raise CheckFailure(f"exp of a float32 tensor came out as {y32.dtype}; keep the forward's dtype "
-                               "(Tensor(out_data) with the array prim.forward returned).")
+            raise CheckFailure(
+                f"exp of a float32 tensor came out as {y32.dtype}; keep the forward's dtype "
+                "(Tensor(out_data) with the array prim.forward returned)."
+            )
     finally:
         GradMode.enabled = saved
     return f"hidden apply_op checks passed (seed {seed})"
@@ -157,8 +169,10 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
         got = format_graph(root)
     want = trusted_format(root)
     if not isinstance(got, str) or got.rstrip("\n") != want:
-        raise CheckFailure("format_graph is wrong on a graph with a shared sub-expression (a diamond) and a "
-                           "constant input. Expected:\n" + want + "\nGot:\n" + str(got))
+        raise CheckFailure(
+            "format_graph is wrong on a graph with a shared sub-expression (a diamond) and a "
+            "constant input. Expected:\n" + want + "\nGot:\n" + str(got)
+        )
     # deep chains must not hit the recursion limit
     t = Tensor(rng.standard_normal(2), requires_grad=True)
     h = t
@@ -168,8 +182,10 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
         with quiet():
             got = format_graph(h)
     except RecursionError:
-        raise CheckFailure("format_graph hit the recursion limit on a chain of 3000 ops; walk the graph with "
-                           "an explicit stack.") from None
+        raise CheckFailure(
+            "format_graph hit the recursion limit on a chain of 3000 ops; walk the graph with "
+            "an explicit stack."
+        ) from None
     if not isinstance(got, str) or got.rstrip("\n").count("\n") != 3000:
         raise CheckFailure("format_graph of a chain of 3000 tanh ops must have 3001 lines.")
     return f"hidden format_graph checks passed (seed {seed})"
@@ -193,8 +209,13 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     g = rng.standard_normal(3)
     with quiet():
         backward(c, g.copy())
-    check_close(a.grad, 4 * g, name="a.grad for b = a + a; c = b + b", rtol=1e-12,
-                hint="add contributions from both uses of a tensor before running its node")
+    check_close(
+        a.grad,
+        4 * g,
+        name="a.grad for b = a + a; c = b + b",
+        rtol=1e-12,
+        hint="add contributions from both uses of a tensor before running its node",
+    )
     # wrong gradient shape is refused
     x = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
     y = op("exp", x)
@@ -204,8 +225,11 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     except (ValueError, RuntimeError):
         pass
     else:
-        raise CheckFailure("backward(y, gradient) with a gradient of shape (3, 2) for y of shape (2, 3) must raise "
-                           "an error naming both shapes, not compute something.")
+        raise CheckFailure(
+            "backward(y, gradient) with a gradient of shape (3, 2) for y of shape (2, 3) "
+            "must raise "
+            "an error naming both shapes, not compute something."
+        )
     # the leaf's .grad must not alias the incoming gradient array
     z = Tensor(rng.standard_normal(3), requires_grad=True)
     start = rng.standard_normal(3)
@@ -214,32 +238,43 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
         backward(op("add", z, Tensor(np.zeros(3))), start)
         backward(op("add", z, Tensor(np.zeros(3))), start)
     if not np.array_equal(start, keep):
-        raise CheckFailure("backward modified the gradient array it was given (accumulating in place into an "
-                           "array it does not own). Copy it when it first becomes a leaf's .grad.")
+        raise CheckFailure(
+            "backward modified the gradient array it was given (accumulating in place into an "
+            "array it does not own). Copy it when it first becomes a leaf's .grad."
+        )
     return f"hidden backward semantics passed (seed {seed})"
 
 
-def check_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], Tensor: type, Node: type,
-                       OPS: dict) -> str:
+def check_sum_to_shape(
+    sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], Tensor: type, Node: type, OPS: dict
+) -> str:
     seed = visible.new_seed(None)
     rng = np.random.default_rng(seed)
     visible.check_sum_to_shape(sum_to_shape, seed=seed)
     for small, big in (((1, 1), (3, 5)), ((2, 1, 1), (2, 3, 4)), ((1, 3, 1), (4, 2, 3, 5))):
+
         def vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> np.ndarray:
             return sum_to_shape(g, x.shape)
 
         vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
-        check_vjp(lambda x, big=big: np.broadcast_to(x, big).copy(), vjp, rng.standard_normal(small),
-                  seed=int(rng.integers(2**62)))
+        check_vjp(
+            lambda x, big=big: np.broadcast_to(x, big).copy(),
+            vjp,
+            rng.standard_normal(small),
+            seed=int(rng.integers(2**62)),
+        )
     # end to end: broadcasting programs through the given Node (which calls the student's sum_to_shape)
     op = lambda n, *xs, **p: visible.record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
     for k in range(2):
         prog = visible.random_program(rng, 6, broadcasting=True)
         arrays = visible.random_leaves(rng, prog)
         visible.check_program_gradients(
-            prog, arrays,
+            prog,
+            arrays,
             lambda *xs, prog=prog: visible.tensor_gradients(prog, list(xs), Tensor, op, trusted_backward),
-            seed + 20 + k, "gradients of a broadcasting program (reduced by your sum_to_shape)")
+            seed + 20 + k,
+            "gradients of a broadcasting program (reduced by your sum_to_shape)",
+        )
     return f"hidden sum_to_shape checks passed (seed {seed})"
 
 
@@ -255,8 +290,11 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             except exc_type:
                 pass
             if GradMode.enabled is not True:
-                raise CheckFailure(f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode "
-                                   "was not restored.")
+                raise CheckFailure(
+                    f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode "
+                    "was not restored."
+                )
+
         # no_grad inside a function that raises, caught further out: state restored at every level
         def inner() -> None:
             with no_grad():
@@ -269,8 +307,11 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
                 pass
             off_after_helper = GradMode.enabled
         if off_after_helper is not False or GradMode.enabled is not True:
-            raise CheckFailure("a helper that raised inside its own no_grad, called inside yours, switched grad mode "
-                               "back on too early or left it off; restore exactly the state found on entry.")
+            raise CheckFailure(
+                "a helper that raised inside its own no_grad, called inside yours, switched "
+                "grad mode "
+                "back on too early or left it off; restore exactly the state found on entry."
+            )
     finally:
         GradMode.enabled = saved
     return "hidden no_grad checks passed"

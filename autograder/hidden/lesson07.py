@@ -31,7 +31,9 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> str:
     with quiet():
         found = list(root.parameters())
     if len(found) != 60:
-        raise CheckFailure(f"a chain of 60 nested modules holds 60 Parameters; parameters() found {len(found)}.")
+        raise CheckFailure(
+            f"a chain of 60 nested modules holds 60 Parameters; parameters() found {len(found)}."
+        )
 
     class Empty(Module):
         pass
@@ -50,12 +52,17 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> str:
     with quiet():
         one = Linear(1, 1, rng=rng)
         out = one(Tensor(np.array([[2.0]])))
-    check_close(out.data, 2.0 * one.weight.data + one.bias.data, name="Linear(1, 1) on one example", rtol=1e-12)
+    check_close(
+        out.data, 2.0 * one.weight.data + one.bias.data, name="Linear(1, 1) on one example", rtol=1e-12
+    )
     with quiet():
         a, b = Linear(3, 2), Linear(3, 2)
     if np.array_equal(a.weight.data, b.weight.data):
-        raise CheckFailure("Linear(3, 2) without an rng gave two identical layers: use np.random.default_rng() "
-                           "when rng is None, so unseeded layers differ.")
+        raise CheckFailure(
+            "Linear(3, 2) without an rng gave two identical layers: use "
+            "np.random.default_rng() "
+            "when rng is None, so unseeded layers differ."
+        )
     try:
         import torch
     except ImportError:
@@ -70,15 +77,24 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> str:
     tw = torch.tensor(lin.weight.data, requires_grad=True)
     tb = torch.tensor(lin.bias.data, requires_grad=True)
     torch.nn.functional.linear(tx, tw, tb).backward(torch.tensor(g))
-    for name, mine, theirs in (("weight", lin.weight.grad, tw.grad), ("bias", lin.bias.grad, tb.grad),
-                               ("input", xt.grad, tx.grad)):
-        check_close(mine, theirs.numpy(), name=f"Linear {name} gradient vs torch.nn.functional.linear",
-                    rtol=1e-10, atol=1e-12)
+    for name, mine, theirs in (
+        ("weight", lin.weight.grad, tw.grad),
+        ("bias", lin.bias.grad, tb.grad),
+        ("input", xt.grad, tx.grad),
+    ):
+        check_close(
+            mine,
+            theirs.numpy(),
+            name=f"Linear {name} gradient vs torch.nn.functional.linear",
+            rtol=1e-10,
+            atol=1e-12,
+        )
     return f"hidden Linear checks passed, including PyTorch (seed {seed})"
 
 
-def _reference_run(make_ref: Callable[[list], object], starts: list[np.ndarray],
-                   grads: list[list[np.ndarray | None]]) -> list[list[np.ndarray]]:
+def _reference_run(
+    make_ref: Callable[[list], object], starts: list[np.ndarray], grads: list[list[np.ndarray | None]]
+) -> list[list[np.ndarray]]:
     from reference_impl.tensor import Tensor as RefTensor
 
     params = [RefTensor(s.copy(), requires_grad=True) for s in starts]
@@ -92,8 +108,9 @@ def _reference_run(make_ref: Callable[[list], object], starts: list[np.ndarray],
     return history
 
 
-def _gradient_history(rng: np.random.Generator, shapes: list[tuple[int, ...]], steps: int,
-                      gaps: bool) -> list[list[np.ndarray | None]]:
+def _gradient_history(
+    rng: np.random.Generator, shapes: list[tuple[int, ...]], steps: int, gaps: bool
+) -> list[list[np.ndarray | None]]:
     """Random gradients; with gaps, the last parameter sometimes has none (it is then left alone)."""
     out = []
     for t in range(steps):
@@ -116,10 +133,13 @@ def check_sgd_step(SGD: type, Parameter: type) -> str:
         lr = float(rng.uniform(1e-3, 0.5))
         starts = [rng.standard_normal(s) for s in shapes]
         grads = _gradient_history(rng, shapes, 9, gaps=True)
-        got = visible._run_optimizer(lambda ps, lr=lr, m=momentum: SGD(ps, lr=lr, momentum=m), Parameter,
-                                     starts, grads)
+        got = visible._run_optimizer(
+            lambda ps, lr=lr, m=momentum: SGD(ps, lr=lr, momentum=m), Parameter, starts, grads
+        )
         want = _reference_run(lambda ps, lr=lr, m=momentum: RefSGD(ps, lr=lr, momentum=m), starts, grads)
-        visible._compare_steps(got, want, f"SGD(lr={lr:.3g}, momentum={momentum:.3g}) vs the reference", {}, seed)
+        visible._compare_steps(
+            got, want, f"SGD(lr={lr:.3g}, momentum={momentum:.3g}) vs the reference", {}, seed
+        )
     return f"hidden SGD checks passed against the reference optimiser (seed {seed})"
 
 
@@ -131,16 +151,25 @@ def check_adam_step(Adam: type, Parameter: type) -> str:
     rng = np.random.default_rng(seed)
     visible.check_adam_step(Adam, Parameter, seed=seed)
     shapes = [(4, 3), (3,), ()]
-    for lr, betas, eps in ((1e-3, (0.9, 0.999), 1e-8),
-                           (float(rng.uniform(0.01, 0.2)), (float(rng.uniform(0.5, 0.9)),
-                                                           float(rng.uniform(0.9, 0.9999))), 1e-6)):
+    for lr, betas, eps in (
+        (1e-3, (0.9, 0.999), 1e-8),
+        (
+            float(rng.uniform(0.01, 0.2)),
+            (float(rng.uniform(0.5, 0.9)), float(rng.uniform(0.9, 0.9999))),
+            1e-6,
+        ),
+    ):
         starts = [rng.standard_normal(s) for s in shapes]
         grads = _gradient_history(rng, shapes, 12, gaps=False)
-        got = visible._run_optimizer(lambda ps, lr=lr, b=betas, e=eps: Adam(ps, lr=lr, betas=b, eps=e), Parameter,
-                                     starts, grads)
-        want = _reference_run(lambda ps, lr=lr, b=betas, e=eps: RefAdam(ps, lr=lr, betas=b, eps=e), starts, grads)
-        visible._compare_steps(got, want, f"Adam(lr={lr:.3g}, betas={betas}, eps={eps:g}) vs the reference", {},
-                               seed)
+        got = visible._run_optimizer(
+            lambda ps, lr=lr, b=betas, e=eps: Adam(ps, lr=lr, betas=b, eps=e), Parameter, starts, grads
+        )
+        want = _reference_run(
+            lambda ps, lr=lr, b=betas, e=eps: RefAdam(ps, lr=lr, betas=b, eps=e), starts, grads
+        )
+        visible._compare_steps(
+            got, want, f"Adam(lr={lr:.3g}, betas={betas}, eps={eps:g}) vs the reference", {}, seed
+        )
     # a parameter that never receives a gradient is left untouched
     starts = [rng.standard_normal(3), rng.standard_normal(2)]
     grads = [[rng.standard_normal(3), None] for _ in range(3)]
@@ -161,14 +190,21 @@ def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Paramete
     y = rng.standard_normal((40, 2))
     gen = np.random.default_rng(seed)
     with quiet():
-        train_epoch(d, visible.RecordingMSE(Tensor), visible.RecordingOptimizer(d.parameters()), X, y, 10, gen)
+        train_epoch(
+            d, visible.RecordingMSE(Tensor), visible.RecordingOptimizer(d.parameters()), X, y, 10, gen
+        )
         first = np.concatenate([s[:, 0] for s in d.seen])
         d.seen.clear()
-        train_epoch(d, visible.RecordingMSE(Tensor), visible.RecordingOptimizer(d.parameters()), X, y, 10, gen)
+        train_epoch(
+            d, visible.RecordingMSE(Tensor), visible.RecordingOptimizer(d.parameters()), X, y, 10, gen
+        )
         second = np.concatenate([s[:, 0] for s in d.seen])
     if np.array_equal(first, second):
-        raise CheckFailure("two epochs with the same generator visited the examples in the same order: draw a new "
-                           "permutation from rng in every call (do not reseed).")
+        raise CheckFailure(
+            "two epochs with the same generator visited the examples in the same order: draw "
+            "a new "
+            "permutation from rng in every call (do not reseed)."
+        )
     return f"hidden train_epoch checks passed (seed {seed})"
 
 

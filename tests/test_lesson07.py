@@ -1,0 +1,642 @@
+"""Lesson 07 (training library): the checks against right and wrong code, and the notebook as graded.
+
+Fast tests exec the notebook's given and answer cells into a namespace and call the check functions directly
+with the solution, correct solutions in other styles, and typical bugs. Slow tests execute the notebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import lesson07 as checks
+from autograder.checks import CheckFailure
+from autograder.hidden import lesson07 as hidden
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "07_training_library" / "training_library.ipynb"
+
+_MODULE_HEAD = """
+class Module:
+    def __init__(self):
+        self.training = True
+
+    def forward(self, *args):
+        raise NotImplementedError
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode=True):
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+"""
+
+_LINEAR_HEAD = """
+class Linear(Module):
+    def __init__(self, in_features, out_features, rng=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        rng = np.random.default_rng() if rng is None else rng
+        bound = 1.0 / np.sqrt(in_features)
+"""
+
+_SGD_HEAD = """
+class SGD(Optimizer):
+    def __init__(self, params, lr, momentum=0.0):
+        super().__init__(params)
+        self.lr, self.momentum = lr, momentum
+        self.velocity = [None] * len(self.params)
+"""
+
+_ADAM_HEAD = """
+class Adam(Optimizer):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params)
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+        self.t = 0
+"""
+
+BUGS: dict[str, tuple[str, str, str]] = {
+    "parameters_direct_attributes_only": (
+        "module_parameters",
+        _MODULE_HEAD
+        + """
+    def modules(self):
+        return [self]
+
+    def parameters(self):
+        out = []
+        for value in vars(self).values():
+            for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                if isinstance(item, Parameter) and all(item is not p for p in out):
+                    out.append(item)
+        return out
+""",
+        "missed",
+    ),
+    "parameters_ignores_lists": (
+        "module_parameters",
+        _MODULE_HEAD
+        + """
+    def modules(self):
+        found = [self]
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                found += [m for m in value.modules() if all(m is not f for f in found)]
+        return found
+
+    def parameters(self):
+        out = []
+        for module in self.modules():
+            for value in vars(module).values():
+                if isinstance(value, Parameter) and all(value is not p for p in out):
+                    out.append(value)
+        return out
+""",
+        "list or tuple",
+    ),
+    "parameters_duplicates_shared": (
+        "module_parameters",
+        _MODULE_HEAD
+        + """
+    def modules(self):
+        found = [self]
+        for value in vars(self).values():
+            for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                if isinstance(item, Module):
+                    found += item.modules()
+        return found
+
+    def parameters(self):
+        return [item for module in self.modules() for value in vars(module).values()
+                for item in (value if isinstance(value, (list, tuple)) else (value,))
+                if isinstance(item, Parameter)]
+""",
+        "more than once",
+    ),
+    "linear_weight_transposed": (
+        "linear",
+        _LINEAR_HEAD
+        + """
+        self.weight = Parameter(rng.uniform(-bound, bound, (in_features, out_features)))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features))
+
+    def forward(self, x):
+        return x @ self.weight + self.bias
+""",
+        "transposed",
+    ),
+    "linear_bias_not_a_parameter": (
+        "linear",
+        _LINEAR_HEAD
+        + """
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)))
+        self.bias = Tensor(np.zeros(out_features), requires_grad=True)
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+""",
+        "not a Parameter",
+    ),
+    "linear_gaussian_init": (
+        "linear",
+        _LINEAR_HEAD
+        + """
+        self.weight = Parameter(rng.standard_normal((out_features, in_features)))
+        self.bias = Parameter(np.zeros(out_features))
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+""",
+        "uniform",
+    ),
+    "sgd_momentum_as_average": (
+        "sgd_step",
+        _SGD_HEAD
+        + """
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if self.velocity[i] is None:
+                self.velocity[i] = np.zeros_like(p.data)
+            self.velocity[i] = self.momentum * self.velocity[i] + (1 - self.momentum) * p.grad
+            p.data = p.data - self.lr * self.velocity[i]
+""",
+        "exponential average",
+    ),
+    "sgd_velocity_not_kept": (
+        "sgd_step",
+        _SGD_HEAD
+        + """
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            velocity = self.momentum * np.zeros_like(p.data) + p.grad
+            p.data = p.data - self.lr * velocity
+""",
+        "plain SGD",
+    ),
+    "adam_no_bias_correction": (
+        "adam_step",
+        _ADAM_HEAD
+        + """
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
+            p.data = p.data - self.lr * self.m[i] / (np.sqrt(self.v[i]) + self.eps)
+""",
+        "bias correction",
+    ),
+    "adam_step_count_frozen": (
+        "adam_step",
+        _ADAM_HEAD
+        + """
+    def step(self):
+        t = self.t + 1
+        b1, b2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
+            m_hat, v_hat = self.m[i] / (1 - b1 ** t), self.v[i] / (1 - b2 ** t)
+            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+""",
+        "t = 1",
+    ),
+    "train_epoch_no_zero_grad": (
+        "train_epoch",
+        """
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    model.train()
+    order = rng.permutation(len(X))
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        idx = order[start:start + batch_size]
+        loss = loss_fn(model(Tensor(X[idx])), y[idx])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+    return total / len(X)
+""",
+        "not zeroed",
+    ),
+    "train_epoch_drops_last_batch": (
+        "train_epoch",
+        """
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    model.train()
+    order = rng.permutation(len(X))
+    losses = []
+    for b in range(len(X) // batch_size):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        optimizer.zero_grad()
+        loss = loss_fn(model(Tensor(X[idx])), y[idx])
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+""",
+        "last partial batch",
+    ),
+    "train_epoch_no_shuffle": (
+        "train_epoch",
+        """
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    model.train()
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        optimizer.zero_grad()
+        loss = loss_fn(model(Tensor(X[start:start + batch_size])), y[start:start + batch_size])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(X[start:start + batch_size])
+    return total / len(X)
+""",
+        "shuffle",
+    ),
+    "evaluate_stays_in_train_mode": (
+        "evaluate",
+        """
+def evaluate(model, loss_fn, X, y, batch_size=256):
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            out = model(Tensor(xb))
+            total_loss += loss_fn(out, yb).item() * len(xb)
+            correct += int((out.data.argmax(axis=1) == yb).sum())
+    return total_loss / len(X), correct / len(X)
+""",
+        "training mode",
+    ),
+    "evaluate_counts_per_batch": (
+        "evaluate",
+        """
+def evaluate(model, loss_fn, X, y, batch_size=256):
+    model.eval()
+    losses, accs = [], []
+    with no_grad():
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            out = model(Tensor(xb))
+            losses.append(loss_fn(out, yb).item())
+            accs.append(float(np.mean(out.data.argmax(axis=1) == yb)))
+    return float(np.mean(losses)), float(np.mean(accs))
+""",
+        "accuracy",
+    ),
+    "evaluate_records_graph": (
+        "evaluate",
+        """
+def evaluate(model, loss_fn, X, y, batch_size=256):
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(X), batch_size):
+        xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+        out = model(Tensor(xb))
+        total_loss += loss_fn(out, yb).item() * len(xb)
+        correct += int((out.data.argmax(axis=1) == yb).sum())
+    return total_loss / len(X), correct / len(X)
+""",
+        "no_grad",
+    ),
+}
+
+OTHER_STYLES: dict[str, tuple[str, str]] = {
+    "parameters_recursive_generators": (
+        "module_parameters",
+        _MODULE_HEAD
+        + """
+    def _children(self):
+        for value in vars(self).values():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            yield from (item for item in items if isinstance(item, Module))
+
+    def modules(self, _seen=None):
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return []
+        seen.add(id(self))
+        out = [self]
+        for child in self._children():
+            out += child.modules(seen)
+        return out
+
+    def parameters(self):
+        unique = {}
+        for module in self.modules():
+            for value in vars(module).values():
+                items = value if isinstance(value, (list, tuple)) else [value]
+                for item in items:
+                    if isinstance(item, Parameter):
+                        unique.setdefault(id(item), item)
+        return list(unique.values())
+""",
+    ),
+    "sgd_in_place": (
+        "sgd_step",
+        _SGD_HEAD
+        + """
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            d = p.grad
+            if self.momentum != 0:
+                buf = self.velocity[i]
+                if buf is None:
+                    buf = self.velocity[i] = p.grad.copy()
+                else:
+                    buf *= self.momentum
+                    buf += p.grad
+                d = buf
+            p.data -= self.lr * d
+""",
+    ),
+    "adam_pytorch_form": (
+        "adam_step",
+        _ADAM_HEAD
+        + """
+    def step(self):
+        import math
+        self.t += 1
+        beta1, beta2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m *= beta1
+            m += (1 - beta1) * p.grad
+            v *= beta2
+            v += (1 - beta2) * p.grad * p.grad
+            step_size = self.lr / (1 - beta1 ** self.t)
+            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** self.t) + self.eps
+            p.data -= step_size * m / denom
+""",
+    ),
+    "train_epoch_array_split": (
+        "train_epoch",
+        """
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    model.train()
+    n_batches = -(-len(X) // batch_size)
+    weighted = []
+    for idx in np.array_split(rng.permutation(len(X)), n_batches):
+        model.zero_grad()
+        optimizer.zero_grad()
+        loss = loss_fn(model(X[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        weighted.append(float(loss.data) * len(idx))
+    return sum(weighted) / len(X)
+""",
+    ),
+    "evaluate_collect_then_score": (
+        "evaluate",
+        """
+def evaluate(model, loss_fn, X, y, batch_size=256):
+    model.eval()
+    parts = []
+    with no_grad():
+        for start in range(0, len(X), batch_size):
+            out = model(Tensor(X[start:start + batch_size]))
+            parts.append((out.data, loss_fn(out, y[start:start + batch_size]).item()))
+    logits = np.concatenate([p[0] for p in parts])
+    sizes = [len(p[0]) for p in parts]
+    mean_loss = sum(l * n for (_, l), n in zip(parts, sizes)) / len(X)
+    return mean_loss, float(np.mean(logits.argmax(axis=1) == y))
+""",
+    ),
+}
+
+EXERCISE_TESTS = {
+    "module_parameters": ["test_module_parameters"],
+    "linear": ["test_linear"],
+    "sgd_step": ["test_sgd_step"],
+    "adam_step": ["test_adam_step"],
+    "train_epoch": ["test_train_epoch"],
+    "evaluate": ["test_evaluate"],
+}
+
+
+def _namespace(replace: dict[str, str] | None = None) -> dict:
+    """The notebook's imports, given cells and answer cells exec'd in order (answers optionally replaced)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    ns: dict = {}
+    first_code = True
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id", "")
+        if first_code or gid.startswith("given_") or (meta.get("solution") and not meta.get("grade")):
+            exec(compile((replace or {}).get(gid, cell.source), f"<cell {gid or 'imports'}>", "exec"), ns)
+            first_code = False
+    return ns
+
+
+def _run_check(gid: str, ns: dict) -> None:
+    T, P, G = ns["Tensor"], ns["Parameter"], ns["GradMode"]
+    if gid == "module_parameters":
+        checks.check_module_parameters(ns["Module"], P, T)
+        hidden.check_module_parameters(ns["Module"], P, T)
+    elif gid == "linear":
+        checks.check_linear(ns["Linear"], P, T)
+        hidden.check_linear(ns["Linear"], P, T)
+    elif gid == "sgd_step":
+        checks.check_sgd_step(ns["SGD"], P)
+        hidden.check_sgd_step(ns["SGD"], P)
+    elif gid == "adam_step":
+        checks.check_adam_step(ns["Adam"], P)
+        hidden.check_adam_step(ns["Adam"], P)
+    elif gid == "train_epoch":
+        checks.check_train_epoch(ns["train_epoch"], T, P)
+        hidden.check_train_epoch(ns["train_epoch"], T, P)
+    elif gid == "evaluate":
+        checks.check_evaluate(ns["evaluate"], T, P, G)
+        hidden.check_evaluate(ns["evaluate"], T, P, G)
+    else:
+        raise KeyError(gid)
+
+
+@pytest.fixture(scope="module")
+def solution_ns() -> dict:
+    return _namespace()
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_solution_passes_every_check_repeatedly(solution_ns: dict, gid: str) -> None:
+    for _ in range(4):
+        _run_check(gid, solution_ns)
+
+
+@pytest.mark.parametrize("name", list(OTHER_STYLES))
+def test_other_correct_styles_pass(name: str) -> None:
+    gid, source = OTHER_STYLES[name]
+    ns = _namespace({gid: source})
+    for _ in range(2):
+        _run_check(gid, ns)
+
+
+@pytest.mark.parametrize("name", list(BUGS))
+def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
+    gid, source, message = BUGS[name]
+    ns = _namespace({gid: source})
+    for _ in range(3):  # every random draw must catch it
+        with pytest.raises(CheckFailure) as info:
+            _run_check(gid, ns)
+        assert message in str(info.value), str(info.value)
+
+
+def test_closed_forms_match_the_reference_optimisers() -> None:
+    """The visible checks' closed forms and the reference optimisers agree (they judge the same thing)."""
+    from reference_impl.optim import SGD as RefSGD
+    from reference_impl.optim import Adam as RefAdam
+    from reference_impl.tensor import Tensor as RefTensor
+
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal(4)
+    grads = [rng.standard_normal(4) for _ in range(7)]
+    for make, expected in (
+        (lambda ps: RefSGD(ps, lr=0.1, momentum=0.8), checks.sgd_expected(p0, grads, 0.1, 0.8)),
+        (
+            lambda ps: RefAdam(ps, lr=0.01, betas=(0.7, 0.95), eps=1e-6),
+            checks.adam_expected(p0, grads, 0.01, (0.7, 0.95), 1e-6),
+        ),
+    ):
+        p = RefTensor(p0.copy(), requires_grad=True)
+        opt = make([p])
+        for g, want in zip(grads, expected, strict=True):
+            p.grad = g.copy()
+            opt.step()
+            np.testing.assert_allclose(p.data, want, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The notebook as nbgrader runs it
+# ---------------------------------------------------------------------------------------------------------
+
+SOLUTION_MARKERS = [
+    "children = [item for value in vars(module).values()",
+    "if isinstance(item, Parameter) and id(item) not in seen:",
+    "self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)))",
+    "return x @ self.weight.T + self.bias",
+    "self.velocity[i] = self.momentum * self.velocity[i] + g",
+    "m_hat = self.m[i] / (1 - b1 ** self.t)",
+    "total += loss.item() * len(idx)",
+    "correct += int((out.data.argmax(axis=1) == yb).sum())",
+    "the direction is dominated by old gradients",
+]
+
+
+@pytest.fixture(scope="module")
+def nbtools():  # noqa: ANN201 - the lead's module
+    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available")
+
+
+@pytest.fixture(scope="module")
+def source_nb(nbtools):  # noqa: ANN001, ANN201
+    return nbtools.load(NOTEBOOK)
+
+
+def _scores(nbtools, nb) -> dict[str, tuple[float, float, str | None]]:  # noqa: ANN001
+    graded = nbtools.grade(nbtools.execute(nb, timeout=300, cwd=NOTEBOOK.parents[2]))
+    return {k: (v.score, v.max_score, v.error) for k, v in graded.items()}
+
+
+def _graded_cells_only(nb):  # noqa: ANN001, ANN202
+    """The cells grades depend on: the imports cell, given, answer and test cells (demos and plots dropped).
+
+    Test cells only use given and answer cells, so dropping the demos changes no score; it keeps one
+    execution per injected bug affordable.
+    """
+    nb = copy.deepcopy(nb)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells = [c for i, c in enumerate(nb.cells) if i == first or "nbgrader" in c.metadata]
+    return nb
+
+
+@pytest.fixture(scope="module")
+def source_scores(nbtools, source_nb) -> dict:  # noqa: ANN001
+    return _scores(nbtools, source_nb)
+
+
+@pytest.mark.slow
+def test_source_notebook_gets_full_marks(source_scores: dict) -> None:
+    expected = {t for tests in EXERCISE_TESTS.values() for t in tests}
+    assert expected <= set(source_scores)
+    for gid, (score, max_score, error) in source_scores.items():
+        assert score == max_score, f"{gid}: {error}"
+
+
+@pytest.mark.slow
+def test_student_version_has_no_solutions_and_scores_zero(nbtools, source_nb) -> None:  # noqa: ANN001
+    student = nbtools.student_version(source_nb)
+    text = "\n".join(c.source for c in student.cells)
+    for marker in SOLUTION_MARKERS:
+        assert marker not in text, marker
+    assert "BEGIN HIDDEN TESTS" not in text and "autograder.hidden" not in text
+    assert re.search(r"BEGIN SOLUTION|END SOLUTION", text) is None
+    scores = _scores(nbtools, student)
+    assert scores, "no graded cells found in the student version"
+    for gid, (score, _, _) in scores.items():
+        assert score == 0, f"{gid} scored {score} on the blank student version"
+
+
+@pytest.mark.slow
+def test_other_styles_get_full_marks(nbtools, source_nb) -> None:  # noqa: ANN001
+    nb = _graded_cells_only(source_nb)
+    for gid, source in OTHER_STYLES.values():
+        nb = nbtools.with_cell_source(nb, gid, source)
+    for gid, (score, max_score, error) in _scores(nbtools, nb).items():
+        assert score == max_score, f"{gid}: {error}"
+
+
+NOTEBOOK_BUGS = [
+    "parameters_ignores_lists",
+    "parameters_duplicates_shared",
+    "linear_weight_transposed",
+    "linear_bias_not_a_parameter",
+    "sgd_momentum_as_average",
+    "sgd_velocity_not_kept",
+    "adam_no_bias_correction",
+    "adam_step_count_frozen",
+    "train_epoch_no_zero_grad",
+    "train_epoch_drops_last_batch",
+    "evaluate_stays_in_train_mode",
+    "evaluate_counts_per_batch",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOK_BUGS)
+def test_injected_bug_loses_only_its_points(nbtools, source_nb, name: str) -> None:  # noqa: ANN001
+    gid, source, _ = BUGS[name]
+    scores = _scores(nbtools, nbtools.with_cell_source(_graded_cells_only(source_nb), gid, source))
+    own = EXERCISE_TESTS[gid]
+    assert sum(scores[t][0] for t in own) < sum(scores[t][1] for t in own), f"{name} kept all its points"
+    for test_id, (score, max_score, error) in scores.items():
+        if test_id not in own:
+            assert score == max_score, f"{name} cost {test_id} points: {error}"
