@@ -81,6 +81,10 @@ def describe_exit(returncode: int | None, cpu_seconds: int) -> str:
 def main() -> None:
     apply_limits(int(os.environ.get(MEMORY_ENV, "0")), int(os.environ.get(CPU_ENV, "0")))
     _die_with_parent()
+    # The kernel's own diagnostics (e.g. when it is shut down mid-message) would land on the grader's
+    # terminal; student output is unaffected, ipykernel sends it to the notebook over ZMQ.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
     from ipykernel.kernelapp import launch_new_instance
 
     launch_new_instance(argv=sys.argv[1:])
