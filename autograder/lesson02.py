@@ -735,6 +735,10 @@ def adjoint_values(adjoints: object) -> dict[str, float]:
     extra = [k for k in adjoints if k not in TRACE_NAMES]
     if extra:
         raise CheckFailure(f"adjoints has unexpected keys {extra}; use exactly {TRACE_NAMES}.")
+    unfilled = [k for k in TRACE_NAMES if adjoints[k] is None]
+    if unfilled:
+        names = ", ".join(reversed(unfilled))
+        raise CheckFailure(f"Still None in adjoints: {names}. Replace each None by the value you computed.")
     return {k: as_number(adjoints[k], f"adjoints[{k!r}]") for k in TRACE_NAMES}
 
 
