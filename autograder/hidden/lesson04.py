@@ -1,0 +1,101 @@
+"""Hidden checks for lesson 04 (instructor only): every entry against the reference engine.
+
+The expected numbers are computed at check time by `reference_impl.scalar` from the network defined in
+`autograder.lesson04`, never typed in. Each stage is compared on its own, so a wrong stage costs only its
+points, and a wrong delta gets a message that says which unit and why.
+"""
+
+from __future__ import annotations
+
+from autograder.checks import CheckFailure
+from autograder.lesson04 import (
+    BIAS,
+    DELTAS,
+    LR,
+    STEP_X,
+    UNITS,
+    WEIGHT_NAMES,
+    WEIGHTS,
+    X,
+    Y,
+    _close,
+    _entries,
+    _forward_entries,
+)
+
+__all__ = ["reference_answers", "check_forward", "check_deltas", "check_weight_grads", "check_update"]
+
+
+def reference_answers() -> dict:
+    """Forward values for both examples; deltas, weight derivatives and the SGD step for x = -1."""
+    from reference_impl.scalar import Value
+
+    answers: dict = {"forward": {}}
+    for x, y in zip(X, Y, strict=True):
+        w = {name: Value(v) for name, v in WEIGHTS.items()}
+        h1, h2 = w["w10"] * x, w["w20"] * x
+        z3 = w["w31"] * h1 + w["w32"] * h2 + BIAS
+        z4 = w["w41"] * h1 + w["w42"] * h2 + BIAS
+        h3, h4 = z3.relu(), z4.relu()
+        yhat = w["w53"] * h3 + w["w54"] * h4
+        loss = (yhat - y) ** 2 / 2
+        nodes = {"h1": h1, "h2": h2, "z3": z3, "h3": h3, "z4": z4, "h4": h4, "yhat": yhat, "L": loss}
+        answers["forward"][x] = {k: v.data for k, v in nodes.items()}
+        if x == STEP_X:
+            loss.backward()
+            answers["deltas"] = {"d1": h1.grad, "d2": h2.grad, "d3": z3.grad, "d4": z4.grad, "d5": yhat.grad}
+            answers["grads"] = {name: w[name].grad for name in WEIGHT_NAMES}
+            answers["updated"] = {name: WEIGHTS[name] - LR * w[name].grad for name in WEIGHT_NAMES}
+    return answers
+
+
+def check_forward(forward: object) -> None:
+    ref = reference_answers()["forward"]
+    got = _forward_entries(forward)
+    errors = [f"forward[{x:g}][{k!r}] = {got[x][k]:g} is wrong (the correct value is {ref[x][k]:g})."
+              for x in X for k in UNITS if not _close(got[x][k], ref[x][k])]
+    if errors:
+        raise CheckFailure("\n".join(errors))
+
+
+def check_deltas(deltas: object, forward: object = None) -> None:
+    ref = reference_answers()
+    got = _entries(deltas, DELTAS, "deltas")
+    f = ref["forward"][STEP_X]
+    errors = []
+    for k in DELTAS:
+        want = ref["deltas"][k]
+        if _close(got[k], want):
+            continue
+        j = k[1]
+        if k == "d5":
+            why = ("the sign is flipped: dL/dyhat = yhat - y." if _close(got[k], -want)
+                   else "d5 = dL/dyhat = yhat - y.")
+        elif j in "34" and f[f"z{j}"] <= 0:
+            why = (f"unit {j}'s ReLU is inactive for x = -1 (z{j} = {f[f'z{j}']:g} < 0), so it passes no "
+                   f"gradient: d{j} = 0.")
+        elif j in "34":
+            why = f"unit {j}'s ReLU is active, so d{j} = w5{j} * d5."
+        else:
+            why = f"d{j} = w3{j} * d3 + w4{j} * d4, with d3 and d4 the deltas of the units unit {j} feeds."
+        errors.append(f"deltas[{k!r}] = {got[k]:g} is wrong: {why}")
+    if errors:
+        raise CheckFailure("\n".join(errors))
+
+
+def _compare(answer: object, name: str, key: str, hint: str) -> None:
+    want = reference_answers()[key]
+    got = _entries(answer, WEIGHT_NAMES, name)
+    errors = [f"{name}[{w!r}] = {got[w]:g} is wrong (the correct value is {want[w]:g}). {hint}"
+              for w in WEIGHT_NAMES if not _close(got[w], want[w])]
+    if errors:
+        raise CheckFailure("\n".join(errors))
+
+
+def check_weight_grads(grads: object, deltas: object = None, forward: object = None) -> None:
+    _compare(grads, "grads", "grads", "dL/dw_ji = d_j * h_i, with h_0 = x = -1.")
+
+
+def check_update(updated: object, grads: object = None, deltas: object = None,
+                 forward: object = None) -> None:
+    _compare(updated, "updated", "updated", "w_new = w - 0.1 * dL/dw (against the gradient).")
