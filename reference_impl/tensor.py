@@ -33,7 +33,7 @@ import numpy as np
 from reference_impl import vjp as V
 
 __all__ = ["Tensor", "Node", "AccumulateGrad", "no_grad", "enable_grad", "is_grad_enabled", "cross_entropy",
-           "where", "maximum", "minimum", "concatenate", "stack", "logsumexp", "graph_nodes"]
+           "linear", "where", "maximum", "minimum", "concatenate", "stack", "logsumexp", "graph_nodes"]
 
 
 # ------------------------------------------------------------------------------------ gradient mode
@@ -79,7 +79,7 @@ _SHAPES_ONLY, _KEEP_ALL = (False, False), (True, True)
 _KEEPS: dict[Any, tuple[bool, bool]] = {
     **dict.fromkeys([V.add, V.subtract, V.negative, V.sum, V.mean, V.reshape, V.transpose, V.broadcast_to,
                      V.getitem, V.concatenate, V.stack], _SHAPES_ONLY),
-    **dict.fromkeys([V.multiply, V.matmul, V.abs, V.log, V.sin, V.cos, V.where, V.cross_entropy],
+    **dict.fromkeys([V.multiply, V.matmul, V.linear, V.abs, V.log, V.sin, V.cos, V.where, V.cross_entropy],
                     (True, False)),
     **dict.fromkeys([V.exp, V.tanh, V.sigmoid, V.relu, V.softmax, V.log_softmax], (False, True)),
 }
@@ -542,6 +542,13 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """Mean cross-entropy of (N, C) logits against (N,) integer class indices, fused and stable."""
     targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     return _apply(V.cross_entropy, (logits, targets))
+
+
+def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, recorded as one node (the fused `linear` primitive of reference_impl.vjp)."""
+    if bias is None:
+        return x @ weight.T if isinstance(x, Tensor) else Tensor(x) @ weight.T
+    return _apply(V.linear, (x, weight, bias))
 
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:

@@ -143,6 +143,13 @@ def test_matmul_matches_pytorch(xs, ys):
     both(lambda a, b: a @ b, lambda a, b: a @ b, RNG.standard_normal(xs), RNG.standard_normal(ys))
 
 
+@pytest.mark.parametrize("xs", [(5, 4), (2, 5, 4), (4,)], ids=str)
+def test_fused_linear_and_transposed_matmul_match_pytorch(xs):
+    x, w, b = RNG.standard_normal(xs), RNG.standard_normal((3, 4)), RNG.standard_normal(3)
+    both(T.linear, F.linear, x, w, b)
+    both(lambda a, m: a @ m.T, lambda a, m: a @ m.T, x, w)  # the layout-aware VJP path
+
+
 def test_cross_entropy_and_mse_match_pytorch():
     targets = RNG.integers(0, 6, 9)
     both(

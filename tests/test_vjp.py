@@ -123,6 +123,15 @@ def test_matmul_vjps_1d_2d_batched(shapes, seed):
               rng.standard_normal(shapes[1]), seed=seed)
 
 
+@pytest.mark.parametrize("xshape", [(5, 4), (2, 3, 4), (4,)], ids=str)
+@given(seed=SEEDS)
+@settings(max_examples=3, deadline=None)
+def test_fused_linear_vjps(xshape, seed):
+    rng = np.random.default_rng(seed)
+    check_vjp(V.linear, V.vjps_of(V.linear), rng.standard_normal(xshape), rng.standard_normal((3, 4)),
+              rng.standard_normal(3), seed=seed)
+
+
 def test_matmul_vjp_catches_a_missing_transpose():
     """A guard that the check is not blind: square, non-symmetric matrices expose g @ y instead of g @ y.T."""
     rng = np.random.default_rng(1)
@@ -253,7 +262,9 @@ def _every_vjp_call(rng: np.random.Generator, dtype):
               ("where", (arr((3, 4)) > 0, arr((3, 4)), arr((4,))), {})]
     cases += [(n, (arr((3, 4), n == "log"),), {}) for n in UNARY_DOMAINS]
     cases += [(n, (arr((3, 4)),), {}) for n in ["softmax", "log_softmax"]]
-    cases += [("matmul", (arr((3, 4)), arr((4, 5))), {}), ("matmul", (arr((2, 3, 4)), arr((4,))), {})]
+    cases += [("matmul", (arr((3, 4)), arr((4, 5))), {}), ("matmul", (arr((2, 3, 4)), arr((4,))), {}),
+              ("matmul", (arr((3, 4)), arr((5, 4)).T), {}),
+              ("linear", (arr((3, 4)), arr((5, 4)), arr((5,))), {})]
     cases += [(n, (arr((3, 4)),), {"axis": 0}) for n in ["sum", "mean", "max", "logsumexp"]]
     cases += [(n, (arr((3, 4)),), {}) for n in ["sum", "mean", "max", "logsumexp"]]
     cases += [("reshape", (arr((3, 4)), (2, 6)), {}), ("transpose", (arr((3, 4)),), {}),
