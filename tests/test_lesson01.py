@@ -373,7 +373,9 @@ def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebo
 # In the notebook (each case costs a kernel run): two bugs per exercise, all three for numerical_gradient;
 # the unit tests above run every bug against the checks.
 BUG_CASES = [
-    (name, bug) for name, bugs in BUGS.items() for bug in (bugs if name == "numerical_gradient" else list(bugs)[:2])
+    (name, bug)
+    for name, bugs in BUGS.items()
+    for bug in (bugs if name == "numerical_gradient" else list(bugs)[:2])
 ]
 
 
