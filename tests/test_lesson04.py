@@ -1,0 +1,267 @@
+"""Lesson 04 (the hand-worked network): the stage checks directly, then the notebook as nbgrader grades it.
+
+Each typical mistake is a complete wrong answer for ONE stage, worked through consistently the way a
+student who made that slip would; the other stages keep the notebook's correct answers. The wrong stage must
+lose its points and every other stage keep them, both in the fast check tests and in the executed notebook.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import lesson04 as visible
+from autograder.checks import CheckFailure
+from autograder.hidden import lesson04 as hidden
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "04_hand_worked" / "hand_worked.ipynb"
+
+TEST_CELLS = {"forward": "test_forward", "deltas": "test_deltas", "weight_grads": "test_weight_grads",
+              "updated_weights": "test_update"}
+VARIABLE = {"forward": "forward", "deltas": "deltas", "weight_grads": "grads", "updated_weights": "updated"}
+
+
+def fwd(m1: dict, p1: dict) -> str:
+    return f"forward = {{-1: {m1!r}, 1: {p1!r}}}\n"
+
+
+RIGHT = {
+    "forward": fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 1.125},
+        {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 0.5}),
+    "deltas": "deltas = {'d1': 1.5, 'd2': 3.0, 'd3': 3.0, 'd4': 0.0, 'd5': 1.5}\n",
+    "weight_grads": "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
+                    "'w53': 1.5, 'w54': 0.0}\n",
+    "updated_weights": "updated = {'w10': 1.15, 'w20': -1.7, 'w31': 0.8, 'w32': 0.4, 'w41': 2.0, 'w42': 0.5, "
+                       "'w53': 1.85, 'w54': -1.0}\n",
+}
+
+# name -> (stage, wrong answer worked through consistently, words the visible message must contain)
+BUGS = {
+    "ReLU not applied (h = z)": ("forward", fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": -1.5, "yhat": 3.5, "L": 4.5},
+        {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": -2.0, "z4": 0.5, "h4": 0.5, "yhat": -4.5, "L": 12.5}),
+        "relu(z4)"),
+    "bias forgotten": ("forward", fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.5, "h3": 1.5, "z4": -1.0, "h4": 0.0, "yhat": 3.0, "L": 3.125},
+        {"h1": 1.0, "h2": -2.0, "z3": -1.5, "h3": 0.0, "z4": 1.0, "h4": 1.0, "yhat": -1.0, "L": 1.125}),
+        "bias"),
+    "inactive ReLU passes gradient": (
+        "deltas", "deltas = {'d1': -1.5, 'd2': 2.25, 'd3': 3.0, 'd4': -1.5, 'd5': 1.5}\n", "inactive"),
+    "sign error in (yhat - y)": (
+        "deltas", "deltas = {'d1': -1.5, 'd2': -3.0, 'd3': -3.0, 'd4': 0.0, 'd5': -1.5}\n", "sign"),
+    "first-layer derivatives without x": (
+        "weight_grads", "grads = {'w10': 1.5, 'w20': 3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
+        "'w53': 1.5, 'w54': 0.0}\n", "times the value it carries (x)"),
+    "derivative uses z instead of h": (
+        "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
+        "'w53': 1.5, 'w54': -2.25}\n", "w54"),
+    "update with + instead of -": (
+        "updated_weights", "updated = {'w10': 0.85, 'w20': -2.3, 'w31': 0.2, 'w32': 1.6, 'w41': 2.0, "
+        "'w42': 0.5, 'w53': 2.15, 'w54': -1.0}\n", "AGAINST the gradient"),
+    "update without the learning rate": (
+        "updated_weights", "updated = {'w10': 2.5, 'w20': 1.0, 'w31': 3.5, 'w32': -5.0, 'w41': 2.0, "
+        "'w42': 0.5, 'w53': 0.5, 'w54': -1.0}\n", "lr = 0.1"),
+}
+
+# Correct answers entered another way (arithmetic, ints, -0.0, a fresh dict instead of update()).
+OTHER_STYLE = {
+    "forward": "forward = {}\nforward[-1] = dict(h1=-1, h2=2, z3=1, h3=1, z4=-3/2, h4=0, yhat=2, L=9/8)\n"
+               "forward[1.0] = dict(h1=1, h2=-2, z3=-2, h3=-0.0, z4=0.5, h4=0.5, yhat=-0.5, L=0.5)\n",
+    "updated_weights": "updated = {'w10': 1 + 0.15, 'w20': -2 + 0.3, 'w31': 0.5 + 0.3, 'w32': 1 - 0.6, "
+                       "'w41': 2, 'w42': 0.5, 'w53': 2 - 0.15, 'w54': -1}\n",
+}
+
+STAGES = list(TEST_CELLS)
+
+
+def answers(**replace: str) -> dict:
+    ns: dict = {}
+    for stage in STAGES:
+        exec(replace.get(stage, RIGHT[stage]), ns)
+    return ns
+
+
+def run_stage(stage: str, ns: dict, module=visible) -> None:
+    f, d, g, u = ns["forward"], ns["deltas"], ns["grads"], ns["updated"]
+    {"forward": lambda: module.check_forward(f),
+     "deltas": lambda: module.check_deltas(d, f),
+     "weight_grads": lambda: module.check_weight_grads(g, d, f),
+     "updated_weights": lambda: module.check_update(u, g, d, f)}[stage]()
+
+
+@pytest.mark.parametrize("module", [visible, hidden], ids=["visible", "hidden"])
+def test_right_answers_pass_every_stage(module):
+    ns = answers()
+    for stage in STAGES:
+        run_stage(stage, ns, module)
+
+
+def test_the_notebook_solution_matches_the_reference_engine():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    ns: dict = {}
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in TEST_CELLS:
+            exec(cell.source, ns)
+    ref = hidden.reference_answers()
+    for x in visible.X:
+        for key in visible.UNITS:
+            assert ns["forward"][int(x)][key] == pytest.approx(ref["forward"][x][key])
+    assert ns["deltas"] == pytest.approx(ref["deltas"])
+    assert ns["grads"] == pytest.approx(ref["grads"])
+    assert ns["updated"] == pytest.approx(ref["updated"])
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_a_typical_mistake_fails_its_stage_with_a_useful_message(name):
+    stage, source, words = BUGS[name]
+    ns = answers(**{stage: source})
+    with pytest.raises(CheckFailure) as info:
+        run_stage(stage, ns)
+    assert words in str(info.value), str(info.value)
+    with pytest.raises(CheckFailure):
+        run_stage(stage, ns, hidden)
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_a_typical_mistake_leaves_the_other_stages_passing(name):
+    stage, source, _ = BUGS[name]
+    ns = answers(**{stage: source})
+    for other in STAGES:
+        if other != stage:
+            run_stage(other, ns)
+            run_stage(other, ns, hidden)
+
+
+def test_the_hidden_message_says_why_an_inactive_relu_has_zero_delta():
+    ns = answers(deltas=BUGS["inactive ReLU passes gradient"][1])
+    with pytest.raises(CheckFailure, match=r"unit 4's ReLU is inactive .* passes no gradient"):
+        hidden.check_deltas(ns["deltas"], ns["forward"])
+
+
+def test_errors_carried_forward_are_not_punished_twice_by_the_visible_checks():
+    # A forward slip (bias forgotten) worked through consistently: only the forward stage fails visibly.
+    ns: dict = {}
+    exec(BUGS["bias forgotten"][1], ns)
+    f = ns["forward"][-1]
+    d = visible.deltas_from(f)
+    g = visible.grads_from(f, d)
+    u = {k: visible.WEIGHTS[k] - visible.LR * v for k, v in g.items()}
+    with pytest.raises(CheckFailure):
+        visible.check_forward(ns["forward"])
+    visible.check_deltas(d, ns["forward"])
+    visible.check_weight_grads(g, d, ns["forward"])
+    visible.check_update(u, g, d, ns["forward"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_an_unfilled_entry_scores_zero_with_a_message(stage):
+    ns = answers(**{stage: re.sub(r"(': )-?[\d.]+", r"\1None", RIGHT[stage], count=1)})
+    for module in (visible, hidden):
+        with pytest.raises(CheckFailure, match="still None"):
+            run_stage(stage, ns, module)
+
+
+def test_wrong_types_and_missing_keys_are_named():
+    ns = answers()
+    with pytest.raises(CheckFailure, match="missing the key"):
+        visible.check_deltas({"d1": 1.5}, ns["forward"])
+    with pytest.raises(CheckFailure, match="plain number"):
+        visible.check_deltas({**ns["deltas"], "d3": "3"}, ns["forward"])
+    with pytest.raises(CheckFailure, match="no entry for x = 1"):
+        visible.check_forward({-1: ns["forward"][-1]})
+
+
+def test_other_entry_styles_pass():
+    ns = answers(**OTHER_STYLE)
+    for stage in STAGES:
+        run_stage(stage, ns)
+        run_stage(stage, ns, hidden)
+
+
+def test_draw_network_labels_every_weight():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = visible.draw_network()
+    labels = " ".join(t.get_text() for t in ax.texts)
+    for name, value in visible.WEIGHTS.items():
+        assert f"{name} = {value:g}" in labels
+
+
+# ------------------------------------------------------------------------------------------------------
+# The notebook, executed as nbgrader would
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notebooks():
+    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+
+
+@pytest.fixture(scope="module")
+def source_nb(notebooks):
+    return notebooks.load(NOTEBOOK)
+
+
+def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    ids = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            continue
+        assert meta["schema_version"] == 3
+        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
+        if meta["grade"]:
+            assert meta["points"] > 0
+        ids.append(meta["grade_id"])
+    assert len(ids) == len(set(ids))
+    assert set(TEST_CELLS) | set(TEST_CELLS.values()) | {"written_cost"} <= set(ids)
+
+
+@pytest.mark.slow
+def test_source_notebook_earns_full_marks_without_errors(notebooks, source_nb):
+    executed = notebooks.execute(source_nb)
+    scores = notebooks.grade(executed)
+    assert set(TEST_CELLS.values()) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == score.max_score, (grade_id, score.error)
+    errors = [out for c in executed.cells for out in c.get("outputs", []) if out.output_type == "error"]
+    assert not errors, errors[0]
+
+
+@pytest.mark.slow
+def test_student_version_has_no_answers_or_hidden_tests_scores_zero_and_still_runs(notebooks, source_nb):
+    student = notebooks.student_version(source_nb)
+    text = "\n".join(cell.source for cell in student.cells)
+    assert ".update(" not in text and "1.125" not in text and "1.85" not in text
+    assert "HIDDEN" not in text and "autograder.hidden" not in text
+    executed = notebooks.execute(student)
+    scores = notebooks.grade(executed)
+    assert set(TEST_CELLS.values()) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == 0, grade_id
+    # The confirmation cells still run with blank answers (they show "—").
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in executed.cells}
+    for grade_id in ("given_finite_differences", "given_tape_engine"):
+        assert not [o for o in by_id[grade_id].outputs if o.output_type == "error"], grade_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_a_typical_mistake_loses_only_its_own_points(notebooks, source_nb, name):
+    stage, source, _ = BUGS[name]
+    scores = notebooks.grade(notebooks.execute(notebooks.with_cell_source(source_nb, stage, source)))
+    for grade_id, score in scores.items():
+        if grade_id == TEST_CELLS[stage]:
+            assert score.score == 0, f"{name} kept the points of {grade_id}"
+        else:
+            assert score.score == score.max_score, f"{name} cost {grade_id}: {score.error}"
