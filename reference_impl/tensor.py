@@ -33,7 +33,8 @@ import numpy as np
 from reference_impl import vjp as V
 
 __all__ = ["Tensor", "Node", "AccumulateGrad", "no_grad", "enable_grad", "is_grad_enabled", "cross_entropy",
-           "linear", "where", "maximum", "minimum", "concatenate", "stack", "logsumexp", "graph_nodes"]
+           "apply", "linear", "where", "maximum", "minimum", "concatenate", "stack", "logsumexp",
+           "graph_nodes"]
 
 
 # ------------------------------------------------------------------------------------ gradient mode
@@ -300,6 +301,12 @@ def _exclusive(gi: np.ndarray, incoming: np.ndarray) -> bool:
     return type(base) is np.ndarray and base.flags.owndata and sys.getrefcount(base) <= 3
 
 
+def _wrong_shape(node: Node, i: int, got: tuple, want: tuple) -> None:
+    raise RuntimeError(f"the VJP of {V._name(node.fun)} for argument {i} returned a gradient of shape {got}, "
+                       f"but that argument has shape {want}: a VJP must return an array shaped like its "
+                       f"argument (did it forget to unbroadcast?)")
+
+
 # ---------------------------------------------------------------------------------------- the Tensor
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode gradients."""
@@ -402,18 +409,19 @@ class Tensor:
                 if type(gi) is not np.ndarray:
                     gi = np.asarray(gi)
                 if type(parent) is Node:
+                    if gi.shape != parent.ans.shape:
+                        _wrong_shape(node, i, gi.shape, parent.ans.shape)
                     previous = grads.get(parent)
                     grads[parent] = gi if previous is None else previous + gi
                 else:
+                    if gi.shape != parent.variable.data.shape:
+                        _wrong_shape(node, i, gi.shape, parent.variable.data.shape)
                     parent.variable._accumulate(gi, g)
             if not (retain_graph or node.released):
                 node.release()
 
     def _accumulate(self, gi: np.ndarray, incoming: np.ndarray) -> None:
         """Add a gradient into this leaf; copy it first when it may alias an array someone else holds."""
-        if gi.shape != self.data.shape:
-            raise RuntimeError(f"a VJP returned a gradient of shape {gi.shape} for a leaf of shape "
-                               f"{self.data.shape}; every VJP must return an array shaped like its input")
         if gi.dtype != self.data.dtype:
             gi = gi.astype(self.data.dtype)
         elif self.grad is None and not _exclusive(gi, incoming):
@@ -542,6 +550,14 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     """Mean cross-entropy of (N, C) logits against (N,) integer class indices, fused and stable."""
     targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     return _apply(V.cross_entropy, (logits, targets))
+
+
+def apply(fun: Any, *args: Any, **kwargs: Any) -> Tensor:
+    """Call a primitive registered with `reference_impl.vjp.defvjp` on Tensors and record it: how a new
+    operation joins the Tensor. Its leading array arguments (one per registered VJP) may be Tensors;
+    further positional and keyword arguments are passed through as parameters."""
+    n = len(V.vjps_of(fun)) if fun in V._VJPS else len(args)  # concatenate/stack: every positional
+    return _apply(fun, args[:n], *args[n:], **kwargs)
 
 
 def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:

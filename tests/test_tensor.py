@@ -374,3 +374,25 @@ def test_item_numpy_and_len():
     assert t.numpy() is t.data and len(t) == 1 and t.shape == (1, 2) and t.ndim == 2 and t.size == 2
     assert Tensor(2.5).item() == 2.5
     assert (np.ones(2) + Tensor(np.ones(2), requires_grad=True)).requires_grad  # ndarray defers to Tensor
+
+
+def test_new_primitives_join_through_apply_and_bad_vjps_are_named():
+    from reference_impl import vjp as V
+
+    def cube(x):
+        return x**3
+
+    V.defvjp(cube, lambda g, ans, x: 3 * g * x**2)
+    w = Tensor(np.array([1.0, -2.0]))
+    check_program(lambda a: (T.apply(cube, a) * w).sum(), np.array([0.5, 1.5]), seed=0)
+    assert T.apply(V.sum, Tensor(np.ones((2, 3)), requires_grad=True), axis=0).shape == (3,)
+
+    def bad(x):
+        return x * 2
+
+    V.defvjp(bad, lambda g, ans, x: g.sum(axis=0))  # forgot that x was (2, 3)
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="VJP of bad for argument 0 returned a gradient of shape \\(3,\\)"):
+        T.apply(bad, x).sum().backward()
+    with pytest.raises(RuntimeError, match="shape \\(3,\\)"):
+        T.apply(bad, x * 1.0).sum().backward()
