@@ -15,7 +15,7 @@ import numbers
 import secrets
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Graph:
     edges: dict[Edge, float]
     src: Hashable
     dst: Hashable
-    nodes: list[Hashable] = field(default_factory=list)
+    nodes: list[Hashable]
 
     def describe(self) -> str:
         return f"a random graph with {len(self.nodes)} nodes and {len(self.edges)} edges"
@@ -109,15 +109,6 @@ def layered_graph(rng: np.random.Generator, layers: int, width: int) -> Graph:
             for v in there:
                 edges[(u, v)] = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.3))
     return Graph(edges, "src", "dst", [n for level in levels for n in level])
-
-
-def all_nodes(edges: dict[Edge, float]) -> list[Hashable]:
-    """Every node that appears in an edge, in first-appearance order."""
-    seen: dict[Hashable, None] = {}
-    for u, v in edges:
-        seen.setdefault(u, None)
-        seen.setdefault(v, None)
-    return list(seen)
 
 
 def total_derivatives(edges: dict[Edge, float], nodes: list[Hashable], absolute: bool = False) -> np.ndarray:
