@@ -670,8 +670,12 @@ def check_dual(Dual: type, *, seed: int | None = None) -> None:
             raise CheckFailure(
                 f"f(Dual({t}, 1.0)).value = {value!r} but f({t}) = {f(t)!r} for f(t) = {text}."
             )
+        def by_dual(s: float, fd: Callable = fd) -> object:
+            return fd(Dual(s, 1.0)).deriv
+
+        by_dual.__name__ = f"f(Dual(t, 1.0)).deriv for f(t) = {text},"
         with quiet():
-            check_derivative(f, lambda s, fd=fd: fd(Dual(s, 1.0)).deriv, t, seed=int(rng.integers(2**62)))
+            check_derivative(f, by_dual, t, seed=int(rng.integers(2**62)))
 
 
 # ---------------------------------------------------------------------------------------------------------
