@@ -89,10 +89,10 @@ _KEEPS: dict[Any, tuple[bool, bool]] = {
 class _Dropped:
     """Stands in for an array the graph did not keep: knows its shape and dtype, refuses everything else."""
 
-    __slots__ = ("shape", "dtype", "op")
+    __slots__ = ("shape", "dtype", "op", "released")
 
-    def __init__(self, array: np.ndarray, op: str) -> None:
-        self.shape, self.dtype, self.op = array.shape, array.dtype, op
+    def __init__(self, array: np.ndarray, op: str, released: bool = False) -> None:
+        self.shape, self.dtype, self.op, self.released = array.shape, array.dtype, op, released
 
     @property
     def ndim(self) -> int:
@@ -103,11 +103,16 @@ class _Dropped:
         return math.prod(self.shape)
 
     def _refuse(self, *args: object, **kwargs: object):
+        if self.released:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time: the {self.op} node needs a value it "
+                f"saved, and that value was freed after the first backward. Pass retain_graph=True to the "
+                f"first backward() if you need to backpropagate through the same graph again (or recompute "
+                f"the forward).")
         raise RuntimeError(
-            f"Trying to backward through the graph a second time: the {self.op} node needs a value it "
-            f"saved, and that value was freed after the first backward. Pass retain_graph=True to the "
-            f"first backward() if you need to backpropagate through the same graph again (or recompute "
-            f"the forward).")
+            f"the VJP registered for {self.op} reads the value of an input or output that the Tensor keeps "
+            f"only by shape for this primitive (see _KEEPS in reference_impl.tensor): update _KEEPS if "
+            f"the VJP really needs it.")
 
     def __getattr__(self, name: str):
         self._refuse()
@@ -116,12 +121,12 @@ class _Dropped:
     __array__ = __array_ufunc__ = _refuse
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
     __pow__ = __rpow__ = __matmul__ = __rmatmul__ = __neg__ = __getitem__ = __gt__ = __lt__ = _refuse
-    __ge__ = __le__ = __float__ = __int__ = __len__ = __iter__ = _refuse
+    __ge__ = __le__ = __eq__ = __ne__ = __bool__ = __float__ = __int__ = __len__ = __iter__ = _refuse
 
 
-def _drop(args: tuple, n: int, op: str) -> tuple:
+def _drop(args: tuple, n: int, op: str, released: bool = False) -> tuple:
     """Replace the first `n` arguments (the arrays) by their shapes; parameters (an index) stay."""
-    return tuple([_Dropped(a, op) if type(a) is np.ndarray else a for a in args[:n]]) + args[n:]
+    return tuple([_Dropped(a, op, released) if type(a) is np.ndarray else a for a in args[:n]]) + args[n:]
 
 
 # ------------------------------------------------------------------------------------------ the graph
@@ -170,9 +175,9 @@ class Node:
         """Forget the saved arrays (keep their shapes), so their memory can be reclaimed."""
         if not self.released:
             name = self.fun.__name__
-            self.args = _drop(self.args, len(self.parents), name)
+            self.args = _drop(self.args, len(self.parents), name, released=True)
             if type(self.ans) is np.ndarray:
-                self.ans = _Dropped(self.ans, name)
+                self.ans = _Dropped(self.ans, name, released=True)
             self.released = True
 
     def __repr__(self) -> str:

@@ -396,3 +396,12 @@ def test_new_primitives_join_through_apply_and_bad_vjps_are_named():
         T.apply(bad, x).sum().backward()
     with pytest.raises(RuntimeError, match="shape \\(3,\\)"):
         T.apply(bad, x * 1.0).sum().backward()
+
+
+def test_a_vjp_reading_an_unkept_value_gets_a_clear_error(monkeypatch):
+    from reference_impl import vjp as V
+
+    monkeypatch.setitem(V._VJPS, V.add, (lambda g, ans, x, y: g * x, lambda g, ans, x, y: g * y))
+    a = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match="keeps only by shape"):
+        (a + a).sum().backward()
