@@ -22,10 +22,16 @@ Calling convention (shared by the Tensor in `reference_impl.tensor`):
 - VJPs keep the gradient's dtype: float32 in, float32 out (Python scalars never promote; reduction
   counts are Python ints for the same reason).
 
+Beyond the primitives a course derives by hand there is one fused primitive, `linear` (x @ w.T + b), which
+`reference_impl.nn.Linear` uses so a layer costs one graph node instead of three.
+
 Forward mode is here too, so the cost contrast between the two constructions of a Jacobian can be shown:
 `defjvp` records, per argument, ``jvp(t, ans, *args, **params)`` -> the output's tangent for a tangent
-``t`` of that argument. `jacobian_from_vjp` builds a Jacobian from one VJP per output element (m calls);
-`jacobian_from_jvp` from one JVP per input element (n calls).
+``t`` of that argument. `jacobian_from_vjp(f, x)` builds a Jacobian from one VJP per output element
+(m calls); `jacobian_from_jvp(f, x)` from one JVP per input element (n calls). There `f` is a primitive of
+this table applied to its first array argument (bind parameters with ``functools.partial(sum, axis=0)``),
+and both return the (f(x).size, x.size) matrix. The JVP rules are written independently of the VJPs, so
+the two constructions agreeing is a real check of both.
 
 Conventions at kinks and ties (finite differences cannot decide these, so they are chosen and tested):
 
