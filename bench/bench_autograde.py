@@ -1,0 +1,126 @@
+"""Autograding speed: `course autograde --jobs 2` against plain sequential `nbgrader autograde`, one run.
+
+Both grade the same demo-class submissions with the same grading settings (per-cell timeout, no
+iopub-timeout failure, missing tests re-added, warnings ignored, output limited, one BLAS thread per
+kernel), each from its own copy of the same collected course folder. Prints wall times, the speed-up
+(target >= 1.7x on 2 cores), the per-notebook overhead of our machinery (sandboxed kernel, private
+gradebook copy and merge, resume records) measured with `--jobs 1` against plain nbgrader, and checks
+that all three runs give identical per-cell grades (exit 1 if not).
+
+Submissions that kill or hang their kernel are left out: plain nbgrader loses the whole submission
+(or waits out every remaining cell), so there is no like-for-like time to compare; the demo and the tests
+cover them. Run: .venv/bin/python bench/bench_autograde.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder.course.autograde import autograde
+from autograder.course.collect import collect
+from autograder.course.config import WARNING_PATTERN, GradingLimits
+from autograder.course.demo import DEMO_DIR, REPO, build_submission, load_answers
+from autograder.course.export import gradebook_rows
+from autograder.course.layout import open_course
+from autograder.course.release import release
+
+# recipes whose kernel dies, ignores interrupts or times out (see module docstring)
+KILLERS = {"erin", "fay", "gus", "ivy"}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "MPLBACKEND": "Agg"}
+
+NBGRADER_CONFIG = """\
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.source_directory = {source!r}
+c.CourseDirectory.course_id = {course_id!r}
+c.Execute.timeout = {timeout}
+c.Execute.raise_on_iopub_timeout = False
+c.OverwriteCells.add_missing_cells = True
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = {pattern!r}
+c.LimitOutput.max_lines = {max_lines}
+"""
+
+
+def build_class(base: Path) -> tuple[list[str], int]:
+    manifest = json.loads((DEMO_DIR / "class.json").read_text())
+    course = open_course(REPO / "lessons", base, create=True)
+    lessons = course.resolve_lessons(manifest["lessons"])
+    release(course, lessons)
+    answers = {lesson: load_answers(DEMO_DIR / "answers" / f"{lesson}.txt") for lesson in lessons}
+    inbox = base / "lms_export"
+    inbox.mkdir()
+    for recipe in manifest["submissions"]:
+        if recipe["student"] not in KILLERS and "rejected" not in recipe:
+            build_submission(course, recipe, answers, inbox)
+    report = collect(course, inbox)
+    return lessons, len(report.imported)
+
+
+def cell_grades(course_dir: Path) -> dict[tuple[str, str, str], float | None]:
+    course = open_course(REPO / "lessons", course_dir)
+    return {(r["student"], r["lesson"], c["cell"]): c["score"]
+            for r in gradebook_rows(course) for c in r["cells"]}
+
+
+def main() -> int:
+    limits = GradingLimits(**json.loads((DEMO_DIR / "class.json").read_text())["limits"])
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        lessons, n = build_class(base)
+        runs = {name: Path(tmp) / name for name in ("nbgrader", "jobs1", "jobs2")}
+        for path in runs.values():
+            shutil.copytree(base, path)
+        print(f"{n} submissions over {', '.join(lessons)}; cell timeout {limits.cell_timeout} s")
+
+        course_id = open_course(REPO / "lessons", base).course_id
+        plain = runs["nbgrader"]
+        (plain / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(
+            root=str(plain), source=str(REPO / "lessons"), course_id=course_id, timeout=limits.cell_timeout,
+            pattern=WARNING_PATTERN, max_lines=limits.max_output_lines))
+        env = {**os.environ, **ONE_THREAD,
+               "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+        times = {}
+        start = time.perf_counter()
+        for lesson in lessons:
+            subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", lesson, "--force"],
+                           cwd=plain, env=env, check=True, capture_output=True)
+        times["nbgrader"] = time.perf_counter() - start
+        for name, jobs in (("jobs1", 1), ("jobs2", 2)):
+            course = open_course(REPO / "lessons", runs[name])
+            start = time.perf_counter()
+            results = autograde(course, lessons, jobs=jobs, limits=limits, force=True, progress=False)
+            times[name] = time.perf_counter() - start
+            assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+
+        grades = {name: cell_grades(path) for name, path in runs.items()}
+    labels = {"nbgrader": "plain nbgrader autograde, sequential", "jobs1": "course autograde --jobs 1",
+              "jobs2": "course autograde --jobs 2"}
+    for name, label in labels.items():
+        print(f"{label:37}: {times[name]:7.1f} s  ({times[name] / n:.2f} s per notebook)")
+    speedup = times["nbgrader"] / times["jobs2"]
+    print(f"speed-up of --jobs 2 over plain nbgrader: {speedup:.2f}x (target >= 1.7x) "
+          f"{'MET' if speedup >= 1.7 else 'NOT MET'}")
+    print(f"per-notebook overhead of course autograde (--jobs 1 vs nbgrader): "
+          f"{(times['jobs1'] - times['nbgrader']) / n:+.2f} s")
+    same = grades["nbgrader"] == grades["jobs1"] == grades["jobs2"]
+    print(f"identical per-cell grades in all three runs ({len(grades['jobs2'])} cells): {same}")
+    if not same:
+        for key in sorted(set(grades["nbgrader"]) | set(grades["jobs2"])):
+            a, b = grades["nbgrader"].get(key), grades["jobs2"].get(key)
+            if a != b:
+                print(f"  {key}: nbgrader {a}, course {b}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
