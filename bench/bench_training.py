@@ -11,7 +11,9 @@ Targets (issue 4): large within 1.15x of numpy; small within 2x of numpy and no 
 
 Timing: the implementations run interleaved, in rounds, and each round's per-step time is recorded; the
 report gives the median over rounds (and the best), so a burst of load from other processes hits all
-three alike. Ratios are lib / numpy and lib / torch.
+three alike. Both wall-clock time and this process's CPU time are measured; with one thread (the default)
+CPU time is the work each implementation does and is barely disturbed by other processes competing for
+the cores, so the ratios (lib / numpy, lib / torch) are computed from it. Wall-clock is shown too.
 
 Memory: the bytes of the arrays each implementation keeps alive for its backward pass after the forward
 (the saved activations, counted once per buffer, parameters excluded, the input batch included), and for
@@ -212,14 +214,16 @@ def run_size(name: str, rounds: int) -> dict:
     if spread > tol:
         raise AssertionError(f"{name}: the implementations disagree on the first loss: {first}")
     times: dict[str, list[float]] = {k: [] for k in impls}
+    walls: dict[str, list[float]] = {k: [] for k in impls}
     steps = cfg["steps"]
     for _ in range(rounds):
         for k, step in impls.items():
-            t0 = time.perf_counter()
+            w0, t0 = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 step()
-            times[k].append((time.perf_counter() - t0) / steps)
-    result = {"times": times, "saved": {k: s.saved_bytes() for k, s in impls.items()},
+            times[k].append((time.process_time() - t0) / steps)
+            walls[k].append((time.perf_counter() - w0) / steps)
+    result = {"times": times, "walls": walls, "saved": {k: s.saved_bytes() for k, s in impls.items()},
               "peak": {k: peak_step_bytes(impls[k]) for k in ("lib", "numpy")}}
     return result
 
@@ -228,11 +232,13 @@ def report(name: str, result: dict) -> None:
     cfg = SIZES[name]
     med = {k: statistics.median(v) for k, v in result["times"].items()}
     best = {k: min(v) for k, v in result["times"].items()}
+    wall = {k: statistics.median(v) for k, v in result["walls"].items()}
     print(f"\n== {name}: batch {cfg['batch']}, {' -> '.join(map(str, cfg['widths']))}, "
           f"{np.dtype(cfg['dtype']).name}, {len(result['times']['lib'])} rounds x {cfg['steps']} steps")
     for k in med:
         peak = result["peak"].get(k)
-        print(f"  {k:6s} step: median {med[k] * 1e3:9.3f} ms   best {best[k] * 1e3:9.3f} ms   "
+        print(f"  {k:6s} step CPU: median {med[k] * 1e3:8.3f} ms  best {best[k] * 1e3:8.3f} ms  "
+              f"(wall median {wall[k] * 1e3:8.3f} ms)  "
               f"saved activations {result['saved'][k] / 2**20:8.2f} MiB"
               + (f"   peak traced during step {peak / 2**20:8.2f} MiB" if peak is not None else ""))
     for other in ("numpy", "torch"):
