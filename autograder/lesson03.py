@@ -673,6 +673,18 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
         if not _close(float(c.grad), 1.0):
             raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
                                f"{c.grad!r}. Seed the root with gradient 1 before the sweep.")
+        # A diamond: a feeds two branches that meet again; both branches' gradients must reach a.
+        x = float(rng.uniform(0.5, 2.0))
+        k1, k2 = (float(v) for v in rng.uniform(0.5, 2.0, 2))
+        a = Value(x)
+        top = (a * k1).tanh() * (a * k2).exp()
+        run(top)
+        t, e = math.tanh(k1 * x), math.exp(k2 * x)
+        want = k1 * (1 - t * t) * e + t * k2 * e
+        if not _close(float(a.grad), want, 1e-9):
+            raise CheckFailure(f"{label}: in the diamond top = tanh({k1:.3g} a) * exp({k2:.3g} a) at "
+                               f"a = {x:.4g}, a.grad should be {want:.6g} (the sum of both branches), got "
+                               f"{a.grad!r}.")
         check_expressions(Value, "add", label, seed, count=3, backward=run)
         check_expressions(Value, "mul", label, seed + 1, count=2, backward=run)
         # PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call.
