@@ -399,3 +399,15 @@ def test_quiet_silences_numpy_and_python_warnings() -> None:
         with quiet():
             np.log(np.zeros(1))
             warnings.warn("hidden", stacklevel=1)
+
+
+def test_exactly_zero_gradient_accepts_rounding_noise_but_not_more() -> None:
+    """An input the output does not depend on: the student's own rounding noise is not a wrong answer."""
+    x, y = np.random.default_rng(14).standard_normal((2, 5))
+
+    def f(a, b):
+        return np.sin(a) + 0.0 * b
+
+    check_vjp(f, [lambda g, ans, a, b: g * np.cos(a), lambda g, ans, a, b: (g - g * 1.0) + 3.9e-17], x, y)
+    with pytest.raises(GradientCheckError):
+        check_vjp(f, [None, lambda g, ans, a, b: 1e-3 * g], x, y)
