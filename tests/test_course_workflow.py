@@ -285,6 +285,23 @@ def test_autograde_survives_every_failure_mode(course: Path, capsys) -> None:
     assert grades(course) == expected
 
 
+def test_out_of_reruns_still_grades_what_ran(course: Path) -> None:
+    from autograder.course.autograde import autograde
+    from autograder.course.config import GradingLimits
+    from autograder.course.layout import open_course
+
+    inbox = course / "inbox"
+    inbox.mkdir()
+    write_submission(released(course), inbox, "segv")     # cube's test kills the kernel
+    assert main(["collect", str(inbox)]) == 0
+    limits = GradingLimits(cell_timeout=5, memory_mb=1024, cpu_seconds=60, max_attempts=0)
+    [result] = autograde(open_course(Path("lessons"), Path("course_data")), ["01_toy"], limits=limits,
+                         progress=False)
+    assert result.ok                                      # the student's crash is not a grader failure
+    assert [e["cell"] for e in result.events] == ["test_cube", "rest of notebook"]
+    assert grades(course) == {("segv", "test_square"): 2.0, ("segv", "test_cube"): 0.0}
+
+
 def test_interrupted_autograde_resumes(course: Path) -> None:
     inbox = course / "inbox"
     inbox.mkdir()

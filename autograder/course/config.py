@@ -31,7 +31,7 @@ class GradingLimits:
     memory_mb: int = 2048           # address-space limit of the kernel process
     cpu_seconds: int = 600          # CPU time for the whole notebook run
     max_output_lines: int = 1000    # LimitOutput: stream lines kept per cell
-    max_attempts: int = 4           # reruns after neutralising a cell that killed or hung the kernel
+    max_attempts: int = 6           # reruns after neutralising a cell that killed or hung the kernel
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]

@@ -39,7 +39,7 @@ class SafeExecute(Execute):
 
     memory_mb = Integer(2048, help="address-space limit of the student kernel (MiB)").tag(config=True)
     cpu_seconds = Integer(600, help="CPU-time limit of the student kernel (s)").tag(config=True)
-    max_attempts = Integer(4, help="reruns after neutralising a killing or hanging cell").tag(config=True)
+    max_attempts = Integer(6, help="reruns after neutralising a killing or hanging cell").tag(config=True)
 
     events: ClassVar[list[dict[str, Any]]] = []
 
@@ -59,7 +59,7 @@ class SafeExecute(Execute):
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):  # noqa: ANN201
         neutralised: dict[int, str] = {}
         try:
-            for _ in range(self.max_attempts + 1):
+            for attempt in range(self.max_attempts + 1):
                 work = copy.deepcopy(nb)
                 for index, reason in neutralised.items():
                     work.cells[index].source = f"raise RuntimeError({reason!r})"
@@ -69,7 +69,16 @@ class SafeExecute(Execute):
                     neutralised[kill.index] = kill.reason
                     cell_name = _grade_id(nb.cells[kill.index]) or f"cell {kill.index}"
                     SafeExecute.events.append({"cell": cell_name, "index": kill.index, "cause": kill.reason})
-                    continue
+                    if attempt < self.max_attempts:
+                        continue
+                    # Out of reruns: keep what ran before this cell, and grade nothing after it.
+                    out = work
+                    for index in range(kill.index + 1, len(out.cells)):
+                        if out.cells[index].cell_type == "code":
+                            neutralised[index] = (f"not run: {attempt + 1} cells killed or hung the kernel, "
+                                                  "the last one before this cell")
+                    SafeExecute.events.append({"cell": "rest of notebook", "index": kill.index + 1,
+                                               "cause": "not run: too many cells killed or hung the kernel"})
                 for index, reason in neutralised.items():
                     cell = out.cells[index]
                     cell.source = nb.cells[index].source
@@ -78,8 +87,7 @@ class SafeExecute(Execute):
                         traceback=[f"CellNotGraded: {reason}. This cell was skipped so the rest of the "
                                    "notebook could be graded."])]
                 return out, resources
-            raise RuntimeError(f"gave up after neutralising {len(neutralised)} cells that killed or hung "
-                               "the kernel")
+            raise AssertionError("unreachable: the last attempt always returns")
         finally:
             if self._spec_root is not None:
                 shutil.rmtree(self._spec_root, ignore_errors=True)

@@ -1,0 +1,117 @@
+"""End to end on the demo class (examples/demo_class): `course demo` must reproduce every expected grade,
+and its outputs are checked here independently: feedback without hidden-test source, both exports, a
+Gradescope results.json for a real submission, and no submitted file lost. Takes a few minutes."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder.course.demo import DEMO_DIR, REPO, expected_scores
+from autograder.course.feedback import hidden_lines
+from autograder.course.gradescope import build_autograder
+from autograder.course.layout import open_course
+
+pytestmark = pytest.mark.slow
+MANIFEST = json.loads((DEMO_DIR / "class.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "course"
+    run = subprocess.run([str(Path(sys.executable).parent / "course"), "demo", "--jobs", "2", "--output",
+                          str(out)], cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "DEMO OK" in run.stdout
+    return out
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_grade_matches_the_manifest(demo: Path) -> None:
+    course = open_course(REPO / "lessons", demo)
+    rows = json.loads((demo / "exports" / "grades.json").read_text())["grades"]
+    got = {(r["student"], r["lesson"]): r for r in rows}
+    for recipe in MANIFEST["submissions"]:
+        key = (recipe["student"], recipe["lesson"])
+        if "rejected" in recipe:  # nothing was collected, so the gradebook never saw this submission
+            assert key not in got or got[key]["status"] == "missing", key
+            continue
+        cells = {c["cell"]: ("manual" if c["needs_manual_grade"] else c["score"]) for c in got[key]["cells"]}
+        assert cells == expected_scores(course, recipe), key
+
+
+def test_feedback_never_shows_hidden_tests(demo: Path) -> None:
+    course = open_course(REPO / "lessons", demo)
+    pages = sorted((demo / "feedback").rglob("*.html"))
+    graded = [r for r in MANIFEST["submissions"] if "rejected" not in r]
+    assert len(pages) == len(graded)
+    for page in pages:
+        lesson = page.parent.name
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        lines = {ln.strip() for ln in text.splitlines()}
+        assert not hidden_lines(course, lesson) & lines, page
+        assert "autograder.hidden" not in text and "HIDDEN TESTS" not in text, page
+
+
+def test_exports_have_lessons_and_cells(demo: Path) -> None:
+    with (demo / "exports" / "grades.csv").open() as f:
+        lessons = list(csv.DictReader(f))
+    with (demo / "exports" / "grades_by_cell.csv").open() as f:
+        cells = list(csv.DictReader(f))
+    students = {r["student"] for r in MANIFEST["submissions"] if "rejected" not in r}
+    assert {r["student"] for r in lessons} == students
+    assert len(lessons) == len(students) * len(MANIFEST["lessons"])
+    for row in lessons:
+        mine = [c for c in cells if (c["student"], c["lesson"]) == (row["student"], row["lesson"])]
+        auto = sum(float(c["score"]) for c in mine if c["kind"] == "autograded")
+        assert abs(auto - float(row["score"])) < 1e-9 or row["status"] == "needs manual grading"
+    gus = next(r for r in lessons if (r["student"], r["lesson"]) == ("gus", "01_finite_differences"))
+    assert "kernel process exited with status 1" in gus["notes"]
+
+
+def test_nothing_lost(demo: Path) -> None:
+    lms = demo / "lms_export"
+    kept = {_digest(p) for p in (demo / "submitted").rglob("*.ipynb")}
+    kept |= {_digest(p) for p in (demo / "rejected").rglob("*") if p.is_file()}
+    for path in lms.iterdir():
+        assert _digest(path) in kept, f"{path.name} was neither collected nor kept"
+
+
+def test_gradescope_results_for_a_demo_submission(demo: Path, tmp_path: Path) -> None:
+    course = open_course(REPO / "lessons", demo)
+    lesson = "01_finite_differences"
+    archive = build_autograder(course, lesson, output=tmp_path / "gs.zip")
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(root / "source")
+    (root / "submission").mkdir()
+    submitted = demo / "submitted" / "bob" / lesson / "finite_differences.ipynb"
+    (root / "submission" / "finite_differences.ipynb").write_bytes(submitted.read_bytes())
+    env = {**os.environ, "COURSE_GRADESCOPE_ROOT": str(root), "COURSE_PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    tests = {t["name"]: t for t in results["tests"]}
+    recipe = next(r for r in MANIFEST["submissions"] if (r["student"], r["lesson"]) == ("bob", lesson))
+    expected = expected_scores(course, recipe)
+    assert set(tests) == set(expected)
+    for name, t in tests.items():
+        assert set(t) == {"name", "score", "max_score", "status", "output", "visibility"}
+        if expected[name] != "manual":
+            assert t["score"] == expected[name], name
+        assert t["visibility"] == ("after_published" if name.startswith("test_") else "visible")
+    assert "autograder.hidden" not in json.dumps(results)
