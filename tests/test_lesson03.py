@@ -407,8 +407,14 @@ def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebo
         assert score.score == 0, grade_id
 
 
+# Each exercise's notebook run uses two of its bugs (a third one only in the fast check tests above), to keep
+# the number of kernel runs down.
+CHECK_ONLY = {"topological sort returns the root first", "backward in forward order",
+              "neuron computes with w.data"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(BUGS))
+@pytest.mark.parametrize("name", sorted(set(BUGS) - CHECK_ONLY))
 def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name):
     cell, test_cell, _, _, _ = BUGS[name]
     nb = notebooks.with_cell_source(graded_cells_only(source_nb), cell, bug_source(name))
