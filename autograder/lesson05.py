@@ -123,15 +123,43 @@ def registered(vjps_of: Callable[[Callable], Sequence[VJP | None]], fun: Callabl
     return vjps[:count]
 
 
+# (what the mistake is, a function (g, ans, *xs) -> the wrong results that mistake produces)
+Diagnosis = tuple[str, Callable[..., Iterable[np.ndarray]]]
+
+
+def diagnose(vjp: VJP, f: Callable[..., Any], xs: Sequence[np.ndarray], diagnoses: Sequence[Diagnosis],
+             rng: np.random.Generator) -> str:
+    """Name a recognisable mistake: the first (message, wrong_vjp) whose result matches the student's."""
+    g = normal(rng, np.shape(f(*xs)))
+    ans = np.asarray(f(*xs))
+    try:
+        with quiet():
+            got = np.asarray(vjp(g.copy(), ans.copy(), *[x.copy() for x in xs]), dtype=np.float64)
+    except Exception:  # noqa: BLE001 - the check's own message already covers code that raises
+        return ""
+    for message, wrong in diagnoses:
+        for expected in wrong(g, ans, *xs):
+            expected = np.asarray(expected, dtype=np.float64)
+            if got.shape == expected.shape and np.allclose(got, expected, rtol=1e-9, atol=1e-12):
+                return message
+    return ""
+
+
 def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndarray,
-             rng: np.random.Generator, hint: str = "") -> None:
-    """check_vjp with a seed from ``rng``; a failure message starts with the case and ends with a hint."""
+             rng: np.random.Generator, hint: str = "", diagnoses: Sequence[Diagnosis] = ()) -> None:
+    """check_vjp with a seed from ``rng``; a failure message starts with the case and ends with a hint.
+
+    ``diagnoses`` (for single-input VJPs) recognise typical wrong formulas, so the hint can name the mistake.
+    """
     seed = int(rng.integers(2**62))
     try:
         check_vjp(f, list(vjps), *xs, seed=seed)
     except CheckFailure as exc:
         text = f"{case}:\n{exc}"
-        if hint:
+        found = diagnose(vjps[0], f, xs, diagnoses, rng) if diagnoses else ""
+        if found:
+            text += f"\n  It looks like {found}"
+        if hint and hint not in text:
             text += f"\n  Hint: {hint}"
         raise CheckFailure(text) from None
 
@@ -362,7 +390,10 @@ REDUCTION_CASES = [((3, 4), axis, keepdims) for axis in (None, 0, 1, -1) for kee
 
 def reduction_hint(name: str, axis: Any, keepdims: bool) -> str:
     parts = []
-    if not keepdims and axis is not None:
+    if keepdims and axis is not None:
+        parts.append("with keepdims=True g still has the reduced axis (with length 1), so it already lines "
+                     "up with x: broadcast it to x's shape directly, without adding an axis.")
+    elif not keepdims and axis is not None:
         parts.append("with keepdims=False the reduced axis is missing from g: put it back with "
                      "np.expand_dims(g, axis) before broadcasting g to x's shape.")
     else:
@@ -386,8 +417,14 @@ def check_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ..
                 return _fw(x, axis=_axis, keepdims=_keep)
 
             wrapped = student_vjp(vjp, f"your VJP of {name}", hint=hint, axis=axis, keepdims=keepdims)
-            run_case(f"{name}(x of shape {shape}, axis={axis}, keepdims={keepdims}) (check seed {seed})", f,
-                     [wrapped], normal(rng, shape), rng=rng, hint=hint)
+            case = f"{name}(x of shape {shape}, axis={axis}, keepdims={keepdims}) (check seed {seed})"
+            x = normal(rng, shape)
+            run_case(case, f, [wrapped], x, rng=rng, hint=hint)
+            out = wrapped(normal(rng, np.shape(f(x))), f(x), x)
+            if isinstance(out, np.ndarray) and not out.flags.writeable:
+                raise CheckFailure(f"{case}:\nyour VJP of {name} returned a read-only array (a view made by "
+                                   "np.broadcast_to?). Its values are right, but whoever receives it may add "
+                                   "to it in place.\n  Hint: return a copy: np.broadcast_to(...).copy().")
             count += 1
     return count
 
@@ -464,12 +501,58 @@ def trusted_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 SOFTMAX_CASES = [((4, 5), -1), ((5,), -1), ((4, 5), 0)]
 CROSS_ENTROPY_CASES = [(6, 4), (3, 5)]
-SOFTMAX_HINT = ("the softmax Jacobian is diag(s) - s s^T, not diagonal: the VJP is s * (g - sum(g * s)) "
-                "with the sum taken along `axis` (keepdims=True). g * s * (1 - s) keeps only the diagonal.")
-LOG_SOFTMAX_HINT = ("the log-softmax Jacobian is I - 1 s^T per row, so the VJP is g - s * sum(g) along "
-                    "`axis` (keepdims=True), with s = exp(ans).")
-CROSS_ENTROPY_HINT = ("the VJP of the mean cross-entropy is g / N * (softmax(logits) - onehot(labels)): "
-                      "multiply by the scalar g and divide by the batch size N.")
+SOFTMAX_HINT = ("the softmax Jacobian is diag(s) - s s^T (section 8), not diagonal: x-bar = s (g - <g, s>), "
+                "where <g, s> is ONE number per slice along `axis`, kept as a length-1 axis so it "
+                "broadcasts back against g.")
+LOG_SOFTMAX_HINT = ("the log-softmax Jacobian is I - 1 s^T per slice along `axis` (section 8), with s the "
+                    "softmax, which is exp(ans): multiply g into it; the sum it produces is one number per "
+                    "slice, kept as a length-1 axis.")
+CROSS_ENTROPY_HINT = ("the VJP of the mean cross-entropy is (g / N) (softmax(logits) - onehot(labels)), with "
+                      "g the scalar upstream gradient and N the batch size.")
+
+
+def softmax_diagnoses(axis: int) -> list[Diagnosis]:
+    """Typical wrong softmax VJPs (ans is the softmax s)."""
+    def other_axes(g, s, x):
+        return [s * (g - np.sum(g * s, axis=a, keepdims=True)) for a in range(s.ndim) if a != axis % s.ndim]
+
+    return [
+        ("you kept only the diagonal of the Jacobian, g * s * (1 - s). Softmax's Jacobian also has the "
+         "off-diagonal terms -s_i s_j, because every output depends on every input along `axis`.",
+         lambda g, s, x: [g * s * (1.0 - s)]),
+        ("your VJP sums along a fixed axis instead of the `axis` argument (this softmax was taken along "
+         f"axis={axis}).", other_axes),
+    ]
+
+
+def log_softmax_diagnoses(axis: int) -> list[Diagnosis]:
+    """Typical wrong log-softmax VJPs (ans is the log-softmax; the softmax is exp(ans))."""
+    return [
+        ("you used ans as the softmax: ans is the LOG-softmax, so the softmax is exp(ans).",
+         lambda g, ans, x: [g - ans * np.sum(g, axis=axis, keepdims=True)]),
+        ("your second term is the softmax alone: it must be the softmax times the sum of g along `axis`.",
+         lambda g, ans, x: [g - np.exp(ans)]),
+        ("you wrote the softmax's VJP; log-softmax's Jacobian is I - 1 s^T, so g itself is the first term.",
+         lambda g, ans, x: [np.exp(ans) * (g - np.sum(g * np.exp(ans), axis=axis, keepdims=True))]),
+    ]
+
+
+def cross_entropy_diagnoses(labels: np.ndarray) -> list[Diagnosis]:
+    """Typical wrong cross-entropy VJPs for the logits."""
+    def probs(z):
+        return trusted_softmax(z, -1)
+
+    def onehot(z):
+        return np.eye(z.shape[1])[labels]
+
+    return [
+        ("you left out the one-hot term: only the entries at the labels are wrong.",
+         lambda g, ans, z: [g * probs(z) / len(z)]),
+        ("you did not divide by the batch size N: the loss is the MEAN over the batch.",
+         lambda g, ans, z: [g * (probs(z) - onehot(z))]),
+        ("you did not multiply by the upstream gradient g (a scalar here, but not 1 in general).",
+         lambda g, ans, z: [(probs(z) - onehot(z)) / len(z)]),
+    ]
 
 
 def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
@@ -485,9 +568,10 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
             def f(x, _fw=forward, _axis=axis):
                 return _fw(x, axis=_axis)
 
+            diagnoses = softmax_diagnoses(axis) if name == "softmax" else log_softmax_diagnoses(axis)
             run_case(f"{name}(x of shape {shape}, axis={axis}) (check seed {seed})", f,
                      [student_vjp(vjp, f"your VJP of {name}", hint=hint, axis=axis)],
-                     scale * normal(rng, shape), rng=rng, hint=hint)
+                     scale * normal(rng, shape), rng=rng, hint=hint, diagnoses=diagnoses)
             count += 1
     for n, classes in ce_cases:
         labels = labels_for(rng, n, classes)
@@ -498,7 +582,8 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
         run_case(f"cross_entropy(logits of shape {(n, classes)}, labels {labels.tolist()}) "
                  f"(check seed {seed})", f,
                  [student_vjp(v_ce, "your VJP of cross_entropy", labels.copy(), hint=CROSS_ENTROPY_HINT)],
-                 scale * normal(rng, (n, classes)), rng=rng, hint=CROSS_ENTROPY_HINT)
+                 scale * normal(rng, (n, classes)), rng=rng, hint=CROSS_ENTROPY_HINT,
+                 diagnoses=cross_entropy_diagnoses(labels))
         count += 1
     return count
 
@@ -582,6 +667,16 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
     except CheckFailure as exc:
         raise CheckFailure(f"{exc}\n  (check seed {seed})") from None
     got_arr = np.asarray(got) if got is not None else None
+    if got_arr is not None and got_arr.dtype.kind in "iub":
+        raise CheckFailure(
+            f"jacobian_from_vjp returned an array of dtype {got_arr.dtype} for {fun.description}: values "
+            f"assigned into an integer array are truncated (check seed {seed}).\n"
+            "  Hint: create J as a float array, e.g. np.zeros((m, n)) without an integer dtype.")
+    if got_arr is not None and got_arr.ndim != 2 and got_arr.size == m * n:
+        raise CheckFailure(
+            f"jacobian_from_vjp returned shape {got_arr.shape} for {fun.description}; a Jacobian is a 2-D "
+            f"array of shape {(m, n)} (check seed {seed}).\n"
+            "  Hint: each pullback result is shaped like x: flatten it (np.ravel) before it becomes a row.")
     if got_arr is not None and got_arr.shape == (n, m) and m != n:
         raise CheckFailure(
             f"jacobian_from_vjp returned shape {(n, m)} for {fun.description}; the Jacobian has one ROW per "

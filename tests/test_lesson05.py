@@ -92,6 +92,9 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "sum_forgets_expand_dims": (edited("reduction_vjps", ("if axis is not None and not keepdims:",
                                                               "if False:")), "keepdims=False"),
         "mean_missing_1_over_n": (edited("reduction_vjps", (") / n\n", ")\n")), "np.mean"),
+        "sum_returns_read_only_view": (edited("reduction_vjps", ("np.broadcast_to(g, np.shape(x)).copy()",
+                                                                 "np.broadcast_to(g, np.shape(x))")),
+                                       "read-only"),
     },
     "shape_vjps": {
         "transpose_not_inverted": (edited("shape_vjps", ("np.argsort([axis % np.ndim(x) for axis in axes])",
@@ -103,11 +106,23 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
                                    "np.reshape"),
     },
     "softmax_vjps": {
-        "softmax_diagonal_only": (edited("softmax_vjps", (SOFTMAX_VJP, "g * ans * (1.0 - ans)")), "softmax"),
+        "softmax_diagonal_only": (edited("softmax_vjps", (SOFTMAX_VJP, "g * ans * (1.0 - ans)")),
+                                  "only the diagonal"),
         "softmax_ignores_g": (edited("softmax_vjps", (SOFTMAX_VJP, "ans * (1.0 - ans)")), "softmax"),
+        "softmax_fixed_axis": (edited("softmax_vjps",
+                                      (SOFTMAX_VJP, "ans * (g - np.sum(g * ans, axis=-1, keepdims=True))")),
+                               "fixed axis"),
         "cross_entropy_missing_1_over_n": (edited("softmax_vjps", ("g * probs / n", "g * probs")),
-                                           "cross_entropy"),
-        "log_softmax_forgets_sum": (edited("softmax_vjps", (LOG_SOFTMAX_TERM, "np.exp(ans)")), "log_softmax"),
+                                           "MEAN over the batch"),
+        "cross_entropy_no_onehot": (edited("softmax_vjps", ("probs[np.arange(n), labels] -= 1.0", "pass")),
+                                    "one-hot term"),
+        "cross_entropy_ignores_g": (edited("softmax_vjps", ("g * probs / n", "probs / n")),
+                                    "upstream gradient g"),
+        "log_softmax_forgets_sum": (edited("softmax_vjps", (LOG_SOFTMAX_TERM, "np.exp(ans)")),
+                                    "softmax alone"),
+        "log_softmax_ans_as_softmax": (edited("softmax_vjps", (LOG_SOFTMAX_TERM,
+                                                               "ans * np.sum(g, axis=axis, keepdims=True)")),
+                                       "LOG-softmax"),
     },
     "jacobian_from_vjp": {
         "transposed": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",
@@ -117,6 +132,21 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
                                                                   "pullback(e)")), "reshape"),
         "all_ones_upstream": (edited("jacobian_from_vjp", ("pullback(e.reshape(y.shape))",
                                                            "pullback(np.ones(y.shape))")), "unit vector"),
+        "integer_jacobian": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",
+                                                          "np.zeros((y.size, np.size(x)), dtype=int)")),
+                             "integer"),
+        "rows_not_flattened": ("""
+import numpy as np
+
+def jacobian_from_vjp(f, x):
+    y, pullback = f(x)
+    rows = []
+    for i in range(y.size):
+        e = np.zeros(y.shape)
+        e.flat[i] = 1.0
+        rows.append(pullback(e))
+    return np.array(rows)
+""", "np.ravel"),
     },
 }
 
@@ -316,6 +346,8 @@ def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bu
             if module is visible:
                 assert fragment in message, message
                 assert "Hint" in message, message
+                hints = [line.strip() for line in message.splitlines() if line.strip().startswith("Hint:")]
+                assert len(hints) == len(set(hints)), f"a hint is repeated:\n{message}"
             assert f"seed {seed}" in message, message
 
 
