@@ -60,6 +60,10 @@ def scalar_candidates(f: Callable[[float], float], x: float, h: float) -> dict[s
         "central divided by h": (fp - fm) / h,
         "forward with the sign flipped": (f0 - fp) / h,
         "backward with the sign flipped": (fm - f0) / h,
+        "central times h over 2": (fp - fm) / 2 * h,
+        "forward without brackets": fp - f0 / h,
+        "backward without brackets": f0 - fm / h,
+        "central without brackets": fp - fm / (2 * h),
     }
 
 
@@ -70,6 +74,20 @@ HINTS = {
     "central divided by h": "this is (f(x+h) - f(x-h)) / h: the two points are 2h apart, so divide by 2h",
     "forward with the sign flipped": "this is (f(x) - f(x+h)) / h: subtract in the other order",
     "backward with the sign flipped": "this is (f(x-h) - f(x)) / h: subtract in the other order",
+    "central times h over 2": "this is (f(x+h) - f(x-h)) / 2 * h, which Python reads as ((...) / 2) * h: put "
+    "brackets around the denominator, / (2 * h)",
+    "forward without brackets": "this is f(x+h) - f(x) / h, which Python reads as f(x+h) - (f(x) / h): put "
+    "brackets around the numerator",
+    "backward without brackets": "this is f(x) - f(x-h) / h, which Python reads as f(x) - (f(x-h) / h): put "
+    "brackets around the numerator",
+    "central without brackets": "this is f(x+h) - f(x-h) / (2h), which Python reads as "
+    "f(x+h) - (f(x-h) / (2h)): put brackets around the numerator",
+}
+
+FORMULAS = {
+    "forward": "(f(x + h) - f(x)) / h",
+    "backward": "(f(x) - f(x - h)) / h",
+    "central": "(f(x + h) - f(x - h)) / (2 * h)",
 }
 
 
@@ -109,12 +127,18 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
         if close(got, expected):
             continue
         matches = [k for k, v in candidates.items() if k != wanted and close(got, v)]
-        hint = (
-            f"Your value matches another formula: {HINTS[matches[0]]}. The exercise asks for the {wanted} "
-            f"difference."
-            if matches
-            else f"Check the formula: {HINTS[wanted]}, using the f, x and h you are given."
-        )
+        if matches:
+            hint = (
+                f"Your value matches another formula: {HINTS[matches[0]]}. The exercise asks for the "
+                f"{wanted} difference, {FORMULAS[wanted]}."
+            )
+        elif abs(got - expected) <= 0.05 * abs(expected):
+            hint = (
+                f"your value is close to the right one but not equal, as if it were computed with another "
+                f"step. Use the h passed in (here h = {h!r}), not a step of your own: {FORMULAS[wanted]}."
+            )
+        else:
+            hint = f"the {wanted} difference is {FORMULAS[wanted]}, with the f, x and h you are given."
         raise CheckFailure(
             f"{name}(f, x={x!r}, h={h!r}) with f(x) = {desc} returned {got!r}, expected {expected!r} "
             f"(test {trial + 1} of {trials}, seed {seed}).\nHint: {hint}"
@@ -273,12 +297,23 @@ def gradient_case(
     ]
     if np.asarray(x_before).dtype.kind in "iub":
         matches = ["integer"]
-    hint = (
-        GRADIENT_HINTS[matches[0]]
-        if matches
-        else "entry i of the gradient is (f(x + h e_i) - f(x - h e_i)) / (2h), where e_i is all zeros except "
-        "a 1 at position i; compute it for every index i of x."
-    )
+    if matches:
+        hint = GRADIENT_HINTS[matches[0]]
+    elif np.all(err <= 1e-2 * scale):
+        hint = (
+            f"every entry is close to the right value but not equal, as if computed with another step. Use "
+            f"the h passed in (here h = {step:.3g}), not a step of your own."
+        )
+    else:
+        hint = (
+            "entry i of the gradient is (f(x + h e_i) - f(x - h e_i)) / (2h), where e_i is all zeros except "
+            "a 1 at position i; compute it for every index i of x."
+        )
+        if len(shape) > 1:
+            hint += (
+                f" x has {len(shape)} dimensions, so x[i] is a whole row, not one entry: loop over "
+                f"np.ndindex(x.shape) to visit single entries."
+            )
     raise CheckFailure(
         f"{call}: entry {tuple(int(i) for i in worst)} is {float(got[worst])!r}, expected "
         f"{float(expected[worst])!r} "
@@ -311,8 +346,16 @@ def expected_relative_error(a: object, b: object) -> float:
 def relative_error_case(relative_error: Callable, a: object, b: object, seed: int) -> None:
     """Compare the student's relative_error(a, b) with the definition on one pair."""
     expected = expected_relative_error(a, b)
-    with quiet():
-        raw = relative_error(a, b)
+    try:
+        with quiet():
+            raw = relative_error(a, b)
+    except ZeroDivisionError:
+        if expected != 0.0:
+            raise
+        raise CheckFailure(
+            f"relative_error({a!r}, {b!r}) raised ZeroDivisionError (seed {seed}).\nHint: when a and b are "
+            f"both zero they are equal: return 0.0 instead of dividing 0 by 0."
+        ) from None
     try:
         got = as_real_scalar(raw, "relative_error")
     except CheckFailure as exc:
@@ -333,7 +376,15 @@ def relative_error_case(relative_error: Callable, a: object, b: object, seed: in
     elif size_b > 0 and close(got, num / size_b):
         hint = "you divide by |b| only. Divide by the LARGER of the two sizes, so the error is symmetric."
     elif got < 0:
-        hint = "a relative error cannot be negative: take absolute values before the max in the denominator."
+        hint = (
+            "a relative error cannot be negative: take absolute values, max|a - b| on top and max|a|, max|b| "
+            "below."
+        )
+    elif close(got, float(np.linalg.norm(an - bn)) / max(np.linalg.norm(an), np.linalg.norm(bn))):
+        hint = (
+            "you used norms (square root of the sum of squares). This exercise measures the largest entry: "
+            "np.max(np.abs(...)) on top and below."
+        )
     raise CheckFailure(
         f"relative_error({a!r}, {b!r}) returned {got!r}, expected {expected!r} (seed {seed}).\nHint: {hint}"
     )
@@ -358,6 +409,11 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
             relative_error(np.ones(3), np.ones((3, 1)))
     except ValueError:
         return
+    except Exception as exc:  # noqa: BLE001 - any other exception is the student's and gets named
+        raise CheckFailure(
+            f"relative_error(np.ones(3), np.ones((3, 1))) raised {type(exc).__name__}, not ValueError. Use "
+            f"`raise ValueError(...)` (an assert raises AssertionError) with a message naming both shapes."
+        ) from None
     raise CheckFailure(
         "relative_error(np.ones(3), np.ones((3, 1))) did not raise ValueError. Arrays of different shapes "
         "cannot be compared entry by entry (numpy would silently broadcast them to 3 x 3): check "

@@ -354,6 +354,19 @@ def check_sum_over_paths(sum_over_paths: Callable, *, seed: int | None = None) -
 # ---------------------------------------------------------------------------------------------------------
 
 
+def overwritten(
+    g: Graph, nodes: list[Hashable], T: np.ndarray, k: int, node: Hashable, got: float, forward: bool
+) -> bool:
+    """Whether `got` is one edge's contribution alone, where the node should add up several."""
+    index = {n: i for i, n in enumerate(nodes)}
+    if forward:
+        terms = [T[k, index[u]] * d for (u, v), d in g.edges.items() if v == node]
+    else:
+        terms = [d * T[index[v], k] for (u, v), d in g.edges.items() if u == node]
+    terms = [float(t) for t in terms if t != 0.0]
+    return len(terms) > 1 and any(abs(got - t) <= 1e-9 * max(1.0, abs(t)) for t in terms)
+
+
 def sweep_case(student: Callable, name: str, g: Graph, seed: int) -> None:
     """Run forward_mode(edges, src) or reverse_mode(edges, dst) once and check values and edge visits."""
     forward = name == "forward_mode"
@@ -381,7 +394,13 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int) -> None:
     T = total_derivatives(g.edges, nodes)
     scale = total_derivatives(g.edges, nodes, absolute=True)
     k = nodes.index(start)
-    for i, node in enumerate(nodes):
+    # Report the wrong node the sweep reaches first (its inputs are then known to be right): order by the
+    # number of ancestors (forward) or descendants (reverse), which is a topological order.
+    reach = path_counts(g.edges, nodes) > 0
+    depth = reach.sum(axis=0) if forward else reach.sum(axis=1)
+    order = sorted(range(len(nodes)), key=lambda i: (i != k, int(depth[i])))
+    for i in order:
+        node = nodes[i]
         expected = float(T[k, i] if forward else T[i, k])
         got = as_number(result[node], f"{name}(...)[{node!r}]")
         tol = 1e-10 * max(1.0, float(scale[k, i] if forward else scale[i, k]))
@@ -394,17 +413,28 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int) -> None:
                 f"{node!r} {'cannot be reached from' if forward else 'cannot reach'} {start!r}, so its "
                 f"derivative is 0."
             )
+        elif overwritten(g, nodes, T, k, node, got, forward):
+            kin = "parent" if forward else "child"
+            hint = (
+                f"{node!r} has several {'parents' if forward else 'children'}, and your value is the "
+                f"contribution of only ONE of them. Add up one contribution per {kin} (+=, not =), and use "
+                f"a {kin} only once it is finished: visit the nodes in "
+                f"{'topological order' if forward else 'REVERSE topological order'}, not in the order the "
+                f"edges happen to be stored."
+            )
         elif forward:
             hint = (
-                "d v/d src = sum over the parents u of v of (d u/d src) * edges[(u, v)]. Each parent must be "
-                "finished before v is computed: visit the nodes in topological order (every node after all "
-                "of its parents), not in the order the edges happen to be stored."
+                "d v/d src = sum over the parents u of v of (d u/d src) * edges[(u, v)], one contribution "
+                "per parent added up with +=. Each parent must be finished before v is computed: visit the "
+                "nodes in topological order (every node after all of its parents), not in the order the "
+                "edges happen to be stored."
             )
         else:
             hint = (
-                "d dst/d u = sum over the children v of u of edges[(u, v)] * (d dst/d v). Each child must be "
-                "finished before u is computed: visit the nodes in REVERSE topological order (every node "
-                "after all of its children), not in the order the edges happen to be stored."
+                "d dst/d u = sum over the children v of u of edges[(u, v)] * (d dst/d v), one contribution "
+                "per child added up with +=. Each child must be finished before u is computed: visit the "
+                "nodes in REVERSE topological order (every node after all of its children), not in the "
+                "order the edges happen to be stored."
             )
         raise CheckFailure(
             f"{call}: the derivative for node {node!r} is {got!r}, expected {expected!r} (seed {seed}).\n"
@@ -595,21 +625,33 @@ def check_dual_op(
     with quiet():
         try:
             result = op.apply(x, y, c)
-        except (AttributeError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the student's exception is reported with a hint
+            if isinstance(exc, AttributeError) and "c" in op.text:
+                advice = (
+                    "the other operand may be a plain number c, which has no .value or .deriv: treat it as "
+                    "Dual(c, 0.0) first."
+                )
+            elif isinstance(exc, (AttributeError, TypeError)):
+                advice = (
+                    "a number on the left of an operator calls the reflected method (__radd__, __rsub__, "
+                    "__rmul__, __rtruediv__) of the Dual on the right; unary minus calls __neg__."
+                )
+            else:
+                advice = "compute the value with the ordinary float operation, the derivative by the rule."
             raise CheckFailure(
-                f"{what} raised {type(exc).__name__}: {exc}.\n"
-                f"Hint: implement this operation ({op.rule}); a number on the left of an operator calls "
-                f"the reflected method (__radd__, __rsub__, __rmul__, __rtruediv__) of the Dual on the right."
+                f"{what} raised {type(exc).__name__}: {exc} (seed {seed}).\n"
+                f"Hint: implement this operation ({op.rule}); {advice}"
             ) from None
     value, deriv = dual_parts(result, what)
     if (x.value, x.deriv, y.value, y.deriv) != (a, da, b, db):
         raise CheckFailure(f"{what} changed x or y. Operations must not modify their inputs (seed {seed}).")
     want_value, want_deriv = op.value(a, da, b, db, c), op.deriv(a, da, b, db, c)
     if not abs(value - want_value) <= 1e-12 * max(1.0, abs(want_value)):
-        raise CheckFailure(
-            f"{what}: value {value!r}, expected {want_value!r} (seed {seed}).\nHint: the value part is just "
-            f"the ordinary result of {op.text} on the values."
-        )
+        hint = f"the value part is just the ordinary result of {op.text} on the values."
+        swapped = {"c - x": a - c, "c / x": a / c}.get(op.text)
+        if swapped is not None and abs(value - swapped) <= 1e-12 * max(1.0, abs(swapped)):
+            hint = f"you computed {op.text[::-1]} instead: {op.rule}."
+        raise CheckFailure(f"{what}: value {value!r}, expected {want_value!r} (seed {seed}).\nHint: {hint}")
     if abs(deriv - want_deriv) <= 1e-10 * max(1.0, abs(want_deriv)):
         return
     unit = op.deriv(a, 1.0, b, 1.0, c)
@@ -734,6 +776,12 @@ def adjoint_values(adjoints: object) -> dict[str, float]:
     if unfilled:
         names = ", ".join(reversed(unfilled))
         raise CheckFailure(f"Still None in adjoints: {names}. Replace each None by the value you computed.")
+    for k in TRACE_NAMES:
+        if isinstance(adjoints[k], (str, bool)) or not isinstance(adjoints[k], numbers.Real):
+            raise CheckFailure(
+                f"adjoints[{k!r}] is {adjoints[k]!r} ({type(adjoints[k]).__name__}); enter a number or an "
+                f"expression that computes one, such as 0.5 * math.sin(2), without quotes."
+            )
     return {k: as_number(adjoints[k], f"adjoints[{k!r}]") for k in TRACE_NAMES}
 
 

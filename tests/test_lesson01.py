@@ -126,6 +126,14 @@ def backward_difference(f, x, h):
 def central_difference(f, x, h):
     return (f(x + h) - f(x - h)) / h
 """, "divide by 2h"),
+        "missing_brackets": ("""
+def central_difference(f, x, h):
+    return (f(x + h) - f(x - h)) / 2 * h
+""", "brackets around the denominator"),
+        "own_step": ("""
+def central_difference(f, x, h):
+    return (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
+""", "Use the h passed in"),
     },
     "numerical_gradient": {
         "forward_differences": ("""
@@ -188,6 +196,31 @@ def relative_error(a, b):
     size = max(np.max(np.abs(a)), np.max(np.abs(b)))
     return 0.0 if size == 0 else float(np.max(np.abs(a - b)) / size)
 """, "ValueError"),
+        "zero_division": ("""
+def relative_error(a, b):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError("shapes differ")
+    return float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+""", "return 0.0 instead of dividing 0 by 0"),
+        "assert_for_shapes": ("""
+def relative_error(a, b):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    assert a.shape == b.shape
+    size = max(np.max(np.abs(a)), np.max(np.abs(b)))
+    return 0.0 if size == 0 else float(np.max(np.abs(a - b)) / size)
+""", "raised AssertionError, not ValueError"),
+        "norms": ("""
+def relative_error(a, b):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError("shapes differ")
+    size = max(np.linalg.norm(a), np.linalg.norm(b))
+    return 0.0 if size == 0 else float(np.linalg.norm(a - b) / size)
+""", "norms"),
     },
 }
 
@@ -236,7 +269,29 @@ def test_each_bug_fails_the_visible_check_with_a_useful_message(name, bug):
             check_visible(fn, seed=seed)
         assert fragment in str(info.value), str(info.value)
         assert "Hint" in str(info.value) or "ValueError" in str(info.value)
-        assert f"seed {seed}" in str(info.value) or bug == "no_shape_check"
+        assert f"seed {seed}" in str(info.value) or bug in {"no_shape_check", "assert_for_shapes"}
+
+
+def test_gradient_messages_name_a_wrong_step_and_row_indexing():
+    header = "def numerical_gradient(f, x, h=1e-5):"
+    own_step = define(SOLUTIONS["numerical_gradient"].replace(header, header + "\n    h = 0.05"),
+                      "numerical_gradient")
+    rows = define("""
+def numerical_gradient(f, x, h=1e-5):
+    point = np.array(x, dtype=float)
+    grad = np.zeros_like(point)
+    for i in range(len(point)):
+        up, down = point.copy(), point.copy()
+        up[i] += h
+        down[i] -= h
+        grad[i] = (f(up) - f(down)) / (2 * h)
+    return grad
+""", "numerical_gradient")
+    for seed in range(5):
+        with pytest.raises(CheckFailure, match="Use the h passed in"):
+            visible.check_numerical_gradient(own_step, seed=seed)
+        with pytest.raises(CheckFailure, match="np.ndindex"):
+            visible.check_numerical_gradient(rows, seed=seed)
 
 
 def test_integer_input_bug_is_caught_by_the_hidden_check():

@@ -285,6 +285,10 @@ def forward_mode(edges, src):
             ),
             "no entry",
         ),
+        "overwrites_instead_of_adding": (
+            with_change("forward_mode", "deriv[v] += deriv[u]", "deriv[v] = deriv[u]"),
+            "+=",
+        ),
     },
     "reverse_mode": {
         "forward_topological_order": (
@@ -293,7 +297,11 @@ def forward_mode(edges, src):
         ),
         "overwrites_instead_of_adding": (
             with_change("reverse_mode", "grad[u] += edges", "grad[u] = edges"),
-            "expected",
+            "+=",
+        ),
+        "forgets_to_start_from_one": (
+            with_change("reverse_mode", "grad[dst] = 1.0", "pass"),
+            "start the sweep from 1.0",
         ),
     },
     "dual": {
@@ -319,6 +327,18 @@ def forward_mode(edges, src):
             with_change("dual", "-math.sin(self.value) * self.deriv", "math.sin(self.value) * self.deriv"),
             "minus sign",
         ),
+        "rsub_same_as_sub": (
+            with_change("dual", "return Dual.lift(other) - self", "return self - other"),
+            "you computed x - c instead",
+        ),
+        "constant_not_lifted": (
+            with_change(
+                "dual",
+                "        other = Dual.lift(other)\n        return Dual(self.value + other.value",
+                "        return Dual(self.value + other.value",
+            ),
+            "Dual(c, 0.0)",
+        ),
     },
     "adjoint_trace": {
         "missing_plus_equals": (
@@ -329,6 +349,10 @@ def forward_mode(edges, src):
         "wrong_factor_in_product": (
             with_change("adjoint_trace", 'adjoints["v2"] * x2', 'adjoints["v2"] * x1'),
             "v-1",
+        ),
+        "quoted_number": (
+            SOLUTIONS["adjoint_trace"] + 'adjoints["v-1"] = "5.5"\n',
+            "without quotes",
         ),
     },
 }
