@@ -9,7 +9,9 @@ that all three runs give identical per-cell grades (exit 1 if not).
 
 Submissions that kill or hang their kernel are left out: plain nbgrader loses the whole submission
 (or waits out every remaining cell), so there is no like-for-like time to compare; the demo and the tests
-cover them. Run: .venv/bin/python bench/bench_autograde.py
+cover them. Part of the per-notebook difference is nbgrader's graceful kernel shutdown (about 1 s per
+notebook here), which our sandboxed runs replace by an immediate one.
+Run: .venv/bin/python bench/bench_autograde.py
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def main() -> int:
         runs = {name: Path(tmp) / name for name in ("nbgrader", "jobs1", "jobs2")}
         for path in runs.values():
             shutil.copytree(base, path)
-        print(f"{n} submissions over {', '.join(lessons)}; cell timeout {limits.cell_timeout} s")
+        print(f"{n} submissions over {', '.join(lessons)}; cell timeout {limits.cell_timeout} s; "
+              f"load average before: {os.getloadavg()[0]:.1f} (other processes slow every run)")
 
         course_id = open_course(REPO / "lessons", base).course_id
         plain = runs["nbgrader"]
@@ -102,6 +105,7 @@ def main() -> int:
             assert all(r.ok for r in results), [r.error for r in results if not r.ok]
 
         grades = {name: cell_grades(path) for name, path in runs.items()}
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     labels = {"nbgrader": "plain nbgrader autograde, sequential", "jobs1": "course autograde --jobs 1",
               "jobs2": "course autograde --jobs 2"}
     for name, label in labels.items():
