@@ -369,3 +369,22 @@ def test_gradescope_run_autograder_writes_valid_results(course: Path, tmp_path_f
     assert (tests["test_square"]["score"], tests["test_cube"]["score"]) == (0.0, 1.0)
     assert results["score"] == 1.0 and "status 3" in results["output"]
     assert "square(-4)" not in json.dumps(results)
+
+
+# ------------------------------------------------------------------------------------------ check
+
+def test_check_passes_a_good_lesson_and_fails_a_broken_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    make_course(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "01_toy" in out and "3/3" in out and "0/3" in out and "all notebooks pass" in out
+    source = tmp_path / "lessons" / "01_toy" / "toy.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace("x * x", "x + x")     # a wrong reference solution
+    nb.cells[4].source = "pass"                                            # a test that cannot fail
+    nbformat.write(nb, source)
+    assert main(["check", "01"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "blank version scores in test_cube" in out
+    assert "solution loses points in test_square: 0/2" in out
