@@ -111,7 +111,7 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "softmax_ignores_g": (edited("softmax_vjps", (SOFTMAX_VJP, "ans * (1.0 - ans)")), "softmax"),
         "softmax_fixed_axis": (edited("softmax_vjps",
                                       (SOFTMAX_VJP, "ans * (g - np.sum(g * ans, axis=-1, keepdims=True))")),
-                               "fixed axis"),
+                               "whatever `axis`"),
         "cross_entropy_missing_1_over_n": (edited("softmax_vjps", ("g * probs / n", "g * probs")),
                                            "MEAN over the batch"),
         "cross_entropy_no_onehot": (edited("softmax_vjps", ("probs[np.arange(n), labels] -= 1.0", "pass")),
