@@ -235,11 +235,12 @@ def visit_problem(counting: CountingEdges, name: str, original: dict[Edge, float
             f"exactly once: when a node's value is final, pass it along each of its edges once. (Listing "
             f"paths, or recursion without remembering finished nodes, repeats edges.)"
         )
-    if read > 2:
+    if read > 3:  # a few passes to build parent/child lists are fine; a scan of all edges per node is not
         edge = counting.reads.most_common(1)[0][0]
         return (
-            f"{name} read the derivative of edge {edge} {read} times. A sweep needs each edge once: process "
-            f"the nodes in an order where each node is finished before it is used, and remember results."
+            f"{name} read the derivative of edge {edge} {read} times. Build your lists of parents or "
+            f"children from edges once; the sweep then needs each edge once: process the nodes in an order "
+            f"where each node is finished before it is used, instead of scanning all edges for every node."
         )
     return None
 

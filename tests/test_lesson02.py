@@ -435,6 +435,35 @@ def test_visit_counting_sees_reads_and_arithmetic():
     assert edges.uses == {("a", "b"): 1, ("b", "c"): 1}
 
 
+def test_setup_passes_over_the_edges_are_not_counted_against_a_sweep():
+    three_passes = define("""
+def reverse_mode(edges, dst):
+    nodes = {n for (u, v), d in edges.items() for n in (u, v)}
+    indegree = {n: 0 for n in nodes}
+    for (u, v), d in edges.items():
+        indegree[v] += 1
+    children = {n: [] for n in nodes}
+    for (u, v), d in edges.items():
+        children[u].append((v, d))
+    order, ready = [], [n for n in nodes if indegree[n] == 0]
+    while ready:
+        u = ready.pop()
+        order.append(u)
+        for v, d in children[u]:
+            indegree[v] -= 1
+            if indegree[v] == 0:
+                ready.append(v)
+    grad = {n: 0.0 for n in nodes}
+    grad[dst] = 1.0
+    for u in reversed(order):
+        for v, d in children[u]:
+            grad[u] += d * grad[v]
+    return grad
+""", "reverse_mode")
+    for seed in range(4):
+        visible.check_reverse_mode(three_passes, seed=seed)
+
+
 def test_expected_answers_agree_with_the_worked_example():
     # e = (a + b) * (b + 1) at a = 2, b = 1: de/db = 1*2 + 1*3 = 5, de/da = 2.
     edges = {("a", "c"): 1.0, ("b", "c"): 1.0, ("b", "d"): 1.0, ("c", "e"): 2.0, ("d", "e"): 3.0}
