@@ -132,8 +132,7 @@ def grade_task(args: tuple[str, str, Task, GradingLimits]) -> TaskResult:
                 for grade in nb.grades:
                     cells.append({"notebook": nb.name, "cell": grade.name, "kind": "grade",
                                   "auto_score": grade.auto_score, "max_score": grade.max_score,
-                                  "needs_manual_grade": grade.needs_manual_grade,
-                                  "autograded": not _is_solution(gb, grade.name, nb.name, task.lesson)})
+                                  "needs_manual_grade": grade.needs_manual_grade})
                 for comment in nb.comments:
                     cells.append({"notebook": nb.name, "cell": comment.name, "kind": "comment",
                                   "auto_comment": comment.auto_comment})
@@ -146,17 +145,6 @@ def grade_task(args: tuple[str, str, Task, GradingLimits]) -> TaskResult:
                           seconds=time.monotonic() - start)
     finally:
         private.unlink(missing_ok=True)
-
-
-def _is_solution(gb: Any, cell: str, notebook: str, lesson: str) -> bool:
-    """A manually graded answer is a grade cell that is also a solution cell."""
-    from nbgrader.api import MissingEntry
-
-    try:
-        gb.find_solution_cell(cell, notebook, lesson)
-        return True
-    except MissingEntry:
-        return False
 
 
 # ---------------------------------------------------------------- parent side

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from typing import Any
-
-from .layout import CourseError
 
 
 class NbgraderFailed(Exception):
     """nbgrader itself failed; carries the log so callers can show its last error line."""
 
     def __init__(self, what: str, log: str):
-        lines = [ln for ln in log.splitlines() if "ERROR" in ln or "Error" in ln] or log.splitlines()[-1:]
-        super().__init__(f"{what}: {lines[-1].strip() if lines else 'no log'}")
+        lines = log.splitlines()
+        # the exception line of nbgrader's logged traceback says what went wrong; its closing
+        # "[ERROR] Please see the above traceback" lines do not
+        causes = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b.*:", ln)]
+        errors = [ln for ln in lines if ln.startswith("[ERROR]") and "above traceback" not in ln
+                  and "There was an error processing" not in ln]
+        cause = (causes or errors or lines[-1:] or ["no log"])[-1].strip()
+        super().__init__(f"{what}: {cause}")
         self.log = log
 
 
@@ -45,8 +50,3 @@ def run_converter(converter_cls: type, config: Any, *, assignment: str, student:
     finally:
         logger.removeHandler(handler)
 
-
-def require_released(course: Any, lesson: str) -> None:
-    if not (course.sub("release", lesson)).is_dir():
-        raise CourseError(f"lesson {lesson} has not been released in {course.course_dir}: "
-                          f"run `course release {lesson}` first")
