@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .config import GradingLimits
-from .layout import CourseError, open_course
+from .layout import Course, CourseError, open_course
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +71,16 @@ def _limits(args: argparse.Namespace) -> GradingLimits:
     return GradingLimits(cell_timeout=args.timeout, memory_mb=args.memory_mb, cpu_seconds=args.cpu_seconds)
 
 
+def _released(course: Course, names: list[str]) -> list[str]:
+    """The named lessons, or by default every lesson released so far (not drafts never handed out)."""
+    if names:
+        return course.resolve_lessons(names)
+    released = [lesson for lesson in course.lessons() if course.sub("release", lesson).is_dir()]
+    if not released:
+        raise CourseError(f"no lesson has been released in {course.course_dir}: run `course release` first")
+    return released
+
+
 def run(args: argparse.Namespace) -> int:
     creates = args.command == "release"
     if args.command == "demo":
@@ -79,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
         return run_demo(jobs=args.jobs, output=args.output)
     if args.command == "check":
         from .check import check_lessons
-        from .layout import Course
 
         course = Course(args.lessons.resolve(), args.course_dir.resolve())
         return check_lessons(course, course.resolve_lessons(args.lesson), timeout=args.timeout)
@@ -106,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "autograde":
         from .autograde import autograde, summary_table
 
-        results = autograde(course, course.resolve_lessons(args.lesson), jobs=args.jobs,
+        results = autograde(course, _released(course, args.lesson), jobs=args.jobs,
                             limits=_limits(args), force=args.force)
         print(summary_table(results))
         failed = [r for r in results if not r.ok]
@@ -118,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "feedback":
         from .feedback import feedback
 
-        written = feedback(course, course.resolve_lessons(args.lesson))
+        written = feedback(course, _released(course, args.lesson))
         print(f"wrote {len(written)} feedback files under {course.sub('feedback')}")
         return 0
     if args.command == "export":
