@@ -567,14 +567,16 @@ def _scores(nbtools, nb) -> dict[str, tuple[float, float, str | None]]:  # noqa:
 
 
 def _graded_cells_only(nb):  # noqa: ANN001, ANN202
-    """The cells grades depend on: the imports cell, given, answer and test cells (demos and plots dropped).
+    """Only what grades depend on: given, answer and test cells, after a bare numpy import.
 
-    Test cells only use given and answer cells, so dropping the demos changes no score; it keeps one
-    execution per injected bug affordable.
+    Test cells use only given and answer cells (which need numpy alone), so dropping the demos, plots and
+    their imports (matplotlib, scikit-learn) changes no score; it keeps one execution per injected bug
+    affordable. The source and student notebooks are always executed whole.
     """
     nb = copy.deepcopy(nb)
-    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-    nb.cells = [c for i, c in enumerate(nb.cells) if i == first or "nbgrader" in c.metadata]
+    kept = [c for c in nb.cells if "nbgrader" in c.metadata]
+    imports = nbformat.v4.new_code_cell("import numpy as np")
+    nb.cells = [imports, *kept]
     return nb
 
 
