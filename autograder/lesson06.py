@@ -240,7 +240,8 @@ def tensor_gradients(
 def torch_gradients(prog: Program, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...] | None:
     """The same program differentiated by PyTorch in float64, or None when torch is not installed."""
     try:
-        import torch
+        with quiet():  # an import-time warning on stderr would zero the test cell
+            import torch
     except ImportError:
         return None
     ops = _torch_ops(torch)
@@ -330,8 +331,7 @@ def check_apply_op(
                 raise CheckFailure(
                     f"apply_op(mul) with requires_grad flags {list(flags)} returned a tensor that does not "
                     "require grad. Hint: a gradient must flow if ANY input needs one (think of x @ W where "
-                    "only "
-                    f"W is a parameter). (seed {seed})"
+                    f"only W is a parameter). (seed {seed})"
                 )
         for name, (shapes, params, domain) in _SINGLE_OPS.items():
             if name not in OPS:
@@ -347,10 +347,8 @@ def check_apply_op(
             if not out.requires_grad or out.grad_fn is None:
                 raise CheckFailure(
                     f"apply_op({name}): the inputs' requires_grad flags were {flags}, so the output must "
-                    f"have "
-                    "requires_grad=True and a grad_fn (a Node). Hint: a gradient must flow if ANY input "
-                    "needs "
-                    f"one, and grad mode is on. (seed {seed})"
+                    "have requires_grad=True and a grad_fn (a Node). Hint: a gradient must flow if ANY "
+                    f"input needs one, and grad mode is on. (seed {seed})"
                 )
             node = out.grad_fn
             edges = [t.accumulator if f else None for t, f in zip(ins, flags, strict=True)]
@@ -362,8 +360,7 @@ def check_apply_op(
                 raise CheckFailure(
                     f"apply_op({name}): the Node must be built from the primitive and the input Tensors "
                     "themselves, in order: Node(prim, tensors, params, out_data). Its next_functions should "
-                    "be "
-                    f"{edges}, got {getattr(node, 'next_functions', None)}. (seed {seed})"
+                    f"be {edges}, got {getattr(node, 'next_functions', None)}. (seed {seed})"
                 )
             _check_recorded_vjps(apply_op, Tensor, name, prim, arrays, params, seed)
 
@@ -374,10 +371,9 @@ def check_apply_op(
             out = apply_op(OPS["mul"], a, b)
         if out.requires_grad or out.grad_fn is not None:
             raise CheckFailure(
-                "apply_op(mul) on two tensors that do not require grad returned a tensor with requires_grad="
-                f"{out.requires_grad} and grad_fn={out.grad_fn!r}. Constants must not start a graph: record "
-                f"a "
-                f"Node only if some input requires grad. (seed {seed})"
+                "apply_op(mul) on two tensors that do not require grad returned a tensor with "
+                f"requires_grad={out.requires_grad} and grad_fn={out.grad_fn!r}. Constants must not start a "
+                f"graph: record a Node only if some input requires grad. (seed {seed})"
             )
         a.requires_grad = True
         GradMode.enabled = False
@@ -388,8 +384,8 @@ def check_apply_op(
             GradMode.enabled = True
         if out.requires_grad or out.grad_fn is not None:
             raise CheckFailure(
-                "With GradMode.enabled = False (what no_grad() sets), apply_op still recorded a graph. Check "
-                "is_grad_enabled() before recording: inside no_grad the output is a plain tensor "
+                "With GradMode.enabled = False (what no_grad() sets), apply_op still recorded a graph. "
+                "Check is_grad_enabled() before recording: inside no_grad the output is a plain tensor "
                 f"(requires_grad False, grad_fn None). (seed {seed})"
             )
         _check_op_values(out, a.data * b.data, "apply_op(mul) with grad mode off", seed)
@@ -406,10 +402,8 @@ def check_apply_op(
             except (AttributeError, TypeError) as exc:
                 raise CheckFailure(
                     f"apply_op({label}) with a Python number c = {c:.3g} failed with {type(exc).__name__}: "
-                    f"{exc}. "
-                    "Hint: wrap every input that is not a Tensor as a constant Tensor(x) first, so `t * 2` "
-                    "and "
-                    f"`2 - t` work. (seed {seed})"
+                    f"{exc}. Hint: wrap every input that is not a Tensor as a constant Tensor(x) first, so "
+                    f"`t * 2` and `2 - t` work. (seed {seed})"
                 ) from None
             _check_op_values(out, expected, f"apply_op({label})", seed)
             want = (True, False) if label.startswith("mul") else (False, True)
@@ -421,8 +415,8 @@ def check_apply_op(
     finally:
         GradMode.enabled = previous
     return (
-        f"apply_op passed: forward, requires_grad rule and recorded VJPs of {len(_SINGLE_OPS)} ops "
-        f"(seed {seed})"
+        f"apply_op passed: forward, requires_grad rule and recorded VJPs of {len(_SINGLE_OPS)} ops (seed "
+        f"{seed})"
     )
 
 
@@ -462,8 +456,8 @@ def _check_recorded_vjps(
             out = apply_op(prim, *ins, **params)
             if out.grad_fn is None:
                 raise CheckFailure(
-                    f"apply_op({name}) recorded no Node when only input {k} requires grad; "
-                    f"record one if ANY input requires grad. (seed {seed})"
+                    f"apply_op({name}) recorded no Node when only input {k} requires grad; record one if ANY "
+                    f"input requires grad. (seed {seed})"
                 )
             return out.grad_fn.input_grads(np.array(g))[k]
 
@@ -530,8 +524,8 @@ def check_format_graph(
             got = format_graph(root)
         if not isinstance(got, str):
             raise CheckFailure(
-                f"format_graph returned {type(got).__name__}; it must return one string "
-                f"(lines joined with '\\n'). (seed {seed})"
+                f"format_graph returned {type(got).__name__}; it must return one string (lines joined with "
+                f"'\\n'). (seed {seed})"
             )
         got_lines = got.rstrip("\n").split("\n")
         if got_lines != lines:
@@ -545,9 +539,8 @@ def check_format_graph(
                 + "\n  got:\n    "
                 + "\n    ".join(got_lines)
                 + f"\n  first difference at line {diff + 1}. Hint: print a node's name, then each entry of "
-                f"its "
-                "next_functions in order (None for a constant input), each one level (two spaces) deeper; "
-                f"AccumulateGrad nodes end a branch. (seed {seed})"
+                "its next_functions in order (None for a constant input), each one level (two spaces) "
+                f"deeper; AccumulateGrad nodes end a branch. (seed {seed})"
             )
     leaf = Tensor(rng.standard_normal(3), requires_grad=True)
     const = Tensor(rng.standard_normal(3))
@@ -557,8 +550,7 @@ def check_format_graph(
         if not isinstance(got, str) or got.strip("\n") != want:
             raise CheckFailure(
                 f"format_graph of a tensor without grad_fn that has requires_grad={t.requires_grad} should "
-                f"be "
-                f"the single line {want!r}, got {got!r}. (seed {seed})"
+                f"be the single line {want!r}, got {got!r}. (seed {seed})"
             )
     return f"format_graph passed on {trees} random graphs (seed {seed})"
 
@@ -662,8 +654,7 @@ def check_backward_semantics(
             f"c = a + b; three backward calls with a.grad reset before the third gave a.grad = {seen}, "
             "PyTorch gives [1.0, 2.0, 1.0]. Hint: add the new gradient to a leaf's existing .grad "
             "(tensor.grad = tensor.grad + g) instead of overwriting it; start from a copy when .grad is "
-            "None. "
-            f"(seed {seed})"
+            f"None. (seed {seed})"
         )
 
     # gradient argument, non-scalar roots, shapes
@@ -683,10 +674,8 @@ def check_backward_semantics(
     )
     if y.grad is not None:
         raise CheckFailure(
-            "after backward, the non-leaf y = tanh(x) has a .grad; like PyTorch, only leaves "
-            "keep "
-            "their gradient (intermediate gradients live in a local dict and are dropped). "
-            f"(seed {seed})"
+            "after backward, the non-leaf y = tanh(x) has a .grad; like PyTorch, only leaves keep their "
+            f"gradient (intermediate gradients live in a local dict and are dropped). (seed {seed})"
         )
     y = op("tanh", Tensor(x0.copy(), requires_grad=True))
     try:
@@ -695,15 +684,13 @@ def check_backward_semantics(
     except (RuntimeError, ValueError) as exc:
         if "shape" not in str(exc) and "scalar" not in str(exc):
             raise CheckFailure(
-                f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message "
-                "should say that a gradient is needed because the tensor is not a scalar, and "
-                "name its shape."
+                f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message should say that "
+                "a gradient is needed because the tensor is not a scalar, and name its shape."
             ) from None
     else:
         raise CheckFailure(
-            "backward of a (3, 4) tensor without a gradient argument must raise a "
-            "RuntimeError "
-            "(only a scalar has an obvious starting gradient of 1). It returned silently."
+            "backward of a (3, 4) tensor without a gradient argument must raise a RuntimeError (only a "
+            "scalar has an obvious starting gradient of 1). It returned silently."
         )
 
     # a constant input never receives .grad
@@ -713,8 +700,8 @@ def check_backward_semantics(
         backward(op("sum", op("mul", w, k)))
     if k.grad is not None:
         raise CheckFailure(
-            "a tensor with requires_grad=False received a .grad; skip inputs that do not need "
-            f"a gradient. (seed {seed})"
+            "a tensor with requires_grad=False received a .grad; skip inputs that do not need a gradient. "
+            f"(seed {seed})"
         )
 
     # saved arrays are freed after backward, kept with retain_graph=True
@@ -725,15 +712,16 @@ def check_backward_semantics(
         backward(loss, retain_graph=True)
     if q.grad_fn.saved is None:
         raise CheckFailure(
-            "backward(..., retain_graph=True) freed the saved arrays; with retain_graph the "
-            "graph must stay usable for another backward."
+            "backward(..., retain_graph=True) freed the saved arrays; with retain_graph the graph must stay "
+            "usable for another backward."
         )
     with quiet():
         backward(loss)
     if q.grad_fn.saved is not None or loss.grad_fn.next_functions[0].saved is not None:
         raise CheckFailure(
-            "after backward (retain_graph=False) a node still holds its saved arrays. Call node.release() on "
-            "each node once its VJPs have run, so the activations it kept for the backward pass are freed."
+            "after backward (retain_graph=False) a node still holds its saved arrays. Call node.release() "
+            "on each node once its VJPs have run, so the activations it kept for the backward pass are "
+            "freed."
         )
     check_close(
         p.grad,
@@ -753,8 +741,8 @@ def check_backward_semantics(
             backward(op("sum", h))
     except RecursionError:
         raise CheckFailure(
-            "backward hit Python's recursion limit on a chain of 10000 ops. Build the "
-            "topological order with an explicit stack instead of recursion."
+            "backward hit Python's recursion limit on a chain of 10000 ops. Build the topological order "
+            "with an explicit stack instead of recursion."
         ) from None
     return f"backward follows PyTorch's rules (seed {seed})"
 
@@ -810,8 +798,8 @@ def check_sum_to_shape(
         except ValueError as exc:
             if str(bad) not in str(exc) and str(list(bad)) not in str(exc):
                 raise CheckFailure(
-                    f"sum_to_shape(g of shape (3, 4), {bad}) raised ValueError({str(exc)!r}); "
-                    f"name the target shape {bad} in the message."
+                    f"sum_to_shape(g of shape (3, 4), {bad}) raised ValueError({str(exc)!r}); name the "
+                    f"target shape {bad} in the message."
                 ) from None
         else:
             raise CheckFailure(
@@ -848,10 +836,8 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
         if still_off is not False or GradMode.enabled is not True:
             raise CheckFailure(
                 "nested no_grad: after the inner block exits, grad mode must still be off (the outer block "
-                "is "
-                f"still running); got {still_off}. Hint: remember the state found on __enter__ and restore "
-                f"THAT "
-                "on __exit__, instead of switching grad mode back on."
+                f"is still running); got {still_off}. Hint: remember the state found on __enter__ and "
+                "restore THAT on __exit__, instead of switching grad mode back on."
             )
 
         GradMode.enabled = False
@@ -859,8 +845,8 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             pass
         if GradMode.enabled is not False:
             raise CheckFailure(
-                "no_grad entered while grad mode was already off must leave it off on exit; "
-                "restore the previous state, do not assume it was on."
+                "no_grad entered while grad mode was already off must leave it off on exit; restore the "
+                "previous state, do not assume it was on."
             )
 
         GradMode.enabled = True
@@ -875,15 +861,13 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             pass
         else:
             raise CheckFailure(
-                "an exception raised inside `with no_grad():` disappeared. __exit__ must "
-                "return "
-                "False (or None) so the exception propagates."
+                "an exception raised inside `with no_grad():` disappeared. __exit__ must return False (or "
+                "None) so the exception propagates."
             )
         if GradMode.enabled is not True:
             raise CheckFailure(
                 "after an exception inside `with no_grad():` grad mode stayed off. __exit__ runs on "
-                "exceptions "
-                "too; if you used @contextmanager, put the restore in a `finally:` block."
+                "exceptions too; if you used @contextmanager, put the restore in a `finally:` block."
             )
     finally:
         GradMode.enabled = saved

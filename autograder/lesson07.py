@@ -133,15 +133,15 @@ def check_module_parameters(
         mids = [id(m) for m in mods]
         if not mods or mods[0] is not root or len(mids) != len(set(mids)) or set(mids) != set(modules):
             raise CheckFailure(
-                f"modules() must return the model itself first, then every sub-module once: expected "
+                "modules() must return the model itself first, then every sub-module once: expected "
                 f"{len(modules)} modules, got {len(mods)} ({len(set(mids))} distinct). (seed {seed})"
             )
         with quiet():
             root.eval()
         if any(m.training for m in mods):
             raise CheckFailure(
-                "after model.eval() some sub-module still has training=True: train()/eval() "
-                "use modules(), which must reach every sub-module."
+                "after model.eval() some sub-module still has training=True: train()/eval() use modules(), "
+                "which must reach every sub-module."
             )
         with quiet():
             root.train()
@@ -165,7 +165,7 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         if not isinstance(p, Parameter):
             raise CheckFailure(
                 f"Linear({n_in}, {n_out}).{name} is {type(p).__name__}, not a Parameter. Wrap it as "
-                f"Parameter(array) so that requires_grad is on and parameters() finds it."
+                "Parameter(array) so that requires_grad is on and parameters() finds it."
             )
         if p.shape != shape:
             hint = (
@@ -180,9 +180,8 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         np.array_equal(again.weight.data, lin.weight.data) and np.array_equal(again.bias.data, lin.bias.data)
     ):
         raise CheckFailure(
-            "two Linear layers built with generators from the same seed differ: draw every "
-            "random "
-            "number from the `rng` argument (not np.random.* or a new default_rng())."
+            "two Linear layers built with generators from the same seed differ: draw every random number "
+            "from the `rng` argument (not np.random.* or a new default_rng())."
         )
 
     big_in, big_out = 400, 250
@@ -195,11 +194,9 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
             raise CheckFailure(
                 f"Linear({big_in}, {big_out}).{name}: values should be uniform on [-1/sqrt(in_features), "
                 f"1/sqrt(in_features)] = [-{bound:.4f}, {bound:.4f}] (standard deviation "
-                f"{bound / np.sqrt(3):.4f}); "
-                f"got max |value| {np.max(np.abs(arr)):.4f} and standard deviation {spread:.4f}. Hint: the "
-                f"bound "
-                "uses in_features (the fan-in), and the bias is drawn from the same range, not zeros. "
-                f"(seed {seed})"
+                f"{bound / np.sqrt(3):.4f}); got max |value| {np.max(np.abs(arr)):.4f} and standard "
+                f"deviation {spread:.4f}. Hint: the bound uses in_features (the fan-in), and the bias is "
+                f"drawn from the same range, not zeros. (seed {seed})"
             )
 
     x0 = rng.standard_normal((int(rng.integers(3, 7)), n_in))
@@ -225,11 +222,9 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         (lin(xt) * R).sum().backward()
         if lin.weight.grad is None or lin.bias.grad is None:
             raise CheckFailure(
-                "after backward through Linear, weight.grad or bias.grad is None: build the "
-                "output "
-                "from the Parameters with Tensor operations (x @ self.weight.T + self.bias), "
-                "not "
-                "from their .data arrays."
+                "after backward through Linear, weight.grad or bias.grad is None: build the output from the "
+                "Parameters with Tensor operations (x @ self.weight.T + self.bias), not from their .data "
+                "arrays."
             )
         return lin.weight.grad, lin.bias.grad, xt.grad
 
@@ -383,12 +378,10 @@ def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> 
     if abs(ratio - 1) > 1e-3:
         raise CheckFailure(
             f"Adam's first step should move every entry by about lr = {lr:.3g} (since m_hat = g and v_hat = "
-            f"g^2 "
-            f"at t = 1); your step moved a typical entry by {ratio:.3g} x lr. "
+            f"g^2 at t = 1); your step moved a typical entry by {ratio:.3g} x lr. "
             + (
                 "A factor of about 3.16 = 0.1 / sqrt(0.001) means the bias correction is missing: divide m "
-                "by "
-                "(1 - beta1**t) and v by (1 - beta2**t)."
+                "by (1 - beta1**t) and v by (1 - beta2**t)."
                 if abs(ratio - 0.1 / np.sqrt(0.001)) < 0.05
                 else "Check the update p <- p - lr * m_hat / (sqrt(v_hat) + eps)."
             )
@@ -540,18 +533,15 @@ def run_train_epoch(
     if len(opt.steps) != n_batches or len(model.seen) != n_batches:
         raise CheckFailure(
             f"with {n} examples and batch_size {batch_size} an epoch has {n_batches} minibatches (the last "
-            f"one "
-            f"smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward "
-            f"passes "
-            f"and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial batch. "
-            f"(seed {seed})"
+            f"one smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward "
+            f"passes and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial "
+            f"batch. (seed {seed})"
         )
     keys = np.concatenate([s[:, 0] for s in model.seen])
     if len(keys) != n or not np.array_equal(np.sort(keys), np.sort(X[:, 0])):
         raise CheckFailure(
-            f"an epoch must use every training example exactly once; the batches held "
-            f"{len(keys)} "
-            f"rows for {n} examples, some repeated or missing. (seed {seed})"
+            f"an epoch must use every training example exactly once; the batches held {len(keys)} rows for "
+            f"{n} examples, some repeated or missing. (seed {seed})"
         )
     if np.array_equal(keys, X[:, 0]):
         raise CheckFailure(
@@ -560,23 +550,21 @@ def run_train_epoch(
         )
     if not all(training for training, _ in model.flags):
         raise CheckFailure(
-            "the model was not in training mode during the epoch: call model.train() first "
-            f"(the check handed you a model in eval mode). (seed {seed})"
+            "the model was not in training mode during the epoch: call model.train() first (the check "
+            f"handed you a model in eval mode). (seed {seed})"
         )
     for k, ((grads, values), xb, yb) in enumerate(zip(opt.steps, model.seen, loss_fn.targets, strict=True)):
         gW, gb = _mse_gradients(values[0], values[1], xb, yb)
         if grads[0] is None or grads[1] is None:
             raise CheckFailure(
-                f"at optimizer.step() number {k + 1} the parameters had no .grad: call "
-                f"loss.backward() before optimizer.step(). (seed {seed})"
+                f"at optimizer.step() number {k + 1} the parameters had no .grad: call loss.backward() "
+                f"before optimizer.step(). (seed {seed})"
             )
         if k > 0 and np.allclose(grads[0], gW + opt.steps[k - 1][0][0], rtol=1e-6):
             raise CheckFailure(
                 f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: "
-                f"the "
-                "gradients were not zeroed between steps (backward() accumulates). Call "
-                "optimizer.zero_grad() "
-                f"before each backward. (seed {seed})"
+                "the gradients were not zeroed between steps (backward() accumulates). Call "
+                f"optimizer.zero_grad() before each backward. (seed {seed})"
             )
         check_close(
             grads[0],
@@ -605,8 +593,8 @@ def run_train_epoch(
         ) from None
     plain_mean = float(np.mean(loss_fn.values))
     hint = (
-        "that is the plain mean of the batch losses; weight each batch loss by its batch size and divide "
-        "by the number of examples"
+        "that is the plain mean of the batch losses; weight each batch loss by its batch size and divide by "
+        "the number of examples"
         if np.isclose(value, plain_mean, rtol=1e-9)
         else "return sum(batch_loss * batch_size) / number_of_examples"
     )
@@ -687,13 +675,13 @@ def run_evaluate(
         raise CheckFailure(f"evaluate must return (mean_loss, accuracy), got {result!r}.")
     if any(training for training, _ in model.flags):
         raise CheckFailure(
-            "the model was in training mode during evaluate: call model.eval() first (dropout "
-            f"and similar layers behave differently when training). (seed {seed})"
+            "the model was in training mode during evaluate: call model.eval() first (dropout and similar "
+            f"layers behave differently when training). (seed {seed})"
         )
     if any(enabled for _, enabled in model.flags):
         raise CheckFailure(
-            "evaluate recorded a graph: run the forward passes inside `with no_grad():` so no "
-            f"activations are kept for a backward pass that never comes. (seed {seed})"
+            "evaluate recorded a graph: run the forward passes inside `with no_grad():` so no activations "
+            f"are kept for a backward pass that never comes. (seed {seed})"
         )
     if any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True)):
         raise CheckFailure("evaluate changed the model's parameters; it must only read them.")

@@ -132,9 +132,8 @@ def check_apply_op(
             out = apply_op(OPS["tanh"], apply_op(OPS["mul"], Tensor(rng.standard_normal(3)), w))
         if not out.requires_grad:
             raise CheckFailure(
-                "requires_grad did not propagate through two ops: tanh(c * w) with w "
-                "requiring "
-                "grad must require grad."
+                "requires_grad did not propagate through two ops: tanh(c * w) with w requiring grad must "
+                "require grad."
             )
         # float32 inputs keep their dtype
         x32 = Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
@@ -183,8 +182,8 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
             got = format_graph(h)
     except RecursionError:
         raise CheckFailure(
-            "format_graph hit the recursion limit on a chain of 3000 ops; walk the graph with "
-            "an explicit stack."
+            "format_graph hit the recursion limit on a chain of 3000 ops; walk the graph with an explicit "
+            "stack."
         ) from None
     if not isinstance(got, str) or got.rstrip("\n").count("\n") != 3000:
         raise CheckFailure("format_graph of a chain of 3000 tanh ops must have 3001 lines.")
@@ -226,9 +225,8 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
         pass
     else:
         raise CheckFailure(
-            "backward(y, gradient) with a gradient of shape (3, 2) for y of shape (2, 3) "
-            "must raise "
-            "an error naming both shapes, not compute something."
+            "backward(y, gradient) with a gradient of shape (3, 2) for y of shape (2, 3) must raise an "
+            "error naming both shapes, not compute something."
         )
     # the leaf's .grad must not alias the incoming gradient array
     z = Tensor(rng.standard_normal(3), requires_grad=True)
@@ -239,8 +237,8 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
         backward(op("add", z, Tensor(np.zeros(3))), start)
     if not np.array_equal(start, keep):
         raise CheckFailure(
-            "backward modified the gradient array it was given (accumulating in place into an "
-            "array it does not own). Copy it when it first becomes a leaf's .grad."
+            "backward modified the gradient array it was given (accumulating in place into an array it does "
+            "not own). Copy it when it first becomes a leaf's .grad."
         )
     return f"hidden backward semantics passed (seed {seed})"
 
@@ -291,8 +289,8 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
                 pass
             if GradMode.enabled is not True:
                 raise CheckFailure(
-                    f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode "
-                    "was not restored."
+                    f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode was not "
+                    "restored."
                 )
 
         # no_grad inside a function that raises, caught further out: state restored at every level
@@ -308,9 +306,8 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             off_after_helper = GradMode.enabled
         if off_after_helper is not False or GradMode.enabled is not True:
             raise CheckFailure(
-                "a helper that raised inside its own no_grad, called inside yours, switched "
-                "grad mode "
-                "back on too early or left it off; restore exactly the state found on entry."
+                "a helper that raised inside its own no_grad, called inside yours, switched grad mode back "
+                "on too early or left it off; restore exactly the state found on entry."
             )
     finally:
         GradMode.enabled = saved

@@ -59,12 +59,12 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> str:
         a, b = Linear(3, 2), Linear(3, 2)
     if np.array_equal(a.weight.data, b.weight.data):
         raise CheckFailure(
-            "Linear(3, 2) without an rng gave two identical layers: use "
-            "np.random.default_rng() "
-            "when rng is None, so unseeded layers differ."
+            "Linear(3, 2) without an rng gave two identical layers: use np.random.default_rng() when rng is "
+            "None, so unseeded layers differ."
         )
     try:
-        import torch
+        with quiet():
+            import torch
     except ImportError:
         return f"hidden Linear checks passed without PyTorch (seed {seed})"
     lin = Linear(6, 4, rng=rng)
@@ -201,8 +201,7 @@ def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Paramete
         second = np.concatenate([s[:, 0] for s in d.seen])
     if np.array_equal(first, second):
         raise CheckFailure(
-            "two epochs with the same generator visited the examples in the same order: draw "
-            "a new "
+            "two epochs with the same generator visited the examples in the same order: draw a new "
             "permutation from rng in every call (do not reseed)."
         )
     return f"hidden train_epoch checks passed (seed {seed})"
