@@ -34,6 +34,9 @@ def write_kernel_spec(memory_mb: int, cpu_seconds: int) -> Path:
             MEMORY_ENV: str(memory_mb), CPU_ENV: str(cpu_seconds),
             # one BLAS thread per kernel: parallel grading already uses every core
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            # glibc reserves 64 MiB of address space per malloc arena and makes more under contention:
+            # without a cap, a busy machine can push a healthy kernel past its address-space limit
+            "MALLOC_ARENA_MAX": "2",
             "MPLBACKEND": "Agg", "PYTHONWARNINGS": "default",
         },
     }
