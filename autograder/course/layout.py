@@ -99,7 +99,24 @@ def open_course(lessons_dir: Path, course_dir: Path, *, create: bool = False) ->
                           f"{recorded.get('lessons')}, not {course.lessons_dir}: pass --course-dir "
                           "with this course's folder")
     check_gradebook(course)
+    _write_formgrader_config(course)
     return course
+
+
+def _write_formgrader_config(course: Course) -> None:
+    """Let nbgrader's own formgrader (started in the course folder) grade the written answers."""
+    path = course.course_dir / "nbgrader_config.py"
+    text = (
+        "# Written by `course`: lets `jupyter lab` started in this folder open nbgrader's formgrader on\n"
+        "# this course, to grade the written (manually graded) answers.\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.root = {str(course.course_dir)!r}\n"
+        f"c.CourseDirectory.source_directory = {str(course.lessons_dir)!r}\n"
+        f"c.CourseDirectory.course_id = {course.course_id!r}\n"
+        f"c.CourseDirectory.db_url = {course.db_url!r}\n"
+    )
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def check_gradebook(course: Course) -> None:
