@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
+import lesson_harness as harness
 import numpy as np
 import pytest
 
@@ -337,92 +337,23 @@ def test_checks_do_not_touch_the_global_random_state():
 
 TEST_CELLS = {name: f"test_{name}" for name in SOLUTIONS}
 
-
-def answer_cell(name: str, body: str) -> str:
-    """An answer cell's full source: the tests replace the whole cell, as a student would edit it."""
-    return HEADER + body.strip() + "\n"
+notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
 
 
-@pytest.fixture(scope="module")
-def notebooks():
-    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
-
-
-@pytest.fixture(scope="module")
-def source_nb(notebooks):
-    return notebooks.load(NOTEBOOK)
-
-
-@pytest.fixture(scope="module")
-def source_scores(notebooks, source_nb):
-    return notebooks.grade(notebooks.execute(source_nb))
-
-
-@pytest.fixture(scope="module")
-def student_nb(notebooks, source_nb):
-    return notebooks.student_version(source_nb)
-
-
-def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    ids = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-        meta = cell.metadata.get("nbgrader")
-        if meta is None:
-            continue
-        assert meta["schema_version"] == 3
-        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
-        assert "checksum" not in meta and "cell_type" not in meta
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
-        if meta["grade"]:
-            assert meta["points"] > 0
-        if "task" in meta:
-            assert cell.cell_type == "markdown"
-        ids.append(meta["grade_id"])
-    assert len(ids) == len(set(ids))
-    assert set(SOLUTIONS) | set(TEST_CELLS.values()) <= set(ids)
-    assert {"written_central_vs_forward", "written_float32_small_h"} <= set(ids)
+def test_notebook_has_every_exercise_and_written_answer():
+    ids = set(harness.graded_metadata(NOTEBOOK))
+    assert set(SOLUTIONS) | set(TEST_CELLS.values()) <= ids
+    assert {"written_central_vs_forward", "written_float32_small_h"} <= ids
 
 
 @pytest.mark.slow
-def test_source_notebook_earns_full_marks(source_scores):
-    assert set(TEST_CELLS.values()) <= set(source_scores)
-    for grade_id, score in source_scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
-
-
-def solution_lines(nb) -> list[str]:
-    """Lines of the solutions that occur nowhere else in the notebook (so finding one is a leak)."""
-    inside_lines, outside_lines = [], set()
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if "### BEGIN SOLUTION" in line:
-                inside = True
-            elif "### END SOLUTION" in line:
-                inside = False
-            elif inside:
-                inside_lines.append(line.strip())
-            else:
-                outside_lines.add(line.strip())
-    return [line for line in inside_lines if len(line) >= 15 and line not in outside_lines]
+def test_source_notebook_earns_full_marks(notebooks, source_nb):
+    harness.assert_full_marks(harness.run_and_grade(notebooks, source_nb), TEST_CELLS.values())
 
 
 @pytest.mark.slow
-def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb, student_nb):
-    text = "\n".join(cell.source for cell in student_nb.cells)
-    lines = solution_lines(source_nb)
-    assert len(lines) > 10
-    for line in lines:
-        assert line not in text, f"solution line shipped to students: {line!r}"
-    assert "HIDDEN" not in text and "autograder.hidden" not in text
-    scores = notebooks.grade(notebooks.execute(student_nb))
-    assert set(TEST_CELLS.values()) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == 0, grade_id
+def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
+    harness.assert_release_is_safe_and_blank(notebooks, source_nb, TEST_CELLS.values(), at_least=10)
 
 
 # In the notebook (each case costs a kernel run): two bugs per exercise, all three for numerical_gradient;
@@ -437,20 +368,12 @@ BUG_CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "bug"), BUG_CASES)
 def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name, bug):
-    nb = notebooks.with_cell_source(source_nb, name, answer_cell(name, BUGS[name][bug][0]))
-    scores = notebooks.grade(notebooks.execute(nb))
-    for grade_id, score in scores.items():
-        if grade_id == TEST_CELLS[name]:
-            assert score.score == 0, f"{bug} kept the points of {grade_id}"
-        else:
-            assert score.score == score.max_score, f"{bug} in {name} cost {grade_id}: {score.error}"
+    nb = notebooks.with_cell_source(source_nb, name, harness.answer_cell(BUGS[name][bug][0], HEADER))
+    harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), [TEST_CELLS[name]],
+                                          what=f"{bug} in {name}")
 
 
 @pytest.mark.slow
 def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
-    nb = source_nb
-    for name, body in OTHER_STYLES.items():
-        nb = notebooks.with_cell_source(nb, name, answer_cell(name, body))
-    scores = notebooks.grade(notebooks.execute(nb))
-    for grade_id, score in scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
+    answers = {name: harness.answer_cell(body, HEADER) for name, body in OTHER_STYLES.items()}
+    harness.assert_answers_earn_full_marks(notebooks, source_nb, answers)

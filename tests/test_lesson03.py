@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import lesson_harness as harness
 import nbformat
 import pytest
 
@@ -319,92 +320,30 @@ def test_draw_graph_draws_every_node():
 # ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def notebooks():
-    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
 
 
-@pytest.fixture(scope="module")
-def source_nb(notebooks):
-    return notebooks.load(NOTEBOOK)
-
-
-def graded_cells_only(nb):
-    """The notebook without its ungraded demo cells (training, plots): they cannot change any grade, and
-    dropping them keeps the many bug-injection runs fast."""
-    out = nbformat.from_dict(nb)
-    out.cells = [c for c in nb.cells if c.cell_type == "markdown" or "nbgrader" in c.metadata]
-    return out
-
-
-def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    ids = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-        meta = cell.metadata.get("nbgrader")
-        if meta is None:
-            continue
-        assert meta["schema_version"] == 3
-        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
-        if meta["grade"]:
-            assert meta["points"] > 0
-        ids.append(meta["grade_id"])
-    assert len(ids) == len(set(ids))
-    assert set(TEST_CELLS) | set(ALL_TESTS) | {"written_order", "written_accumulation"} <= set(ids)
+def test_notebook_has_every_exercise_and_written_answer():
+    ids = set(harness.graded_metadata(NOTEBOOK))
+    assert set(TEST_CELLS) | set(ALL_TESTS) | {"written_order", "written_accumulation"} <= ids
 
 
 @pytest.mark.slow
 def test_source_notebook_earns_full_marks_and_fits_the_moons(notebooks, source_nb):
     executed = notebooks.execute(source_nb)
-    scores = notebooks.grade(executed)
-    assert set(ALL_TESTS) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
+    harness.assert_full_marks(notebooks.grade(executed), ALL_TESTS)
     text = "\n".join(out.get("text", "") for c in executed.cells if c.cell_type == "code"
                      for out in c.outputs)
     accuracy = float(re.search(r"training accuracy: ([\d.]+)%", text).group(1))
     assert accuracy >= 95.0
-    errors = [out for c in executed.cells for out in c.get("outputs", []) if out.output_type == "error"]
-    assert not errors, errors[0]
-
-
-def solution_lines(nb) -> list[str]:
-    """Lines inside solution blocks that occur nowhere outside them (finding one in a release is a leak).
-
-    A line quoted in the instructions (e.g. the update rule `p.data -= lr * p.grad`) is not a leak."""
-    inside_lines, outside = [], []
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if "### BEGIN SOLUTION" in line:
-                inside = True
-            elif "### END SOLUTION" in line:
-                inside = False
-            elif inside:
-                inside_lines.append(line.strip())
-            else:
-                outside.append(line)
-    outside_text = "\n".join(outside)
-    return [line for line in inside_lines if len(line) >= 15 and line not in outside_text]
+    harness.assert_no_error_outputs(executed)
 
 
 @pytest.mark.slow
 def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
-    student = notebooks.student_version(source_nb)
-    text = "\n".join(cell.source for cell in student.cells)
-    lines = solution_lines(source_nb)
-    assert len(lines) > 30
-    for line in lines:
-        assert line not in text, f"solution line shipped to students: {line!r}"
-    assert "HIDDEN" not in text and "autograder.hidden" not in text
-    scores = notebooks.grade(notebooks.execute(student))
-    assert set(ALL_TESTS) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == 0, grade_id
+    # A line quoted in the instructions (e.g. the update rule `p.data -= lr * p.grad`) is not a leak.
+    harness.assert_release_is_safe_and_blank(notebooks, source_nb, ALL_TESTS, at_least=30,
+                                             unless_outside="text")
 
 
 # Each exercise's notebook run uses two of its bugs (a third one only in the fast check tests above), to keep
@@ -417,21 +356,11 @@ CHECK_ONLY = {"topological sort returns the root first", "backward in forward or
 @pytest.mark.parametrize("name", sorted(set(BUGS) - CHECK_ONLY))
 def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name):
     cell, test_cell, _, _, _ = BUGS[name]
-    nb = notebooks.with_cell_source(graded_cells_only(source_nb), cell, bug_source(name))
-    scores = notebooks.grade(notebooks.execute(nb))
-    assert set(ALL_TESTS) <= set(scores)
-    for grade_id, score in scores.items():
-        if grade_id == test_cell:
-            assert score.score == 0, f"{name} kept the points of {grade_id}"
-        else:
-            assert score.score == score.max_score, f"{name} cost {grade_id}: {score.error}"
+    nb = notebooks.with_cell_source(harness.graded_cells_only(source_nb), cell, bug_source(name))
+    harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), [test_cell], what=name,
+                                          expected_ids=ALL_TESTS)
 
 
 @pytest.mark.slow
 def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
-    nb = graded_cells_only(source_nb)
-    for cell, source in OTHER_STYLES.items():
-        nb = notebooks.with_cell_source(nb, cell, source)
-    scores = notebooks.grade(notebooks.execute(nb))
-    for grade_id, score in scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
+    harness.assert_answers_earn_full_marks(notebooks, harness.graded_cells_only(source_nb), OTHER_STYLES)

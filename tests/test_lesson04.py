@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import lesson_harness as harness
 import nbformat
 import pytest
 
@@ -197,58 +198,29 @@ def test_draw_network_labels_every_weight():
 # ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def notebooks():
-    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
 
 
-@pytest.fixture(scope="module")
-def source_nb(notebooks):
-    return notebooks.load(NOTEBOOK)
-
-
-def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    ids = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-        meta = cell.metadata.get("nbgrader")
-        if meta is None:
-            continue
-        assert meta["schema_version"] == 3
-        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
-        if meta["grade"]:
-            assert meta["points"] > 0
-        ids.append(meta["grade_id"])
-    assert len(ids) == len(set(ids))
-    assert set(TEST_CELLS) | set(TEST_CELLS.values()) | {"written_cost"} <= set(ids)
+def test_notebook_has_every_stage_and_written_answer():
+    ids = set(harness.graded_metadata(NOTEBOOK))
+    assert set(TEST_CELLS) | set(TEST_CELLS.values()) | {"written_cost"} <= ids
 
 
 @pytest.mark.slow
 def test_source_notebook_earns_full_marks_without_errors(notebooks, source_nb):
     executed = notebooks.execute(source_nb)
-    scores = notebooks.grade(executed)
-    assert set(TEST_CELLS.values()) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
-    errors = [out for c in executed.cells for out in c.get("outputs", []) if out.output_type == "error"]
-    assert not errors, errors[0]
+    harness.assert_full_marks(notebooks.grade(executed), TEST_CELLS.values())
+    harness.assert_no_error_outputs(executed)
 
 
 @pytest.mark.slow
 def test_student_version_has_no_answers_or_hidden_tests_scores_zero_and_still_runs(notebooks, source_nb):
     student = notebooks.student_version(source_nb)
-    text = "\n".join(cell.source for cell in student.cells)
+    text = harness.released_text(student)
     assert ".update(" not in text and "1.125" not in text and "1.85" not in text
-    assert "HIDDEN" not in text and "autograder.hidden" not in text
+    harness.assert_no_hidden_tests(student, source_nb)
     executed = notebooks.execute(student)
-    scores = notebooks.grade(executed)
-    assert set(TEST_CELLS.values()) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == 0, grade_id
+    harness.assert_zero_everywhere(notebooks.grade(executed), TEST_CELLS.values())
     # The confirmation cells still run with blank answers (they show "—").
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in executed.cells}
     for grade_id in ("given_finite_differences", "given_tape_engine"):
@@ -259,9 +231,5 @@ def test_student_version_has_no_answers_or_hidden_tests_scores_zero_and_still_ru
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_a_typical_mistake_loses_only_its_own_points(notebooks, source_nb, name):
     stage, source, _ = BUGS[name]
-    scores = notebooks.grade(notebooks.execute(notebooks.with_cell_source(source_nb, stage, source)))
-    for grade_id, score in scores.items():
-        if grade_id == TEST_CELLS[stage]:
-            assert score.score == 0, f"{name} kept the points of {grade_id}"
-        else:
-            assert score.score == score.max_score, f"{name} cost {grade_id}: {score.error}"
+    scores = harness.run_and_grade(notebooks, notebooks.with_cell_source(source_nb, stage, source))
+    harness.assert_only_cells_lose_points(scores, [TEST_CELLS[stage]], what=name)

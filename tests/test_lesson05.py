@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import lesson_harness as harness
 import nbformat
 import numpy as np
 import pytest
@@ -472,27 +473,11 @@ def test_checks_do_not_touch_the_global_random_state():
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_notebook_is_stored_clean_with_valid_nbgrader_metadata():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    ids, points = [], {}
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-        meta = cell.metadata.get("nbgrader")
-        if meta is None:
-            continue
-        assert meta["schema_version"] == 3
-        assert set(meta) <= {"schema_version", "grade", "solution", "locked", "grade_id", "points", "task"}
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", meta["grade_id"])
-        if meta["grade"]:
-            assert meta["points"] > 0
-            points[meta["grade_id"]] = meta["points"]
-        ids.append(meta["grade_id"])
-    assert len(ids) == len(set(ids))
-    assert set(EXERCISES) | set(TEST_CELLS.values()) | {"written_activations"} <= set(ids)
+def test_notebook_has_every_exercise_with_its_points():
+    metas = harness.graded_metadata(NOTEBOOK)
+    assert set(EXERCISES) | set(TEST_CELLS.values()) | {"written_activations"} <= set(metas)
     assert {TEST_CELLS[name]: p for name, p in POINTS.items()} == {
-        k: v for k, v in points.items() if k.startswith("test_")}
+        k: m["points"] for k, m in metas.items() if m["grade"] and k.startswith("test_")}
 
 
 def test_the_visible_checks_ship_no_solution_line():
@@ -513,14 +498,7 @@ def test_the_notebook_computes_the_sizes_it_quotes():
     assert ns["n_params"] == 50 and ns["total"] > 1000 * ns["n_params"]
 
 
-@pytest.fixture(scope="module")
-def notebooks():
-    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
-
-
-@pytest.fixture(scope="module")
-def source_nb(notebooks):
-    return notebooks.load(NOTEBOOK)
+notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
 
 
 def answer_cell(source: str) -> str:
@@ -529,40 +507,13 @@ def answer_cell(source: str) -> str:
 
 @pytest.mark.slow
 def test_source_notebook_earns_full_marks(notebooks, source_nb):
-    scores = notebooks.grade(notebooks.execute(source_nb))
-    assert set(TEST_CELLS.values()) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
-
-
-def solution_lines(nb) -> list[str]:
-    lines = []
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if "### BEGIN SOLUTION" in line:
-                inside = True
-            elif "### END SOLUTION" in line:
-                inside = False
-            elif inside and len(line.strip()) >= 12:
-                lines.append(line.strip())
-    return lines
+    harness.assert_full_marks(harness.run_and_grade(notebooks, source_nb), TEST_CELLS.values())
 
 
 @pytest.mark.slow
 def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
-    student_nb = notebooks.student_version(source_nb)
-    text = "\n".join(cell.source for cell in student_nb.cells)
-    shipped = {line.strip() for line in text.splitlines()}
-    lines = solution_lines(source_nb)
-    assert len(lines) > 20
-    for line in lines:
-        assert line not in shipped, f"solution line shipped to students: {line!r}"
-    assert "HIDDEN" not in text and "autograder.hidden" not in text
-    scores = notebooks.grade(notebooks.execute(student_nb))
-    assert set(TEST_CELLS.values()) <= set(scores)
-    for grade_id, score in scores.items():
-        assert score.score == 0, grade_id
+    harness.assert_release_is_safe_and_blank(notebooks, source_nb, TEST_CELLS.values(), at_least=20,
+                                             min_length=12, unless_outside="never", whole_lines=True)
 
 
 # Two typical bugs per exercise go through the whole notebook (the unit tests above cover every bug).
@@ -582,19 +533,11 @@ NOTEBOOK_BUGS = [
 @pytest.mark.parametrize(("name", "bug"), NOTEBOOK_BUGS)
 def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name, bug):
     nb = notebooks.with_cell_source(source_nb, name, answer_cell(BUGS[name][bug][0]))
-    scores = notebooks.grade(notebooks.execute(nb))
-    for grade_id, score in scores.items():
-        if grade_id == TEST_CELLS[name]:
-            assert score.score == 0, f"{bug} kept the points of {grade_id}"
-        else:
-            assert score.score == score.max_score, f"{bug} in {name} cost {grade_id}: {score.error}"
+    harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), [TEST_CELLS[name]],
+                                          what=f"{bug} in {name}")
 
 
 @pytest.mark.slow
 def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
-    nb = source_nb
-    for name, body in OTHER_STYLES.items():
-        nb = notebooks.with_cell_source(nb, name, answer_cell(body))
-    scores = notebooks.grade(notebooks.execute(nb))
-    for grade_id, score in scores.items():
-        assert score.score == score.max_score, (grade_id, score.error)
+    answers = {name: answer_cell(body) for name, body in OTHER_STYLES.items()}
+    harness.assert_answers_earn_full_marks(notebooks, source_nb, answers)

@@ -1,0 +1,196 @@
+"""What every lesson's notebook tests share: run the notebook as nbgrader would and judge the scores.
+
+Each lesson test file proves the same four things about its notebook (the source earns full marks, the
+released version leaks nothing and scores zero, a typical bug loses only its own exercise's points, other
+correct styles earn full marks); the assertions live here once so the files keep only what is lesson
+specific: their bugs, answers and check-function tests. Storage rules that hold for every notebook
+(clean outputs, nbgrader schema) are tested once for all notebooks in test_packaging.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+import pytest
+
+Scores = Mapping[str, Any]  # grade_id -> CellScore(score, max_score, error), as notebooks.grade returns
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def notebook_fixtures(path: Path) -> tuple[Callable, Callable]:
+    """Module-scoped `notebooks` (the course tooling) and `source_nb` fixtures for one lesson notebook.
+
+    Use as `notebooks, source_nb = notebook_fixtures(NOTEBOOK)`: loading once per module keeps the many
+    kernel runs of a lesson from re-reading the file, and the tooling import skips visibly when absent."""
+
+    @pytest.fixture(scope="module")
+    def notebooks():
+        return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+
+    @pytest.fixture(scope="module")
+    def source_nb(notebooks):
+        return notebooks.load(path)
+
+    return notebooks, source_nb
+
+
+def graded_metadata(path: Path) -> dict[str, dict]:
+    """grade_id -> nbgrader metadata of every cell that has some, as stored (for required-id checks)."""
+    nb = nbformat.read(path, as_version=4)
+    metas = [cell.metadata["nbgrader"] for cell in nb.cells if "nbgrader" in cell.metadata]
+    by_id = {meta["grade_id"]: meta for meta in metas}
+    assert len(by_id) == len(metas), f"duplicate grade_id in {path.name}"
+    return by_id
+
+
+def run_and_grade(notebooks: Any, nb: Any) -> Scores:
+    """Execute the notebook in a fresh kernel and score it by nbgrader's rule."""
+    return notebooks.grade(notebooks.execute(nb))
+
+
+def graded_cells_only(nb: Any) -> Any:
+    """The notebook without its ungraded demo cells (training, plots): they cannot change any grade, and
+    dropping them keeps the many bug-injection runs fast."""
+    out = nbformat.from_dict(nb)
+    out.cells = [c for c in nb.cells if c.cell_type == "markdown" or "nbgrader" in c.metadata]
+    return out
+
+
+def answer_cell(body: str, header: str = "") -> str:
+    """An answer cell's full source: the tests replace the whole cell, as a student would edit it."""
+    return header + body.strip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the released notebook must not contain
+# ---------------------------------------------------------------------------------------------------------
+
+Outside = Literal["line", "text", "never"]
+
+
+def marked_lines(nb: Any, markers: tuple[str, str], *, min_length: int = 15,
+                 unless_outside: Outside = "line") -> list[str]:
+    """Stripped lines between the markers, at least min_length long, that finding elsewhere would be a leak.
+
+    unless_outside says which lines are not secret because the notebook shows them outside the markers
+    too: "line" drops a line that is also a whole line outside (given code repeats it), "text" also drops
+    one quoted inside other text (an update rule in the instructions), "never" keeps every line."""
+    begin, end = markers
+    inside_lines, outside_lines = [], []
+    for cell in nb.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if begin in line:
+                inside = True
+            elif end in line:
+                inside = False
+            elif inside:
+                inside_lines.append(line.strip())
+            else:
+                outside_lines.append(line)
+    long_lines = [line for line in inside_lines if len(line) >= min_length]
+    if unless_outside == "never":
+        return long_lines
+    if unless_outside == "text":
+        outside_text = "\n".join(outside_lines)
+        return [line for line in long_lines if line not in outside_text]
+    outside_set = {line.strip() for line in outside_lines}
+    return [line for line in long_lines if line not in outside_set]
+
+
+def solution_lines(nb: Any, *, min_length: int = 15, unless_outside: Outside = "line") -> list[str]:
+    """Lines of the solutions that the released notebook must not contain (see marked_lines)."""
+    return marked_lines(nb, SOLUTION_MARKERS, min_length=min_length, unless_outside=unless_outside)
+
+
+def hidden_test_lines(nb: Any, *, min_length: int = 15) -> list[str]:
+    """Lines of the hidden tests that the released notebook must not contain (see marked_lines)."""
+    return marked_lines(nb, HIDDEN_MARKERS, min_length=min_length)
+
+
+def released_text(student_nb: Any) -> str:
+    return "\n".join(cell.source for cell in student_nb.cells)
+
+
+def assert_no_hidden_tests(student_nb: Any, source_nb: Any | None = None) -> None:
+    """No hidden-test marker or import survives the release (nor, given the source, any hidden line)."""
+    text = released_text(student_nb)
+    assert "HIDDEN" not in text and "autograder.hidden" not in text
+    for line in hidden_test_lines(source_nb) if source_nb is not None else []:
+        assert line not in text, f"hidden test line shipped to students: {line!r}"
+
+
+def assert_no_leaks(source_nb: Any, student_nb: Any, *, at_least: int, min_length: int = 15,
+                    unless_outside: Outside = "line", whole_lines: bool = False) -> None:
+    """The released notebook contains no solution line and no hidden test.
+
+    at_least guards the check itself: if the markers moved and few lines were found, it would pass
+    vacuously. whole_lines compares against whole released lines instead of any substring (for short
+    min_length, where a substring match would hit unrelated code)."""
+    text = released_text(student_nb)
+    shipped: Iterable[str] | str = {line.strip() for line in text.splitlines()} if whole_lines else text
+    lines = solution_lines(source_nb, min_length=min_length, unless_outside=unless_outside)
+    assert len(lines) > at_least
+    for line in lines:
+        assert line not in shipped, f"solution line shipped to students: {line!r}"
+    assert_no_hidden_tests(student_nb, source_nb)
+
+
+def assert_release_is_safe_and_blank(notebooks: Any, source_nb: Any, expected_ids: Iterable[str],
+                                     **leak_options: Any) -> None:
+    """The student version leaks no solution or hidden test (assert_no_leaks with leak_options), and run
+    blank it scores zero on every test cell without crashing the grader."""
+    student_nb = notebooks.student_version(source_nb)
+    assert_no_leaks(source_nb, student_nb, **leak_options)
+    assert_zero_everywhere(run_and_grade(notebooks, student_nb), expected_ids)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scores
+# ---------------------------------------------------------------------------------------------------------
+
+
+def assert_full_marks(scores: Scores, expected_ids: Iterable[str] = ()) -> None:
+    """Every autograded cell earned its maximum, and the expected test cells were graded at all."""
+    assert set(expected_ids) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == score.max_score, (grade_id, score.error)
+
+
+def assert_zero_everywhere(scores: Scores, expected_ids: Iterable[str] = ()) -> None:
+    """A blank (released) notebook earns nothing anywhere: no test passes without an answer."""
+    assert set(expected_ids) <= set(scores)
+    for grade_id, score in scores.items():
+        assert score.score == 0, grade_id
+
+
+def assert_only_cells_lose_points(scores: Scores, losing: Iterable[str], *, what: str,
+                                  expected_ids: Iterable[str] = ()) -> None:
+    """The test cells in `losing` score zero and every other cell full marks, so a bug costs only its own
+    exercise's points; `what` names the injected bug in the failure messages."""
+    losing = set(losing)
+    assert set(expected_ids) <= set(scores)
+    for grade_id, score in scores.items():
+        if grade_id in losing:
+            assert score.score == 0, f"{what} kept the points of {grade_id}"
+        else:
+            assert score.score == score.max_score, f"{what} cost {grade_id}: {score.error}"
+
+
+def assert_answers_earn_full_marks(notebooks: Any, nb: Any, answers: Mapping[str, str]) -> None:
+    """With these answer cells (grade_id -> full source, e.g. correct solutions in another style) swapped
+    in, the notebook earns full marks everywhere: the checks accept every valid design."""
+    for grade_id, source in answers.items():
+        nb = notebooks.with_cell_source(nb, grade_id, source)
+    assert_full_marks(run_and_grade(notebooks, nb))
+
+
+def assert_no_error_outputs(executed_nb: Any) -> None:
+    """No cell of an executed notebook ended in an error (demos included, which grades do not see)."""
+    errors = [out for c in executed_nb.cells for out in c.get("outputs", []) if out.output_type == "error"]
+    assert not errors, errors[0]
