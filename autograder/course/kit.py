@@ -70,12 +70,16 @@ def build_kit(course: Course, lessons: list[str]) -> list[Path]:
             raise CourseError(f"{py.name} imports {bad.group(2)}, which students do not get: move that "
                               "check to autograder/hidden/ or make it self-contained")
     # The visible checks may share ordinary lines with a solution (they compute expected values), so
-    # the checks are held to the hidden-test lines, the notebooks to both solution and hidden lines.
-    sources = [nb for lesson in lessons for nb in course.notebooks(lesson)]
-    hidden = set().union(*(secret_lines(nb, ("HIDDEN TESTS",)) for nb in sources))
+    # the checks are held to the hidden-test lines. A lesson's notebook is held to the solution and
+    # hidden lines of its own and every later lesson: earlier lessons' answers may be given to build on.
+    sources = {lesson: course.notebooks(lesson) for lesson in lessons}
+    hidden = set().union(*(secret_lines(nb, ("HIDDEN TESTS",)) for nbs in sources.values() for nb in nbs))
     leaks = find_leaks({str(p.relative_to(kit)): file_text(p) for p in kit.rglob("*.py")}, hidden)
-    leaks += find_leaks({str(p.relative_to(kit)): file_text(p) for p in kit.rglob("*.ipynb")},
-                        set().union(*(secret_lines(nb) for nb in sources)))
+    for lesson in lessons:
+        later = set().union(*(secret_lines(nb) for other in lessons if other >= lesson
+                              for nb in sources[other]))
+        released = (kit / "notebooks" / lesson).rglob("*.ipynb")
+        leaks += find_leaks({str(p.relative_to(kit)): file_text(p) for p in released}, later)
     if leaks:
         raise CourseError(f"solution or hidden-test text reached the student kit ({leaks[0]}): remove it "
                           "from the visible checks")
