@@ -1,0 +1,53 @@
+"""`course release` on the real course: all seven lessons release, and the student kit holds only what
+students may have (released notebooks and visible checks), with no answer of a lesson's own or later
+exercises. Earlier lessons' answers may appear in later lessons as given building blocks."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.course.cli import main
+from autograder.course.kit import build_kit
+from autograder.course.layout import CourseError, open_course
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted(p.name for p in (ROOT / "lessons").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> Path:
+    course_dir = tmp_path_factory.mktemp("real") / "course_data"
+    assert main(["--lessons", str(ROOT / "lessons"), "--course-dir", str(course_dir), "release"]) == 0
+    return course_dir
+
+
+def test_every_lesson_releases_into_the_kit(released: Path) -> None:
+    names = zipfile.ZipFile(released / "build" / "student_kit.zip").namelist()
+    for lesson in LESSONS:
+        number = lesson[:2]
+        assert any(n.startswith(f"student_kit/notebooks/{lesson}/") and n.endswith(".ipynb") for n in names)
+        assert f"student_kit/autograder/lesson{number}.py" in names
+    assert not any("hidden" in n or "reference_impl" in n or "/course/" in n for n in names)
+
+
+def test_a_later_lessons_answer_in_an_earlier_release_is_caught(released: Path) -> None:
+    """Plant a line of lesson 07's solutions into lesson 01's released notebook: the kit must refuse it."""
+    course = open_course(ROOT / "lessons", released)
+    from autograder.course.release import secret_lines
+
+    secret = sorted(secret_lines(course.notebooks(LESSONS[-1])[0]))[0]
+    target = next((released / "release" / LESSONS[0]).glob("*.ipynb"))
+    original = target.read_text()
+    nb = nbformat.reads(original, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(secret))
+    try:
+        nbformat.write(nb, str(target))
+        with pytest.raises(CourseError, match="reached the student kit"):
+            build_kit(course, LESSONS)
+    finally:
+        target.write_text(original)
