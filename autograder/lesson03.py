@@ -200,7 +200,11 @@ def _call(what: str, fn: Callable, *args: object) -> object:
         raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError). Deep graphs need an "
                            "explicit stack or list instead of a function that calls itself.") from None
     except Exception as exc:  # noqa: BLE001 - any student exception becomes a message
-        raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}") from None
+        hint = ""
+        if isinstance(exc, AttributeError) and str(exc).startswith(("'int' object", "'float' object")):
+            hint = (". A plain number reached code that expects a Value: wrap the other operand with "
+                    "as_value(other) before using .data or .grad.")
+        raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}{hint}") from None
 
 
 def _new_value(Value: type, x: float, what: str = "Value(x)"):
@@ -694,6 +698,12 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
         once = [float(leaf.grad) for leaf in leaves]
         run(root)
         twice = [float(leaf.grad) for leaf in leaves]
+        if any(o != 0.0 for o in once) and all(_close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
+            raise CheckFailure(
+                f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
+                f"(PyTorch's rule), but the second call left them unchanged ({np.round(once, 4).tolist()}). "
+                "You reset the leaves too: set to 0 only the nodes that have inputs, and let the leaves add "
+                "this call's gradient to what they already hold.")
         if not all(_close(t, 2 * o, 1e-7) for o, t in zip(once, twice, strict=True)):
             raise CheckFailure(
                 f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
@@ -940,7 +950,10 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
             want_loss, g = _logistic(theta, X, y)
             grads.append(g)
             loss = _call(label, train_step, model, X.tolist(), y.tolist(), lr)
-            got_loss = _number(loss if not isinstance(loss, Value) else loss.data, f"{label}'s returned loss")
+            if isinstance(loss, Value):
+                raise CheckFailure(f"{label} returned a Value; return the loss as a plain float (loss.data), "
+                                   "so that a training loop can store and plot it without keeping the graph.")
+            got_loss = _number(loss, f"{label}'s returned loss")
             theta = theta - lr * g
             got = np.array([float(p.data) for p in model.parameters()])
             if not np.allclose(got, theta, rtol=1e-8, atol=1e-10):
@@ -955,7 +968,9 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
                     "The parameters did not change: after loss.backward(), update p.data for every p in "
                     "model.parameters().": before,
                 }
-                hint = next((h for h, c in candidates.items() if np.allclose(got, c, rtol=1e-7)), "")
+                hint = next((h for h, c in candidates.items() if np.allclose(got, c, rtol=1e-7)),
+                            "Check the loss itself: L = mean over the batch of log(1 + exp(-y_i * s_i)) with "
+                            "s_i = model(x_i), then one step p.data -= lr * p.grad for every parameter.")
                 raise CheckFailure(f"{label}: after step {step} the parameters are not one gradient-descent "
                                    f"step (lr = {lr:.3g}) on the mean logistic loss. Largest difference "
                                    f"{np.max(np.abs(got - theta)):.3g}. {hint} (seed {seed})")
@@ -978,6 +993,14 @@ def draw_graph(root, ax=None, title: str | None = None):
     depth: dict[int, int] = {}
     for node in order:
         depth[id(node)] = 1 + max((depth[id(p)] for p in node.inputs), default=-1)
+    # A leaf sits just left of its first user, so its edge is short and crosses no other box.
+    first_use: dict[int, int] = {}
+    for node in order:
+        for parent in node.inputs:
+            first_use[id(parent)] = min(first_use.get(id(parent), depth[id(node)]), depth[id(node)])
+    for node in order:
+        if not node.inputs and id(node) in first_use:
+            depth[id(node)] = first_use[id(node)] - 1
     columns: dict[int, list] = {}
     for node in order:
         columns.setdefault(depth[id(node)], []).append(node)

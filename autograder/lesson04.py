@@ -156,13 +156,16 @@ def check_deltas(deltas: object, forward: object) -> None:
     if _forward_ok(forward):
         f = _forward_entries(forward)[STEP_X]
         want = deltas_from(f)
-        # Units 1 and 2 are judged on your own d3, d4 so that one slip is reported once.
+        # Each delta is judged on your own later deltas (d3, d4 on your d5; d1, d2 on your d3, d4), so
+        # that one slip is reported once, where it happened.
+        for j in ("3", "4"):
+            want["d" + j] = (1.0 if f["z" + j] > 0 else 0.0) * w["w5" + j] * d["d5"]
         want["d1"] = w["w31"] * d["d3"] + w["w41"] * d["d4"]
         want["d2"] = w["w32"] * d["d3"] + w["w42"] * d["d4"]
         for k in ("d5", "d3", "d4", "d1", "d2"):
             if not _close(d[k], want[k]):
-                errors.append(f"deltas[{k!r}] = {d[k]:g}, expected {want[k]:g} from your forward values: "
-                              f"{_delta_hint(k, f, d[k], want[k])}")
+                errors.append(f"deltas[{k!r}] = {d[k]:g}, expected {want[k] + 0.0:g} from your other "
+                              f"entries: {_delta_hint(k, f, d[k], want[k])}")
     else:  # only what holds whatever the forward values are
         for k, j in (("d3", "3"), ("d4", "4")):
             if not (_close(d[k], 0.0) or _close(d[k], w[f"w5{j}"] * d["d5"])):
@@ -261,9 +264,10 @@ def draw_network(ax=None, title: str | None = "The network of lesson 4"):
         (x0, y0), (x1, y1) = pos[name[2]], pos[name[1]]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops={"arrowstyle": "->", "color": "0.4", "shrinkA": 24, "shrinkB": 26})
-        t = 0.35 if name in ("w32", "w41") else 0.5
+        # The two crossing edges are labelled near their ends, beside the line, away from the crossing.
+        t, dx, dy = {"w41": (0.72, 0.36, -0.05), "w32": (0.72, 0.36, -0.05)}.get(name, (0.5, 0.0, 0.13))
         xm, ym = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
-        ax.text(xm, ym + 0.13, f"{name} = {value:g}", ha="center", fontsize=9, color="C3",
+        ax.text(xm + dx, ym + dy, f"{name} = {value:g}", ha="center", fontsize=9, color="C3",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9})
     for k, (x, y) in pos.items():
         color = "#dbe9f6" if k == "0" else ("#fde8c8" if k in "34" else "#e2f0d9")
