@@ -7,10 +7,9 @@ execute the notebook (source, student version, one run per injected bug) and loo
 
 from __future__ import annotations
 
-import copy
-import re
 from pathlib import Path
 
+import lesson_harness as harness
 import nbformat
 import numpy as np
 import pytest
@@ -489,95 +488,59 @@ SOLUTION_MARKERS = [
     "self._previous = GradMode.enabled",
     "inference needs only about one layer's activations",
 ]
+TEST_CELLS = [t for tests in EXERCISE_TESTS.values() for t in tests]
 
-
-@pytest.fixture(scope="module")
-def nbtools():  # noqa: ANN201 - the lead's module
-    return pytest.importorskip("autograder.course.notebooks")
-
-
-@pytest.fixture(scope="module")
-def source_nb(nbtools):  # noqa: ANN001, ANN201
-    return nbtools.load(NOTEBOOK)
-
-
-def _scores(nbtools, nb) -> dict[str, tuple[float, float, str | None]]:  # noqa: ANN001
-    graded = nbtools.grade(nbtools.execute(nb, timeout=180, cwd=NOTEBOOK.parents[2]))
-    return {k: (v.score, v.max_score, v.error) for k, v in graded.items()}
+notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
 
 
 def _graded_cells_only(nb):  # noqa: ANN001, ANN202
-    """Only what grades depend on: given, answer and test cells, after a bare numpy import.
-
-    Test cells use only given and answer cells (which need numpy alone), so dropping the demos, plots and
-    their imports (matplotlib, scikit-learn) changes no score; it keeps one execution per injected bug
-    affordable. The source and student notebooks are always executed whole.
-    """
-    nb = copy.deepcopy(nb)
-    kept = [c for c in nb.cells if "nbgrader" in c.metadata]
-    imports = nbformat.v4.new_code_cell("import numpy as np")
-    nb.cells = [imports, *kept]
+    """The harness's graded cells after a bare numpy import: the given cells need numpy, and the notebook
+    imports it in an ungraded cell (beside matplotlib and scikit-learn, which no graded cell uses)."""
+    nb = harness.graded_cells_only(nb)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import numpy as np"))
     return nb
 
 
-@pytest.fixture(scope="module")
-def source_scores(nbtools, source_nb) -> dict:  # noqa: ANN001
-    return _scores(nbtools, source_nb)
+@pytest.mark.slow
+def test_source_notebook_gets_full_marks(notebooks, source_nb) -> None:  # noqa: ANN001
+    harness.assert_full_marks(harness.run_and_grade(notebooks, source_nb), TEST_CELLS)
 
 
 @pytest.mark.slow
-def test_source_notebook_gets_full_marks(source_scores: dict) -> None:
-    expected = {t for tests in EXERCISE_TESTS.values() for t in tests}
-    assert expected <= set(source_scores)
-    for gid, (score, max_score, error) in source_scores.items():
-        assert score == max_score, f"{gid}: {error}"
-
-
-@pytest.mark.slow
-def test_student_version_has_no_solutions_and_scores_zero(nbtools, source_nb) -> None:  # noqa: ANN001
-    student = nbtools.student_version(source_nb)
-    text = "\n".join(c.source for c in student.cells)
-    for marker in SOLUTION_MARKERS:
+def test_student_version_has_no_solutions_and_scores_zero(notebooks, source_nb) -> None:  # noqa: ANN001
+    text = harness.released_text(notebooks.student_version(source_nb))
+    for marker in [*SOLUTION_MARKERS, *harness.SOLUTION_MARKERS]:
         assert marker not in text, marker
-    assert "BEGIN HIDDEN TESTS" not in text and "autograder.hidden" not in text
-    assert re.search(r"BEGIN SOLUTION|END SOLUTION", text) is None
-    scores = _scores(nbtools, student)
-    assert scores, "no graded cells found in the student version"
-    for gid, (score, _, _) in scores.items():
-        assert score == 0, f"{gid} scored {score} on the blank student version"
+    harness.assert_release_is_safe_and_blank(notebooks, source_nb, TEST_CELLS, at_least=50)
 
 
 @pytest.mark.slow
-def test_other_styles_get_full_marks(nbtools, source_nb) -> None:  # noqa: ANN001
-    nb = _graded_cells_only(source_nb)
-    for gid, source in OTHER_STYLES.values():
-        nb = nbtools.with_cell_source(nb, gid, source)
-    for gid, (score, max_score, error) in _scores(nbtools, nb).items():
-        assert score == max_score, f"{gid}: {error}"
+def test_other_styles_get_full_marks(notebooks, source_nb) -> None:  # noqa: ANN001
+    answers = dict(OTHER_STYLES.values())
+    harness.assert_answers_earn_full_marks(notebooks, _graded_cells_only(source_nb), answers)
 
 
-# Two bugs per exercise executed in the notebook (the others are covered by the fast tests above).
-NOTEBOOK_BUGS = [
-    "apply_op_all_instead_of_any",
-    "apply_op_no_constant_wrapping",
-    "format_graph_children_reversed",
-    "format_graph_skips_constants",
-    "backward_breadth_first",
-    "backward_overwrites_leaf_grad",
-    "sum_to_shape_leading_axes_only",
-    "sum_to_shape_no_error_on_bad_shape",
-    "no_grad_restores_true",
-    "no_grad_contextmanager_without_finally",
-]
+# Two bugs per exercise executed in the notebook (the others are covered by the fast tests above), with the
+# test cells each must lose: a backward bug is seen by the cell that checks what it gets wrong.
+NOTEBOOK_BUGS = {
+    "apply_op_all_instead_of_any": ["test_apply_op"],
+    "apply_op_no_constant_wrapping": ["test_apply_op"],
+    "format_graph_children_reversed": ["test_format_graph"],
+    "format_graph_skips_constants": ["test_format_graph"],
+    "backward_breadth_first": ["test_backward"],
+    "backward_overwrites_leaf_grad": ["test_backward_semantics"],
+    "sum_to_shape_leading_axes_only": ["test_sum_to_shape"],
+    "sum_to_shape_no_error_on_bad_shape": ["test_sum_to_shape"],
+    "no_grad_restores_true": ["test_no_grad"],
+    "no_grad_contextmanager_without_finally": ["test_no_grad"],
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOK_BUGS)
-def test_injected_bug_loses_only_its_points(nbtools, source_nb, name: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("name", list(NOTEBOOK_BUGS))
+def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> None:  # noqa: ANN001
     gid, source, _ = BUGS[name]
-    scores = _scores(nbtools, nbtools.with_cell_source(_graded_cells_only(source_nb), gid, source))
-    own = EXERCISE_TESTS[gid]
-    assert sum(scores[t][0] for t in own) < sum(scores[t][1] for t in own), f"{name} kept all its points"
-    for test_id, (score, max_score, error) in scores.items():
-        if test_id not in own:
-            assert score == max_score, f"{name} cost {test_id} points: {error}"
+    assert set(NOTEBOOK_BUGS[name]) <= set(EXERCISE_TESTS[gid])
+    nb = notebooks.with_cell_source(_graded_cells_only(source_nb), gid, source)
+    harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), NOTEBOOK_BUGS[name],
+                                          what=f"{name} in {gid}", expected_ids=TEST_CELLS)
