@@ -123,6 +123,17 @@ def backprop(root, order):
         "mlp", "test_mlp", '"linear" if i == last else "tanh"', '"tanh"', "last layer applies tanh"),
     "neuron computes with w.data": (
         "mlp", "test_mlp", "            z = z + wi * xi", "            z = z + wi.data * xi", "w.data"),
+    "backward that also resets the leaves": (
+        "backprop", "test_backprop", "if node.inputs:  # intermediate results are recomputed on every call",
+        "if True:  # every node, leaves included", "reset the leaves too"),
+    "add without wrapping a plain number": (
+        "add_mul", "test_add", "    other = as_value(other)\n    out = Value(self.data + other.data",
+        "    out = Value(self.data + other.data", "as_value(other)"),
+    "training step returns the loss Value": (
+        "train_step", "test_train_step", "return loss.data", "return loss", "plain float"),
+    "training step on a squared loss": (
+        "train_step", "test_train_step", "(1 + (-yi * model(xi)).exp()).log()", "(model(xi) - yi) ** 2",
+        "log(1 + exp(-y_i * s_i))"),
     "training step without zero_grad": (
         "train_step", "test_train_step", "    zero_grad(params)\n", "", "zero_grad"),
     "training step moves up the gradient": (
@@ -349,7 +360,9 @@ def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebo
 # Each exercise's notebook run uses two of its bugs (a third one only in the fast check tests above), to keep
 # the number of kernel runs down.
 CHECK_ONLY = {"topological sort returns the root first", "backward in forward order",
-              "neuron computes with w.data"}
+              "neuron computes with w.data", "backward that also resets the leaves",
+              "add without wrapping a plain number", "training step returns the loss Value",
+              "training step on a squared loss"}
 
 
 @pytest.mark.slow

@@ -143,6 +143,13 @@ def test_the_hidden_message_says_why_an_inactive_relu_has_zero_delta():
         hidden.check_deltas(ns["deltas"], ns["forward"])
 
 
+def test_a_wrong_output_delta_is_reported_once_not_again_at_the_units_below():
+    ns = answers(deltas=BUGS["sign error in (yhat - y)"][1])
+    with pytest.raises(CheckFailure) as info:
+        visible.check_deltas(ns["deltas"], ns["forward"])
+    assert "'d5'" in str(info.value) and "'d3'" not in str(info.value), str(info.value)
+
+
 def test_errors_carried_forward_are_not_punished_twice_by_the_visible_checks():
     # A forward slip (bias forgotten) worked through consistently: only the forward stage fails visibly.
     ns: dict = {}
