@@ -6,10 +6,9 @@ with the solution, correct solutions in other styles, and typical bugs. Slow tes
 
 from __future__ import annotations
 
-import copy
-import re
 from pathlib import Path
 
+import lesson_harness as harness
 import nbformat
 import numpy as np
 import pytest
@@ -549,71 +548,38 @@ SOLUTION_MARKERS = [
     "correct += int((out.data.argmax(axis=1) == yb).sum())",
     "the direction is dominated by old gradients",
 ]
+TEST_CELLS = [t for tests in EXERCISE_TESTS.values() for t in tests]
 
-
-@pytest.fixture(scope="module")
-def nbtools():  # noqa: ANN201 - the lead's module
-    return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available")
-
-
-@pytest.fixture(scope="module")
-def source_nb(nbtools):  # noqa: ANN001, ANN201
-    return nbtools.load(NOTEBOOK)
-
-
-def _scores(nbtools, nb) -> dict[str, tuple[float, float, str | None]]:  # noqa: ANN001
-    graded = nbtools.grade(nbtools.execute(nb, timeout=300, cwd=NOTEBOOK.parents[2]))
-    return {k: (v.score, v.max_score, v.error) for k, v in graded.items()}
+notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
 
 
 def _graded_cells_only(nb):  # noqa: ANN001, ANN202
-    """Only what grades depend on: given, answer and test cells, after a bare numpy import.
-
-    Test cells use only given and answer cells (which need numpy alone), so dropping the demos, plots and
-    their imports (matplotlib, scikit-learn) changes no score; it keeps one execution per injected bug
-    affordable. The source and student notebooks are always executed whole.
-    """
-    nb = copy.deepcopy(nb)
-    kept = [c for c in nb.cells if "nbgrader" in c.metadata]
-    imports = nbformat.v4.new_code_cell("import numpy as np")
-    nb.cells = [imports, *kept]
+    """The harness's graded cells after a bare numpy import: the given cells need numpy, and the notebook
+    imports it in an ungraded cell (beside matplotlib and scikit-learn, which no graded cell uses)."""
+    nb = harness.graded_cells_only(nb)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import numpy as np"))
     return nb
 
 
-@pytest.fixture(scope="module")
-def source_scores(nbtools, source_nb) -> dict:  # noqa: ANN001
-    return _scores(nbtools, source_nb)
+@pytest.mark.slow
+def test_source_notebook_gets_full_marks(notebooks, source_nb) -> None:  # noqa: ANN001
+    harness.assert_full_marks(harness.run_and_grade(notebooks, source_nb), TEST_CELLS)
 
 
 @pytest.mark.slow
-def test_source_notebook_gets_full_marks(source_scores: dict) -> None:
-    expected = {t for tests in EXERCISE_TESTS.values() for t in tests}
-    assert expected <= set(source_scores)
-    for gid, (score, max_score, error) in source_scores.items():
-        assert score == max_score, f"{gid}: {error}"
-
-
-@pytest.mark.slow
-def test_student_version_has_no_solutions_and_scores_zero(nbtools, source_nb) -> None:  # noqa: ANN001
-    student = nbtools.student_version(source_nb)
-    text = "\n".join(c.source for c in student.cells)
-    for marker in SOLUTION_MARKERS:
+def test_student_version_has_no_solutions_and_scores_zero(notebooks, source_nb) -> None:  # noqa: ANN001
+    text = harness.released_text(notebooks.student_version(source_nb))
+    for marker in [*SOLUTION_MARKERS, *harness.SOLUTION_MARKERS]:
         assert marker not in text, marker
-    assert "BEGIN HIDDEN TESTS" not in text and "autograder.hidden" not in text
-    assert re.search(r"BEGIN SOLUTION|END SOLUTION", text) is None
-    scores = _scores(nbtools, student)
-    assert scores, "no graded cells found in the student version"
-    for gid, (score, _, _) in scores.items():
-        assert score == 0, f"{gid} scored {score} on the blank student version"
+    # the loop's steps (optimizer.zero_grad(), optimizer.step()) are quoted in the instructions on purpose
+    harness.assert_release_is_safe_and_blank(notebooks, source_nb, TEST_CELLS, at_least=45,
+                                             unless_outside="text")
 
 
 @pytest.mark.slow
-def test_other_styles_get_full_marks(nbtools, source_nb) -> None:  # noqa: ANN001
-    nb = _graded_cells_only(source_nb)
-    for gid, source in OTHER_STYLES.values():
-        nb = nbtools.with_cell_source(nb, gid, source)
-    for gid, (score, max_score, error) in _scores(nbtools, nb).items():
-        assert score == max_score, f"{gid}: {error}"
+def test_other_styles_get_full_marks(notebooks, source_nb) -> None:  # noqa: ANN001
+    answers = dict(OTHER_STYLES.values())
+    harness.assert_answers_earn_full_marks(notebooks, _graded_cells_only(source_nb), answers)
 
 
 NOTEBOOK_BUGS = [
@@ -634,11 +600,8 @@ NOTEBOOK_BUGS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOK_BUGS)
-def test_injected_bug_loses_only_its_points(nbtools, source_nb, name: str) -> None:  # noqa: ANN001
+def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> None:  # noqa: ANN001
     gid, source, _ = BUGS[name]
-    scores = _scores(nbtools, nbtools.with_cell_source(_graded_cells_only(source_nb), gid, source))
-    own = EXERCISE_TESTS[gid]
-    assert sum(scores[t][0] for t in own) < sum(scores[t][1] for t in own), f"{name} kept all its points"
-    for test_id, (score, max_score, error) in scores.items():
-        if test_id not in own:
-            assert score == max_score, f"{name} cost {test_id} points: {error}"
+    nb = notebooks.with_cell_source(_graded_cells_only(source_nb), gid, source)
+    harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), EXERCISE_TESTS[gid],
+                                          what=f"{name} in {gid}", expected_ids=TEST_CELLS)
