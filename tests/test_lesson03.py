@@ -377,3 +377,18 @@ def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name):
 @pytest.mark.slow
 def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
     harness.assert_answers_earn_full_marks(notebooks, harness.graded_cells_only(source_nb), OTHER_STYLES)
+
+
+@pytest.mark.parametrize("cell, test_cell, source", [
+    ("add_mul", "test_add", "from autograder.lesson03 import _t_add as add\n"
+     "from autograder.lesson03 import _t_mul as mul\nValue.__add__ = add\nValue.__mul__ = mul\n"),
+    ("topological_sort", "test_topological_sort", "from autograder import lesson03\n"
+     "topological_sort = lesson03.trusted_order\n"),
+    ("backprop", "test_backprop", "from autograder import lesson03\n\n\ndef backprop(root, order):\n"
+     "    lesson03._t_backward(root)\n"),
+])
+def test_hidden_checks_refuse_the_checkers_own_engine(cell, test_cell, source):
+    ns = engine({cell: source})
+    run_check(test_cell, ns)  # the visible check cannot tell: it is the trusted engine
+    with pytest.raises(CheckFailure, match="trusted engine"):
+        run_check(test_cell, ns, module=hidden)

@@ -8,6 +8,7 @@ other network shapes, and gradients compared with `reference_impl.scalar` comput
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable
 
 import numpy as np
@@ -90,7 +91,28 @@ def _unary_extra(Value: type, fn: Callable, name: str, cases: list[tuple[float, 
                                    f"{float(a.grad):.6g}. {hint}")
 
 
+# The visible checks ship a trusted engine (so each piece can be tested alone); a submission must not be it.
+_CHECKER_NAMES = frozenset({"TRUSTED", "trusted_engine", "trusted_order", "_t_add", "_t_mul", "_t_power",
+                            "_t_unary", "_t_backward", "_TinyModel"})
+
+
+def _own_code(fn: object, name: str) -> None:
+    """Fail a submission that is, or calls, the checker's own engine instead of the student's code."""
+    borrowed = getattr(fn, "__module__", "") or ""
+    code = getattr(fn, "__code__", None)
+    stack = [code] if isinstance(code, types.CodeType) else []
+    while stack and not borrowed.startswith("autograder"):
+        c = stack.pop()
+        if _CHECKER_NAMES & set(c.co_names):
+            borrowed = "autograder"
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    if borrowed.startswith("autograder"):
+        raise CheckFailure(f"`{name}` uses the checker's trusted engine from autograder.lesson03 instead of "
+                           "your own code; the points are for your implementation, so write it yourself.")
+
+
 def _with_reference(check: Callable, fn: Callable, Value: type, name: str, seed: int | None) -> None:
+    _own_code(fn, name)
     seed = visible.new_seed(seed)
     check(fn, Value, seed)
     with trusted_engine(Value, **{_METHOD[name]: fn}):
@@ -146,6 +168,7 @@ def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
     """The visible cases, plus a 15 000-deep chain, a 3 000-wide fan-in and larger random graphs."""
+    _own_code(topological_sort, "topological_sort")
     seed = visible.new_seed(seed)
     visible.check_topological_sort(topological_sort, Value, seed)
     rng = np.random.default_rng(seed + 1)
@@ -167,6 +190,7 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
 
 def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
     """The visible cases, plus the reference engine on long random expressions."""
+    _own_code(backprop, "backprop")
     seed = visible.new_seed(seed)
     visible.check_backprop(backprop, Value, seed)
 
@@ -208,6 +232,7 @@ def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
 
 def check_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
     """Two more independent runs of the visible check (other batches, rates and weights)."""
+    _own_code(train_step, "train_step")
     seed = visible.new_seed(seed)
     visible.check_train_step(train_step, Value, seed)
     visible.check_train_step(train_step, Value, seed + 1)
