@@ -412,6 +412,14 @@ def check_apply_op(
                     f"apply_op({label}): the Node's inputs must be two Tensors, the number wrapped as a "
                     f"constant Tensor that does not require grad (needs_grad {want}). (seed {seed})"
                 )
+    except CheckFailure:
+        raise
+    except Exception as exc:
+        raise CheckFailure(
+            f"apply_op raised {type(exc).__name__}: {exc}. Hint: prim.forward works on numpy arrays, so call "
+            "it with the inputs' .data (after wrapping constants as Tensors); the result goes into a new "
+            f"Tensor. (seed {seed})"
+        ) from exc
     finally:
         GradMode.enabled = previous
     return (
@@ -657,6 +665,21 @@ def check_backward_semantics(
             f"None. (seed {seed})"
         )
 
+    # a leaf's first .grad must be its own array: add's VJP hands the same g to both inputs, and a caller
+    # may reuse the gradient it passed in
+    a = Tensor(rng.standard_normal(3), requires_grad=True)
+    b = Tensor(rng.standard_normal(3), requires_grad=True)
+    upstream = rng.standard_normal(3)
+    with quiet():
+        backward(op("add", a, b), upstream.copy())
+    a_grad, b_grad = np.asarray(a.grad), np.asarray(b.grad)
+    if np.shares_memory(a_grad, b_grad):
+        raise CheckFailure(
+            "after backward through c = a + b, a.grad and b.grad are the same array in memory, so changing "
+            "one would change the other. Hint: when a leaf's .grad is None, store a COPY of the incoming "
+            f"gradient (add's VJP passes the very same array to both inputs). (seed {seed})"
+        )
+
     # gradient argument, non-scalar roots, shapes
     x0 = rng.standard_normal((3, 4))
     g0 = rng.standard_normal((3, 4))
@@ -780,7 +803,17 @@ def check_sum_to_shape(
 
         broadcast.__name__ = f"broadcast_to(x of shape {small}, {big})"
         vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
-        check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k))
+        try:
+            check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k))
+        except CheckFailure:
+            raise
+        except Exception as exc:
+            raise CheckFailure(
+                f"sum_to_shape(g of shape {big}, {small}) raised {type(exc).__name__}: {exc}. Hint: the "
+                "gradient is the larger array; SUM it over the axes broadcasting added (leading ones) or "
+                "stretched (size 1 in the target, keepdims=True); broadcasting it does not shrink it. "
+                f"(seed {seed})"
+            ) from exc
     g = rng.standard_normal((3, 4))
     with quiet():
         same = sum_to_shape(g, (3, 4))
@@ -831,8 +864,14 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
 
         with quiet(), no_grad():
             with no_grad():
-                pass
+                inner_inside = GradMode.enabled
             still_off = GradMode.enabled
+        if inner_inside is not False:
+            raise CheckFailure(
+                f"nested no_grad: inside the inner block grad mode must be off too; got {inner_inside}. "
+                "Hint: __enter__ sets GradMode.enabled = False whatever it was (do not toggle it), and "
+                "__exit__ puts back the state __enter__ found."
+            )
         if still_off is not False or GradMode.enabled is not True:
             raise CheckFailure(
                 "nested no_grad: after the inner block exits, grad mode must still be off (the outer block "
@@ -842,7 +881,12 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
 
         GradMode.enabled = False
         with quiet(), no_grad():
-            pass
+            off_inside = GradMode.enabled
+        if off_inside is not False:
+            raise CheckFailure(
+                "no_grad entered while grad mode was already off switched it ON inside the block. Hint: "
+                "__enter__ sets GradMode.enabled = False; do not toggle it with `not`."
+            )
         if GradMode.enabled is not False:
             raise CheckFailure(
                 "no_grad entered while grad mode was already off must leave it off on exit; restore the "

@@ -283,11 +283,21 @@ def _run_optimizer(
     with quiet():
         opt = make(params)
     history = []
-    for step_grads in grads:
+    for t, step_grads in enumerate(grads):
         for p, g in zip(params, step_grads, strict=True):
             p.grad = None if g is None else g.copy()
-        with quiet():
-            opt.step()
+        try:
+            with quiet():
+                opt.step()
+        except Exception as exc:
+            cause = (
+                " One of the parameters has .grad None (it took no part in the loss): skip it."
+                if "NoneType" in str(exc) and any(g is None for g in step_grads)
+                else ""
+            )
+            raise CheckFailure(
+                f"step() number {t + 1} raised {type(exc).__name__}: {exc}.{cause}"
+            ) from exc
         history.append([np.array(p.data, dtype=float, copy=True) for p in params])
     return history
 
@@ -298,18 +308,27 @@ def _compare_steps(
     what: str,
     alternatives: dict[str, list[list[np.ndarray]]],
     seed: int,
+    *,
+    starts: list[np.ndarray],
+    rule: str,
 ) -> None:
+    """Compare step by step; the hint names a recognised slip, else an unchanged parameter, else `rule`."""
     for t, (g_step, e_step) in enumerate(zip(got, expected, strict=True)):
         for i, (g, e) in enumerate(zip(g_step, e_step, strict=True)):
             if g.shape == e.shape and np.all(np.abs(g - e) <= 1e-9 * np.maximum(1.0, np.abs(e))):
                 continue
+            before = got[t - 1][i] if t else starts[i]
+            unchanged = (
+                "The parameter did not change in this step: write the new value into p.data (assigning to "
+                "a loop variable such as `p = p - ...` changes nothing), and include this step's gradient."
+            )
             hint = next(
                 (
                     h
                     for h, alt in alternatives.items()
                     if alt[t][i].shape == g.shape and np.allclose(g, alt[t][i], rtol=1e-9, atol=1e-12)
                 ),
-                None,
+                unchanged if g.shape == before.shape and np.array_equal(g, before) else rule,
             )
             try:
                 check_close(
@@ -317,6 +336,12 @@ def _compare_steps(
                 )
             except CheckFailure as exc:
                 raise CheckFailure(f"{exc} (seed {seed})") from None
+
+
+SGD_RULE = (
+    "PyTorch's rule, for each parameter whose .grad is not None: b = g at its first step, then "
+    "b = momentum * b + g; then p <- p - lr * b (the velocity is updated BEFORE it is used)."
+)
 
 
 def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> str:
@@ -357,8 +382,18 @@ def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> st
                 "This is plain SGD: the momentum buffer is ignored or not kept between steps. Store the "
                 "velocity in self.velocity[i] and step along it."
             ] = plain
-        _compare_steps(got, expected, f"SGD(lr={lr:.3g}, momentum={momentum:.3g})", alts, seed)
+        _compare_steps(
+            got, expected, f"SGD(lr={lr:.3g}, momentum={momentum:.3g})", alts, seed, starts=starts,
+            rule=SGD_RULE,
+        )
     return f"SGD.step passed with and without momentum (seed {seed})"
+
+
+ADAM_RULE = (
+    "Compare each term with: t += 1 once per step() (not per parameter); m = beta1 * m + (1 - beta1) * g; "
+    "v = beta2 * v + (1 - beta2) * g**2; m_hat = m / (1 - beta1**t); v_hat = v / (1 - beta2**t); "
+    "p <- p - lr * m_hat / (sqrt(v_hat) + eps), with eps OUTSIDE the square root."
+)
 
 
 def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> str:
@@ -378,12 +413,13 @@ def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> 
     if abs(ratio - 1) > 1e-3:
         raise CheckFailure(
             f"Adam's first step should move every entry by about lr = {lr:.3g} (since m_hat = g and v_hat = "
-            f"g^2 at t = 1); your step moved a typical entry by {ratio:.3g} x lr. "
+            f"g^2 at t = 1, up to eps); your step moved a typical entry by {ratio:.4g} x lr, not 1 x lr "
+            "to within 0.1 %. "
             + (
                 "A factor of about 3.16 = 0.1 / sqrt(0.001) means the bias correction is missing: divide m "
                 "by (1 - beta1**t) and v by (1 - beta2**t)."
                 if abs(ratio - 0.1 / np.sqrt(0.001)) < 0.05
-                else "Check the update p <- p - lr * m_hat / (sqrt(v_hat) + eps)."
+                else ADAM_RULE
             )
             + f" (seed {seed})"
         )
@@ -403,7 +439,7 @@ def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> 
             frozen
         ),
     }
-    _compare_steps(got, table(), f"Adam(lr={lr:.3g})", alts, seed)
+    _compare_steps(got, table(), f"Adam(lr={lr:.3g})", alts, seed, starts=starts, rule=ADAM_RULE)
     betas2 = (float(rng.uniform(0.5, 0.8)), float(rng.uniform(0.9, 0.99)))
     got2 = _run_optimizer(lambda ps: Adam(ps, lr=lr, betas=betas2, eps=1e-3), Parameter, starts, grads)
     per = [adam_expected(starts[i], [g[i] for g in grads], lr, betas2, 1e-3) for i in range(len(shapes))]
@@ -413,6 +449,8 @@ def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> 
         f"Adam(lr={lr:.3g}, betas=({betas2[0]:.3g}, {betas2[1]:.3g}), eps=1e-3)",
         {"Use self.betas and self.eps, not the default values.": table()},
         seed,
+        starts=starts,
+        rule=ADAM_RULE,
     )
     return f"Adam.step passed over {steps} steps with two settings (seed {seed})"
 
@@ -673,6 +711,11 @@ def run_evaluate(
         )
     if not isinstance(result, tuple | list) or len(result) != 2:
         raise CheckFailure(f"evaluate must return (mean_loss, accuracy), got {result!r}.")
+    if any(np.ndim(value) != 0 for value in result):
+        raise CheckFailure(
+            "evaluate must return two numbers (mean_loss, accuracy), got values of shapes "
+            f"{[np.shape(value) for value in result]}: reduce each to one float over all examples."
+        )
     if any(training for training, _ in model.flags):
         raise CheckFailure(
             "the model was in training mode during evaluate: call model.eval() first (dropout and similar "

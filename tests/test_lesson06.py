@@ -252,7 +252,51 @@ def no_grad():
 """,
         "finally",
     ),
+    "apply_op_forward_on_tensors": (
+        "apply_op",
+        """
+def apply_op(prim, *inputs, **params):
+    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    out_data = prim.forward(*tensors, **params)
+    track = is_grad_enabled() and any(t.requires_grad for t in tensors)
+    out = Tensor(out_data, requires_grad=track)
+    if track:
+        out.grad_fn = Node(prim, tensors, params, out.data)
+    return out
+""",
+        "call it with the inputs' .data",
+    ),
+    "sum_to_shape_broadcasts_instead_of_summing": (
+        "sum_to_shape",
+        """
+def sum_to_shape(g, shape):
+    return np.broadcast_to(g, shape)
+""",
+        "SUM it over the axes",
+    ),
+    "no_grad_toggles": (
+        "no_grad",
+        """
+class no_grad:
+    def __enter__(self):
+        GradMode.enabled = not GradMode.enabled
+    def __exit__(self, *exc):
+        GradMode.enabled = not GradMode.enabled
+""",
+        "do not toggle",
+    ),
 }
+
+# backward storing the incoming array itself as a leaf's first .grad (the notebook's rule: store a copy)
+BUGS["backward_first_grad_not_copied"] = (
+    "backward",
+    BUGS["backward_overwrites_leaf_grad"][1].replace(
+        "node.variable.grad = np.array(g, copy=True)",
+        "v = node.variable\n            v.grad = g if v.grad is None else v.grad + g",
+    ),
+    "same array in memory",
+)
+assert BUGS["backward_first_grad_not_copied"][1] != BUGS["backward_overwrites_leaf_grad"][1]
 
 # Correct solutions in other styles: each must get full marks.
 OTHER_STYLES: dict[str, tuple[str, str]] = {

@@ -322,6 +322,52 @@ def evaluate(model, loss_fn, X, y, batch_size=256):
 """,
         "no_grad",
     ),
+    "sgd_uses_velocity_before_updating_it": (
+        "sgd_step",
+        _SGD_HEAD
+        + """
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if self.velocity[i] is None:
+                self.velocity[i] = np.zeros_like(p.data)
+            p.data = p.data - self.lr * self.velocity[i]
+            self.velocity[i] = self.momentum * self.velocity[i] + p.grad
+""",
+        "did not change",
+    ),
+    "sgd_no_check_for_missing_grad": (
+        "sgd_step",
+        _SGD_HEAD
+        + """
+    def step(self):
+        for i, p in enumerate(self.params):
+            if self.velocity[i] is None:
+                self.velocity[i] = p.grad
+            else:
+                self.velocity[i] = self.momentum * self.velocity[i] + p.grad
+            p.data = p.data - self.lr * self.velocity[i]
+""",
+        ".grad None",
+    ),
+    "adam_eps_inside_sqrt": (
+        "adam_step",
+        _ADAM_HEAD
+        + """
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
+            m_hat, v_hat = self.m[i] / (1 - b1 ** self.t), self.v[i] / (1 - b2 ** self.t)
+            p.data = p.data - self.lr * m_hat / np.sqrt(v_hat + self.eps)
+""",
+        "eps OUTSIDE",
+    ),
 }
 
 OTHER_STYLES: dict[str, tuple[str, str]] = {

@@ -138,7 +138,8 @@ def check_sgd_step(SGD: type, Parameter: type) -> str:
         )
         want = _reference_run(lambda ps, lr=lr, m=momentum: RefSGD(ps, lr=lr, momentum=m), starts, grads)
         visible._compare_steps(
-            got, want, f"SGD(lr={lr:.3g}, momentum={momentum:.3g}) vs the reference", {}, seed
+            got, want, f"SGD(lr={lr:.3g}, momentum={momentum:.3g}) vs the reference", {}, seed,
+            starts=starts, rule=visible.SGD_RULE,
         )
     return f"hidden SGD checks passed against the reference optimiser (seed {seed})"
 
@@ -168,7 +169,8 @@ def check_adam_step(Adam: type, Parameter: type) -> str:
             lambda ps, lr=lr, b=betas, e=eps: RefAdam(ps, lr=lr, betas=b, eps=e), starts, grads
         )
         visible._compare_steps(
-            got, want, f"Adam(lr={lr:.3g}, betas={betas}, eps={eps:g}) vs the reference", {}, seed
+            got, want, f"Adam(lr={lr:.3g}, betas={betas}, eps={eps:g}) vs the reference", {}, seed,
+            starts=starts, rule=visible.ADAM_RULE,
         )
     # a parameter that never receives a gradient is left untouched
     starts = [rng.standard_normal(3), rng.standard_normal(2)]
