@@ -613,8 +613,9 @@ def _validate_order(got: object, root, label: str) -> None:
         raise CheckFailure(f"{label}: your order contains {len(extra)} node(s) the root does not depend on "
                            "(or that are not Values of the graph); follow .inputs from the root only.")
     if len(got) != len(want):
-        raise CheckFailure(f"{label}: the root depends on {len(want)} nodes (itself included) but your "
-                           f"order has {len(got)}. Every node reachable through .inputs must appear once.")
+        raise CheckFailure(f"{label}: the graph has {len(want)} node(s) (the root and everything it depends "
+                           f"on) but your order has {len(got)}. Every node reachable through .inputs "
+                           "must appear once.")
     if got and got[0] is root and len(got) > 1:
         raise CheckFailure(f"{label}: your list starts with the root. The order must put each node AFTER "
                            "the nodes it was computed from (leaves first, root last); backprop then walks "
@@ -1019,6 +1020,9 @@ def draw_graph(root, ax=None, title: str | None = None):
             ax.annotate("", xy=(x1 - 0.33, y1), xytext=(x0 + 0.33, y0),
                         arrowprops={"arrowstyle": "->", "color": "0.45",
                                     "connectionstyle": "arc3,rad=0.0", "shrinkA": 0, "shrinkB": 0})
+            uses = sum(p is parent for p in node.inputs)
+            if uses > 1:  # e.g. x * x: one arrow, but two messages in the backward pass
+                ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, f"×{uses}", ha="center", fontsize=8, color="C3")
     for node in order:
         x, y = where[id(node)]
         name = getattr(node, "label", "") or ("" if not node.inputs else node.op)
