@@ -49,10 +49,19 @@ def reference_answers() -> dict:
     return answers
 
 
+_FORWARD_RULES = {
+    "h1": "h1 = w10 * x (linear, bias 0)", "h2": "h2 = w20 * x (linear, bias 0)",
+    "z3": "z3 = w31*h1 + w32*h2 + b, with the bias b = -0.5", "h3": "h3 = relu(z3) = max(z3, 0)",
+    "z4": "z4 = w41*h1 + w42*h2 + b, with the bias b = -0.5", "h4": "h4 = relu(z4) = max(z4, 0)",
+    "yhat": "yhat = w53*h3 + w54*h4 (linear output, bias 0)", "L": "L = (yhat - y)**2 / 2 with y = 0.5",
+}
+
+
 def check_forward(forward: object) -> None:
     ref = reference_answers()["forward"]
     got = _forward_entries(forward)
-    errors = [f"forward[{x:g}][{k!r}] = {got[x][k]:g} is wrong (the correct value is {ref[x][k]:g})."
+    errors = [f"forward[{x:g}][{k!r}] = {got[x][k]:g} is wrong (the correct value is {ref[x][k]:g}): "
+              f"{_FORWARD_RULES[k]}."
               for x in X for k in UNITS if not _close(got[x][k], ref[x][k])]
     if errors:
         raise CheckFailure("\n".join(errors))
