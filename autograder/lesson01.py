@@ -1,9 +1,11 @@
 """Visible checks for lesson 01 (finite differences).
 
-Each check draws fresh random test functions, points and steps, computes the expected answer itself in
-float64 with the formula the exercise asks for, and compares. When an answer is wrong the message names
-the test case and, where the wrong number matches a recognisable mistake (a forward difference where a
-central one was asked, dividing by h instead of 2h, ...), says so.
+Each check draws fresh random test functions, points and steps and compares with the value the answer must
+have, known by construction: Taylor series of functions whose every derivative is known, closed forms of
+the difference quotients of sines and quadratics, pairs built with a chosen relative error. This module is
+shipped to students, so it holds no finite-difference formula and no relative_error of its own. When an
+answer is wrong the message names the test case and, where the wrong number matches a recognisable mistake
+(a forward difference where a central one was asked, dividing by h instead of 2h, ...), says so.
 """
 
 from __future__ import annotations
@@ -33,34 +35,73 @@ def new_seed(seed: int | None) -> int:
 
 # ---------------------------------------------------------------------------------------------------------
 # Scalar test functions: smooth, curved everywhere we sample (so a wrong formula shows), with random
-# coefficients so that nothing can be memorised.
+# coefficients so that nothing can be memorised. Every derivative of them is known in closed form, so the
+# expected value of a difference quotient comes from its Taylor series, not from a difference formula (this
+# module is shipped to students and must not contain the answers).
 # ---------------------------------------------------------------------------------------------------------
 
 
-def random_scalar_function(rng: np.random.Generator) -> tuple[Callable[[float], float], str]:
-    """Return (f, description) for a random smooth f: R -> R."""
-    kind = int(rng.integers(3))
-    a, b, c = rng.uniform(0.5, 2.0, size=3) * rng.choice([-1.0, 1.0], size=3)
-    if kind == 0:
-        return (lambda x: a * math.sin(b * x) + c * x**3), f"{a:.3g}*sin({b:.3g}*x) + {c:.3g}*x**3"
-    if kind == 1:
-        return (lambda x: math.exp(0.5 * a * x) * math.cos(b * x)), f"exp({0.5 * a:.3g}*x)*cos({b:.3g}*x)"
-    return (lambda x: a * math.log(1.0 + x * x) + c * x**2 + b * x), (
-        f"{a:.3g}*log(1 + x**2) + {c:.3g}*x**2 + {b:.3g}*x"
-    )
+class SmoothFunction:
+    """A random sum of terms c*sin(r x), c*cos(r x), c*exp(r x) and c*x**k whose derivatives are exact."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        a, b, c = rng.uniform(0.5, 2.0, size=3) * rng.choice([-1.0, 1.0], size=3)
+        rate = float(rng.uniform(0.5, 1.5) * rng.choice([-1.0, 1.0]))
+        kind = int(rng.integers(3))
+        wave = "sin" if kind != 1 else "cos"
+        self.terms: list[tuple[str, float, float]] = [(wave, float(a), float(b))]
+        self.terms.append(("exp", float(c) / 2, rate) if kind != 0 else ("pow", float(c), 3.0))
+        if kind == 2:
+            self.terms.append(("pow", float(a * c), 2.0))
+
+    def derivative(self, x: float, order: int) -> float:
+        """The order-th derivative at x (order 0 is the value itself)."""
+        total = 0.0
+        for kind, coef, r in self.terms:
+            if kind == "sin":
+                total += coef * r**order * math.sin(r * x + order * math.pi / 2)
+            elif kind == "cos":
+                total += coef * r**order * math.cos(r * x + order * math.pi / 2)
+            elif kind == "exp":
+                total += coef * r**order * math.exp(r * x)
+            elif order <= r:
+                total += coef * math.perm(int(r), order) * x ** (int(r) - order)
+        return total
+
+    def __call__(self, x: float) -> float:
+        return self.derivative(float(x), 0)
+
+    def __str__(self) -> str:
+        parts = {
+            "sin": "{c:.3g}*sin({r:.3g}*x)",
+            "cos": "{c:.3g}*cos({r:.3g}*x)",
+            "exp": "{c:.3g}*exp({r:.3g}*x)",
+            "pow": "{c:.3g}*x**{r:.0f}",
+        }
+        return " + ".join(parts[kind].format(c=c, r=r) for kind, c, r in self.terms)
+
+    def slope(self, x: float, step: float, terms: int = 14) -> float:
+        """(f(x + step) - f(x)) / step from the Taylor series sum_n f^(n)(x) step^(n-1) / n!.
+
+        With |step| <= 0.05 and rates <= 2 the series is exact to rounding after 14 terms."""
+        return sum(self.derivative(x, n) * step ** (n - 1) / math.factorial(n) for n in range(1, terms + 1))
 
 
-def scalar_candidates(f: Callable[[float], float], x: float, h: float) -> dict[str, float]:
-    """The usual finite-difference formulas and their usual slips, computed in float64."""
-    fp, f0, fm = float(f(x + h)), float(f(x)), float(f(x - h))
+def scalar_candidates(f: SmoothFunction, x: float, h: float) -> dict[str, float]:
+    """The value each formula (the asked one and the usual slips) takes, from Taylor series and f's values.
+
+    forward = slope(h), backward = slope(-h), central = their mean: the series stand in for the quotients."""
+    forward, backward = f.slope(x, h), f.slope(x, -h)
+    central = 0.5 * (forward + backward)
+    fp, f0, fm = f(x + h), f(x), f(x - h)
     return {
-        "forward": (fp - f0) / h,
-        "backward": (f0 - fm) / h,
-        "central": (fp - fm) / (2 * h),
-        "central divided by h": (fp - fm) / h,
-        "forward with the sign flipped": (f0 - fp) / h,
-        "backward with the sign flipped": (fm - f0) / h,
-        "central times h over 2": (fp - fm) / 2 * h,
+        "forward": forward,
+        "backward": backward,
+        "central": central,
+        "central divided by h": 2 * central,
+        "forward with the sign flipped": -forward,
+        "backward with the sign flipped": -backward,
+        "central times h over 2": central * h * h,
         "forward without brackets": fp - f0 / h,
         "backward without brackets": f0 - fm / h,
         "central without brackets": fp - fm / (2 * h),
@@ -117,7 +158,7 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     for trial in range(trials):
-        f, desc = random_scalar_function(rng)
+        f = SmoothFunction(rng)
         x = float(rng.uniform(-1.5, 1.5))
         h = float(10.0 ** rng.uniform(-3, -1.5))
         candidates = scalar_candidates(f, x, h)
@@ -140,7 +181,7 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
         else:
             hint = f"the {wanted} difference is {FORMULAS[wanted]}, with the f, x and h you are given."
         raise CheckFailure(
-            f"{name}(f, x={x!r}, h={h!r}) with f(x) = {desc} returned {got!r}, expected {expected!r} "
+            f"{name}(f, x={x!r}, h={h!r}) with f(x) = {f} returned {got!r}, expected {expected!r} "
             f"(test {trial + 1} of {trials}, seed {seed}).\nHint: {hint}"
         )
 
@@ -198,27 +239,41 @@ class ArrayFunction:
             )
         return self.value(arr)
 
+    def quadratic_gradient(self, X: np.ndarray) -> np.ndarray:
+        """Gradient of the two quadratic terms (exactly what a central difference of them gives)."""
+        X = np.asarray(X, dtype=float)
+        if X.ndim:
+            XB = X.reshape(-1, self.B.shape[0]) @ self.B
+            coupled = (XB @ self.B.T).reshape(X.shape)
+        else:
+            coupled = X * float(np.sum(self.B[0] ** 2))
+        return coupled + float(np.sum(self.V * X)) * self.V
 
-def reference_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float) -> dict[str, np.ndarray]:
-    """Central differences (the answer) and the usual slips, each on fresh float64 copies of x."""
-    x = np.array(x, dtype=float)
-    central = np.zeros_like(x)
-    forward = np.zeros_like(x)
-    drift = np.zeros_like(x)  # a shared perturbed copy that is never restored
-    shared = x.copy()
-    f0 = f(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        fp, fm = f(xp), f(xm)
-        central[idx] = (fp - fm) / (2 * h)
-        forward[idx] = (fp - f0) / h
-        shared[idx] += h
-        sp = f(shared)
-        shared[idx] -= 2 * h
-        drift[idx] = (sp - f(shared)) / (2 * h)
-    return {"central": central, "forward": forward, "central divided by h": 2 * central, "drift": drift}
+    def quadratic_curvature(self) -> np.ndarray:
+        """Second derivative of the quadratic terms along each single coordinate."""
+        per_column = np.sum(self.B**2, axis=1)
+        return (per_column if self.shape else per_column[0]) + self.V**2
+
+    def expected_differences(self, x: np.ndarray, h: float) -> dict[str, np.ndarray]:
+        """Central differences (the answer) and the usual slips, from closed forms, not from f's values.
+
+        Along coordinate i the sine term's quotients are exact trigonometric identities, e.g.
+        (sin(t + h) - sin(t - h)) / 2h = cos(t) sin(h) / h, and a quadratic's central quotient is its
+        gradient. "drift" is the central difference taken where the earlier coordinates were left at x - h.
+        """
+        x = np.asarray(x, dtype=float)
+        central = self.W * np.cos(x) * math.sin(h) / h + self.quadratic_gradient(x)
+        forward = (
+            self.W * (np.cos(x) * math.sin(h) - np.sin(x) * (1.0 - math.cos(h))) / h
+            + self.quadratic_gradient(x)
+            + 0.5 * h * self.quadratic_curvature()
+        )
+        drift = np.zeros_like(x)
+        shifted = x.copy()
+        for idx in np.ndindex(x.shape):
+            drift[idx] = (self.W * np.cos(shifted) * math.sin(h) / h + self.quadratic_gradient(shifted))[idx]
+            shifted[idx] = x[idx] - h
+        return {"central": central, "forward": forward, "central divided by h": 2 * central, "drift": drift}
 
 
 GRADIENT_HINTS = {
@@ -278,7 +333,7 @@ def gradient_case(
             f"{call} returned an array that shares memory with x. Return a new array (np.zeros(x.shape)) so "
             f"that writing the gradient never overwrites the point it was computed at (seed {seed})."
         )
-    cands = reference_gradient(f.value, np.asarray(x_before, dtype=float), step)
+    cands = f.expected_differences(np.asarray(x_before, dtype=float), step)
     expected = cands["central"]
     scale = max(1.0, float(np.max(np.abs(expected))))
     err = np.abs(got - expected)
@@ -335,17 +390,21 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None =
 # ---------------------------------------------------------------------------------------------------------
 
 
-def expected_relative_error(a: object, b: object) -> float:
-    """max|a - b| / max(max|a|, max|b|), and 0 when both are all zero."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    denom = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
-    return 0.0 if denom == 0.0 else float(np.max(np.abs(a - b))) / denom
+def relative_error_case(
+    relative_error: Callable,
+    a: object,
+    b: object,
+    expected: float,
+    seed: int,
+    *,
+    over_a: float | None = None,
+    over_b: float | None = None,
+) -> None:
+    """Compare the student's relative_error(a, b) with `expected`, the value the pair was built to have.
 
-
-def relative_error_case(relative_error: Callable, a: object, b: object, seed: int) -> None:
-    """Compare the student's relative_error(a, b) with the definition on one pair."""
-    expected = expected_relative_error(a, b)
+    over_a and over_b, when the pair's construction knows them, are max|a - b| / max|a| and
+    max|a - b| / max|b|: the values of dividing by one side only.
+    """
     try:
         with quiet():
             raw = relative_error(a, b)
@@ -368,19 +427,18 @@ def relative_error_case(relative_error: Callable, a: object, b: object, seed: in
     if close(got, expected, rtol=1e-9):
         return
     an, bn = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    num = float(np.max(np.abs(an - bn)))
     hint = "relative_error(a, b) = max|a - b| / max(max|a|, max|b|)."
-    size_a, size_b = float(np.max(np.abs(an))), float(np.max(np.abs(bn)))
-    if size_a > 0 and close(got, num / size_a):
+    norms = max(np.linalg.norm(an), np.linalg.norm(bn))
+    if over_a is not None and close(got, over_a):
         hint = "you divide by |a| only. Divide by the LARGER of the two sizes, so the error is symmetric."
-    elif size_b > 0 and close(got, num / size_b):
+    elif over_b is not None and close(got, over_b):
         hint = "you divide by |b| only. Divide by the LARGER of the two sizes, so the error is symmetric."
     elif got < 0:
         hint = (
             "a relative error cannot be negative: take absolute values, max|a - b| on top and max|a|, max|b| "
             "below."
         )
-    elif close(got, float(np.linalg.norm(an - bn)) / max(np.linalg.norm(an), np.linalg.norm(bn))):
+    elif norms > 0 and close(got, float(np.linalg.norm(an - bn)) / norms):
         hint = (
             "you used norms (square root of the sum of squares). This exercise measures the largest entry: "
             "np.max(np.abs(...)) on top and below."
@@ -390,20 +448,41 @@ def relative_error_case(relative_error: Callable, a: object, b: object, seed: in
     )
 
 
+def scaled_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> None:
+    """Scalars a and b = k a (k > 1, so |b| > |a|), then -b and -a: the relative error is (k - 1) / k.
+
+    The first pair catches dividing by |a| only, and one of the two (both share a sign) a missing abs."""
+    a = float(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]))
+    k = float(rng.uniform(1.5, 3.0))
+    expected = (k - 1.0) / k
+    relative_error_case(relative_error, a, a * k, expected, seed, over_a=k - 1.0, over_b=expected)
+    relative_error_case(relative_error, -a * k, -a, expected, seed, over_a=expected, over_b=k - 1.0)
+
+
+def spiked_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> None:
+    """Arrays that agree to 1e-3 except one entry b[j] = -m a[j], built so that the largest entry of a is 1
+    (at another index) and the largest of b is m u > 1 (at j), with u = |a[j]|: the relative error is
+    (1 + m) u / (m u) = (1 + m) / m, and dividing by |a| only gives (1 + m) u."""
+    a = rng.uniform(-0.45, 0.45, size=4)
+    k, j = rng.choice(4, size=2, replace=False)
+    a[k] = rng.choice([-1.0, 1.0])
+    u = float(rng.uniform(0.5, 0.6))
+    a[j] = u * rng.choice([-1.0, 1.0])
+    m = float(rng.uniform(2.5, 4.0))
+    b = a + rng.uniform(-1e-3, 1e-3, size=4)
+    b[k] = a[k]
+    b[j] = -m * a[j]
+    relative_error_case(relative_error, a, b, (1.0 + m) / m, seed, over_a=(1.0 + m) * u, over_b=(1.0 + m) / m)
+
+
 def check_relative_error(relative_error: Callable, *, seed: int | None = None) -> None:
     """Scalars of both signs and orders, arrays, the all-zero case, and a clear error on mismatched shapes."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     for _ in range(3):
-        a = float(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]))
-        b = a * float(rng.uniform(1.5, 3.0))  # |b| > |a|: catches dividing by |a| only
-        relative_error_case(relative_error, a, b, seed)
-        relative_error_case(relative_error, -b, -a, seed)  # both negative: catches a missing abs
-    a = rng.normal(size=4)
-    b = a + rng.normal(size=4) * 1e-3
-    b[int(rng.integers(4))] *= -3.0
-    relative_error_case(relative_error, a, b, seed)
-    relative_error_case(relative_error, np.zeros(3), np.zeros(3), seed)
+        scaled_pair(rng, seed, relative_error)
+    spiked_pair(rng, seed, relative_error)
+    relative_error_case(relative_error, np.zeros(3), np.zeros(3), 0.0, seed)
     try:
         with quiet():
             relative_error(np.ones(3), np.ones((3, 1)))

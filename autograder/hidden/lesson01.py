@@ -11,14 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from autograder import lesson01 as visible
 from autograder.checks import CheckFailure, quiet
-from autograder.lesson01 import (
-    ArrayFunction,
-    check_difference,
-    gradient_case,
-    new_seed,
-    relative_error_case,
-)
+from autograder.lesson01 import ArrayFunction, check_difference, gradient_case, new_seed
 
 __all__ = [
     "check_forward_difference",
@@ -80,6 +75,29 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None =
             f"numerical_gradient(f, x, 1e-4) disagrees with the course's reference implementation: got "
             f"{got.tolist()}, expected {expected.tolist()} (seed {seed})."
         )
+
+
+def expected_relative_error(a: object, b: object) -> float:
+    """max|a - b| / max(max|a|, max|b|), and 0 when both are all zero (kept here: it is the answer)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    denom = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+    return 0.0 if denom == 0.0 else float(np.max(np.abs(a - b))) / denom
+
+
+def relative_error_case(relative_error: Callable, a: object, b: object, seed: int) -> None:
+    """The visible comparison on any pair, with the expected values computed from the definition."""
+    an, bn = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    top, size_a, size_b = (float(np.max(np.abs(v))) for v in (an - bn, an, bn))
+    visible.relative_error_case(
+        relative_error,
+        a,
+        b,
+        expected_relative_error(a, b),
+        seed,
+        over_a=top / size_a if size_a > 0 else None,
+        over_b=top / size_b if size_b > 0 else None,
+    )
 
 
 def check_relative_error(relative_error: Callable, *, seed: int | None = None) -> None:
