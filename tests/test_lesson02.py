@@ -16,6 +16,7 @@ import pytest
 from autograder import lesson02 as visible
 from autograder.checks import CheckFailure
 from autograder.hidden import lesson02 as hidden
+from autograder.hidden import lesson02_trusted as trusted
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "02_chain_rule" / "chain_rule.ipynb"
 
@@ -467,16 +468,16 @@ def test_expected_answers_agree_with_the_worked_example():
     # e = (a + b) * (b + 1) at a = 2, b = 1: de/db = 1*2 + 1*3 = 5, de/da = 2.
     edges = {("a", "c"): 1.0, ("b", "c"): 1.0, ("b", "d"): 1.0, ("c", "e"): 2.0, ("d", "e"): 3.0}
     nodes = ["a", "b", "c", "d", "e"]
-    T = visible.total_derivatives(edges, nodes)
+    T = trusted.total_derivatives(edges, nodes)
     assert T[nodes.index("b"), nodes.index("e")] == pytest.approx(5.0)
     assert T[nodes.index("a"), nodes.index("e")] == pytest.approx(2.0)
-    assert visible.path_counts(edges, nodes)[nodes.index("b"), nodes.index("e")] == 2
+    assert trusted.path_counts(edges, nodes)[nodes.index("b"), nodes.index("e")] == 2
 
 
 def test_random_graphs_are_acyclic_with_stray_nodes_and_many_paths():
     rng = np.random.default_rng(3)
     g = visible.random_graph(rng, 5)
-    counts = visible.path_counts(g.edges, g.nodes)
+    counts = trusted.path_counts(g.edges, g.nodes)
     assert np.all(np.diag(counts) == 1)  # acyclic: each node has only the empty path to itself
     i, j = g.nodes.index(g.src), g.nodes.index(g.dst)
     assert counts[i, j] > 5
@@ -544,3 +545,79 @@ def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name, bug
 def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
     answers = {name: harness.answer_cell(body, HEADER) for name, body in OTHER_STYLES.items()}
     harness.assert_answers_earn_full_marks(notebooks, source_nb, answers)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
+# ---------------------------------------------------------------------------------------------------------
+
+KIT_BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    """What a student's kit lacks: the hidden checks and the reference implementation."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
+            raise ImportError(f"{name} is not in the student kit")
+        return None
+
+
+sys.meta_path.insert(0, NotInTheKit())
+try:
+    import autograder.hidden  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let autograder.hidden through")
+'''
+
+
+def kit_script(nb) -> str:
+    """The notebook's graded cells with their solutions, test cells cut before the hidden tests, run with
+    the hidden modules blocked: what a student with correct answers runs from the kit."""
+    cells = []
+    for cell in harness.graded_cells_only(nb).cells:
+        if cell.cell_type == "code":
+            cells.append(cell.source.split("### BEGIN HIDDEN TESTS")[0])
+    return KIT_BLOCKER + "\n\n".join(cells)
+
+
+def test_visible_module_holds_no_solution_line(source_nb):
+    text = Path(visible.__file__).read_text()
+    lines = harness.solution_lines(source_nb)
+    assert len(lines) > 10
+    for line in lines:
+        assert line not in text, f"the shipped module contains a solution line: {line!r}"
+
+
+@pytest.mark.slow
+def test_visible_checks_pass_the_solutions_without_the_hidden_modules(source_nb):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", kit_script(source_nb)], cwd=NOTEBOOK.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_visible_checks_work_without_the_exact_answers(monkeypatch):
+    """In a student's kit the graph checks judge each node against the student's own neighbouring values:
+    correct solutions pass and every typical bug still fails there."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    for name in SOLUTIONS:
+        for source in (SOLUTIONS[name], OTHER_STYLES.get(name, SOLUTIONS[name])):
+            for seed in range(4):
+                run_check(CHECKS[name][0], define(source, name), name, seed)
+    for name, bugs in BUGS.items():
+        for source, fragment in bugs.values():
+            for seed in range(4):
+                with pytest.raises(CheckFailure) as info:
+                    run_check(CHECKS[name][0], define(source, name), name, seed)
+                message = str(info.value)
+                assert fragment in message or "Hint:" in message or "A sweep uses each edge" in message, message
