@@ -223,8 +223,8 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         if lin.weight.grad is None or lin.bias.grad is None:
             raise CheckFailure(
                 "after backward through Linear, weight.grad or bias.grad is None: build the output from the "
-                "Parameters with Tensor operations (x @ self.weight.T + self.bias), not from their .data "
-                "arrays."
+                "Parameters themselves with Tensor operations (the engine records those), not from their "
+                ".data arrays (plain numpy, invisible to backward)."
             )
         return lin.weight.grad, lin.bias.grad, xt.grad
 
@@ -289,6 +289,8 @@ def _run_optimizer(
         try:
             with quiet():
                 opt.step()
+        except NotImplementedError:  # a blank answer cell shows as not implemented
+            raise
         except Exception as exc:
             cause = (
                 " One of the parameters has .grad None (it took no part in the loss): skip it."
