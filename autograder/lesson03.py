@@ -1,9 +1,12 @@
 """Visible checks for lesson 03 (scalar backprop), and the graph drawing its notebook uses.
 
-The lesson builds its `Value` class one method at a time, so each check can test ONE piece: it installs
-trusted versions of every other primitive (and of the backward pass) on the student's class for the
-duration of the check, then restores the class exactly as it was. A bug in `mul` therefore costs the
-`mul` points only, even though the `add` check builds expressions that multiply.
+The lesson builds its `Value` class one method at a time, so each check tests ONE piece. On the grader's
+machine it installs trusted versions of every other primitive (and of the backward pass) from the hidden
+`lesson03_trusted` on the student's class for the duration of the check, then restores the class exactly
+as it was: a bug in `mul` costs the `mul` points only, even though the `add` check builds expressions that
+multiply. This module is shipped to students, so it holds no working engine (that would answer the
+lesson): in a student's kit the checks use the student's own other methods, say so when they fail, and
+judge orders and sweeps against the order in which the check itself created the nodes.
 
 Every check draws fresh random inputs, compares forward values with float math and gradients with float64
 finite differences (`autograder.checks`), and names the operation that is wrong.
@@ -12,6 +15,8 @@ finite differences (`autograder.checks`), and names the operation that is wrong.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import math
 import secrets
 from collections.abc import Callable, Iterator
@@ -60,120 +65,36 @@ def _number(x: object, what: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Trusted primitives, written against the container the notebook gives: Value(data, inputs, op) with
-# .data, .grad, .inputs and a ._backward closure.
+# Isolation: on the grader's machine the other primitives and the backward pass are trusted ones; in a
+# student's kit (which must not contain a working engine: it would answer the lesson) they are the
+# student's own methods, and a failure message says so.
 # --------------------------------------------------------------------------------------------------
 
+try:  # the grader has the trusted engine; students' kits do not (it would answer every exercise)
+    _trusted = importlib.import_module("autograder.hidden.lesson03_trusted")
+except ImportError:
+    _trusted = None
 
-def _wrap(self: object, other: object) -> object:
-    return other if isinstance(other, type(self)) else type(self)(other)
+_OWN_ENGINE_NOTE = ("\n  (This check uses your own versions of the other Value methods and of backward: "
+                    "if their checks fail, fix those first.)")
 
-
-def _t_add(self, other):
-    other = _wrap(self, other)
-    out = type(self)(self.data + other.data, (self, other), "+")
-
-    def _backward() -> None:
-        self.grad += out.grad
-        other.grad += out.grad
-
-    out._backward = _backward
-    return out
-
-
-def _t_mul(self, other):
-    other = _wrap(self, other)
-    out = type(self)(self.data * other.data, (self, other), "*")
-
-    def _backward() -> None:
-        self.grad += other.data * out.grad
-        other.grad += self.data * out.grad
-
-    out._backward = _backward
-    return out
-
-
-def _t_power(self, k):
-    out = type(self)(self.data**k, (self,), f"**{k:g}")
-
-    def _backward() -> None:
-        self.grad += k * self.data ** (k - 1) * out.grad
-
-    out._backward = _backward
-    return out
-
-
-def _t_unary(op: str, f: Callable[[float], float], df: Callable[[float, float], float]) -> Callable:
-    def method(self):
-        y = f(self.data)
-        out = type(self)(y, (self,), op)
-
-        def _backward() -> None:
-            self.grad += df(self.data, y) * out.grad
-
-        out._backward = _backward
-        return out
-
-    method.__name__ = op
-    return method
-
-
-def _relu(x: float) -> float:
-    return x if x > 0 else 0.0
-
-
-_UNARY_MATH: dict[str, tuple[Callable[[float], float], Callable[[float, float], float]]] = {
-    "exp": (math.exp, lambda x, y: y),
-    "log": (math.log, lambda x, y: 1.0 / x),
-    "tanh": (math.tanh, lambda x, y: 1.0 - y * y),
-    "relu": (_relu, lambda x, y: 1.0 if x > 0 else 0.0),
-}
-
-
-def trusted_order(root) -> list:
-    """Every node reachable from root, each after its inputs (iterative, so any depth works)."""
-    order, seen, stack = [], {id(root)}, [(root, iter(root.inputs))]
-    while stack:
-        node, pending = stack[-1]
-        for parent in pending:
-            if id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, iter(parent.inputs)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order
-
-
-def _t_backward(self) -> None:
-    order = trusted_order(self)
-    for node in order:
-        if node.inputs:
-            node.grad = 0.0
-    self.grad += 1.0
-    for node in reversed(order):
-        node._backward()
-
-
-TRUSTED: dict[str, Callable] = {
-    "__add__": _t_add,
-    "__mul__": _t_mul,
-    "power": _t_power,
-    **{name: _t_unary(name, f, df) for name, (f, df) in _UNARY_MATH.items()},
-    "backward": _t_backward,
-}
+_MISSING = object()
 
 
 @contextlib.contextmanager
-def trusted_engine(Value: type, **under_test: Callable) -> Iterator[None]:
-    """Install trusted primitives (except the ones under test) on Value; restore the class afterwards."""
+def _engine(Value: type, **under_test: Callable) -> Iterator[None]:
+    """Trusted primitives for everything but the methods under test when the grader has them (so one bug
+    costs one exercise's points), else the student's own; the class is restored afterwards either way."""
     if not isinstance(Value, type):
         raise CheckFailure(f"pass the Value class itself to the check, got {type(Value).__name__}")
-    saved = {name: Value.__dict__.get(name, _MISSING) for name in TRUSTED}
+    if _trusted is not None:
+        with _trusted.trusted_engine(Value, **under_test):
+            yield
+        return
+    saved = {name: Value.__dict__.get(name, _MISSING) for name in under_test}
     try:
-        for name, fn in TRUSTED.items():
-            setattr(Value, name, under_test.get(name, fn))
+        for name, fn in under_test.items():
+            setattr(Value, name, fn)
         yield
     finally:
         for name, old in saved.items():
@@ -183,7 +104,54 @@ def trusted_engine(Value: type, **under_test: Callable) -> Iterator[None]:
                 setattr(Value, name, old)
 
 
-_MISSING = object()
+def _noting_own_engine(check: Callable) -> Callable:
+    """Add the note above to a check's failure message when it ran on the student's own engine."""
+
+    @functools.wraps(check)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            check(*args, **kwargs)
+        except CheckFailure as exc:
+            if _trusted is None:
+                raise CheckFailure(f"{exc}{_OWN_ENGINE_NOTE}") from None
+            raise
+
+    return run
+
+
+@contextlib.contextmanager
+def _creation_log(Value: type) -> Iterator[list]:
+    """Record every Value created inside the block, in creation order. A node is always created after its
+    inputs, so the log restricted to what the root depends on is a valid order to check against, without
+    the checker containing the graph search the students write."""
+    log: list = []
+    saved = Value.__dict__.get("__init__", _MISSING)
+    init = Value.__init__
+
+    def recording_init(self, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)
+        log.append(self)
+
+    Value.__init__ = recording_init
+    try:
+        yield log
+    finally:
+        if saved is _MISSING:
+            delattr(Value, "__init__")
+        else:
+            Value.__init__ = saved
+
+
+def _logged_order(root, log: list) -> list:
+    """The logged nodes the root depends on (root included), in creation order."""
+    needed = {id(root)}
+    for node in reversed(log):
+        if id(node) in needed:
+            needed.update(id(p) for p in node.inputs)
+    order = [node for node in log if id(node) in needed]
+    if not order or order[-1] is not root:
+        raise RuntimeError("the check built a node outside its creation log")  # pragma: no cover
+    return order
 
 
 def _call(what: str, fn: Callable, *args: object) -> object:
@@ -218,6 +186,11 @@ def _new_value(Value: type, x: float, what: str = "Value(x)"):
 
 _BINARY = {"add": "__add__", "mul": "__mul__"}
 
+# The plain float math each one-input primitive computes (forward only: the derivatives are the exercise).
+_FORWARD: dict[str, Callable[[float], float]] = {
+    "exp": math.exp, "log": math.log, "tanh": math.tanh, "relu": lambda x: max(x, 0.0),
+}
+
 
 @dataclass
 class Expression:
@@ -237,7 +210,7 @@ class Expression:
             elif op == "power":
                 vals.append(vals[i] ** step[2])
             else:
-                vals.append(_UNARY_MATH[op][0](vals[i]))
+                vals.append(_FORWARD[op](vals[i]))
         return vals
 
     def build(self, Value: type, xs: object) -> tuple[list, object]:
@@ -330,12 +303,53 @@ def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, .
     raise RuntimeError("could not draw a well-conditioned random expression")  # pragma: no cover
 
 
+_OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu")
+
+
+def _works(Value: type, op: str) -> bool:
+    """Whether the class's `op` (or backward) runs on a small example: in a student's kit, expressions use
+    only the methods the student has already written."""
+    try:
+        with quiet():
+            a = Value(0.7)
+            if op == "backward":
+                a.backward()
+                return True
+            if op == "power":
+                out = a.power(2.0)
+            elif op in _BINARY:
+                out = getattr(a, _BINARY[op])(Value(1.3))
+            else:
+                out = getattr(a, op)()
+    except Exception:  # noqa: BLE001 - a missing or unfinished method is simply not used
+        return False
+    return isinstance(out, Value)
+
+
+def _usable_ops(Value: type, focus: str) -> tuple[str, ...]:
+    others = tuple(op for op in _OPS if op != focus)
+    if _trusted is None:
+        others = tuple(op for op in others if _works(Value, op))
+    return others or (focus,)
+
+
+def _run_backward(root) -> None:
+    root.backward()
+
+
 def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: int = 3,
                       backward: Callable | None = None) -> None:
-    """Forward values against float math and leaf gradients against finite differences."""
+    """Forward values against float math and leaf gradients against finite differences.
+
+    Without an explicit `backward`, gradients use Value.backward: the trusted one on the grader's machine;
+    in a student's kit the student's own, and only once it works (before that exercise is done, the
+    expressions check forward values, and each primitive's gradient is checked locally by its own check).
+    """
     rng = np.random.default_rng(seed)
-    others = tuple(op for op in ("add", "mul", "power", "exp", "log", "tanh", "relu") if op != focus)
-    run_backward = backward or (lambda root: root.backward())
+    others = _usable_ops(Value, focus)
+    run_backward = backward
+    if run_backward is None and (_trusted is not None or _works(Value, "backward")):
+        run_backward = _run_backward
     for _ in range(count):
         expr, xs = random_expression(rng, focus, others)
         leaves, root = _call(f"{label} (building {expr.text()})", expr.build, Value, xs)
@@ -346,6 +360,9 @@ def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: 
                 f"at x = {np.round(xs, 6).tolist()}\n  Expected {want:.10g}, got {root.data:.10g} "
                 f"(seed {seed})."
             )
+
+        if run_backward is None:
+            continue
 
         def f(v: np.ndarray, expr: Expression = expr) -> float:
             return expr.floats(v)[-1]
@@ -404,7 +421,7 @@ def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[
     rng = np.random.default_rng(seed)
     label = f"`{name}` (a {symbol} b)"
     method = _BINARY[name]
-    with trusted_engine(Value, **{method: fn}):
+    with _engine(Value, **{method: fn}):
         for _ in range(3):
             x, y = rng.uniform(0.3, 2.0, 2) * rng.choice([-1.0, 1.0], 2)
             out, _ = _local(Value, label, lambda a, b: getattr(a, method)(b), [x, y], 0.0, [0.0, 0.0])
@@ -456,7 +473,7 @@ def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[
                                    f"{g:.4g}, a.grad should be {want:.6g} (both uses count), got "
                                    f"{leaf.grad:.6g}. Use `+=` for both inputs so the two contributions "
                                    f"add up (seed {seed}).")
-        check_expressions(Value, name, label, seed, backward=_t_backward)
+        check_expressions(Value, name, label, seed)
 
 
 def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.random.Generator], float],
@@ -465,8 +482,8 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     label = f"`{name}` (a.{name}())"
-    f = _UNARY_MATH[name][0]
-    with trusted_engine(Value, **{name: fn}):
+    f = _FORWARD[name]
+    with _engine(Value, **{name: fn}):
         for _ in range(6):
             x = float(points(rng))
             out, _ = _local(Value, label, lambda a: getattr(a, name)(), [x], 0.0, [0.0])
@@ -492,25 +509,28 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
                 raise CheckFailure(f"{label}: a.grad held {s:.4g} before out._backward() and should then "
                                    f"hold {s + grad(x):.6g}, got {a.grad:.6g}. Add into a.grad with `+=` "
                                    f"instead of overwriting it (seed {seed}).")
-        check_expressions(Value, name, label, seed, backward=_t_backward)
+        check_expressions(Value, name, label, seed)
 
 
+@_noting_own_engine
 def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
     """`add(self, other)`: a + b, with d/da = d/db = 1."""
     check_binary(Value, add, "add", "+", lambda a, b: a + b, seed)
 
 
+@_noting_own_engine
 def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
     """`mul(self, other)`: a * b, with d/da = b and d/db = a."""
     check_binary(Value, mul, "mul", "*", lambda a, b: a * b, seed)
 
 
+@_noting_own_engine
 def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
     """`power(self, k)` for a plain number k: d/da a**k = k a**(k-1)."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     label = "`power` (a ** k)"
-    with trusted_engine(Value, power=power):
+    with _engine(Value, power=power):
         for k in (2.0, 3.0, -1.0, -2.0, 0.5, 1.5):
             x = float(rng.uniform(0.4, 2.0)) * (1.0 if k != int(k) else float(rng.choice([-1.0, 1.0])))
             out, _ = _local(Value, label, lambda a, k=k: a.power(k), [x], 0.0, [0.0])
@@ -538,31 +558,35 @@ def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
             if not _close(float(a.grad), s + grad(x)):
                 raise CheckFailure(f"{label}: a.grad should grow from {s:.4g} to {s + grad(x):.6g}, got "
                                    f"{a.grad:.6g}; use `+=` (seed {seed}).")
-        check_expressions(Value, "power", label, seed, backward=_t_backward)
+        check_expressions(Value, "power", label, seed)
 
 
 def _signed(lo: float, hi: float) -> Callable[[np.random.Generator], float]:
     return lambda rng: float(rng.uniform(lo, hi) * rng.choice([-1.0, 1.0]))
 
 
+@_noting_own_engine
 def check_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
     """`exp(self)`: d/da e**a = e**a, which is the output itself."""
     check_unary(Value, exp, "exp", _signed(0.1, 2.5),
                 "d/da exp(a) = exp(a): multiply out.grad by the OUTPUT value.", seed)
 
 
+@_noting_own_engine
 def check_log(log: Callable, Value: type, seed: int | None = None) -> None:
     """`log(self)`: d/da log a = 1/a."""
     check_unary(Value, log, "log", lambda rng: float(rng.uniform(0.2, 4.0)),
                 "d/da log(a) = 1/a, with a the INPUT value (self.data), times out.grad.", seed)
 
 
+@_noting_own_engine
 def check_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
     """`tanh(self)`: d/da tanh a = 1 - tanh(a)**2, written with the output t = tanh(a)."""
     check_unary(Value, tanh, "tanh", _signed(0.2, 2.0),
                 "d/da tanh(a) = 1 - t**2 where t = tanh(a) is the OUTPUT (not 1 - a**2).", seed)
 
 
+@_noting_own_engine
 def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
     """`relu(self)`: slope 1 where the input is positive, 0 where it is negative."""
     check_unary(Value, relu, "relu", _signed(0.1, 2.0),
@@ -596,8 +620,8 @@ def chain(Value: type, depth: int):
     return node
 
 
-def _validate_order(got: object, root, label: str) -> None:
-    want = trusted_order(root)
+def _validate_order(got: object, root, label: str, want: list) -> None:
+    """`got` against the rules of a topological order; `want` lists the nodes root depends on (any order)."""
     if not isinstance(got, list | tuple):
         raise CheckFailure(f"{label} should return a list of Values, got {type(got).__name__}")
     position: dict[int, int] = {}
@@ -628,109 +652,126 @@ def _validate_order(got: object, root, label: str) -> None:
                                    "the list (post-order depth-first search).")
 
 
+@_noting_own_engine
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
     """Random DAGs, a + a, a diamond, heavy sharing, and a 10 000-deep chain (no RecursionError)."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     label = "`topological_sort`"
+    with _creation_log(Value) as log:
+        _check_orders(topological_sort, Value, rng, label, log, seed)
+
+
+def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Generator, label: str,
+                  log: list, seed: int) -> None:
+    def validate(root, what: str) -> None:
+        _validate_order(_call(what, topological_sort, root), root, what, _logged_order(root, log))
+
     leaf = _node(Value, 2.0)
-    _validate_order(_call(label, topological_sort, leaf), leaf, f"{label} on a single leaf")
+    validate(leaf, f"{label} on a single leaf")
     a = _node(Value, 1.0)
     b = _node(Value, 2.0, (a, a), "+")
     c = _node(Value, 4.0, (b, b), "+")
-    _validate_order(_call(label, topological_sort, c), c, f"{label} on b = a + a; c = b + b")
+    validate(c, f"{label} on b = a + a; c = b + b")
     x = _node(Value, 1.0)
     left, right = _node(Value, 2.0, (x,), "f"), _node(Value, 3.0, (x,), "g")
     top = _node(Value, 5.0, (left, right), "+")
-    _validate_order(_call(label, topological_sort, top), top, f"{label} on a diamond")
+    validate(top, f"{label} on a diamond")
     node = _node(Value, 1.0)
     for _ in range(16):  # 16 levels of x_{k+1} = x_k + x_k: 2**16 paths, 17 nodes
         node = _node(Value, 2 * node.data, (node, node), "+")
-    _validate_order(_call(label, topological_sort, node), node, f"{label} on a chain of 16 doublings")
+    validate(node, f"{label} on a chain of 16 doublings")
     for _ in range(4):
         _, root = random_graph(Value, rng)
-        _validate_order(_call(label, topological_sort, root), root,
-                        f"{label} on a random graph (seed {seed})")
+        validate(root, f"{label} on a random graph (seed {seed})")
     deep = chain(Value, 10_000)
-    _validate_order(_call(f"{label} on a chain 10 000 nodes deep", topological_sort, deep), deep,
-                    f"{label} on a chain 10 000 nodes deep")
+    validate(deep, f"{label} on a chain 10 000 nodes deep")
 
 
+@_noting_own_engine
 def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
     """`backprop(root, order)`: gradients, a + a reuse, PyTorch's accumulation rule, deep chains."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     label = "`backprop`"
 
-    def run(root) -> None:
-        _call(label, backprop, root, trusted_order(root))
+    with _engine(Value), _creation_log(Value) as log:
+        _check_sweeps(backprop, Value, rng, label, log, seed)
 
-    with trusted_engine(Value):
-        a = Value(float(rng.uniform(0.5, 2.0)))
-        b = a + a
-        c = b + b
-        run(c)
-        if not _close(float(a.grad), 4.0):
+
+def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, label: str, log: list,
+                  seed: int) -> None:
+    def run(root) -> None:
+        _call(label, backprop, root, _logged_order(root, log))
+
+    a = Value(float(rng.uniform(0.5, 2.0)))
+    b = a + a
+    c = b + b
+    run(c)
+    if not _close(float(a.grad), 4.0):
+        raise CheckFailure(
+            f"{label}: for b = a + a; c = b + b, dc/da is 4, but a.grad = {a.grad!r}. Walk the given "
+            "order in reverse and call each node's _backward exactly once: a node may send its gradient "
+            "on only after every use of it has sent its share back.")
+    if not _close(float(c.grad), 1.0):
+        raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
+                           f"{c.grad!r}. Seed the root with gradient 1 before the sweep.")
+    # A diamond: a feeds two branches that meet again; both branches' gradients must reach a.
+    x = float(rng.uniform(0.5, 2.0))
+    k1, k2 = (float(v) for v in rng.uniform(0.5, 2.0, 2))
+    a = Value(x)
+    top = (a * k1).tanh() * (a * k2).exp()
+    run(top)
+    t, e = math.tanh(k1 * x), math.exp(k2 * x)
+    want = k1 * (1 - t * t) * e + t * k2 * e
+    if not _close(float(a.grad), want, 1e-9):
+        raise CheckFailure(f"{label}: in the diamond top = tanh({k1:.3g} a) * exp({k2:.3g} a) at "
+                           f"a = {x:.4g}, a.grad should be {want:.6g} (the sum of both branches), got "
+                           f"{a.grad!r}.")
+    check_expressions(Value, "add", label, seed, count=3, backward=run)
+    check_expressions(Value, "mul", label, seed + 1, count=2, backward=run)
+    # PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call.
+    expr, xs = random_expression(rng, "tanh", ("add", "mul", "exp"))
+    leaves, root = expr.build(Value, xs)
+    run(root)
+    once = [float(leaf.grad) for leaf in leaves]
+    run(root)
+    twice = [float(leaf.grad) for leaf in leaves]
+    if any(o != 0.0 for o in once) and all(_close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
+        raise CheckFailure(
+            f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
+            f"(PyTorch's rule), but the second call left them unchanged ({np.round(once, 4).tolist()}). "
+            "You reset the leaves too: set to 0 only the nodes that have inputs, and let the leaves add "
+            "this call's gradient to what they already hold.")
+    if not all(_close(t, 2 * o, 1e-7) for o, t in zip(once, twice, strict=True)):
+        raise CheckFailure(
+            f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
+            f"(PyTorch's rule); got {np.round(once, 4).tolist()} after one call and "
+            f"{np.round(twice, 4).tolist()} after two. Leaves keep accumulating, but every non-leaf node "
+            "(one with inputs) must be reset to 0 before the sweep, or last call's gradient flows again.")
+    start = rng.normal(size=len(leaves))
+    leaves, root = expr.build(Value, xs)
+    for leaf, s in zip(leaves, start, strict=True):
+        leaf.grad = float(s)
+    run(root)
+    for leaf, s, o in zip(leaves, start, once, strict=True):
+        if not _close(float(leaf.grad), s + o, 1e-7):
             raise CheckFailure(
-                f"{label}: for b = a + a; c = b + b, dc/da is 4, but a.grad = {a.grad!r}. Walk the given "
-                "order in reverse and call each node's _backward exactly once: a node may send its gradient "
-                "on only after every use of it has sent its share back.")
-        if not _close(float(c.grad), 1.0):
-            raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
-                               f"{c.grad!r}. Seed the root with gradient 1 before the sweep.")
-        # A diamond: a feeds two branches that meet again; both branches' gradients must reach a.
-        x = float(rng.uniform(0.5, 2.0))
-        k1, k2 = (float(v) for v in rng.uniform(0.5, 2.0, 2))
-        a = Value(x)
-        top = (a * k1).tanh() * (a * k2).exp()
-        run(top)
-        t, e = math.tanh(k1 * x), math.exp(k2 * x)
-        want = k1 * (1 - t * t) * e + t * k2 * e
-        if not _close(float(a.grad), want, 1e-9):
-            raise CheckFailure(f"{label}: in the diamond top = tanh({k1:.3g} a) * exp({k2:.3g} a) at "
-                               f"a = {x:.4g}, a.grad should be {want:.6g} (the sum of both branches), got "
-                               f"{a.grad!r}.")
-        check_expressions(Value, "add", label, seed, count=3, backward=run)
-        check_expressions(Value, "mul", label, seed + 1, count=2, backward=run)
-        # PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call.
-        expr, xs = random_expression(rng, "tanh", ("add", "mul", "exp"))
-        leaves, root = expr.build(Value, xs)
-        run(root)
-        once = [float(leaf.grad) for leaf in leaves]
-        run(root)
-        twice = [float(leaf.grad) for leaf in leaves]
-        if any(o != 0.0 for o in once) and all(_close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
-            raise CheckFailure(
-                f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
-                f"(PyTorch's rule), but the second call left them unchanged ({np.round(once, 4).tolist()}). "
-                "You reset the leaves too: set to 0 only the nodes that have inputs, and let the leaves add "
-                "this call's gradient to what they already hold.")
-        if not all(_close(t, 2 * o, 1e-7) for o, t in zip(once, twice, strict=True)):
-            raise CheckFailure(
-                f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
-                f"(PyTorch's rule); got {np.round(once, 4).tolist()} after one call and "
-                f"{np.round(twice, 4).tolist()} after two. Leaves keep accumulating, but every non-leaf node "
-                "(one with inputs) must be reset to 0 before the sweep, or last call's gradient flows again.")
-        start = rng.normal(size=len(leaves))
-        leaves, root = expr.build(Value, xs)
-        for leaf, s in zip(leaves, start, strict=True):
-            leaf.grad = float(s)
-        run(root)
-        for leaf, s, o in zip(leaves, start, once, strict=True):
-            if not _close(float(leaf.grad), s + o, 1e-7):
-                raise CheckFailure(
-                    f"{label}: a leaf whose grad was {s:.4g} before the call should end with {s + o:.6g} "
-                    f"(its old grad plus this call's), got {leaf.grad:.6g}. Do not zero the leaves in "
-                    "backprop: they accumulate until the user zeroes them (PyTorch's rule).")
-        x = Value(0.5)
-        node = x
-        for _ in range(10_000):
-            node = node * 1.0001 if rng.random() < 0.5 else node + 0.1
-        run(node)
-        d = math.prod(1.0001 if n.op == "*" else 1.0 for n in trusted_order(node))
-        if not _close(float(x.grad), d, 1e-9):
-            raise CheckFailure(f"{label}: on a chain 10 000 operations deep x.grad should be {d:.8g}, got "
-                               f"{x.grad!r}.")
+                f"{label}: a leaf whose grad was {s:.4g} before the call should end with {s + o:.6g} "
+                f"(its old grad plus this call's), got {leaf.grad:.6g}. Do not zero the leaves in "
+                "backprop: they accumulate until the user zeroes them (PyTorch's rule).")
+    x = Value(0.5)
+    node, n_mul = x, 0
+    for _ in range(10_000):
+        if rng.random() < 0.5:
+            node, n_mul = node * 1.0001, n_mul + 1
+        else:
+            node = node + 0.1
+    run(node)
+    d = 1.0001**n_mul
+    if not _close(float(x.grad), d, 1e-9):
+        raise CheckFailure(f"{label}: on a chain 10 000 operations deep x.grad should be {d:.8g}, got "
+                           f"{x.grad!r}.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -862,11 +903,12 @@ def _check_model(model: object, structure: list, acts: list[str], Value: type, n
         p.data, p.grad = float(v), 0.0
 
 
+@_noting_own_engine
 def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
     """Neuron(n_in, activation), Layer(n_in, n_out, activation), MLP(n_in, sizes): structure and math."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    with trusted_engine(Value):
+    with _engine(Value):
         for act in ("tanh", "relu", "linear"):
             n_in = int(rng.integers(2, 5))
             neuron = _call(f"Neuron({n_in}, activation={act!r})", Neuron, n_in, act)
@@ -921,19 +963,28 @@ class _TinyModel:
         return out
 
 
-def _logistic(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean log(1 + exp(-y s)) of the tiny model and its gradient, in float64 numpy."""
+def _mean_logistic_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+    """Mean log(1 + exp(-y s)) of the tiny model, in float64 numpy (the forward pass only)."""
     w1, b1, w2, b2 = theta[:6].reshape(3, 2), theta[6:9], theta[9:12], theta[12]
-    h = np.tanh(X @ w1.T + b1)
-    s = h @ w2 + b2
-    m = -y * s
-    loss = float(np.mean(np.log1p(np.exp(m))))
-    ds = -y / (1.0 + np.exp(-m)) / len(y)
-    dh = np.outer(ds, w2) * (1 - h**2)
-    grad = np.concatenate([(dh.T @ X).ravel(), dh.sum(0), h.T @ ds, [ds.sum()]])
-    return loss, grad
+    s = np.tanh(X @ w1.T + b1) @ w2 + b2
+    return float(np.mean(np.log1p(np.exp(-y * s))))
 
 
+def _loss_and_gradient(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The grader's exact gradient when it has it; in a student's kit a five-point finite difference of
+    the loss (accurate to about 1e-10 here, and no backward pass written out)."""
+    if _trusted is not None:
+        return _trusted.logistic_loss_and_gradient(theta, X, y)
+    h, grad = 1e-3, np.empty_like(theta)
+    for k in range(theta.size):
+        e = np.zeros_like(theta)
+        e[k] = h
+        f = [_mean_logistic_loss(theta + m * e, X, y) for m in (-2, -1, 1, 2)]
+        grad[k] = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+    return _mean_logistic_loss(theta, X, y), grad
+
+
+@_noting_own_engine
 def check_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
     """Two calls of train_step(model, X, y, lr) must equal two steps of gradient descent on the mean loss."""
     seed = new_seed(seed)
@@ -944,11 +995,12 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
     y = rng.choice([-1.0, 1.0], size=len(X))
     y[:2] = (-1.0, 1.0)
     lr = float(rng.uniform(0.2, 0.6))
-    with trusted_engine(Value):
+    rtol, atol = (1e-8, 1e-10) if _trusted is not None else (1e-6, 1e-8)  # exact vs finite differences
+    with _engine(Value):
         model = _TinyModel(Value, theta0)
         theta, grads = theta0.copy(), []
         for step in (1, 2):
-            want_loss, g = _logistic(theta, X, y)
+            want_loss, g = _loss_and_gradient(theta, X, y)
             grads.append(g)
             loss = _call(label, train_step, model, X.tolist(), y.tolist(), lr)
             if isinstance(loss, Value):
@@ -957,7 +1009,7 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
             got_loss = _number(loss, f"{label}'s returned loss")
             theta = theta - lr * g
             got = np.array([float(p.data) for p in model.parameters()])
-            if not np.allclose(got, theta, rtol=1e-8, atol=1e-10):
+            if not np.allclose(got, theta, rtol=rtol, atol=atol):
                 before = theta + lr * g
                 candidates = {
                     "You moved the parameters UP the gradient: the update is p.data -= lr * p.grad.":
@@ -969,7 +1021,8 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
                     "The parameters did not change: after loss.backward(), update p.data for every p in "
                     "model.parameters().": before,
                 }
-                hint = next((h for h, c in candidates.items() if np.allclose(got, c, rtol=1e-7)),
+                hint = next((h for h, c in candidates.items()
+                             if np.allclose(got, c, rtol=10 * rtol, atol=atol)),
                             "Check the loss itself: L = mean over the batch of log(1 + exp(-y_i * s_i)) with "
                             "s_i = model(x_i), then one step p.data -= lr * p.grad for every parameter.")
                 raise CheckFailure(f"{label}: after step {step} the parameters are not one gradient-descent "
@@ -986,24 +1039,48 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
 # --------------------------------------------------------------------------------------------------
 
 
+MAX_DRAWN = 40  # more boxes than this are unreadable in a notebook figure
+
+
+def _drawing_order(root) -> list:
+    """The small graph's nodes, inputs first: the recursive search the notebook shows (and explains why it
+    fails on deep graphs), which is fine for the few dozen nodes a readable drawing has."""
+    order: list = []
+    seen: set[int] = set()
+
+    def visit(node) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if len(seen) > MAX_DRAWN:
+            raise ValueError(f"draw_graph draws graphs of at most {MAX_DRAWN} Values; this one is larger "
+                             "(draw a smaller example)")
+        for parent in node.inputs:
+            visit(parent)
+        order.append(node)
+
+    visit(root)
+    return order
+
+
 def draw_graph(root, ax=None, title: str | None = None):
     """Draw the graph that produced `root`: one box per Value with its label or op, data and grad."""
     import matplotlib.pyplot as plt
 
-    order = trusted_order(root)
+    drawn = _drawing_order(root)
     depth: dict[int, int] = {}
-    for node in order:
+    for node in drawn:
         depth[id(node)] = 1 + max((depth[id(p)] for p in node.inputs), default=-1)
     # A leaf sits just left of its first user, so its edge is short and crosses no other box.
     first_use: dict[int, int] = {}
-    for node in order:
+    for node in drawn:
         for parent in node.inputs:
             first_use[id(parent)] = min(first_use.get(id(parent), depth[id(node)]), depth[id(node)])
-    for node in order:
+    for node in drawn:
         if not node.inputs and id(node) in first_use:
             depth[id(node)] = first_use[id(node)] - 1
     columns: dict[int, list] = {}
-    for node in order:
+    for node in drawn:
         columns.setdefault(depth[id(node)], []).append(node)
     if ax is None:
         width = 2.3 * (max(columns) + 1)
@@ -1013,7 +1090,7 @@ def draw_graph(root, ax=None, title: str | None = None):
     for d, nodes in columns.items():
         for k, node in enumerate(nodes):
             where[id(node)] = (d, (len(nodes) - 1) / 2 - k)
-    for node in order:
+    for node in drawn:
         x1, y1 = where[id(node)]
         for parent in set(node.inputs):
             x0, y0 = where[id(parent)]
@@ -1023,7 +1100,7 @@ def draw_graph(root, ax=None, title: str | None = None):
             uses = sum(p is parent for p in node.inputs)
             if uses > 1:  # e.g. x * x: one arrow, but two messages in the backward pass
                 ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, f"×{uses}", ha="center", fontsize=8, color="C3")
-    for node in order:
+    for node in drawn:
         x, y = where[id(node)]
         name = getattr(node, "label", "") or ("" if not node.inputs else node.op)
         text = f"{name}\ndata {node.data:.3g}\ngrad {node.grad:.3g}"

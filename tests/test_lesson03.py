@@ -323,7 +323,7 @@ def test_draw_graph_draws_every_node():
     out.backward()
     ax = visible.draw_graph(out)
     boxes = [t for t in ax.texts if "grad" in t.get_text()]
-    assert len(boxes) == len(visible.trusted_order(out)) == 5
+    assert len(boxes) == 5  # a, b, a*b, a*b + a, tanh
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -380,15 +380,110 @@ def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb
 
 
 @pytest.mark.parametrize("cell, test_cell, source", [
-    ("add_mul", "test_add", "from autograder.lesson03 import _t_add as add\n"
-     "from autograder.lesson03 import _t_mul as mul\nValue.__add__ = add\nValue.__mul__ = mul\n"),
-    ("topological_sort", "test_topological_sort", "from autograder import lesson03\n"
-     "topological_sort = lesson03.trusted_order\n"),
-    ("backprop", "test_backprop", "from autograder import lesson03\n\n\ndef backprop(root, order):\n"
-     "    lesson03._t_backward(root)\n"),
+    ("add_mul", "test_add", "from autograder.hidden.lesson03_trusted import _t_add as add\n"
+     "from autograder.hidden.lesson03_trusted import _t_mul as mul\n"
+     "Value.__add__ = add\nValue.__mul__ = mul\n"),
+    ("topological_sort", "test_topological_sort", "import importlib\n\n"
+     "topological_sort = importlib.import_module('autograder.hidden.lesson03_trusted').trusted_order\n"),
+    ("backprop", "test_backprop", "import importlib\n\n\ndef backprop(root, order):\n"
+     "    importlib.import_module('autograder.hidden.lesson03_trusted')._t_backward(root)\n"),
 ])
 def test_hidden_checks_refuse_the_checkers_own_engine(cell, test_cell, source):
+    """The engine is not in the students' kit, but grading runs where it is: a submission that borrows it
+    passes the visible check (it is the trusted engine) and must still get no points."""
     ns = engine({cell: source})
-    run_check(test_cell, ns)  # the visible check cannot tell: it is the trusted engine
+    run_check(test_cell, ns)
     with pytest.raises(CheckFailure, match="trusted engine"):
         run_check(test_cell, ns, module=hidden)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The student kit: the visible module is shipped, so it must hold no engine and work without the hidden side
+# ------------------------------------------------------------------------------------------------------
+
+KIT_BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    """What a student's kit lacks: the hidden checks and the reference implementation."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
+            raise ImportError(f"{name} is not in the student kit")
+        return None
+
+
+sys.meta_path.insert(0, NotInTheKit())
+try:
+    import autograder.hidden  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let autograder.hidden through")
+'''
+
+
+def kit_script() -> str:
+    """The notebook's given, answer and test cells in order (test cells cut before the hidden tests), with
+    the hidden modules blocked: what a student with correct answers runs from the kit."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in harness.graded_cells_only(nb).cells
+             if c.cell_type == "code"]
+    return KIT_BLOCKER + "\nfrom autograder import lesson03\nassert lesson03._trusted is None\n\n" + \
+        "\n\n".join(cells) + "\nprint('kit checks passed')\n"
+
+
+def test_visible_module_holds_no_solution_line():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = Path(visible.__file__).read_text()
+    lines = harness.solution_lines(nb, unless_outside="text")  # the update rule is quoted in the text
+    assert len(lines) > 30
+    for line in lines:
+        assert line not in text, f"the shipped module contains a solution line: {line!r}"
+
+
+def test_visible_module_holds_no_engine():
+    """No derivative rule or backward sweep of the exercises is written out in the shipped module."""
+    text = Path(visible.__file__).read_text()
+    for fragment in ("1.0 - y * y", "1.0 / x", "k * self.data ** (k - 1)", "other.data * out.grad",
+                     "._backward()\n", "trusted_order", "_t_backward"):
+        assert fragment not in text, fragment
+
+
+@pytest.mark.slow
+def test_visible_checks_pass_the_solutions_without_the_hidden_modules():
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", kit_script()], cwd=NOTEBOOK.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kit checks passed" in done.stdout
+
+
+@pytest.mark.parametrize("test_cell", ALL_TESTS)
+def test_without_the_trusted_engine_the_solution_passes(monkeypatch, test_cell):
+    monkeypatch.setattr(visible, "_trusted", None)
+    ns = engine()
+    for seed in range(2):
+        run_check(test_cell, ns, seed=seed)
+    for cell, source in OTHER_STYLES.items():
+        if test_cell in TEST_CELLS[cell]:
+            run_check(test_cell, engine({cell: source}))
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_without_the_trusted_engine_each_bug_still_fails_its_check(monkeypatch, name):
+    """On a student's machine the checks run on the student's own engine, and say so."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    cell, test_cell, _, _, words = BUGS[name]
+    ns = engine({cell: bug_source(name)})
+    for seed in range(2):
+        with pytest.raises(CheckFailure) as info:
+            run_check(test_cell, ns, seed=seed)
+        assert words in str(info.value) and "your own versions" in str(info.value), str(info.value)

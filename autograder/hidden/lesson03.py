@@ -15,7 +15,8 @@ import numpy as np
 
 from autograder import lesson03 as visible
 from autograder.checks import CheckFailure
-from autograder.lesson03 import Expression, random_expression, trusted_engine, trusted_order
+from autograder.hidden.lesson03_trusted import _t_backward, trusted_engine, trusted_order
+from autograder.lesson03 import Expression, random_expression
 
 __all__ = [
     "check_add",
@@ -91,13 +92,16 @@ def _unary_extra(Value: type, fn: Callable, name: str, cases: list[tuple[float, 
                                    f"{float(a.grad):.6g}. {hint}")
 
 
-# The visible checks ship a trusted engine (so each piece can be tested alone); a submission must not be it.
-_CHECKER_NAMES = frozenset({"TRUSTED", "trusted_engine", "trusted_order", "_t_add", "_t_mul", "_t_power",
-                            "_t_unary", "_t_backward", "_TinyModel"})
+# The grader's trusted engine (hidden/lesson03_trusted) is importable wherever grading runs, and the checks'
+# helpers everywhere: a submission must not be, or call, either. Names any such use would go through:
+_CHECKER_NAMES = frozenset({"autograder", "lesson03", "lesson03_trusted", "TRUSTED", "trusted_engine",
+                            "trusted_order", "_t_add", "_t_mul", "_t_power", "_t_unary", "_t_backward",
+                            "_TinyModel", "_engine", "_logged_order", "_creation_log"})
 
 
 def _own_code(fn: object, name: str) -> None:
-    """Fail a submission that is, or calls, the checker's own engine instead of the student's code."""
+    """Fail a submission that is, or calls, the checker's own engine or helpers instead of the student's
+    code (the engine is not in the students' kit, but a submission is graded where it is)."""
     borrowed = getattr(fn, "__module__", "") or ""
     code = getattr(fn, "__code__", None)
     stack = [code] if isinstance(code, types.CodeType) else []
@@ -107,8 +111,8 @@ def _own_code(fn: object, name: str) -> None:
             borrowed = "autograder"
         stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
     if borrowed.startswith("autograder"):
-        raise CheckFailure(f"`{name}` uses the checker's trusted engine from autograder.lesson03 instead of "
-                           "your own code; the points are for your implementation, so write it yourself.")
+        raise CheckFailure(f"`{name}` uses the checker's trusted engine or helpers from autograder instead "
+                           "of your own code; the points are for your implementation, so write it yourself.")
 
 
 def _with_reference(check: Callable, fn: Callable, Value: type, name: str, seed: int | None) -> None:
@@ -116,7 +120,7 @@ def _with_reference(check: Callable, fn: Callable, Value: type, name: str, seed:
     seed = visible.new_seed(seed)
     check(fn, Value, seed)
     with trusted_engine(Value, **{_METHOD[name]: fn}):
-        _against_reference(Value, name, f"`{name}`", seed + 1, run=visible._t_backward)
+        _against_reference(Value, name, f"`{name}`", seed + 1, run=_t_backward)
 
 
 def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
@@ -175,17 +179,17 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     label = "`topological_sort`"
     deep = visible.chain(Value, 15_000)
     visible._validate_order(visible._call(f"{label} on a 15 000-deep chain", topological_sort, deep), deep,
-                            f"{label} on a 15 000-deep chain")
+                            f"{label} on a 15 000-deep chain", trusted_order(deep))
     leaves = [Value(float(v)) for v in rng.normal(size=3000)]
     total = leaves[0]
     for leaf in leaves[1:]:
         total = Value(total.data + leaf.data, (total, leaf), "+")
     visible._validate_order(visible._call(label, topological_sort, total), total,
-                            f"{label} on a 3 000-term sum")
+                            f"{label} on a 3 000-term sum", trusted_order(total))
     for _ in range(5):
         _, root = visible.random_graph(Value, rng, n_leaves=10, n_inner=200)
         visible._validate_order(visible._call(label, topological_sort, root), root,
-                                f"{label} on a random graph of 210 nodes (seed {seed})")
+                                f"{label} on a random graph of 210 nodes (seed {seed})", trusted_order(root))
 
 
 def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
