@@ -24,48 +24,78 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "06_autograd_tensor
 # Typical wrong solutions (whole answer cells), keyed by a short name: (grade_id, source, expected message)
 # ---------------------------------------------------------------------------------------------------------
 
+# Correct answers written for these tests; most bugs below are one of them with a line or two changed.
+_APPLY_OP = """
+def apply_op(prim, *inputs, **params):
+    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+    out_data = prim.forward(*(t.data for t in tensors), **params)
+    track = is_grad_enabled() and any(t.requires_grad for t in tensors)
+    out = Tensor(out_data, requires_grad=track)
+    if track:
+        out.grad_fn = Node(prim, tensors, params, out.data)
+    return out
+"""
+
+_BACKWARD = """
+def backward(tensor, gradient=None, retain_graph=False):
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
+        gradient = np.ones_like(tensor.data)
+    root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in node.next_functions if c is not None)
+    grads = {id(root): gradient}
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if isinstance(node, AccumulateGrad):
+            v = node.variable
+            v.grad = np.array(g, copy=True) if v.grad is None else v.grad + g
+            continue
+        for child, gi in zip(node.next_functions, node.input_grads(g)):
+            if child is not None and gi is not None:
+                grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
+        if not retain_graph:
+            node.release()
+"""
+
+
+def _edited(source: str, *replacements: tuple[str, str]) -> str:
+    """`source` with exact text replaced; each replacement must apply, so a bug cannot silently vanish."""
+    for old, new in replacements:
+        assert old in source, f"{old!r} not found: update the bug"
+        source = source.replace(old, new)
+    return source
+
+
+_WRAPPED = "tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]\n    "
+_ACCUMULATE = "v.grad = np.array(g, copy=True) if v.grad is None else v.grad + g"
+
 BUGS: dict[str, tuple[str, str, str]] = {
     "apply_op_all_instead_of_any": (
-        "apply_op",
-        """
-def apply_op(prim, *inputs, **params):
-    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-    out_data = prim.forward(*(t.data for t in tensors), **params)
-    track = is_grad_enabled() and all(t.requires_grad for t in tensors)
-    out = Tensor(out_data, requires_grad=track)
-    if track:
-        out.grad_fn = Node(prim, tensors, params, out.data)
-    return out
-""",
-        "ANY input",
-    ),
+        "apply_op", _edited(_APPLY_OP, ("and any(", "and all(")), "ANY input"),
     "apply_op_ignores_grad_mode": (
-        "apply_op",
-        """
-def apply_op(prim, *inputs, **params):
-    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-    out_data = prim.forward(*(t.data for t in tensors), **params)
-    track = any(t.requires_grad for t in tensors)
-    out = Tensor(out_data, requires_grad=track)
-    if track:
-        out.grad_fn = Node(prim, tensors, params, out.data)
-    return out
-""",
-        "GradMode.enabled = False",
-    ),
+        "apply_op", _edited(_APPLY_OP, ("is_grad_enabled() and ", "")), "GradMode.enabled = False"),
     "apply_op_no_constant_wrapping": (
-        "apply_op",
-        """
-def apply_op(prim, *inputs, **params):
-    out_data = prim.forward(*(t.data for t in inputs), **params)
-    track = is_grad_enabled() and any(t.requires_grad for t in inputs)
-    out = Tensor(out_data, requires_grad=track)
-    if track:
-        out.grad_fn = Node(prim, inputs, params, out.data)
-    return out
-""",
-        "wrap every input",
-    ),
+        "apply_op", _edited(_APPLY_OP, (_WRAPPED, ""), ("for t in tensors", "for t in inputs"),
+                            ("Node(prim, tensors,", "Node(prim, inputs,")), "wrap every input"),
+    "apply_op_forward_on_tensors": (
+        "apply_op", _edited(_APPLY_OP, ("(*(t.data for t in tensors)", "(*tensors")),
+        "call it with the inputs' .data"),
+    "backward_overwrites_leaf_grad": (
+        "backward", _edited(_BACKWARD, (_ACCUMULATE, "v.grad = np.array(g, copy=True)")), "[1.0, 2.0, 1.0]"),
+    "backward_first_grad_not_copied": (
+        "backward", _edited(_BACKWARD, (_ACCUMULATE, "v.grad = g if v.grad is None else v.grad + g")),
+        "same array in memory"),
     "format_graph_children_reversed": (
         "format_graph",
         """
@@ -127,40 +157,6 @@ def backward(tensor, gradient=None, retain_graph=False):
             node.release()
 """,
         "disagree",
-    ),
-    "backward_overwrites_leaf_grad": (
-        "backward",
-        """
-def backward(tensor, gradient=None, retain_graph=False):
-    if gradient is None:
-        if tensor.data.size != 1:
-            raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
-        gradient = np.ones_like(tensor.data)
-    root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((c, False) for c in node.next_functions if c is not None)
-    grads = {id(root): gradient}
-    for node in reversed(order):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        if isinstance(node, AccumulateGrad):
-            node.variable.grad = np.array(g, copy=True)
-            continue
-        for child, gi in zip(node.next_functions, node.input_grads(g)):
-            if child is not None and gi is not None:
-                grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi
-        if not retain_graph:
-            node.release()
-""",
-        "[1.0, 2.0, 1.0]",
     ),
     "backward_recursive_no_release": (
         "backward",
@@ -252,20 +248,6 @@ def no_grad():
 """,
         "finally",
     ),
-    "apply_op_forward_on_tensors": (
-        "apply_op",
-        """
-def apply_op(prim, *inputs, **params):
-    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-    out_data = prim.forward(*tensors, **params)
-    track = is_grad_enabled() and any(t.requires_grad for t in tensors)
-    out = Tensor(out_data, requires_grad=track)
-    if track:
-        out.grad_fn = Node(prim, tensors, params, out.data)
-    return out
-""",
-        "call it with the inputs' .data",
-    ),
     "sum_to_shape_broadcasts_instead_of_summing": (
         "sum_to_shape",
         """
@@ -287,16 +269,6 @@ class no_grad:
     ),
 }
 
-# backward storing the incoming array itself as a leaf's first .grad (the notebook's rule: store a copy)
-BUGS["backward_first_grad_not_copied"] = (
-    "backward",
-    BUGS["backward_overwrites_leaf_grad"][1].replace(
-        "node.variable.grad = np.array(g, copy=True)",
-        "v = node.variable\n            v.grad = g if v.grad is None else v.grad + g",
-    ),
-    "same array in memory",
-)
-assert BUGS["backward_first_grad_not_copied"][1] != BUGS["backward_overwrites_leaf_grad"][1]
 
 # Correct solutions in other styles: each must get full marks.
 OTHER_STYLES: dict[str, tuple[str, str]] = {
@@ -477,6 +449,14 @@ def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
         _run_check(gid, ns)
     assert message in str(info.value), str(info.value)
 
+
+
+def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
+    """Each bug is one change away from a correct answer: so the bug, not the base, is what fails."""
+    for gid, source in (("apply_op", _APPLY_OP), ("backward", _BACKWARD)):
+        ns = _namespace({gid: source})
+        for _ in range(2):
+            _run_check(gid, ns)
 
 def test_bugs_do_not_touch_other_exercises() -> None:
     """With a bug in one exercise, the OTHER exercises' checks still pass (isolation).

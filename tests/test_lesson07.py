@@ -70,6 +70,74 @@ class Adam(Optimizer):
         self.t = 0
 """
 
+# Correct answers written for these tests; most bugs below are one of them with a line or two changed.
+_SGD = _SGD_HEAD + """
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if self.velocity[i] is None:
+                self.velocity[i] = p.grad.copy()
+            else:
+                self.velocity[i] = self.momentum * self.velocity[i] + p.grad
+            p.data = p.data - self.lr * self.velocity[i]
+"""
+
+_ADAM = _ADAM_HEAD + """
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
+            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
+            m_hat, v_hat = self.m[i] / (1 - b1 ** self.t), self.v[i] / (1 - b2 ** self.t)
+            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+"""
+
+_TRAIN_EPOCH = """
+def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
+    model.train()
+    order = rng.permutation(len(X))
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        idx = order[start:start + batch_size]
+        optimizer.zero_grad()
+        loss = loss_fn(model(Tensor(X[idx])), y[idx])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+    return total / len(X)
+"""
+
+_EVALUATE = """
+def evaluate(model, loss_fn, X, y, batch_size=256):
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            out = model(Tensor(xb))
+            total_loss += loss_fn(out, yb).item() * len(xb)
+            correct += int((out.data.argmax(axis=1) == yb).sum())
+    return total_loss / len(X), correct / len(X)
+"""
+
+
+def _edited(source: str, *replacements: tuple[str, str]) -> str:
+    """`source` with exact text replaced; each replacement must apply, so a bug cannot silently vanish."""
+    for old, new in replacements:
+        assert old in source, f"{old!r} not found: update the bug"
+        source = source.replace(old, new)
+    return source
+
+
+_FIRST_VELOCITY = "self.velocity[i] = p.grad.copy()"
+_VELOCITY = "self.velocity[i] = self.momentum * self.velocity[i] + p.grad"
+_CORRECTED = "m_hat, v_hat = self.m[i] / (1 - b1 ** self.t), self.v[i] / (1 - b2 ** self.t)"
+_ACCURACY = "correct += int((out.data.argmax(axis=1) == yb).sum())"
+
 BUGS: dict[str, tuple[str, str, str]] = {
     "parameters_direct_attributes_only": (
         "module_parameters",
@@ -166,207 +234,74 @@ BUGS: dict[str, tuple[str, str, str]] = {
     ),
     "sgd_momentum_as_average": (
         "sgd_step",
-        _SGD_HEAD
-        + """
-    def step(self):
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            if self.velocity[i] is None:
-                self.velocity[i] = np.zeros_like(p.data)
-            self.velocity[i] = self.momentum * self.velocity[i] + (1 - self.momentum) * p.grad
-            p.data = p.data - self.lr * self.velocity[i]
-""",
+        _edited(_SGD, ("+ p.grad", "+ (1 - self.momentum) * p.grad"),
+                (_FIRST_VELOCITY, "self.velocity[i] = (1 - self.momentum) * p.grad")),
         "exponential average",
     ),
     "sgd_velocity_not_kept": (
         "sgd_step",
-        _SGD_HEAD
-        + """
-    def step(self):
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            velocity = self.momentum * np.zeros_like(p.data) + p.grad
-            p.data = p.data - self.lr * velocity
-""",
+        _edited(_SGD, ("p.data - self.lr * self.velocity[i]", "p.data - self.lr * p.grad")),
         "plain SGD",
-    ),
-    "adam_no_bias_correction": (
-        "adam_step",
-        _ADAM_HEAD
-        + """
-    def step(self):
-        self.t += 1
-        b1, b2 = self.betas
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
-            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
-            p.data = p.data - self.lr * self.m[i] / (np.sqrt(self.v[i]) + self.eps)
-""",
-        "bias correction",
-    ),
-    "adam_step_count_frozen": (
-        "adam_step",
-        _ADAM_HEAD
-        + """
-    def step(self):
-        t = self.t + 1
-        b1, b2 = self.betas
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
-            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
-            m_hat, v_hat = self.m[i] / (1 - b1 ** t), self.v[i] / (1 - b2 ** t)
-            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-""",
-        "t = 1",
-    ),
-    "train_epoch_no_zero_grad": (
-        "train_epoch",
-        """
-def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
-    model.train()
-    order = rng.permutation(len(X))
-    total = 0.0
-    for start in range(0, len(X), batch_size):
-        idx = order[start:start + batch_size]
-        loss = loss_fn(model(Tensor(X[idx])), y[idx])
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(idx)
-    return total / len(X)
-""",
-        "not zeroed",
-    ),
-    "train_epoch_drops_last_batch": (
-        "train_epoch",
-        """
-def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
-    model.train()
-    order = rng.permutation(len(X))
-    losses = []
-    for b in range(len(X) // batch_size):
-        idx = order[b * batch_size:(b + 1) * batch_size]
-        optimizer.zero_grad()
-        loss = loss_fn(model(Tensor(X[idx])), y[idx])
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return float(np.mean(losses))
-""",
-        "last partial batch",
-    ),
-    "train_epoch_no_shuffle": (
-        "train_epoch",
-        """
-def train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng):
-    model.train()
-    total = 0.0
-    for start in range(0, len(X), batch_size):
-        optimizer.zero_grad()
-        loss = loss_fn(model(Tensor(X[start:start + batch_size])), y[start:start + batch_size])
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(X[start:start + batch_size])
-    return total / len(X)
-""",
-        "shuffle",
-    ),
-    "evaluate_stays_in_train_mode": (
-        "evaluate",
-        """
-def evaluate(model, loss_fn, X, y, batch_size=256):
-    total_loss, correct = 0.0, 0
-    with no_grad():
-        for start in range(0, len(X), batch_size):
-            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
-            out = model(Tensor(xb))
-            total_loss += loss_fn(out, yb).item() * len(xb)
-            correct += int((out.data.argmax(axis=1) == yb).sum())
-    return total_loss / len(X), correct / len(X)
-""",
-        "training mode",
-    ),
-    "evaluate_counts_per_batch": (
-        "evaluate",
-        """
-def evaluate(model, loss_fn, X, y, batch_size=256):
-    model.eval()
-    losses, accs = [], []
-    with no_grad():
-        for start in range(0, len(X), batch_size):
-            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
-            out = model(Tensor(xb))
-            losses.append(loss_fn(out, yb).item())
-            accs.append(float(np.mean(out.data.argmax(axis=1) == yb)))
-    return float(np.mean(losses)), float(np.mean(accs))
-""",
-        "accuracy",
-    ),
-    "evaluate_records_graph": (
-        "evaluate",
-        """
-def evaluate(model, loss_fn, X, y, batch_size=256):
-    model.eval()
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(X), batch_size):
-        xb, yb = X[start:start + batch_size], y[start:start + batch_size]
-        out = model(Tensor(xb))
-        total_loss += loss_fn(out, yb).item() * len(xb)
-        correct += int((out.data.argmax(axis=1) == yb).sum())
-    return total_loss / len(X), correct / len(X)
-""",
-        "no_grad",
     ),
     "sgd_uses_velocity_before_updating_it": (
         "sgd_step",
-        _SGD_HEAD
-        + """
-    def step(self):
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            if self.velocity[i] is None:
-                self.velocity[i] = np.zeros_like(p.data)
-            p.data = p.data - self.lr * self.velocity[i]
-            self.velocity[i] = self.momentum * self.velocity[i] + p.grad
-""",
+        _edited(_SGD, (_FIRST_VELOCITY, "self.velocity[i] = np.zeros_like(p.data)"),
+                ("            else:\n                " + _VELOCITY + "\n", ""),
+                ("self.lr * self.velocity[i]\n", f"self.lr * self.velocity[i]\n            {_VELOCITY}\n")),
         "did not change",
     ),
     "sgd_no_check_for_missing_grad": (
         "sgd_step",
-        _SGD_HEAD
-        + """
-    def step(self):
-        for i, p in enumerate(self.params):
-            if self.velocity[i] is None:
-                self.velocity[i] = p.grad
-            else:
-                self.velocity[i] = self.momentum * self.velocity[i] + p.grad
-            p.data = p.data - self.lr * self.velocity[i]
-""",
+        _edited(_SGD, ("            if p.grad is None:\n                continue\n", ""),
+                (_FIRST_VELOCITY, "self.velocity[i] = p.grad")),
         ".grad None",
+    ),
+    "adam_no_bias_correction": (
+        "adam_step",
+        _edited(_ADAM, (_CORRECTED, "m_hat, v_hat = self.m[i], self.v[i]")),
+        "bias correction",
+    ),
+    "adam_step_count_frozen": (
+        "adam_step",
+        _edited(_ADAM, ("self.t += 1", "t = self.t + 1"), ("b1 ** self.t", "b1 ** t"),
+                ("b2 ** self.t", "b2 ** t")),
+        "t = 1",
     ),
     "adam_eps_inside_sqrt": (
         "adam_step",
-        _ADAM_HEAD
-        + """
-    def step(self):
-        self.t += 1
-        b1, b2 = self.betas
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
-            self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
-            m_hat, v_hat = self.m[i] / (1 - b1 ** self.t), self.v[i] / (1 - b2 ** self.t)
-            p.data = p.data - self.lr * m_hat / np.sqrt(v_hat + self.eps)
-""",
+        _edited(_ADAM, ("(np.sqrt(v_hat) + self.eps)", "np.sqrt(v_hat + self.eps)")),
         "eps OUTSIDE",
+    ),
+    "train_epoch_no_zero_grad": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("        optimizer.zero_grad()\n", "")),
+        "not zeroed",
+    ),
+    "train_epoch_drops_last_batch": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("range(0, len(X),", "range(0, len(X) - batch_size + 1,"),
+                ("return total / len(X)", "return total / (len(X) // batch_size * batch_size)")),
+        "last partial batch",
+    ),
+    "train_epoch_no_shuffle": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("order = rng.permutation(len(X))", "order = np.arange(len(X))")),
+        "shuffle",
+    ),
+    "evaluate_stays_in_train_mode": (
+        "evaluate",
+        _edited(_EVALUATE, ("    model.eval()\n", "")),
+        "training mode",
+    ),
+    "evaluate_counts_per_batch": (
+        "evaluate",
+        _edited(_EVALUATE, (_ACCURACY, "correct += np.mean(out.data.argmax(axis=1) == yb) * batch_size")),
+        "accuracy",
+    ),
+    "evaluate_records_graph": (
+        "evaluate",
+        _edited(_EVALUATE, ("with no_grad():", "if True:")),
+        "no_grad",
     ),
 }
 
@@ -554,6 +489,15 @@ def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
             _run_check(gid, ns)
         assert message in str(info.value), str(info.value)
 
+
+
+def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
+    """Each bug is one change away from a correct answer: so the bug, not the base, is what fails."""
+    for gid, source in (("sgd_step", _SGD), ("adam_step", _ADAM), ("train_epoch", _TRAIN_EPOCH),
+                        ("evaluate", _EVALUATE)):
+        ns = _namespace({gid: source})
+        for _ in range(2):
+            _run_check(gid, ns)
 
 def test_closed_forms_match_the_reference_optimisers() -> None:
     """The visible checks' closed forms and the reference optimisers agree (they judge the same thing)."""
