@@ -320,6 +320,15 @@ def _pattern_hint(got: np.ndarray, expected: np.ndarray) -> str:
     return ""
 
 
+def _pair(expected: float, got: float) -> tuple[str, str]:
+    """Both numbers with just enough digits to show that they differ (6 unless they look equal)."""
+    for digits in (6, 9, 12, 17):
+        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if a != b:
+            break
+    return a, b
+
+
 def _fail_elements(what: str, got: np.ndarray, expected: np.ndarray, bad: np.ndarray, seed: int,
                    call: str, hint: str) -> GradientCheckError:
     """Build the student-facing message for an element-by-element disagreement."""
@@ -327,9 +336,10 @@ def _fail_elements(what: str, got: np.ndarray, expected: np.ndarray, bad: np.nda
     flat_worst = int(np.argmax(np.where(bad, rel, -1.0)))
     idx = np.unravel_index(flat_worst, got.shape) if got.ndim else ()
     where = f" at index {list(int(i) for i in idx)}" if got.ndim else ""
+    want_s, got_s = _pair(expected[idx], got[idx])
     lines = [
         f"{what} is wrong: {int(bad.sum())} of {got.size} element(s) disagree with finite differences.",
-        f"  worst{where}: expected {expected[idx]:.6g}, got {got[idx]:.6g} (relative error {rel[idx]:.2g})",
+        f"  worst{where}: expected {want_s}, got {got_s} (relative error {rel[idx]:.2g})",
     ]
     if hint:
         lines.append(f"  Hint: {hint}")
@@ -500,9 +510,10 @@ def _projection_compare(phi: Callable[..., tuple[float, float]], xs: list[np.nda
         rel = abs(claimed - est.value) / max(abs(claimed), abs(est.value), 1e-300)
         if not (abs(claimed - est.value) <= allowed):
             hint = _projection_hint(got, u, est.value)
+            want_s, got_s = _pair(est.value, claimed)
             lines = [
-                f"{what} is wrong: along a random direction u, <u, your result> = {claimed:.6g} but finite "
-                f"differences give {est.value:.6g} (relative error {rel:.2g}). The input is too large to "
+                f"{what} is wrong: along a random direction u, <u, your result> = {got_s} but finite "
+                f"differences give {want_s} (relative error {rel:.2g}). The input is too large to "
                 "compare element by element, so no single element can be named.",
             ]
             if hint:
@@ -560,8 +571,9 @@ def check_derivative(f: Callable[[float], float], df: Callable[[float], float], 
     rel = abs(got - est.value) / max(abs(got), abs(est.value), 1e-300)
     if not (abs(got - est.value) <= allowed):
         hint = _pattern_hint(np.array(got), np.array(est.value))
-        msg = (f"{name} is wrong at x = {x0:.6g}: expected {est.value:.6g} (finite differences of f), got "
-               f"{got:.6g} (relative error {rel:.2g}).")
+        want_s, got_s = _pair(est.value, got)
+        msg = (f"{name} is wrong at x = {x0:.6g}: expected {want_s} (finite differences of f), got "
+               f"{got_s} (relative error {rel:.2g}).")
         if hint:
             msg += f"\n  Hint: {hint}"
         raise GradientCheckError(msg)
@@ -694,7 +706,8 @@ def check_close(got: object, expected: object, *, name: str, rtol: float = 1e-7,
         idx = np.unravel_index(int(np.argmax(np.where(bad, _abs(plain - want), -1.0))), want.shape) \
             if want.ndim else ()
         where = f" at index {list(int(i) for i in idx)}" if want.ndim else ""
-        msg = f"{name} is wrong{where}: expected {want[idx]:.6g}, got {plain[idx]:.6g}"
+        want_s, got_s = _pair(want[idx], plain[idx])
+        msg = f"{name} is wrong{where}: expected {want_s}, got {got_s}"
         if want.ndim:
             msg += f" ({int(bad.sum())} of {want.size} element(s) differ)"
         if hint:
