@@ -5,14 +5,17 @@ x -> two linear units (bias 0) -> two ReLU units (bias -0.5) -> one linear outpu
 L = (yhat - y)**2 / 2. Units are numbered 1..5 (unit 0 is the input x); ``w_ji`` is the weight on the
 edge from unit i to unit j, ``z_j`` a unit's input sum, ``h_j`` its output and ``delta_j = dL/dz_j``.
 
-The visible checks test completeness and internal consistency, stage by stage. A stage is compared with
-what follows from the student's OWN earlier stages, taken from the latest earlier stage that passes its
-own check; so one wrong stage costs only its own points, and an error carried forward consistently is not
-punished twice here (the hidden checks compare every stage with the reference engine).
+This module is shipped to students, so it computes no answer: nothing here runs the network forward or
+backward from the weights (that is the exercise). The visible checks test completeness, types and the
+rules that tie a stage's own entries together (a ReLU output from its z, the loss from yhat, each delta
+from the later ones, the SGD step from the student's own derivatives), and they never judge a stage on an
+earlier one, so one wrong stage costs only its own points. The hidden checks compare every number with the
+reference engine.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 
 from autograder.checks import CheckFailure
@@ -77,178 +80,96 @@ def _forward_entries(forward: object) -> dict[float, dict[str, float]]:
     return out
 
 
-def _relu(z: float) -> float:
-    return max(z, 0.0)
+def _reference_grads() -> dict[str, float] | None:
+    """dL/dw from the hidden reference when it is importable (on the grader's machine), else None.
+
+    Imported at call time: the hidden module imports this one. Students' kits lack it, because it would
+    hand out the answers."""
+    try:
+        hidden = importlib.import_module("autograder.hidden.lesson04")
+    except ImportError:
+        return None
+    return hidden.reference_answers()["grads"]
 
 
-def _consistency_errors(f: dict[str, float], x: float, y: float) -> list[str]:
-    """Each forward value against the rule that makes it from the student's own earlier values."""
-    w = WEIGHTS
-    rules = [
-        ("h1", w["w10"] * x, f"h1 = w10 * x = {w['w10']:g} * {x:g} (unit 1 is linear, bias 0)"),
-        ("h2", w["w20"] * x, f"h2 = w20 * x = {w['w20']:g} * {x:g} (unit 2 is linear, bias 0)"),
-        ("z3", w["w31"] * f["h1"] + w["w32"] * f["h2"] + BIAS,
-         f"z3 = w31*h1 + w32*h2 + b = {w['w31']:g}*h1 + {w['w32']:g}*h2 - 0.5 (don't forget the bias)"),
-        ("h3", _relu(f["z3"]), "h3 = relu(z3) = max(z3, 0)"),
-        ("z4", w["w41"] * f["h1"] + w["w42"] * f["h2"] + BIAS,
-         f"z4 = w41*h1 + w42*h2 + b = {w['w41']:g}*h1 + {w['w42']:g}*h2 - 0.5 (don't forget the bias)"),
-        ("h4", _relu(f["z4"]), "h4 = relu(z4) = max(z4, 0)"),
-        ("yhat", w["w53"] * f["h3"] + w["w54"] * f["h4"], "yhat = w53*h3 + w54*h4 (the output is linear)"),
-        ("L", (f["yhat"] - y) ** 2 / 2, f"L = (yhat - y)**2 / 2 with y = {y:g}"),
-    ]
-    return [f"forward[{x:g}][{k!r}] = {f[k]:g} does not follow from your other entries: {rule}, which "
-            f"gives {want:g}." for k, want, rule in rules if not _close(f[k], want)]
+def _fail(errors: list[str], note: str) -> None:
+    if errors:
+        raise CheckFailure("\n".join(errors) + note)
+
+
+_VISIBLE_ONLY = ("\n  (These checks test completeness and the rules that tie your entries together; the "
+                 "hidden tests compare every number with the correct one.)")
 
 
 def check_forward(forward: object) -> None:
-    """Every activation, output and loss for both examples, each consistent with the ones before it."""
+    """Every activation, output and loss for both examples, complete; each ReLU output and the loss follow
+    from your own z and yhat. (Whether z and yhat themselves are right is for the hidden tests.)"""
     values = _forward_entries(forward)
+    errors = []
     for x, y in zip(X, Y, strict=True):
-        errors = _consistency_errors(values[x], x, y)
-        if errors:
-            raise CheckFailure("\n".join(errors))
+        f = values[x]
+        for j in ("3", "4"):
+            if not _close(f[f"h{j}"], max(f[f"z{j}"], 0.0)):
+                errors.append(f"forward[{x:g}]['h{j}'] = {f[f'h{j}']:g} does not follow from your "
+                              f"z{j} = {f[f'z{j}']:g}: h{j} = relu(z{j}) = max(z{j}, 0) (unit {j} is a "
+                              "ReLU).")
+        if f["L"] < 0 or not _close(f["L"], (f["yhat"] - y) ** 2 / 2):
+            errors.append(f"forward[{x:g}]['L'] = {f['L']:g} does not follow from your yhat = {f['yhat']:g}: "
+                          f"L = (yhat - y)**2 / 2 with y = {y:g}.")
+    _fail(errors, _VISIBLE_ONLY)
 
 
-def _forward_ok(forward: object) -> bool:
-    try:
-        check_forward(forward)
-    except CheckFailure:
-        return False
-    return True
-
-
-def deltas_from(f: dict[str, float], y: float = STEP_Y) -> dict[str, float]:
-    """The deltas that follow from forward values f (the chain rule, output to input)."""
-    w = WEIGHTS
-    d5 = f["yhat"] - y
-    d3 = (1.0 if f["z3"] > 0 else 0.0) * w["w53"] * d5
-    d4 = (1.0 if f["z4"] > 0 else 0.0) * w["w54"] * d5
-    return {"d1": w["w31"] * d3 + w["w41"] * d4, "d2": w["w32"] * d3 + w["w42"] * d4,
-            "d3": d3, "d4": d4, "d5": d5}
-
-
-def grads_from(f: dict[str, float], d: dict[str, float], x: float = STEP_X) -> dict[str, float]:
-    """dL/dw_ji = delta_j * h_i (h_0 = x): the delta of the unit the weight feeds times what it carries."""
-    h = {"0": x, "1": f["h1"], "2": f["h2"], "3": f["h3"], "4": f["h4"]}
-    return {name: d[f"d{name[1]}"] * h[name[2]] for name in WEIGHT_NAMES}
-
-
-def _delta_hint(k: str, f: dict[str, float] | None, got: float, want: float) -> str:
-    if k == "d5":
-        if _close(got, -want):
-            return "the sign is flipped: dL/dyhat = yhat - y (differentiate (yhat - y)**2 / 2)."
-        return "d5 = dL/dyhat = yhat - y (the output unit is linear)."
-    if k in ("d3", "d4") and f is not None:
-        j = k[1]
-        if f[f"z{j}"] <= 0:
-            return (f"unit {j}'s ReLU is inactive for x = -1 (z{j} = {f[f'z{j}']:g} <= 0): relu'(z{j}) = 0, "
-                    f"so it passes no gradient and d{j} = 0.")
-        return f"unit {j}'s ReLU is active (z{j} > 0), so d{j} = w5{j} * d5."
-    j = k[1]
-    return f"unit {j} is linear: d{j} = w3{j} * d3 + w4{j} * d4 (sum over the units it feeds)."
-
-
-def check_deltas(deltas: object, forward: object) -> None:
-    """The deltas for x = -1: complete, and consistent with your forward values (when those check out)."""
+def check_deltas(deltas: object, forward: object = None) -> None:
+    """The deltas for x = -1: complete, and tied together by the backward rules (each judged on your own
+    later deltas, so one slip is reported once, where it happened). `forward` is not used here: your deltas
+    are judged on their own, so a slip in the forward pass costs only the forward points."""
     d = _entries(deltas, DELTAS, "deltas")
     w = WEIGHTS
     errors = []
-    if _forward_ok(forward):
-        f = _forward_entries(forward)[STEP_X]
-        want = deltas_from(f)
-        # Each delta is judged on your own later deltas (d3, d4 on your d5; d1, d2 on your d3, d4), so
-        # that one slip is reported once, where it happened.
-        for j in ("3", "4"):
-            want["d" + j] = (1.0 if f["z" + j] > 0 else 0.0) * w["w5" + j] * d["d5"]
-        want["d1"] = w["w31"] * d["d3"] + w["w41"] * d["d4"]
-        want["d2"] = w["w32"] * d["d3"] + w["w42"] * d["d4"]
-        for k in ("d5", "d3", "d4", "d1", "d2"):
-            if not _close(d[k], want[k]):
-                errors.append(f"deltas[{k!r}] = {d[k]:g}, expected {want[k] + 0.0:g} from your other "
-                              f"entries: {_delta_hint(k, f, d[k], want[k])}")
-    else:  # only what holds whatever the forward values are
-        for k, j in (("d3", "3"), ("d4", "4")):
-            if not (_close(d[k], 0.0) or _close(d[k], w[f"w5{j}"] * d["d5"])):
-                errors.append(f"deltas[{k!r}] = {d[k]:g} must be either w5{j} * d5 (active ReLU) or 0 "
-                              "(inactive ReLU).")
-        for k, j in (("d1", "1"), ("d2", "2")):
-            want = w[f"w3{j}"] * d["d3"] + w[f"w4{j}"] * d["d4"]
-            if not _close(d[k], want):
-                errors.append(f"deltas[{k!r}] = {d[k]:g}, but {_delta_hint(k, None, d[k], want)} gives "
-                              f"{want:g}.")
-    if errors:
-        raise CheckFailure("\n".join(errors))
+    for j in ("3", "4"):
+        if not (_close(d[f"d{j}"], 0.0) or _close(d[f"d{j}"], w[f"w5{j}"] * d["d5"])):
+            errors.append(f"deltas['d{j}'] = {d[f'd{j}']:g} breaks the rule for a ReLU unit: "
+                          f"d{j} = relu'(z{j}) * w5{j} * d5, which is w5{j} * d5 with your d5 if the unit is "
+                          f"active (z{j} > 0) and 0 if it is inactive (z{j} <= 0).")
+    for j in ("1", "2"):
+        if not _close(d[f"d{j}"], w[f"w3{j}"] * d["d3"] + w[f"w4{j}"] * d["d4"]):
+            errors.append(f"deltas['d{j}'] = {d[f'd{j}']:g} does not follow from your d3 and d4: unit {j} is "
+                          f"linear and feeds units 3 and 4, so d{j} = w3{j} * d3 + w4{j} * d4.")
+    _fail(errors, _VISIBLE_ONLY)
 
 
-def _deltas_ok(deltas: object, forward: object) -> bool:
-    try:
-        check_deltas(deltas, forward)
-    except CheckFailure:
-        return False
-    return _forward_ok(forward)
+def check_weight_grads(grads: object, deltas: object = None, forward: object = None) -> None:
+    """dL/dw for every weight (x = -1): complete and well formed. Each is d_j * h_i with the delta of the
+    unit the weight feeds and the value it carries; the finite-difference table the notebook prints after
+    this stage compares your numbers with the loss itself, and the hidden tests check every one."""
+    _entries(grads, WEIGHT_NAMES, "grads")
 
 
-def _reliable_deltas(deltas: object, forward: object) -> dict[str, float]:
-    """Your deltas if they check out, else the ones your (checked) forward values imply."""
-    if _deltas_ok(deltas, forward):
-        return _entries(deltas, DELTAS, "deltas")
-    return deltas_from(_forward_entries(forward)[STEP_X])
+def check_update(updated: object, grads: object = None, deltas: object = None,
+                 forward: object = None) -> None:
+    """Weights after one SGD step (lr = 0.1): w - 0.1 * dL/dw with your own derivatives.
 
-
-def check_weight_grads(grads: object, deltas: object, forward: object) -> None:
-    """dL/dw for every weight (x = -1): complete, and delta_j * h_i with your own deltas and activations.
-
-    Only earlier stages that pass their own checks are used: until your forward values check out there is
-    nothing reliable to compare with, and then only completeness is checked here.
-    """
-    g = _entries(grads, WEIGHT_NAMES, "grads")
-    if not _forward_ok(forward):
-        return
-    f = _forward_entries(forward)[STEP_X]
-    d = _reliable_deltas(deltas, forward)
-    want = grads_from(f, d)
-    errors = []
-    for name in WEIGHT_NAMES:
-        if not _close(g[name], want[name]):
-            j, i = name[1], name[2]
-            src, carried = ("x", STEP_X) if i == "0" else (f"h{i}", f[f"h{i}"])
-            errors.append(f"grads[{name!r}] = {g[name]:g}, expected d{j} * {src} = {d['d' + j]:g} * "
-                          f"{carried:g} = {want[name]:g}: a weight's derivative is the delta of the unit "
-                          f"it feeds (unit {j}) times the value it carries ({src}).")
-    if errors:
-        raise CheckFailure("\n".join(errors))
-
-
-def _grads_ok(grads: object, deltas: object, forward: object) -> bool:
-    try:
-        check_weight_grads(grads, deltas, forward)
-    except CheckFailure:
-        return False
-    return _forward_ok(forward) and _deltas_ok(deltas, forward)
-
-
-def check_update(updated: object, grads: object, deltas: object, forward: object) -> None:
-    """Weights after one SGD step (lr = 0.1), consistent with your own derivatives."""
+    A step taken with the correct derivatives also passes where the grader has them, so a slip in grads
+    costs only the grads points."""
     new = _entries(updated, WEIGHT_NAMES, "updated")
-    if _grads_ok(grads, deltas, forward):
-        g = _entries(grads, WEIGHT_NAMES, "grads")
-    elif _forward_ok(forward):
-        g = grads_from(_forward_entries(forward)[STEP_X], _reliable_deltas(deltas, forward))
-    else:  # your forward values do not check out: be consistent with your own derivatives
-        try:
-            g = _entries(grads, WEIGHT_NAMES, "grads")
-        except CheckFailure:
-            return
+    try:
+        own = _entries(grads, WEIGHT_NAMES, "grads")
+    except CheckFailure:
+        return  # grads are not filled in yet: nothing to be consistent with
+    reference = _reference_grads()
     errors = []
     for name in WEIGHT_NAMES:
-        want = WEIGHTS[name] - LR * g[name]
-        if not _close(new[name], want):
-            hint = "the step goes AGAINST the gradient: w - lr * dL/dw." if _close(
-                new[name], WEIGHTS[name] + LR * g[name]) else "w_new = w - lr * dL/dw with lr = 0.1."
-            errors.append(f"updated[{name!r}] = {new[name]:g}, expected {WEIGHTS[name]:g} - 0.1 * "
-                          f"({g[name]:g}) = {want:g}: {hint}")
-    if errors:
-        raise CheckFailure("\n".join(errors))
+        steps = [WEIGHTS[name] - LR * own[name]]
+        if reference is not None:
+            steps.append(WEIGHTS[name] - LR * reference[name])
+        if any(_close(new[name], s) for s in steps):
+            continue
+        hint = "the step goes AGAINST the gradient: w - lr * dL/dw." if _close(
+            new[name], WEIGHTS[name] + LR * own[name]) else "w_new = w - lr * dL/dw with lr = 0.1."
+        errors.append(f"updated[{name!r}] = {new[name]:g} is not {WEIGHTS[name]:g} - 0.1 * ({own[name]:g}), "
+                      f"one step with your grads[{name!r}]: {hint}")
+    _fail(errors, "" if reference is not None else
+          "\n  (This check uses your own grads: if they are wrong, fix them first.)")
 
 
 def draw_network(ax=None, title: str | None = "The network of lesson 4"):

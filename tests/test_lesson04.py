@@ -40,32 +40,33 @@ RIGHT = {
                        "'w53': 1.85, 'w54': -1.0}\n",
 }
 
-# name -> (stage, wrong answer worked through consistently, words the visible message must contain)
+# name -> (stage, wrong answer worked through consistently, words the visible message must contain, or None
+# when only the correct numbers can tell (the shipped checks hold no answer), words of the hidden message)
 BUGS = {
     "ReLU not applied (h = z)": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": -1.5, "yhat": 3.5, "L": 4.5},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": -2.0, "z4": 0.5, "h4": 0.5, "yhat": -4.5, "L": 12.5}),
-        "relu(z4)"),
+        "relu(z4)", "relu"),
     "bias forgotten": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 1.5, "h3": 1.5, "z4": -1.0, "h4": 0.0, "yhat": 3.0, "L": 3.125},
         {"h1": 1.0, "h2": -2.0, "z3": -1.5, "h3": 0.0, "z4": 1.0, "h4": 1.0, "yhat": -1.0, "L": 1.125}),
-        "bias"),
+        None, "bias"),
     "inactive ReLU passes gradient": (
-        "deltas", "deltas = {'d1': -1.5, 'd2': 2.25, 'd3': 3.0, 'd4': -1.5, 'd5': 1.5}\n", "inactive"),
+        "deltas", "deltas = {'d1': -1.5, 'd2': 2.25, 'd3': 3.0, 'd4': -1.5, 'd5': 1.5}\n", None, "inactive"),
     "sign error in (yhat - y)": (
-        "deltas", "deltas = {'d1': -1.5, 'd2': -3.0, 'd3': -3.0, 'd4': 0.0, 'd5': -1.5}\n", "sign"),
+        "deltas", "deltas = {'d1': -1.5, 'd2': -3.0, 'd3': -3.0, 'd4': 0.0, 'd5': -1.5}\n", None, "sign"),
     "first-layer derivatives without x": (
         "weight_grads", "grads = {'w10': 1.5, 'w20': 3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
-        "'w53': 1.5, 'w54': 0.0}\n", "times the value it carries (x)"),
+        "'w53': 1.5, 'w54': 0.0}\n", None, "h_0 = x"),
     "derivative uses z instead of h": (
         "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
-        "'w53': 1.5, 'w54': -2.25}\n", "w54"),
+        "'w53': 1.5, 'w54': -2.25}\n", None, "w54"),
     "update with + instead of -": (
         "updated_weights", "updated = {'w10': 0.85, 'w20': -2.3, 'w31': 0.2, 'w32': 1.6, 'w41': 2.0, "
-        "'w42': 0.5, 'w53': 2.15, 'w54': -1.0}\n", "AGAINST the gradient"),
+        "'w42': 0.5, 'w53': 2.15, 'w54': -1.0}\n", "AGAINST the gradient", "against the gradient"),
     "update without the learning rate": (
         "updated_weights", "updated = {'w10': 2.5, 'w20': 1.0, 'w31': 3.5, 'w32': -5.0, 'w41': 2.0, "
-        "'w42': 0.5, 'w53': 0.5, 'w54': -1.0}\n", "lr = 0.1"),
+        "'w42': 0.5, 'w53': 0.5, 'w54': -1.0}\n", "lr = 0.1", "0.1"),
 }
 
 # Correct answers entered another way (arithmetic, ints, -0.0, a fresh dict instead of update()).
@@ -118,18 +119,20 @@ def test_the_notebook_solution_matches_the_reference_engine():
 
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_a_typical_mistake_fails_its_stage_with_a_useful_message(name):
-    stage, source, words = BUGS[name]
+    stage, source, visible_words, hidden_words = BUGS[name]
     ns = answers(**{stage: source})
+    if visible_words is not None:
+        with pytest.raises(CheckFailure) as info:
+            run_stage(stage, ns)
+        assert visible_words in str(info.value), str(info.value)
     with pytest.raises(CheckFailure) as info:
-        run_stage(stage, ns)
-    assert words in str(info.value), str(info.value)
-    with pytest.raises(CheckFailure):
         run_stage(stage, ns, hidden)
+    assert hidden_words in str(info.value), str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_a_typical_mistake_leaves_the_other_stages_passing(name):
-    stage, source, _ = BUGS[name]
+    stage, source, _, _ = BUGS[name]
     ns = answers(**{stage: source})
     for other in STAGES:
         if other != stage:
@@ -143,23 +146,48 @@ def test_the_hidden_message_says_why_an_inactive_relu_has_zero_delta():
         hidden.check_deltas(ns["deltas"], ns["forward"])
 
 
-def test_a_wrong_output_delta_is_reported_once_not_again_at_the_units_below():
-    ns = answers(deltas=BUGS["sign error in (yhat - y)"][1])
+def test_a_delta_slip_is_reported_once_where_it_happened():
+    ns = answers(deltas="deltas = {'d1': 2.0, 'd2': 3.0, 'd3': 3.0, 'd4': 0.0, 'd5': 1.5}\n")
     with pytest.raises(CheckFailure) as info:
         visible.check_deltas(ns["deltas"], ns["forward"])
-    assert "'d5'" in str(info.value) and "'d3'" not in str(info.value), str(info.value)
+    message = str(info.value)
+    assert "'d1'" in message and "w31 * d3 + w41 * d4" in message and "'d2'" not in message, message
+
+
+def test_the_visible_checks_state_rules_not_the_numbers_they_imply():
+    ns = answers(deltas="deltas = {'d1': 2.0, 'd2': 3.0, 'd3': 2.5, 'd4': 0.0, 'd5': 1.5}\n")
+    with pytest.raises(CheckFailure) as info:
+        visible.check_deltas(ns["deltas"], ns["forward"])
+    message = str(info.value)
+    assert "'d3'" in message and "inactive" in message
+    assert "1.25" not in message  # the d1 that w31 * d3 + w41 * d4 gives with these deltas is not printed
+    ns = answers(forward=BUGS["bias forgotten"][1])
+    visible.check_forward(ns["forward"])  # z3 = 1.5 instead of 1: only the hidden tests can tell
+
+
+def deltas_from(f: dict[str, float], y: float = visible.STEP_Y) -> dict[str, float]:
+    """The deltas that follow from forward values f: a student's slip carried forward consistently."""
+    w = visible.WEIGHTS
+    d5 = f["yhat"] - y
+    d3 = (1.0 if f["z3"] > 0 else 0.0) * w["w53"] * d5
+    d4 = (1.0 if f["z4"] > 0 else 0.0) * w["w54"] * d5
+    return {"d1": w["w31"] * d3 + w["w41"] * d4, "d2": w["w32"] * d3 + w["w42"] * d4,
+            "d3": d3, "d4": d4, "d5": d5}
+
+
+def grads_from(f: dict[str, float], d: dict[str, float], x: float = visible.STEP_X) -> dict[str, float]:
+    h = {"0": x, "1": f["h1"], "2": f["h2"], "3": f["h3"], "4": f["h4"]}
+    return {name: d[f"d{name[1]}"] * h[name[2]] for name in visible.WEIGHT_NAMES}
 
 
 def test_errors_carried_forward_are_not_punished_twice_by_the_visible_checks():
-    # A forward slip (bias forgotten) worked through consistently: only the forward stage fails visibly.
+    # A forward slip (bias forgotten) worked through consistently: no later stage fails visibly.
     ns: dict = {}
     exec(BUGS["bias forgotten"][1], ns)
     f = ns["forward"][-1]
-    d = visible.deltas_from(f)
-    g = visible.grads_from(f, d)
+    d = deltas_from(f)
+    g = grads_from(f, d)
     u = {k: visible.WEIGHTS[k] - visible.LR * v for k, v in g.items()}
-    with pytest.raises(CheckFailure):
-        visible.check_forward(ns["forward"])
     visible.check_deltas(d, ns["forward"])
     visible.check_weight_grads(g, d, ns["forward"])
     visible.check_update(u, g, d, ns["forward"])
@@ -237,6 +265,80 @@ def test_student_version_has_no_answers_or_hidden_tests_scores_zero_and_still_ru
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_a_typical_mistake_loses_only_its_own_points(notebooks, source_nb, name):
-    stage, source, _ = BUGS[name]
+    stage, source, _, _ = BUGS[name]
     scores = harness.run_and_grade(notebooks, notebooks.with_cell_source(source_nb, stage, source))
     harness.assert_only_cells_lose_points(scores, [TEST_CELLS[stage]], what=name)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The student kit: the shipped module must compute no answer and work without the hidden side
+# ------------------------------------------------------------------------------------------------------
+
+KIT_BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    """What a student's kit lacks: the hidden checks and the reference implementation."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
+            raise ImportError(f"{name} is not in the student kit")
+        return None
+
+
+sys.meta_path.insert(0, NotInTheKit())
+try:
+    import autograder.hidden  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let autograder.hidden through")
+'''
+
+KIT_BUGS = '''
+from autograder.checks import CheckFailure
+
+wrong = dict(updated, w10=updated["w10"] + 0.2)
+try:
+    checks.check_update(wrong, grads, deltas, forward)
+except CheckFailure as exc:
+    assert "your own grads" in str(exc), str(exc)
+else:
+    raise SystemExit("the kit's update check passed a wrong step")
+print("kit checks passed")
+'''
+
+
+def kit_script() -> str:
+    """The notebook's code cells in order (test cells cut before the hidden tests) with the hidden modules
+    blocked, then a wrong update: what a student runs from the kit."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in nb.cells if c.cell_type == "code"]
+    return KIT_BLOCKER + "\n\n".join(cells) + "\n" + KIT_BUGS
+
+
+def test_visible_module_holds_no_solution_line_and_no_forward_pass():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = Path(visible.__file__).read_text()
+    lines = harness.solution_lines(nb, min_length=8)
+    assert len(lines) >= 4
+    for line in lines:
+        assert line not in text, f"the shipped module contains a solution line: {line!r}"
+    for rule in ('w["w31"] * f["h1"]', '["w10"] * x', '["yhat"] - y)\n', "deltas_from", "grads_from"):
+        assert rule not in text, rule
+
+
+@pytest.mark.slow
+def test_visible_checks_pass_the_solutions_without_the_hidden_modules():
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", kit_script()], cwd=NOTEBOOK.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kit checks passed" in done.stdout
