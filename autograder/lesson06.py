@@ -1,9 +1,11 @@
 """Visible checks for lesson 06 (an autograd Tensor).
 
 The notebook's given cells define the data structure (``Tensor``, ``Node``, the primitive table ``OPS``
-and ``GradMode``); each check receives those plus the ONE student function it grades. Graphs that a
-check needs are recorded with the given ``Node`` directly, never with the student's other exercises, so
-a bug in one exercise costs only that exercise's points.
+and ``GradMode``); each check receives those plus the ONE student function it grades. When grading,
+the graphs a check needs are recorded by the grader's trusted stand-in (``autograder.hidden``), never with
+the student's other exercises, so a bug in one exercise costs only that exercise's points. This module is
+shipped to students and holds no answer: in their kit the graphs are built with their own apply_op
+(through the Tensor's operators), and a failure says so.
 
 Correct gradients always come from float64 finite differences of a forward pass the check computes with
 its own numpy code (``autograder.checks``), never from the notebook; where PyTorch is installed the same
@@ -12,6 +14,7 @@ random program is also differentiated by PyTorch and compared.
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +32,8 @@ __all__ = [
     "check_no_grad",
     "Program",
     "random_program",
-    "record",
+    "graph_op",
+    "operator_op",
 ]
 
 
@@ -87,14 +91,78 @@ def _torch_ops(torch):  # noqa: ANN001, ANN202 - torch is optional, imported by 
     }
 
 
-def record(Tensor: type, Node: type, prim: object, inputs: list, params: dict | None = None) -> object:
-    """Record one op with the GIVEN Node (what a correct apply_op produces), for checks of other exercises."""
-    params = params or {}
-    data = prim.forward(*(t.data for t in inputs), **params)
-    out = Tensor(data, requires_grad=any(t.requires_grad for t in inputs))
-    if out.requires_grad:
-        out.grad_fn = Node(prim, list(inputs), params, out.data)
-    return out
+try:  # the grader has trusted stand-ins; students' kits do not (they would be apply_op's answer)
+    _trusted = importlib.import_module("autograder.hidden.lesson06_trusted")
+except ImportError:
+    _trusted = None
+
+KIT_NOTE = (
+    "(Without the grader's trusted pieces, this check builds its graphs with YOUR apply_op, through the "
+    "Tensor's operators: if check_apply_op fails, fix apply_op first.)"
+)
+
+
+_BINARY_METHODS = {
+    "add": "add", "sub": "sub", "mul": "mul", "div": "truediv", "pow": "pow", "matmul": "matmul"
+}
+
+
+def operator_op(name: str, *args: object, **params: object) -> object:
+    """Evaluate a program step with the Tensor's own operators, which call the notebook's apply_op."""
+    a = args[0]
+    if name in _BINARY_METHODS:
+        method, b = _BINARY_METHODS[name], args[1]
+        if hasattr(a, "grad_fn"):
+            return getattr(a, f"__{method}__")(b)
+        return getattr(b, f"__r{method}__")(a)  # a Python number on the left: the reflected operator
+    if name == "neg":
+        return -a
+    if name in ("exp", "log", "tanh", "relu"):
+        return getattr(a, name)()
+    if name in ("sum", "mean"):
+        return getattr(a, name)(**params)
+    if name == "reshape":
+        return a.reshape(params["shape"])
+    if name == "transpose":
+        return a.transpose(*(params.get("axes") or ()))
+    raise KeyError(name)
+
+
+def graph_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
+    """op(name, *tensors, **params) that records a graph for checks of exercises other than apply_op.
+
+    With the grader's trusted stand-in the graph does not depend on the student's apply_op; in a student's
+    kit it is built with the student's own apply_op (a blank one is reported as such)."""
+    if _trusted is not None:
+        return _trusted.recording_op(Tensor, Node, OPS)
+
+    def op(name: str, *args: object, **params: object) -> object:
+        try:
+            with quiet():
+                return operator_op(name, *args, **params)
+        except NotImplementedError:
+            raise CheckFailure(
+                "this check builds its graphs with your apply_op (the grader uses a trusted one), and "
+                "apply_op is not implemented yet: do that exercise first."
+            ) from None
+
+    return op
+
+
+def with_kit_note(check: Callable[..., str]) -> Callable[..., str]:
+    """In a student's kit, add KIT_NOTE to a failure of a check whose graphs come from graph_op."""
+
+    def wrapped(*args: object, **kwargs: object) -> str:
+        try:
+            return check(*args, **kwargs)
+        except CheckFailure as exc:
+            if _trusted is None and KIT_NOTE not in str(exc):
+                raise CheckFailure(f"{exc}\n  {KIT_NOTE}") from None
+            raise
+
+    wrapped.__name__, wrapped.__doc__ = check.__name__, check.__doc__
+    wrapped.__wrapped__ = check
+    return wrapped
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -488,7 +556,7 @@ _BINARY = ["add", "sub", "mul"]
 
 
 def _random_tree(
-    rng: np.random.Generator, Tensor: type, Node: type, OPS: dict, depth: int
+    rng: np.random.Generator, Tensor: type, op: Callable[..., object], depth: int
 ) -> tuple[object, list[str]]:
     """A random tree-shaped graph and the lines format_graph must print for it (built bottom-up)."""
     if depth == 0 or rng.random() < 0.25:
@@ -497,11 +565,11 @@ def _random_tree(
         return t, ["AccumulateGrad" if needs else "None"]
     if rng.random() < 0.4:
         name = str(rng.choice(_UNARY))
-        kids = [_random_tree(rng, Tensor, Node, OPS, depth - 1)]
+        kids = [_random_tree(rng, Tensor, op, depth - 1)]
     else:
         name = str(rng.choice(_BINARY))
-        kids = [_random_tree(rng, Tensor, Node, OPS, depth - 1) for _ in range(2)]
-    out = record(Tensor, Node, OPS[name], [k[0] for k in kids])
+        kids = [_random_tree(rng, Tensor, op, depth - 1) for _ in range(2)]
+    out = op(name, *(k[0] for k in kids))
     if out.grad_fn is None:
         return out, ["None"]
     lines = [out.grad_fn.name]
@@ -510,6 +578,7 @@ def _random_tree(
     return out, lines
 
 
+@with_kit_note
 def check_format_graph(
     format_graph: Callable[[object], str],
     Tensor: type,
@@ -522,9 +591,10 @@ def check_format_graph(
     """format_graph prints every grad_fn, depth-first, inputs in order, two spaces per level."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    op = graph_op(Tensor, Node, OPS)
     made = 0
     while made < trees:
-        root, lines = _random_tree(rng, Tensor, Node, OPS, depth=4)
+        root, lines = _random_tree(rng, Tensor, op, depth=4)
         if root.grad_fn is None or len(lines) < 3:
             continue
         made += 1
@@ -568,13 +638,7 @@ def check_format_graph(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _recording_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
-    def op(name: str, *args: object, **params: object) -> object:
-        return record(Tensor, Node, OPS[name], list(args), params)
-
-    return op
-
-
+@with_kit_note
 def check_backward(
     backward: Callable[..., None],
     Tensor: type,
@@ -588,7 +652,7 @@ def check_backward(
     """backward on random programs (with shared sub-expressions) matches finite differences and PyTorch."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    op = _recording_op(Tensor, Node, OPS)
+    op = graph_op(Tensor, Node, OPS)
     for k in range(programs):
         prog = random_program(rng, n_steps)
         arrays = random_leaves(rng, prog)
@@ -635,13 +699,14 @@ def _check_unequal_paths(
     )
 
 
+@with_kit_note
 def check_backward_semantics(
     backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int | None = None
 ) -> str:
     """PyTorch's observable rules: accumulation, only leaves keep .grad, errors, freeing saved arrays."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    op = _recording_op(Tensor, Node, OPS)
+    op = graph_op(Tensor, Node, OPS)
     a0, b0 = rng.standard_normal(2)
 
     # c = a + b, three calls: 1, 2, then 1 after zeroing

@@ -17,6 +17,7 @@ import pytest
 from autograder import lesson06 as checks
 from autograder.checks import CheckFailure
 from autograder.hidden import lesson06 as hidden
+from autograder.hidden import lesson06_trusted as trusted
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "06_autograd_tensor" / "autograd_tensor.ipynb"
 
@@ -490,7 +491,7 @@ def test_random_programs_differ_and_cover_every_op() -> None:
 def test_checks_agree_with_pytorch_when_installed(solution_ns: dict) -> None:
     pytest.importorskip("torch", reason="PyTorch not installed: the cross-check against it is skipped")
     rng = np.random.default_rng()
-    op = checks._recording_op(solution_ns["Tensor"], solution_ns["Node"], solution_ns["OPS"])
+    op = trusted.recording_op(solution_ns["Tensor"], solution_ns["Node"], solution_ns["OPS"])
     for _ in range(5):
         prog = checks.random_program(rng, 10, broadcasting=True)
         arrays = checks.random_leaves(rng, prog)
@@ -568,3 +569,123 @@ def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> 
     nb = notebooks.with_cell_source(_graded_cells_only(source_nb), gid, source)
     harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), NOTEBOOK_BUGS[name],
                                           what=f"{name} in {gid}", expected_ids=TEST_CELLS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
+# ---------------------------------------------------------------------------------------------------------
+
+KIT_BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    """What a student's kit lacks: the hidden checks and the reference implementation."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
+            raise ImportError(f"{name} is not in the student kit")
+        return None
+
+
+sys.meta_path.insert(0, NotInTheKit())
+try:
+    import autograder.hidden  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let autograder.hidden through")
+'''
+
+
+def _run_visible(gid: str, ns: dict) -> None:
+    """Only the shipped checks of one exercise, as a student runs them from the kit."""
+    T, N, O, G = ns["Tensor"], ns["Node"], ns["OPS"], ns["GradMode"]
+    if gid == "apply_op":
+        checks.check_apply_op(ns["apply_op"], T, O, G)
+    elif gid == "format_graph":
+        checks.check_format_graph(ns["format_graph"], T, N, O)
+    elif gid == "backward":
+        checks.check_backward(ns["backward"], T, N, O)
+        checks.check_backward_semantics(ns["backward"], T, N, O)
+    elif gid == "sum_to_shape":
+        checks.check_sum_to_shape(ns["sum_to_shape"])
+    elif gid == "no_grad":
+        checks.check_no_grad(ns["no_grad"], G)
+    else:
+        raise KeyError(gid)
+
+
+def test_visible_module_holds_no_solution_line() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = Path(checks.__file__).read_text()
+    lines = harness.solution_lines(nb)
+    assert len(lines) > 30
+    # the checks must switch the given grad mode off themselves; no_grad's answer is saving and restoring
+    # the previous state, which the module does not contain
+    allowed = {"GradMode.enabled = False"}
+    for line in lines:
+        assert line in allowed or line not in text, f"the shipped module contains a solution line: {line!r}"
+
+
+def test_visible_module_holds_no_stand_in_apply_op() -> None:
+    """Recording a Node from a forward (apply_op's answer) lives only on the hidden side."""
+    text = Path(checks.__file__).read_text()
+    for fragment in ("requires_grad=any(", ".grad_fn = Node", "prim.forward(*(", "def record("):
+        assert fragment not in text, fragment
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_without_the_trusted_pieces_the_solution_passes(monkeypatch, gid: str) -> None:  # noqa: ANN001
+    monkeypatch.setattr(checks, "_trusted", None)
+    ns = _namespace()
+    for _ in range(2):
+        _run_visible(gid, ns)
+    for other_gid, source in OTHER_STYLES.values():
+        if other_gid == gid:
+            _run_visible(gid, _namespace({gid: source}))
+
+
+@pytest.mark.parametrize("name", list(BUGS))
+def test_without_the_trusted_pieces_each_bug_still_fails(monkeypatch, name: str) -> None:  # noqa: ANN001
+    """On a student's machine the graphs come from the student's own apply_op, and the message says so."""
+    monkeypatch.setattr(checks, "_trusted", None)
+    gid, source, message = BUGS[name]
+    ns = _namespace({gid: source})
+    with pytest.raises((CheckFailure, RecursionError)) as info:
+        _run_visible(gid, ns)
+    assert message in str(info.value), str(info.value)
+    if gid in ("format_graph", "backward") and isinstance(info.value, CheckFailure):
+        assert checks.KIT_NOTE in str(info.value)
+
+
+def test_without_the_trusted_pieces_a_blank_apply_op_is_named(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(checks, "_trusted", None)
+    ns = _namespace({"apply_op": "def apply_op(prim, *inputs, **params):\n    raise NotImplementedError()\n"})
+    with pytest.raises(CheckFailure, match="apply_op is not implemented yet"):
+        _run_visible("backward", ns)
+
+
+def kit_script() -> str:
+    """The notebook's given, answer and test cells in order (test cells cut before the hidden tests), with
+    the hidden modules blocked: what a student with correct answers runs from the kit."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in _graded_cells_only(nb).cells
+             if c.cell_type == "code"]
+    return KIT_BLOCKER + "\nfrom autograder import lesson06\nassert lesson06._trusted is None\n\n" + \
+        "\n\n".join(cells) + "\nprint('kit checks passed')\n"
+
+
+@pytest.mark.slow
+def test_visible_checks_pass_the_solutions_without_the_hidden_modules() -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", kit_script()], cwd=NOTEBOOK.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kit checks passed" in done.stdout
