@@ -652,7 +652,6 @@ def _validate_order(got: object, root, label: str, want: list) -> None:
                                    "the list (post-order depth-first search).")
 
 
-@_noting_own_engine
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
     """Random DAGs, a + a, a diamond, heavy sharing, and a 10 000-deep chain (no RecursionError)."""
     seed = new_seed(seed)
