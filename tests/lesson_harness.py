@@ -9,6 +9,9 @@ specific: their bugs, answers and check-function tests. Storage rules that hold 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +19,7 @@ from typing import Any, Literal
 import nbformat
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 Scores = Mapping[str, Any]  # grade_id -> CellScore(score, max_score, error), as notebooks.grade returns
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -194,3 +198,52 @@ def assert_no_error_outputs(executed_nb: Any) -> None:
     """No cell of an executed notebook ended in an error (demos included, which grades do not see)."""
     errors = [out for c in executed_nb.cells for out in c.get("outputs", []) if out.output_type == "error"]
     assert not errors, errors[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The student kit: the visible modules are shipped, so they hold no answer and work without the hidden side
+# ---------------------------------------------------------------------------------------------------------
+
+KIT_BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    """What a student's kit lacks: the hidden checks and the reference implementation."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
+            raise ImportError(f"{name} is not in the student kit")
+        return None
+
+
+sys.meta_path.insert(0, NotInTheKit())
+try:
+    import autograder.hidden  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let autograder.hidden through")
+'''
+
+
+def run_in_student_kit(script: str, cwd: Path, *, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh Python that, like a student's kit, has neither the hidden checks nor
+    reference_impl; it must exit cleanly."""
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", KIT_BLOCKER + "\n" + script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def assert_module_holds_no_solution_line(module_path: Path, source_nb: Any, *, at_least: int = 10,
+                                         **options: Any) -> None:
+    """A shipped check module must not contain a line of its lesson's solutions."""
+    text = Path(module_path).read_text()
+    lines = solution_lines(source_nb, **options)
+    assert len(lines) >= at_least, f"only {len(lines)} distinctive solution lines: is the notebook complete?"
+    name = Path(module_path).name
+    for line in lines:
+        assert line not in text, f"{name} (shipped to students) contains a solution line: {line!r}"
