@@ -16,6 +16,7 @@ import pytest
 from autograder import lesson07 as checks
 from autograder.checks import CheckFailure
 from autograder.hidden import lesson07 as hidden
+from autograder.hidden import lesson07_trusted as trusted
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "07_training_library" / "training_library.ipynb"
 
@@ -500,7 +501,7 @@ def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
             _run_check(gid, ns)
 
 def test_closed_forms_match_the_reference_optimisers() -> None:
-    """The visible checks' closed forms and the reference optimisers agree (they judge the same thing)."""
+    """The grader's closed forms and the reference optimisers agree (they judge the same thing)."""
     from reference_impl.optim import SGD as RefSGD
     from reference_impl.optim import Adam as RefAdam
     from reference_impl.tensor import Tensor as RefTensor
@@ -509,10 +510,10 @@ def test_closed_forms_match_the_reference_optimisers() -> None:
     p0 = rng.standard_normal(4)
     grads = [rng.standard_normal(4) for _ in range(7)]
     for make, expected in (
-        (lambda ps: RefSGD(ps, lr=0.1, momentum=0.8), checks.sgd_expected(p0, grads, 0.1, 0.8)),
+        (lambda ps: RefSGD(ps, lr=0.1, momentum=0.8), trusted.sgd_expected(p0, grads, 0.1, 0.8)),
         (
             lambda ps: RefAdam(ps, lr=0.01, betas=(0.7, 0.95), eps=1e-6),
-            checks.adam_expected(p0, grads, 0.01, (0.7, 0.95), 1e-6),
+            trusted.adam_expected(p0, grads, 0.01, (0.7, 0.95), 1e-6),
         ),
     ):
         p = RefTensor(p0.copy(), requires_grad=True)
@@ -595,3 +596,118 @@ def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> 
     nb = notebooks.with_cell_source(_graded_cells_only(source_nb), gid, source)
     harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), EXERCISE_TESTS[gid],
                                           what=f"{name} in {gid}", expected_ids=TEST_CELLS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
+# ---------------------------------------------------------------------------------------------------------
+
+KIT_BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class NotInTheKit(importlib.abc.MetaPathFinder):
+    """What a student's kit lacks: the hidden checks and the reference implementation."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
+            raise ImportError(f"{name} is not in the student kit")
+        return None
+
+
+sys.meta_path.insert(0, NotInTheKit())
+try:
+    import autograder.hidden  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker let autograder.hidden through")
+'''
+
+
+def _run_visible(gid: str, ns: dict) -> None:
+    """Only the shipped checks of one exercise, as a student runs them from the kit."""
+    T, P, G = ns["Tensor"], ns["Parameter"], ns["GradMode"]
+    if gid == "module_parameters":
+        checks.check_module_parameters(ns["Module"], P, T)
+    elif gid == "linear":
+        checks.check_linear(ns["Linear"], P, T)
+    elif gid == "sgd_step":
+        checks.check_sgd_step(ns["SGD"], P)
+    elif gid == "adam_step":
+        checks.check_adam_step(ns["Adam"], P)
+    elif gid == "train_epoch":
+        checks.check_train_epoch(ns["train_epoch"], T, P)
+    elif gid == "evaluate":
+        checks.check_evaluate(ns["evaluate"], T, P, G)
+    else:
+        raise KeyError(gid)
+
+
+def test_visible_module_holds_no_solution_line() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = Path(checks.__file__).read_text()
+    lines = harness.solution_lines(nb, unless_outside="text")  # the loop's steps are quoted in the text
+    assert len(lines) > 30
+    for line in lines:
+        assert line not in text, f"the shipped module contains a solution line: {line!r}"
+
+
+def test_visible_module_holds_no_optimiser() -> None:
+    """Neither the optimisers' closed forms nor a gradient step is written out in the shipped module."""
+    text = Path(checks.__file__).read_text()
+    for fragment in ("def sgd_expected", "def adam_expected", "momentum ** (t - k)", "b1 ** (t - k)",
+                     "self.lr * p.grad", "lr * total"):
+        assert fragment not in text, fragment
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_without_the_trusted_pieces_the_solution_passes(monkeypatch, gid: str) -> None:  # noqa: ANN001
+    monkeypatch.setattr(checks, "_trusted", None)
+    ns = _namespace()
+    for _ in range(3):
+        _run_visible(gid, ns)
+    for other_gid, source in OTHER_STYLES.values():
+        if other_gid == gid:
+            _run_visible(gid, _namespace({gid: source}))
+    for base_gid, source in (("sgd_step", _SGD), ("adam_step", _ADAM)):
+        if base_gid == gid:
+            _run_visible(gid, _namespace({gid: source}))
+
+
+@pytest.mark.parametrize("name", list(BUGS))
+def test_without_the_trusted_pieces_each_bug_still_fails(monkeypatch, name: str) -> None:  # noqa: ANN001
+    """On a student's machine the optimisers are judged by properties of their rule; every slip still
+    fails, with the same hint."""
+    monkeypatch.setattr(checks, "_trusted", None)
+    gid, source, message = BUGS[name]
+    ns = _namespace({gid: source})
+    for _ in range(3):
+        with pytest.raises(CheckFailure) as info:
+            _run_visible(gid, ns)
+        assert message in str(info.value), str(info.value)
+
+
+def kit_script() -> str:
+    """The notebook's given, answer and test cells in order (test cells cut before the hidden tests), with
+    the hidden modules blocked: what a student with correct answers runs from the kit."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in _graded_cells_only(nb).cells
+             if c.cell_type == "code"]
+    return KIT_BLOCKER + "\nfrom autograder import lesson07\nassert lesson07._trusted is None\n\n" + \
+        "\n\n".join(cells) + "\nprint('kit checks passed')\n"
+
+
+@pytest.mark.slow
+def test_visible_checks_pass_the_solutions_without_the_hidden_modules() -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", kit_script()], cwd=NOTEBOOK.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kit checks passed" in done.stdout
