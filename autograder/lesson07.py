@@ -587,7 +587,6 @@ def _adam_against_closed_forms(Adam: type, Parameter: type, rng: np.random.Gener
     starts = [rng.standard_normal(s) for s in shapes]
     steps = 6
     grads = [[rng.standard_normal(s) * rng.uniform(0.1, 3.0) for s in shapes] for _ in range(steps)]
-    _adam_first_step(Adam, Parameter, rng, seed, shapes, lr)
     got = _run_optimizer(lambda ps: Adam(ps, lr=lr), Parameter, starts, grads)
 
     def table(**kw: object) -> list[list[np.ndarray]]:
