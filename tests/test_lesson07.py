@@ -602,30 +602,6 @@ def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> 
 # The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
 # ---------------------------------------------------------------------------------------------------------
 
-KIT_BLOCKER = '''
-import importlib.abc
-import sys
-
-
-class NotInTheKit(importlib.abc.MetaPathFinder):
-    """What a student's kit lacks: the hidden checks and the reference implementation."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "reference_impl" or name.startswith("autograder.hidden"):
-            raise ImportError(f"{name} is not in the student kit")
-        return None
-
-
-sys.meta_path.insert(0, NotInTheKit())
-try:
-    import autograder.hidden  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("the blocker let autograder.hidden through")
-'''
-
-
 def _run_visible(gid: str, ns: dict) -> None:
     """Only the shipped checks of one exercise, as a student runs them from the kit."""
     T, P, G = ns["Tensor"], ns["Parameter"], ns["GradMode"]
@@ -695,19 +671,11 @@ def kit_script() -> str:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in _graded_cells_only(nb).cells
              if c.cell_type == "code"]
-    return KIT_BLOCKER + "\nfrom autograder import lesson07\nassert lesson07._trusted is None\n\n" + \
+    return "\nfrom autograder import lesson07\nassert lesson07._trusted is None\n\n" + \
         "\n\n".join(cells) + "\nprint('kit checks passed')\n"
 
 
 @pytest.mark.slow
 def test_visible_checks_pass_the_solutions_without_the_hidden_modules() -> None:
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", kit_script()], cwd=NOTEBOOK.parent, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = harness.run_in_student_kit(kit_script(), NOTEBOOK.parent, timeout=600)
     assert "kit checks passed" in done.stdout
