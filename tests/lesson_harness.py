@@ -228,6 +228,14 @@ else:
 '''
 
 
+def visible_cells_script(nb: Any) -> str:
+    """The notebook's graded cells with their solutions, test cells cut before the hidden tests: what a
+    student with correct answers runs from the kit."""
+    cells = [c.source.split(HIDDEN_MARKERS[0])[0] for c in graded_cells_only(nb).cells
+             if c.cell_type == "code"]
+    return "\n\n".join(cells)
+
+
 def run_in_student_kit(script: str, cwd: Path, *, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``script`` in a fresh Python that, like a student's kit, has neither the hidden checks nor
     reference_impl; it must exit cleanly."""

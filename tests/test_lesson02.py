@@ -551,27 +551,13 @@ def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb
 # The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
 # ---------------------------------------------------------------------------------------------------------
 
-def kit_script(nb) -> str:
-    """The notebook's graded cells with their solutions, test cells cut before the hidden tests, run with
-    the hidden modules blocked: what a student with correct answers runs from the kit."""
-    cells = []
-    for cell in harness.graded_cells_only(nb).cells:
-        if cell.cell_type == "code":
-            cells.append(cell.source.split("### BEGIN HIDDEN TESTS")[0])
-    return "\n\n".join(cells)
-
-
 def test_visible_module_holds_no_solution_line(source_nb):
-    text = Path(visible.__file__).read_text()
-    lines = harness.solution_lines(source_nb)
-    assert len(lines) > 10
-    for line in lines:
-        assert line not in text, f"the shipped module contains a solution line: {line!r}"
+    harness.assert_module_holds_no_solution_line(Path(visible.__file__), source_nb, at_least=11)
 
 
 @pytest.mark.slow
 def test_visible_checks_pass_the_solutions_without_the_hidden_modules(source_nb):
-    harness.run_in_student_kit(kit_script(source_nb), NOTEBOOK.parent)
+    harness.run_in_student_kit(harness.visible_cells_script(source_nb), NOTEBOOK.parent)
 
 
 def test_visible_checks_work_without_the_exact_answers(monkeypatch):
