@@ -41,6 +41,7 @@ __all__ = [
     "check_derivative",
     "check_gradient",
     "check_vjp",
+    "new_seed",
     "quiet",
 ]
 
@@ -352,7 +353,9 @@ def _fail_elements(what: str, got: np.ndarray, expected: np.ndarray, bad: np.nda
 # --------------------------------------------------------------------------------------------------
 
 
-def _new_seed(seed: int | None) -> int:
+def new_seed(seed: int | None = None) -> int:
+    """A fresh seed from the OS unless the caller pins one: unpredictable to student code, and printed on
+    failure so the student can reproduce it. Every lesson's checks draw their seeds here."""
     return secrets.randbits(62) if seed is None else int(seed)
 
 
@@ -551,7 +554,7 @@ def _fn_name(fn: object) -> str:
 def check_derivative(f: Callable[[float], float], df: Callable[[float], float], x: float, *,
                      seed: int | None = None) -> CheckReport:
     """Check a claimed derivative ``df`` of a scalar function ``f`` (trusted) at the point ``x``."""
-    seed = _new_seed(seed)
+    seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     x0 = float(x)
     if not np.isfinite(x0):
@@ -583,7 +586,7 @@ def check_derivative(f: Callable[[float], float], df: Callable[[float], float], 
 def check_gradient(f: Callable[..., float], grad_f: Callable[..., object], *xs: object,
                    seed: int | None = None) -> CheckReport:
     """Check ``grad_f(*xs)`` (one array per input; a bare array for one input) against ``f`` (trusted)."""
-    seed = _new_seed(seed)
+    seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     points = _as_inputs(xs)
     gname = _fn_name(grad_f)
@@ -621,7 +624,7 @@ def check_vjp(f: Callable[..., object], vjps: Callable | Sequence[Callable | Non
     The upstream gradient is drawn before the student runs and the probe directions after, so nothing the
     student code does to numpy's random state can predict them.
     """
-    seed = _new_seed(seed)
+    seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     points = _as_inputs(xs)
     if callable(vjps):

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import copy
 import math
-import secrets
 from collections.abc import Callable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, quiet
+from autograder.checks import CheckFailure, new_seed, quiet
 
 __all__ = [
     "check_forward_difference",
@@ -26,11 +25,6 @@ __all__ = [
     "check_numerical_gradient",
     "check_relative_error",
 ]
-
-
-def new_seed(seed: int | None) -> int:
-    """A fresh seed from the OS unless the caller pins one (so failures can be reproduced)."""
-    return secrets.randbits(63) if seed is None else int(seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

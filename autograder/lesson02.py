@@ -16,14 +16,13 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
-import secrets
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_derivative, quiet
+from autograder.checks import CheckFailure, check_derivative, new_seed, quiet
 
 __all__ = [
     "check_count_paths",
@@ -40,11 +39,6 @@ try:  # the grader has the exact answers; students' kits do not (they would answ
     _trusted = importlib.import_module("autograder.hidden.lesson02_trusted")
 except ImportError:
     _trusted = None
-
-
-def new_seed(seed: int | None) -> int:
-    """A fresh seed from the OS unless the caller pins one (so failures can be reproduced)."""
-    return secrets.randbits(63) if seed is None else int(seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

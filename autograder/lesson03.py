@@ -18,13 +18,12 @@ import contextlib
 import functools
 import importlib
 import math
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_derivative, check_gradient, quiet
+from autograder.checks import CheckFailure, check_derivative, check_gradient, new_seed, quiet
 
 __all__ = [
     "check_add",
@@ -43,11 +42,6 @@ __all__ = [
 
 # The methods the lesson's exercises put on `Value`, and the backward pass that uses them.
 PRIMITIVES = ("__add__", "__mul__", "power", "exp", "log", "tanh", "relu")
-
-
-def new_seed(seed: int | None = None) -> int:
-    """A fresh seed from the OS unless the caller pins one (printed on failure, so it can be replayed)."""
-    return secrets.randbits(63) if seed is None else int(seed)
 
 
 def _close(got: float, want: float, rtol: float = 1e-9) -> bool:

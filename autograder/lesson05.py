@@ -16,13 +16,12 @@ the duration of the check, so a bug in exercise 2 never costs exercise 3's point
 from __future__ import annotations
 
 import importlib
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_close, check_vjp, quiet
+from autograder.checks import CheckFailure, check_close, check_vjp, new_seed, quiet
 
 __all__ = [
     "check_unary_vjps",
@@ -36,11 +35,6 @@ __all__ = [
 ]
 
 VJP = Callable[..., Any]
-
-
-def new_seed(seed: int | None = None) -> int:
-    """A fresh seed from the OS unless the caller pins one (printed so failures can be reproduced)."""
-    return secrets.randbits(62) if seed is None else int(seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

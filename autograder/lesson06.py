@@ -15,13 +15,12 @@ random program is also differentiated by PyTorch and compared.
 from __future__ import annotations
 
 import importlib
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_close, check_gradient, check_vjp, quiet
+from autograder.checks import CheckFailure, check_close, check_gradient, check_vjp, new_seed, quiet
 
 __all__ = [
     "check_apply_op",
@@ -35,11 +34,6 @@ __all__ = [
     "graph_op",
     "operator_op",
 ]
-
-
-def new_seed(seed: int | None) -> int:
-    """A fresh seed from the OS unless the caller pins one (printed so failures can be reproduced)."""
-    return secrets.randbits(62) if seed is None else int(seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

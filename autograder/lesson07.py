@@ -16,12 +16,11 @@ the stand-in model, and the Linear layer with finite differences (``autograder.c
 from __future__ import annotations
 
 import importlib
-import secrets
 from collections.abc import Callable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_close, check_gradient, quiet
+from autograder.checks import CheckFailure, check_close, check_gradient, new_seed, quiet
 
 try:  # the grader has the optimisers' closed forms; students' kits do not (they would be the answers)
     _trusted = importlib.import_module("autograder.hidden.lesson07_trusted")
@@ -36,11 +35,6 @@ __all__ = [
     "check_train_epoch",
     "check_evaluate",
 ]
-
-
-def new_seed(seed: int | None) -> int:
-    """A fresh seed from the OS unless the caller pins one (printed so failures can be reproduced)."""
-    return secrets.randbits(62) if seed is None else int(seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -57,11 +57,14 @@ def run_and_grade(notebooks: Any, nb: Any) -> Scores:
     return notebooks.grade(notebooks.execute(nb))
 
 
-def graded_cells_only(nb: Any) -> Any:
+def graded_cells_only(nb: Any, prelude: str = "") -> Any:
     """The notebook without its ungraded demo cells (training, plots): they cannot change any grade, and
-    dropping them keeps the many bug-injection runs fast."""
+    dropping them keeps the many bug-injection runs fast. ``prelude`` is a code cell put first, for the
+    imports the graded cells need from an ungraded cell."""
     out = nbformat.from_dict(nb)
     out.cells = [c for c in nb.cells if c.cell_type == "markdown" or "nbgrader" in c.metadata]
+    if prelude:
+        out.cells.insert(0, nbformat.v4.new_code_cell(prelude))
     return out
 
 
@@ -228,10 +231,10 @@ else:
 '''
 
 
-def visible_cells_script(nb: Any) -> str:
+def visible_cells_script(nb: Any, prelude: str = "") -> str:
     """The notebook's graded cells with their solutions, test cells cut before the hidden tests: what a
     student with correct answers runs from the kit."""
-    cells = [c.source.split(HIDDEN_MARKERS[0])[0] for c in graded_cells_only(nb).cells
+    cells = [c.source.split(HIDDEN_MARKERS[0])[0] for c in graded_cells_only(nb, prelude).cells
              if c.cell_type == "code"]
     return "\n\n".join(cells)
 

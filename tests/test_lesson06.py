@@ -516,14 +516,8 @@ SOLUTION_MARKERS = [
 TEST_CELLS = [t for tests in EXERCISE_TESTS.values() for t in tests]
 
 notebooks, source_nb = harness.notebook_fixtures(NOTEBOOK)
-
-
-def _graded_cells_only(nb):  # noqa: ANN001, ANN202
-    """The harness's graded cells after a bare numpy import: the given cells need numpy, and the notebook
-    imports it in an ungraded cell (beside matplotlib and scikit-learn, which no graded cell uses)."""
-    nb = harness.graded_cells_only(nb)
-    nb.cells.insert(0, nbformat.v4.new_code_cell("import numpy as np"))
-    return nb
+# the given cells need numpy, which the notebook imports in an ungraded cell
+NUMPY = "import numpy as np"
 
 
 @pytest.mark.slow
@@ -542,7 +536,7 @@ def test_student_version_has_no_solutions_and_scores_zero(notebooks, source_nb) 
 @pytest.mark.slow
 def test_other_styles_get_full_marks(notebooks, source_nb) -> None:  # noqa: ANN001
     answers = dict(OTHER_STYLES.values())
-    harness.assert_answers_earn_full_marks(notebooks, _graded_cells_only(source_nb), answers)
+    harness.assert_answers_earn_full_marks(notebooks, harness.graded_cells_only(source_nb, NUMPY), answers)
 
 
 # Two bugs per exercise executed in the notebook (the others are covered by the fast tests above), with the
@@ -566,7 +560,7 @@ NOTEBOOK_BUGS = {
 def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> None:  # noqa: ANN001
     gid, source, _ = BUGS[name]
     assert set(NOTEBOOK_BUGS[name]) <= set(EXERCISE_TESTS[gid])
-    nb = notebooks.with_cell_source(_graded_cells_only(source_nb), gid, source)
+    nb = notebooks.with_cell_source(harness.graded_cells_only(source_nb, NUMPY), gid, source)
     harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), NOTEBOOK_BUGS[name],
                                           what=f"{name} in {gid}", expected_ids=TEST_CELLS)
 
@@ -646,11 +640,9 @@ def test_without_the_trusted_pieces_a_blank_apply_op_is_named(monkeypatch) -> No
 def kit_script() -> str:
     """The notebook's given, answer and test cells in order (test cells cut before the hidden tests), with
     the hidden modules blocked: what a student with correct answers runs from the kit."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in _graded_cells_only(nb).cells
-             if c.cell_type == "code"]
-    return "\nfrom autograder import lesson06\nassert lesson06._trusted is None\n\n" + \
-        "\n\n".join(cells) + "\nprint('kit checks passed')\n"
+    script = harness.visible_cells_script(nbformat.read(NOTEBOOK, as_version=4), NUMPY)
+    return (f"from autograder import lesson06\nassert lesson06._trusted is None\n\n{script}\n"
+            "print('kit checks passed')\n")
 
 
 @pytest.mark.slow
