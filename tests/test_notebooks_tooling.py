@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -56,3 +60,35 @@ def test_student_version_and_bug_injection(tiny) -> None:
 def test_with_cell_source_names_known_cells(tiny) -> None:
     with pytest.raises(KeyError, match="test_double"):
         notebooks.with_cell_source(tiny, "nope", "")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="ZeroMQ IPC sockets need a POSIX system")
+def test_kernels_talk_over_private_ipc_sockets() -> None:
+    """Over TCP, kernels started at once by parallel processes can be handed the same port (seen in CI:
+    "Address already in use", kernel dead before kernel_info); IPC sockets in a private folder cannot."""
+    nb = new_notebook(cells=[new_code_cell("from ipykernel.kernelapp import IPKernelApp\n"
+                                           "app = IPKernelApp.instance()\nprint(app.transport, app.ip)")])
+    transport, ip = notebooks.execute(nb).cells[0].outputs[0].text.split()
+    assert transport == "ipc" and "course-ipc-" in ip, (transport, ip)
+
+
+def test_grading_kernels_get_their_own_socket_folder() -> None:
+    from autograder.course.safe_execute import SafeExecute
+
+    ex = SafeExecute()
+    try:
+        first, second = ex.create_kernel_manager(), ex.create_kernel_manager()
+    finally:
+        shutil.rmtree(ex._spec_root)
+    if os.name == "posix":
+        assert first.transport == second.transport == "ipc"
+        assert Path(first.ip).parent != Path(second.ip).parent, "a rerun's kernel must not reuse sockets"
+
+
+def test_private_connection_keeps_tcp_when_the_socket_path_is_too_long(tmp_path: Path) -> None:
+    from autograder.course.sandbox import private_connection
+
+    assert private_connection(tmp_path / ("x" * 120)) == {}
+    if os.name == "posix":
+        assert private_connection(tmp_path) == {"transport": "ipc", "ip": str(tmp_path / "kernel")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 from nbgrader.utils import determine_grade, is_grade, is_solution
+from traitlets.config import Config
+
+from .sandbox import private_connection
 
 _LOG = logging.getLogger("autograder.notebooks")
 
@@ -47,9 +51,11 @@ def execute(nb: NotebookNode, *, timeout: int = 120, cwd: str | Path | None = No
     """An executed copy of ``nb``: fresh kernel, every cell run even after errors, as nbgrader does."""
     run = copy.deepcopy(nb)
     resources = {"metadata": {"path": str(cwd)}} if cwd is not None else {}
-    client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources=resources)
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="course-ipc-") as sockets:
+        config = Config({"KernelManager": private_connection(sockets)})
+        client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                resources=resources, config=config)
+        client.execute()
     return run
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import tempfile
 from typing import Any, ClassVar
 
 from jupyter_client.kernelspec import KernelSpecManager
@@ -52,8 +53,9 @@ class SafeExecute(Execute):
         if self._spec_root is None:
             self._spec_root = sandbox.write_kernel_spec(self.memory_mb, self.cpu_seconds)
         ksm = KernelSpecManager(kernel_dirs=[str(self._spec_root)])
+        sockets = tempfile.mkdtemp(prefix="ipc", dir=self._spec_root)  # one folder per (re)started kernel
         self.km = self.kernel_manager_class(kernel_name=sandbox.KERNEL_NAME, kernel_spec_manager=ksm,
-                                            config=self.config)
+                                            config=self.config, **sandbox.private_connection(sockets))
         return self.km
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):  # noqa: ANN201

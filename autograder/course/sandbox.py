@@ -1,8 +1,9 @@
-"""The student kernel: an ipykernel started under memory and CPU-time limits.
+"""How the course starts kernels: the student kernel under limits, and a connection no other kernel takes.
 
-Run as `python -m autograder.course.sandbox -f CONNECTION_FILE`; the limits come from the kernel spec's
-environment. The kernel also asks Linux to kill it when the grading process that started it dies, so an
-interrupted `course autograde` leaves no orphaned kernels spinning on a student's infinite loop.
+Run as `python -m autograder.course.sandbox -f CONNECTION_FILE`, this is the grading kernel: an ipykernel
+under memory and CPU-time limits taken from the kernel spec's environment. It also asks Linux to kill it
+when the grading process that started it dies, so an interrupted `course autograde` leaves no orphaned
+kernels spinning on a student's infinite loop.
 """
 
 from __future__ import annotations
@@ -18,6 +19,25 @@ from pathlib import Path
 KERNEL_NAME = "course-sandbox"
 MEMORY_ENV = "COURSE_KERNEL_MEMORY_MB"
 CPU_ENV = "COURSE_KERNEL_CPU_SECONDS"
+
+
+# Unix-domain socket paths are limited to 107 bytes on Linux (103 on macOS); keep a margin.
+_MAX_SOCKET_PATH = 90
+
+
+def private_connection(folder: str | Path) -> dict[str, str]:
+    """KernelManager settings that put a kernel's sockets in ``folder``, so no other kernel can take them.
+
+    Over TCP, jupyter_client picks "free" ports by binding port 0 and closing the socket; the kernel binds
+    them a moment later. Kernels started at once by different processes (``--jobs``, parallel tests) can
+    be handed the same port, and one dies with "Address already in use" before it replies to anything.
+    ZeroMQ IPC sockets in a folder of our own cannot collide. Where IPC is unavailable (Windows) or the
+    folder's path is too long for a socket name, the default TCP transport is kept.
+    """
+    prefix = str(Path(folder) / "kernel")
+    if os.name != "posix" or len(prefix) + len("-99") > _MAX_SOCKET_PATH:
+        return {}
+    return {"transport": "ipc", "ip": prefix}
 
 
 def write_kernel_spec(memory_mb: int, cpu_seconds: int) -> Path:
