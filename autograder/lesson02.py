@@ -389,6 +389,30 @@ def check_sum_over_paths(sum_over_paths: Callable, *, seed: int | None = None) -
         consistent_paths(sum_over_paths, "sum_over_paths", random_graph(rng, layers), seed, multiply=True)
 
 
+def sweep_hint(node: Hashable, start: Hashable, forward: bool, *, one_of_several: bool) -> str:
+    """What to fix when a forward/reverse sweep got `node` wrong; `one_of_several`: the value is one
+    parent's (child's) contribution alone, the overwrite-instead-of-add slip."""
+    kin, kins = ("parent", "parents") if forward else ("child", "children")
+    order = "topological order" if forward else "REVERSE topological order"
+    if node == start:
+        return f"the derivative of {start!r} with respect to itself is 1: start the sweep from 1.0."
+    if one_of_several:
+        return (
+            f"{node!r} has several {kins}, and your value is the contribution of only ONE of them. Add up "
+            f"one contribution per {kin} (+=, not =), and use a {kin} only once it is finished: visit the "
+            f"nodes in {order}, not in the order the edges happen to be stored."
+        )
+    if forward:
+        rule = "d v/d src = sum over the parents u of v of (d u/d src) * edges[(u, v)]"
+    else:
+        rule = "d dst/d u = sum over the children v of u of edges[(u, v)] * (d dst/d v)"
+    return (
+        f"{rule}, one contribution per {kin} added up with +=. Each {kin} must be finished before "
+        f"{'v' if forward else 'u'} is computed: visit the nodes in {order} (every node after all of its "
+        f"{kins}), not in the order the edges happen to be stored."
+    )
+
+
 def consistent_sweep(result: dict, name: str, g: Graph, seed: int, call: str) -> None:
     """Without the exact answers: every node's derivative against the student's own values next to it.
 
@@ -409,34 +433,14 @@ def consistent_sweep(result: dict, name: str, g: Graph, seed: int, call: str) ->
             expected = float(sum(terms))
         if abs(got[node] - expected) <= 1e-10 * max(1.0, sum(abs(t) for t in terms)):
             continue
-        kin = "parent" if forward else "child"
-        if node == start:
-            hint = f"the derivative of {start!r} with respect to itself is 1: start the sweep from 1.0."
-        elif len(terms) > 1 and any(abs(got[node] - t) <= 1e-9 * max(1.0, abs(t)) for t in terms):
-            hint = (
-                f"{node!r} has several {kin}s, and your value is the contribution of only ONE of them. Add "
-                f"up one contribution per {kin} (+=, not =), and use a {kin} only once it is finished: "
-                f"visit the nodes in {'topological order' if forward else 'REVERSE topological order'}."
-            )
-        elif forward:
-            hint = (
-                "d v/d src = sum over the parents u of v of (d u/d src) * edges[(u, v)], one contribution "
-                "per parent added up with +=. Each parent must be finished before v is computed: visit the "
-                "nodes in topological order (every node after all of its parents), not in the order the "
-                "edges happen to be stored."
-            )
-        else:
-            hint = (
-                "d dst/d u = sum over the children v of u of edges[(u, v)] * (d dst/d v), one contribution "
-                "per child added up with +=. Each child must be finished before u is computed: visit the "
-                "nodes in REVERSE topological order (every node after all of its children), not in the "
-                "order the edges happen to be stored."
-            )
+        kins = "parents" if forward else "children"
+        one_of_several = len(terms) > 1 and any(abs(got[node] - t) <= 1e-9 * max(1.0, abs(t)) for t in terms)
+        hint = sweep_hint(node, start, forward, one_of_several=one_of_several)
         neighbours = {(u if forward else v): got[u if forward else v] for (u, v) in links[node]}
         raise CheckFailure(
             f"{call}: the derivative for node {node!r} is {got[node]!r}, but with your own values at its "
-            f"{kin}s ({neighbours}) it should be {expected!r} (seed {seed}).\nEdges: {g.edges}\n"
-            f"Hint: {hint}\n" + FALLBACK_NOTE.format(kin=f"{kin}s")
+            f"{kins} ({neighbours}) it should be {expected!r} (seed {seed}).\nEdges: {g.edges}\n"
+            f"Hint: {hint}\n" + FALLBACK_NOTE.format(kin=kins)
         )
 
 
@@ -500,36 +504,14 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int) -> None:
         tol = 1e-10 * max(1.0, float(scale[k, i] if forward else scale[i, k]))
         if abs(got - expected) <= tol:
             continue
-        if node == start:
-            hint = f"the derivative of {start!r} with respect to itself is 1: start the sweep from 1.0."
-        elif expected == 0.0:
+        if node != start and expected == 0.0:
             hint = (
                 f"{node!r} {'cannot be reached from' if forward else 'cannot reach'} {start!r}, so its "
                 f"derivative is 0."
             )
-        elif overwritten(g, nodes, T, k, node, got, forward):
-            kin = "parent" if forward else "child"
-            hint = (
-                f"{node!r} has several {'parents' if forward else 'children'}, and your value is the "
-                f"contribution of only ONE of them. Add up one contribution per {kin} (+=, not =), and use "
-                f"a {kin} only once it is finished: visit the nodes in "
-                f"{'topological order' if forward else 'REVERSE topological order'}, not in the order the "
-                f"edges happen to be stored."
-            )
-        elif forward:
-            hint = (
-                "d v/d src = sum over the parents u of v of (d u/d src) * edges[(u, v)], one contribution "
-                "per parent added up with +=. Each parent must be finished before v is computed: visit the "
-                "nodes in topological order (every node after all of its parents), not in the order the "
-                "edges happen to be stored."
-            )
         else:
-            hint = (
-                "d dst/d u = sum over the children v of u of edges[(u, v)] * (d dst/d v), one contribution "
-                "per child added up with +=. Each child must be finished before u is computed: visit the "
-                "nodes in REVERSE topological order (every node after all of its children), not in the "
-                "order the edges happen to be stored."
-            )
+            hint = sweep_hint(node, start, forward,
+                              one_of_several=overwritten(g, nodes, T, k, node, got, forward))
         raise CheckFailure(
             f"{call}: the derivative for node {node!r} is {got!r}, expected {expected!r} (seed {seed}).\n"
             f"Edges: {g.edges}\nHint: {hint}"

@@ -81,13 +81,10 @@ def _engine(Value: type, **under_test: Callable) -> Iterator[None]:
     costs one exercise's points), else the student's own; the class is restored afterwards either way."""
     if not isinstance(Value, type):
         raise CheckFailure(f"pass the Value class itself to the check, got {type(Value).__name__}")
-    if _trusted is not None:
-        with _trusted.trusted_engine(Value, **under_test):
-            yield
-        return
-    saved = {name: Value.__dict__.get(name, _MISSING) for name in under_test}
+    methods = under_test if _trusted is None else {**_trusted.TRUSTED, **under_test}
+    saved = {name: Value.__dict__.get(name, _MISSING) for name in methods}
     try:
-        for name, fn in under_test.items():
+        for name, fn in methods.items():
             setattr(Value, name, fn)
         yield
     finally:

@@ -384,19 +384,7 @@ EXERCISE_TESTS = {
 
 
 def _namespace(replace: dict[str, str] | None = None) -> dict:
-    """The notebook's imports, given cells and answer cells exec'd in order (answers optionally replaced)."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    ns: dict = {}
-    first_code = True
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        meta = cell.metadata.get("nbgrader", {})
-        gid = meta.get("grade_id", "")
-        if first_code or gid.startswith("given_") or (meta.get("solution") and not meta.get("grade")):
-            exec(compile((replace or {}).get(gid, cell.source), f"<cell {gid or 'imports'}>", "exec"), ns)
-            first_code = False
-    return ns
+    return harness.answer_namespace(NOTEBOOK, replace)
 
 
 def _run_check(gid: str, ns: dict) -> None:
@@ -449,7 +437,6 @@ def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
     with pytest.raises((CheckFailure, RecursionError)) as info:
         _run_check(gid, ns)
     assert message in str(info.value), str(info.value)
-
 
 
 def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:

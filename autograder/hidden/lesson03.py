@@ -15,7 +15,7 @@ import numpy as np
 
 from autograder import lesson03 as visible
 from autograder.checks import CheckFailure
-from autograder.hidden.lesson03_trusted import _t_backward, trusted_engine, trusted_order
+from autograder.hidden.lesson03_trusted import _t_backward, trusted_order
 from autograder.lesson03 import Expression, random_expression
 
 __all__ = [
@@ -78,7 +78,7 @@ def _unary_extra(Value: type, fn: Callable, name: str, cases: list[tuple[float, 
                  hint: str) -> None:
     """Exact (value, gradient) pairs at points the visible check avoids; upstream gradient 1.5."""
     label = f"`{name}`"
-    with trusted_engine(Value, **{name: fn}):
+    with visible._engine(Value, **{name: fn}):
         for x, value, slope in cases:
             a = Value(x)
             out = visible._call(f"{label} at a = {x:g}", getattr(a, name))
@@ -94,7 +94,7 @@ def _unary_extra(Value: type, fn: Callable, name: str, cases: list[tuple[float, 
 
 # The grader's trusted engine (hidden/lesson03_trusted) is importable wherever grading runs, and the checks'
 # helpers everywhere: a submission must not be, or call, either. Names any such use would go through:
-_CHECKER_NAMES = frozenset({"autograder", "lesson03", "lesson03_trusted", "TRUSTED", "trusted_engine",
+_CHECKER_NAMES = frozenset({"autograder", "lesson03", "lesson03_trusted", "TRUSTED",
                             "trusted_order", "_t_add", "_t_mul", "_t_power", "_t_unary", "_t_backward",
                             "_TinyModel", "_engine", "_logged_order", "_creation_log"})
 
@@ -119,7 +119,7 @@ def _with_reference(check: Callable, fn: Callable, Value: type, name: str, seed:
     _own_code(fn, name)
     seed = visible.new_seed(seed)
     check(fn, Value, seed)
-    with trusted_engine(Value, **{_METHOD[name]: fn}):
+    with visible._engine(Value, **{_METHOD[name]: fn}):
         _against_reference(Value, name, f"`{name}`", seed + 1, run=_t_backward)
 
 
@@ -133,7 +133,7 @@ def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
 
 def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_power, power, Value, "power", seed)
-    with trusted_engine(Value, power=power):
+    with visible._engine(Value, power=power):
         for x, k, value, slope in ((1.7, 0, 1.0, 0.0), (-1.3, 1, -1.3, 1.0), (2.5, -0.5, 2.5**-0.5,
                                                                                 -0.5 * 2.5**-1.5)):
             a = Value(x)
@@ -201,7 +201,7 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
     def run(root: object) -> None:
         backprop(root, trusted_order(root))
 
-    with trusted_engine(Value):
+    with visible._engine(Value):
         for k, focus in enumerate(("mul", "tanh", "power")):
             _against_reference(Value, focus, "`backprop`", seed + 1 + k, run=run, count=2)
 
@@ -211,7 +211,7 @@ def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
     seed = visible.new_seed(seed)
     visible.check_mlp(Neuron, Layer, MLP, Value, seed)
     rng = np.random.default_rng(seed + 1)
-    with trusted_engine(Value):
+    with visible._engine(Value):
         for n_in, sizes in ((3, [5, 2]), (4, [1]), (2, [3, 3, 3])):
             mlp = visible._call(f"MLP({n_in}, {sizes})", MLP, n_in, sizes)
             structure = visible._structure(mlp, Value)

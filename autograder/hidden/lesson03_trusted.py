@@ -9,9 +9,8 @@ Written against the container the notebook gives: Value(data, inputs, op) with .
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
@@ -110,25 +109,6 @@ TRUSTED: dict[str, Callable] = {
     **{name: _t_unary(name, f, df) for name, (f, df) in _UNARY.items()},
     "backward": _t_backward,
 }
-
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def trusted_engine(Value: type, **under_test: Callable) -> Iterator[None]:
-    """Install trusted primitives (except the ones under test) on Value; restore the class afterwards."""
-    saved = {name: Value.__dict__.get(name, _MISSING) for name in TRUSTED}
-    try:
-        for name, fn in TRUSTED.items():
-            setattr(Value, name, under_test.get(name, fn))
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is _MISSING:
-                delattr(Value, name)
-            else:
-                setattr(Value, name, old)
-
 
 def logistic_loss_and_gradient(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean log(1 + exp(-y s)) of the 2-3-1 tanh model of check_train_step and its exact gradient (a
