@@ -1,8 +1,7 @@
 """Numerical checks behind every test cell of the course.
 
 A student's derivative, gradient or VJP is compared with central finite differences of a *trusted*
-forward function, always evaluated in float64 (``gradient-checking.md`` explains why each rule below
-exists):
+forward function, always evaluated in float64. The rules:
 
 * small inputs (up to ``FULL_LIMIT`` elements) are compared element by element; larger ones with
   independent Gaussian projection probes ``<u, claimed> ~ d/dt phi(x + t u)``;

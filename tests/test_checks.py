@@ -1,8 +1,7 @@
 """The checker's own tests: typical bugs are rejected on every seed, correct code accepted on every seed.
 
-A checker is only trustworthy if it is tested both ways (see shared notes, gradient-checking.md): each
-buggy implementation below must fail on all of 200 seeds, and each correct one, including alternative
-valid formulations, must pass on all of 1000.
+A checker is only trustworthy if it is tested both ways: each buggy implementation below must fail on
+all of 200 seeds, and each correct one, including alternative valid formulations, must pass on all of 1000.
 """
 
 from __future__ import annotations
