@@ -36,11 +36,14 @@ __all__ = [
     "CheckFailure",
     "GradientCheckError",
     "CheckReport",
+    "NotDone",
+    "call_student",
     "check_close",
     "check_derivative",
     "check_gradient",
     "check_vjp",
     "new_seed",
+    "passed",
     "quiet",
 ]
 
@@ -70,6 +73,66 @@ class CheckFailure(AssertionError):
 
 class GradientCheckError(CheckFailure):
     """A claimed derivative, gradient or VJP disagrees with finite differences."""
+
+
+class NotDone(CheckFailure):
+    """The exercise still raises NotImplementedError: every lesson says so in the same words."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} is not written yet: replace `raise NotImplementedError()` in its answer "
+                         "cell with your code, run that cell, then run this test cell again.")
+
+
+def call_student(what: str, fn: Callable, *args: object, **kwargs: object) -> object:
+    """Run student code quietly and turn whatever it raises into one CheckFailure naming ``what``.
+
+    A test cell must end in a message the student can act on, never in a traceback through the checker:
+    a blank answer becomes NotDone, a deep recursion and an in-place write say what to change, and any
+    other exception is named with its own text."""
+    try:
+        with quiet():
+            return fn(*args, **kwargs)
+    except CheckFailure:
+        raise
+    except NotImplementedError:
+        raise NotDone(what) from None
+    except RecursionError:
+        raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError): deep graphs need a loop "
+                           "with an explicit stack or list, not a function that calls itself.") from None
+    except ValueError as exc:
+        if "read-only" in str(exc):
+            raise CheckFailure(f"{what} tried to modify one of its arguments in place ({exc}): build and "
+                               "return a new array instead.") from None
+        raise CheckFailure(f"{what} raised ValueError: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any error in student code becomes the cell's message
+        raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}") from None
+
+
+def passed(what: str, detail: str) -> None:
+    """Print the one line a passing check shows, so a student sees that something real was compared."""
+    print(f"passed: {what}: {detail}")
+
+
+def _show_check_failure(shell: object, etype: type, evalue: BaseException, tb: object,
+                        tb_offset: int | None = None) -> None:
+    """IPython handler: a failed check shows its message alone, not a traceback through this module.
+
+    The cell still ends in an error output (nbgrader scores it zero), and nbgrader's feedback shows the
+    same short text, because the traceback stored in the notebook is this message."""
+    shell._showtraceback(etype, evalue, [f"\x1b[1;31m{etype.__name__}\x1b[0m: {evalue}"])
+
+
+def _render_failures_briefly() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "set_custom_exc"):
+        shell.set_custom_exc((CheckFailure,), _show_check_failure)
+
+
+_render_failures_briefly()
 
 
 @dataclass(frozen=True)
