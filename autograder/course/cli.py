@@ -106,17 +106,23 @@ def run(args: argparse.Namespace) -> int:
 
         report = collect(course, args.path, replace=args.replace)
         print(f"imported {len(report.imported)}, replaced {len(report.replaced)}, "
-              f"unchanged {len(report.unchanged)}, problems {len(report.problems)}")
+              f"unchanged {len(report.unchanged)}, problems {len(report.problems)}, "
+              f"skipped {len(report.skipped)}")
         for label in report.imported + report.replaced:
             print(f"  + {label}")
+        for name, warning in report.warnings:
+            print(f"  ? {name}: {warning}")
         for name, problem in report.problems:
             print(f"  ! {name}: {problem}")
+        for name, why in report.skipped:
+            print(f"  - {name}: skipped, {why}")
         return 0
     if args.command == "autograde":
         from .autograde import autograde, summary_table
 
         results = autograde(course, _released(course, args.lesson), jobs=args.jobs,
-                            limits=_limits(args), force=args.force)
+                            limits=_limits(args), force=args.force,
+                            say=lambda line: print(f"course: {line}", file=sys.stderr))
         print(summary_table(results))
         failed = [r for r in results if not r.ok]
         if failed:
@@ -127,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "feedback":
         from .feedback import feedback
 
-        written = feedback(course, _released(course, args.lesson))
-        print(f"wrote {len(written)} feedback files under {course.sub('feedback')}")
+        report = feedback(course, _released(course, args.lesson))
+        print(f"wrote {len(report.written)} feedback files under {course.sub('feedback')}")
+        for student, lesson, why in report.withheld:
+            print(f"  ! feedback for {student}/{lesson} withheld: {why}")
         return 0
     if args.command == "export":
         from .export import export

@@ -1,31 +1,41 @@
 """`course collect PATH`: import submissions as an LMS hands them over into nbgrader's layout.
 
 Accepted input: a folder (searched recursively) or a zip of `.ipynb` files named `<student>_<notebook>.ipynb`,
-or `<student>/<notebook>.ipynb`. A file whose name does not end with a lesson's notebook name (students
-rename files: "finite_differences (2).ipynb") is matched to its lesson by the nbgrader grade_ids in its
-cells, with the student id taken from its folder or from the text before the first underscore.
+or `<student>/<notebook>.ipynb`, at any depth (LMS exports often wrap everything in one folder). A file whose
+name does not end with a lesson's notebook name (students rename files: "finite_differences (2).ipynb") is
+matched to its lesson by the nbgrader grade_ids in its cells.
 
-Nothing is lost or overwritten silently: unreadable files (invalid JSON, not a notebook, no lesson
-recognised, no student id) are copied unchanged to `rejected/` and reported by name; a file that differs
-from an already collected one is reported as a conflict and kept in `rejected/` unless `--replace` is
-given, in which case the old one is moved to `replaced/`. Re-running on the same input changes nothing.
+Whose file it is comes only from the file's own name or the folder directly holding it: a name
+`<student>_<notebook>` says it, else the holding folder does. A folder that holds both files named for
+other students and files that only its own name could credit is ambiguous, and two files crediting the same
+student and lesson in one export are too: both are refused with the reason rather than guessed.
+
+Nothing is lost or overwritten silently: every file not imported is listed with the reason. Unreadable
+files (read exactly as the grader reads them: invalid JSON, not a notebook, a format older than 3, no
+lesson recognised, no student id) are copied unchanged to `rejected/`; zip entries whose path leaves the
+archive (`..`, absolute) are refused and kept in `rejected/` under a flattened name; hidden files and
+macOS resource forks are listed as skipped. A file that differs from an already collected one is reported
+as a conflict and kept in `rejected/` unless `--replace` is given, in which case the old one is moved to
+`replaced/`. A file matched by name that holds none of its lesson's cells is imported with a warning (it
+will score 0). Re-running on the same input changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .layout import Course, CourseError
+from .submission import UnreadableNotebook, grade_ids, read_notebook
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
+ID_CHARS = re.compile(r"[A-Za-z0-9_.@+-]")
+UNSAFE = "unsafe_zip_paths"
 
 
 @dataclass
@@ -34,6 +44,8 @@ class CollectReport:
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)   # (file name, what is wrong + fix)
+    skipped: list[tuple[str, str]] = field(default_factory=list)    # (file name, why it was not looked at)
+    warnings: list[tuple[str, str]] = field(default_factory=list)   # (file name, imported but suspicious)
 
 
 @dataclass(frozen=True)
@@ -43,25 +55,66 @@ class _Lesson:
     grade_ids: frozenset[str]
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """Who a file is credited to and how that was decided (the name, or the folder holding it)."""
+
+    lesson: _Lesson | None
+    from_name: str | None      # student id written in the file name
+    renamed: bool              # lesson recognised by the cells, not the name
+
+
 def _lesson_index(course: Course) -> list[_Lesson]:
-    out = []
-    for lesson in course.lessons():
-        for nb_path in course.notebooks(lesson):
-            out.append(_Lesson(lesson, nb_path.stem, frozenset(_grade_ids(json.loads(nb_path.read_text())))))
-    return out
-
-
-def _grade_ids(nb: dict) -> set[str]:
-    ids = set()
-    for cell in nb.get("cells", []):
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") if isinstance(cell, dict) else None
-        if gid:
-            ids.add(gid)
-    return ids
+    return [_Lesson(lesson, nb_path.stem, frozenset(grade_ids(read_notebook(nb_path))))
+            for lesson in course.lessons() for nb_path in course.notebooks(lesson)]
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def id_problem(student: str) -> str | None:
+    """Why `student` cannot be a student id (naming the offending character), or None if it can."""
+    if not student:
+        return "it is empty"
+    bad = next((ch for ch in student if not ID_CHARS.fullmatch(ch)), None)
+    if bad is not None:
+        return f"it contains {bad!r} (U+{ord(bad):04X}); ids may hold letters, digits and _ . @ + -"
+    if not student[0].isalnum():
+        return f"it starts with {student[0]!r}; ids start with a letter or digit"
+    return None
+
+
+def _unpack(source: Path, root: Path, course: Course, report: CollectReport) -> None:
+    """Extract a zip into root; entries whose path would leave it are refused and kept flattened."""
+    with zipfile.ZipFile(source) as zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename.replace("\\", "/")   # zips made on Windows may use backslashes
+            parts = PurePosixPath(name).parts
+            if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
+                kept = course.sub("rejected", UNSAFE, re.sub(r"[/:]", "__", name))
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes(zf.read(info))
+                report.problems.append((info.filename, "its path leaves the archive ('..' or absolute), so "
+                                        "no student or folder can be read from it; refused and kept as "
+                                        f"{kept.relative_to(course.course_dir)}: rename it "
+                                        "<student>_<notebook>.ipynb and collect it alone"))
+                continue
+            target = root.joinpath(*[p for p in parts if p not in ("", ".")])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(info))
+
+
+def _skip_reason(rel: Path) -> str | None:
+    if "__MACOSX" in rel.parts or rel.name.startswith("._"):
+        return "macOS resource data (__MACOSX/ or ._ file), not a submission"
+    if ".ipynb_checkpoints" in rel.parts:
+        return "a Jupyter autosave checkpoint, not the submission"
+    if any(part.startswith(".") for part in rel.parts):
+        return "a hidden file or folder (name starts with '.'): rename it if it is a submission"
+    return None
 
 
 def collect(course: Course, source: Path, *, replace: bool = False) -> CollectReport:
@@ -71,31 +124,80 @@ def collect(course: Course, source: Path, *, replace: bool = False) -> CollectRe
     index = _lesson_index(course)
     if not index:
         raise CourseError(f"no lessons found in {course.lessons_dir}: nothing to collect submissions for")
+    report = CollectReport()
     with tempfile.TemporaryDirectory() as tmp:
         if source.is_file():
             if not zipfile.is_zipfile(source):
                 raise CourseError(f"{source} is neither a folder nor a zip file: pass the LMS export")
             root = Path(tmp)
-            with zipfile.ZipFile(source) as zf:
-                for info in zf.infolist():
-                    parts = [p for p in Path(info.filename).parts if p not in ("..", "/", "")]
-                    if info.is_dir() or not parts:
-                        continue
-                    target = root.joinpath(*parts)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(zf.read(info))
+            _unpack(source, root, course, report)
         else:
             root = source
-        report = CollectReport()
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
-            part.startswith(".") or part == "__MACOSX" for part in p.relative_to(root).parts))
+        files = []
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root)
+            why = _skip_reason(rel)
+            if why:
+                report.skipped.append((str(rel), why))
+            else:
+                files.append(path)
+        claims = {path: _claim(index, path) for path in files}
+        owners = _owners(root, claims)
+        by_key: dict[tuple[str, str], list[str]] = {}
         for path in files:
-            _collect_one(course, index, root, path, replace, report)
+            if claims[path].lesson and owners[path][0]:
+                key = (owners[path][0], claims[path].lesson.lesson)
+                by_key.setdefault(key, []).append(str(path.relative_to(root)))
+        for path in files:
+            key = (owners[path][0], claims[path].lesson.lesson if claims[path].lesson else "")
+            twins = [n for n in by_key.get(key, []) if n != str(path.relative_to(root))]
+            _collect_one(course, root, path, claims[path], owners[path], twins, replace, report)
     return report
 
 
-def _collect_one(course: Course, index: list[_Lesson], root: Path, path: Path, replace: bool,
-                 report: CollectReport) -> None:
+def _claim(index: list[_Lesson], path: Path) -> _Claim:
+    """The lesson a file belongs to and the student id its name gives, if any."""
+    if path.suffix.lower() != ".ipynb":
+        return _Claim(None, None, renamed=False)
+    stem = path.stem
+    for entry in sorted(index, key=lambda e: -len(e.notebook)):
+        if stem == entry.notebook:
+            return _Claim(entry, None, renamed=False)
+        if stem.endswith(entry.notebook) and stem[: -len(entry.notebook)].endswith(("_", "-")):
+            return _Claim(entry, stem[: -len(entry.notebook)].rstrip("_-"), renamed=False)
+    try:
+        ids = grade_ids(read_notebook(path))
+    except UnreadableNotebook:
+        ids = set()
+    best = max(index, key=lambda e: len(e.grade_ids & ids))
+    prefix = stem.split("_", 1)[0] if "_" in stem else None
+    return _Claim(best if best.grade_ids & ids else None, prefix, renamed=True)
+
+
+def _owners(root: Path, claims: dict[Path, _Claim]) -> dict[Path, tuple[str | None, str]]:
+    """Student id (or None) and how it was decided, for every file; ambiguity is an id of None."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in claims:
+        by_folder.setdefault(path.parent, []).append(path)
+    out: dict[Path, tuple[str | None, str]] = {}
+    for folder, paths in by_folder.items():
+        folder_id = None if folder == root else folder.name
+        named = {claims[p].from_name for p in paths if claims[p].from_name and not claims[p].renamed}
+        unnamed = [p for p in paths if claims[p].lesson and not claims[p].from_name]
+        wrapper = folder_id is None or bool(named - {folder_id})
+        for path in paths:
+            if wrapper and folder_id and unnamed:
+                out[path] = (None, f"its folder {folder.relative_to(root)}/ holds files named for other "
+                             f"students ({', '.join(sorted(named - {folder_id}))}) beside files only the "
+                             "folder's name could credit, so whose each file is cannot be told: put each "
+                             "student's files in their own folder or name them <student>_<notebook>.ipynb")
+            elif wrapper:
+                out[path] = (claims[path].from_name, "file name")
+            else:
+                out[path] = (folder_id, "folder")
+    return out
+def _collect_one(course: Course, root: Path, path: Path, claim: _Claim, owner: tuple[str | None, str],
+                 twins: list[str], replace: bool, report: CollectReport) -> None:
     rel = path.relative_to(root)
     name = str(rel)
 
@@ -109,31 +211,32 @@ def _collect_one(course: Course, index: list[_Lesson], root: Path, path: Path, r
     if path.suffix.lower() != ".ipynb":
         return reject("not a notebook (.ipynb)")
     try:
-        nb = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return reject(f"invalid JSON ({exc}): ask the student to re-download and resubmit it")
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
-        return reject("not a Jupyter notebook (format 4)")
-
-    folder_student = rel.parts[0] if len(rel.parts) > 1 else None
-    stem = path.stem
-    match = None
-    for entry in sorted(index, key=lambda e: -len(e.notebook)):
-        rest = stem[: -len(entry.notebook)] if stem.endswith(entry.notebook) else None
-        if rest is not None and (rest == "" and folder_student or rest.endswith(("_", "-"))):
-            match, student = entry, (rest.rstrip("_-") or folder_student)
-            break
-    how = ""
-    if match is None:   # renamed file: recognise the lesson by its cells
-        ids = _grade_ids(nb)
-        overlap = max(index, key=lambda e: len(e.grade_ids & ids))
-        if not overlap.grade_ids & ids:
-            return reject("no lesson notebook recognised by name or by its cells")
-        match = overlap
-        student = folder_student or (stem.split("_", 1)[0] if "_" in stem else "")
-        how = f" (renamed file, recognised as {match.notebook}.ipynb by its cells)"
-    if not student or not STUDENT_ID.match(student):
-        return reject(f"cannot tell the student id from {name!r}: name it <student>_{match.notebook}.ipynb")
+        nb = read_notebook(path)   # exactly as the grader will read it
+    except UnreadableNotebook as exc:
+        return reject(str(exc))
+    match = claim.lesson
+    if match is None:
+        return reject("no lesson notebook recognised by name or by its cells")
+    student, how_id = owner
+    if student is None and how_id == "file name":
+        return reject(f"cannot tell the student id from {name!r}: name it <student>_{match.notebook}.ipynb "
+                      "or put it in a folder named for the student")
+    if student is None:
+        return reject(how_id)
+    problem = id_problem(student)
+    if problem:
+        source = f"the folder {rel.parent}/" if how_id == "folder" else "the file name"
+        return reject(f"the student id {student!r} taken from {source} is not valid: {problem}; name the "
+                      f"file <student>_{match.notebook}.ipynb")
+    if twins:
+        return reject(f"{len(twins) + 1} files in this export would be {student}/{match.lesson} ("
+                      f"{', '.join([name, *twins])}); which one counts cannot be told: collect the right "
+                      "one alone")
+    how = f" (renamed file, recognised as {match.notebook}.ipynb by its cells)" if claim.renamed else ""
+    if not claim.renamed and not grade_ids(nb) & match.grade_ids:
+        report.warnings.append((name, f"holds none of {match.lesson}'s cells (another lesson's notebook, or "
+                                "its cell metadata stripped): collected, but it will score 0; ask the "
+                                f"student to resubmit {match.notebook}.ipynb"))
 
     dest = course.sub("submitted", student, match.lesson, f"{match.notebook}.ipynb")
     label = f"{student}/{match.lesson}"

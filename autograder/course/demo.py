@@ -142,11 +142,11 @@ def run_demo(*, jobs: int = 2, output: Path | None = None) -> int:
     problems += [f"{r.task.student}/{r.task.lesson}: grader failed: {r.error}" for r in results if not r.ok]
 
     print("== feedback")
-    written = feedback(course, lessons)
+    fb = feedback(course, lessons)
     graded = {(r.task.student, r.task.lesson) for r in results if r.ok}
-    have = {(p.parent.parent.name, p.parent.name) for p in written}
+    have = {(p.parent.parent.name, p.parent.name) for p in fb.written}
     problems += [f"{s}/{lesson}: no feedback file" for s, lesson in sorted(graded - have)]
-    print(f"   {len(written)} HTML files, none showing hidden tests")
+    print(f"   {len(fb.written)} HTML files, none showing hidden tests")
 
     print("== export")
     for path in export(course, fmt="csv") + export(course, fmt="json"):

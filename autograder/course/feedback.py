@@ -3,13 +3,16 @@
 nbgrader's feedback shows hidden-test source, and even with ClearHiddenTests a failing hidden check's
 traceback quotes its lines. Here, in every cell holding a hidden-test block, the block is removed and
 each error output is reduced to the exception's one-line message (which the course's checks write for
-students). Every HTML file written is then scanned for hidden-test lines and markers, and a file that
-leaks is deleted and reported instead of being handed out.
+students). Every HTML file written is then scanned for hidden-test lines and markers. A file that shows
+any is withheld (moved to `feedback_withheld/`, never handed out) and reported with the student's name;
+the other students' files are kept, since one student's output (a print of the marker text, say) must
+not cost everyone their feedback.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbformat import NotebookNode
@@ -18,6 +21,13 @@ from .layout import Course, CourseError
 
 HIDDEN = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+WITHHELD = "feedback_withheld"
+
+
+@dataclass
+class FeedbackReport:
+    written: list[Path] = field(default_factory=list)
+    withheld: list[tuple[str, str, str]] = field(default_factory=list)   # (student, lesson, why)
 
 
 def hide_hidden_tests(nb: NotebookNode) -> NotebookNode:
@@ -58,10 +68,18 @@ def hidden_lines(course: Course, lesson: str) -> set[str]:
     return lines
 
 
-def feedback(course: Course, lessons: list[str]) -> list[Path]:
-    """Write feedback HTML for every autograded submission of `lessons`; returns the files written."""
+def leaks(page: Path, secret: set[str]) -> list[str]:
+    """Hidden-test lines and markers a reader of this HTML page would see."""
     import html
 
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    text_lines = {ln.strip() for ln in text.splitlines()}
+    return sorted(s for s in secret if s in text_lines) + [m for m in ("HIDDEN TESTS", "autograder.hidden")
+                                                          if m in text]
+
+
+def feedback(course: Course, lessons: list[str]) -> FeedbackReport:
+    """Write feedback HTML for every autograded submission of `lessons`, withholding any that leaks."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.converters import GenerateFeedback
     from nbgrader.preprocessors import GetGrades
@@ -71,7 +89,7 @@ def feedback(course: Course, lessons: list[str]) -> list[Path]:
 
     config = nbgrader_config(course)
     config.GenerateFeedback.preprocessors = [_preprocessor_class(), GetGrades, CSSHTMLHeaderPreprocessor]
-    written = []
+    report = FeedbackReport()
     for lesson in lessons:
         students = sorted(p.parent.name for p in course.sub("autograded").glob(f"*/{lesson}"))
         if not students:
@@ -82,13 +100,16 @@ def feedback(course: Course, lessons: list[str]) -> list[Path]:
             raise CourseError(f"{exc} (run `course autograde {lesson}` first)") from None
         secret = hidden_lines(course, lesson)
         for path in sorted(course.sub("feedback").glob(f"*/{lesson}/*.html")):
-            text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
-            text_lines = {ln.strip() for ln in text.splitlines()}
-            leaks = [s for s in secret if s in text_lines] + [m for m in ("HIDDEN TESTS", "autograder.hidden")
-                                                             if m in text]
-            if leaks:
-                path.unlink()
-                raise CourseError(f"{path} would show hidden test text ({leaks[0]!r}), so it was deleted: "
-                                  "keep hidden checks in autograder/hidden/ and their text out of messages")
-            written.append(path)
-    return written
+            student = path.parent.parent.name
+            found = leaks(path, secret)
+            if not found:
+                report.written.append(path)
+                continue
+            kept = course.sub(WITHHELD, student, lesson, path.name)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(kept)
+            report.withheld.append((student, lesson, (
+                f"it would show hidden-test text ({found[0]!r}), printed by the student's own code or quoted "
+                f"by a hidden check's message: kept in {kept.relative_to(course.course_dir)} for you to read, not handed out; "
+                f"look at autograded/{student}/{lesson}/")))
+    return report

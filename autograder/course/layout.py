@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,17 +121,44 @@ def _write_formgrader_config(course: Course) -> None:
         path.write_text(text)
 
 
-def check_gradebook(course: Course) -> None:
-    """Refuse a gradebook.db written for another nbgrader course (its `course` table names it)."""
-    if not course.db_path.exists():
-        return
+def _damage(path: Path) -> str | None:
+    """Why SQLite finds the file damaged (PRAGMA quick_check), or None when it is sound."""
     try:
-        with sqlite3.connect(f"file:{course.db_path}?mode=ro", uri=True) as con:
-            courses = {r[0] for r in con.execute("SELECT id FROM course")}
-            owners = {r[0] for r in con.execute("SELECT DISTINCT course_id FROM assignment")}
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            problems = [r[0] for r in con.execute("PRAGMA quick_check")]
+            con.execute("SELECT id FROM course").fetchall()
     except sqlite3.DatabaseError as exc:
-        raise CourseError(f"{course.db_path} is not a readable nbgrader gradebook ({exc}): move it away "
-                          "or pass another --course-dir") from None
+        return str(exc)
+    return None if problems == ["ok"] else problems[0]
+
+
+def set_aside_if_damaged(course: Course) -> Path | None:
+    """Move a damaged gradebook.db (and its journal) aside, never deleting it; say so in one line.
+
+    `course autograde` then recreates the gradebook and brings every grade back from the records in
+    `.graded/`, regrading what no record covers. Returns where the damaged file went.
+    """
+    why = _damage(course.db_path)
+    if why is None:
+        return None
+    aside = course.db_path.with_name(f"gradebook.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    course.db_path.rename(aside)
+    journal = course.db_path.with_name("gradebook.db-journal")
+    if journal.exists():
+        journal.rename(aside.with_name(aside.name + "-journal"))
+    print(f"course: {course.db_path} is damaged ({why}): moved to {aside.name}; `course autograde` "
+          "rebuilds the gradebook from the records in .graded/ (hand-entered scores are only in the "
+          "damaged file)", file=sys.stderr)
+    return aside
+
+
+def check_gradebook(course: Course) -> None:
+    """Set a damaged gradebook aside; refuse one written for another nbgrader course (its tables say so)."""
+    if not course.db_path.exists() or set_aside_if_damaged(course):
+        return
+    with sqlite3.connect(f"file:{course.db_path}?mode=ro", uri=True) as con:
+        courses = {r[0] for r in con.execute("SELECT id FROM course")}
+        owners = {r[0] for r in con.execute("SELECT DISTINCT course_id FROM assignment")}
     # nbgrader also adds a 'default_course' row of its own; the assignments say whose gradebook it is
     foreign = sorted(owners - {course.course_id}) or (
         sorted(courses - {"default_course"}) if course.course_id not in courses else [])
