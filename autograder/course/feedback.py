@@ -109,7 +109,7 @@ def feedback(course: Course, lessons: list[str]) -> FeedbackReport:
             kept.parent.mkdir(parents=True, exist_ok=True)
             path.replace(kept)
             report.withheld.append((student, lesson, (
-                f"it would show hidden-test text ({found[0]!r}), printed by the student's own code or quoted "
-                f"by a hidden check's message: kept in {kept.relative_to(course.course_dir)} for you to read, not handed out; "
-                f"look at autograded/{student}/{lesson}/")))
+                f"it would show hidden-test text ({found[0]!r}), printed by the student's own code or "
+                f"quoted by a hidden check's message: kept in {kept.relative_to(course.course_dir)} for "
+                f"you to read, not handed out; look at autograded/{student}/{lesson}/")))
     return report
