@@ -2,7 +2,8 @@
 
 The expected numbers are computed at check time by `reference_impl.scalar` from the network defined in
 `autograder.lesson04`, never typed in. Each stage is compared on its own, so a wrong stage costs only its
-points, and a wrong delta gets a message that says which unit and why.
+points, and a wrong entry gets a message that names it and its rule, never the correct number (feedback
+is read by students who may resubmit).
 """
 
 from __future__ import annotations
@@ -60,8 +61,7 @@ _FORWARD_RULES = {
 def check_forward(forward: object) -> None:
     ref = reference_answers()["forward"]
     got = _forward_entries(forward)
-    errors = [f"forward[{x:g}][{k!r}] = {got[x][k]:g} is wrong (the correct value is {ref[x][k]:g}): "
-              f"{_FORWARD_RULES[k]}."
+    errors = [f"forward[{x:g}][{k!r}] = {got[x][k]:g} is wrong: {_FORWARD_RULES[k]}."
               for x in X for k in UNITS if not _close(got[x][k], ref[x][k])]
     if errors:
         raise CheckFailure("\n".join(errors))
@@ -81,8 +81,8 @@ def check_deltas(deltas: object, forward: object = None) -> None:
             why = ("the sign is flipped: dL/dyhat = yhat - y." if _close(got[k], -want)
                    else "d5 = dL/dyhat = yhat - y.")
         elif j in "34" and f[f"z{j}"] <= 0:
-            why = (f"unit {j}'s ReLU is inactive for x = -1 (z{j} = {f[f'z{j}']:g} < 0), so it passes no "
-                   f"gradient: d{j} = 0.")
+            why = (f"unit {j}'s ReLU is inactive for x = -1 (z{j} < 0), so it passes no gradient: "
+                   f"relu'(z{j}) = 0.")
         elif j in "34":
             why = f"unit {j}'s ReLU is active, so d{j} = w5{j} * d5."
         else:
@@ -95,7 +95,7 @@ def check_deltas(deltas: object, forward: object = None) -> None:
 def _compare(answer: object, name: str, key: str, hint: str) -> None:
     want = reference_answers()[key]
     got = _entries(answer, WEIGHT_NAMES, name)
-    errors = [f"{name}[{w!r}] = {got[w]:g} is wrong (the correct value is {want[w]:g}). {hint}"
+    errors = [f"{name}[{w!r}] = {got[w]:g} is wrong: {hint}"
               for w in WEIGHT_NAMES if not _close(got[w], want[w])]
     if errors:
         raise CheckFailure("\n".join(errors))
