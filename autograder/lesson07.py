@@ -11,16 +11,32 @@ their update rules (a plain step is -lr * g; with momentum a single gradient kee
 and ignore the gradients' scale). When grading, the closed forms over whole gradient histories come from
 ``autograder.hidden``. The training step is checked with explicit gradients of the mean-squared error of
 the stand-in model, and the Linear layer with finite differences (``autograder.checks``).
+
+Every public ``check_*`` prints one ``passed:`` line saying what it compared; the ``verify_*`` function
+behind it does the work and returns that line's detail, so the hidden checks can run it again silently.
+Student code is always run through ``call_student``: a blank exercise ends in the course's one NotDone
+message and any other exception in one message naming the exercise, never in a traceback.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_close, check_gradient, new_seed, quiet
+from autograder.checks import (
+    CheckFailure,
+    NotDone,
+    _readonly,  # the read-only copies every check hands to student code
+    call_student,
+    check_close,
+    check_gradient,
+    new_seed,
+    passed,
+)
 
 try:  # the grader has the optimisers' closed forms; students' kits do not (they would be the answers)
     _trusted = importlib.import_module("autograder.hidden.lesson07_trusted")
@@ -88,23 +104,41 @@ def random_module_tree(
     return root, params, modules
 
 
+def _listed(what: str, method: Callable[[], object]) -> list:
+    """The list a student's method returns, with one clear message when it returns something else."""
+    out = call_student(what, method)
+    if out is None:
+        raise CheckFailure(f"{what} returned None: return the list you built.")
+    try:
+        return list(out)
+    except TypeError:
+        raise CheckFailure(f"{what} must return a list, got {type(out).__name__}.") from None
+
+
 def _describe(paths: list[str]) -> str:
     shown = ", ".join(f"self{p}" for p in paths[:4])
     return shown + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
 
 
-def check_module_parameters(
+def check_module_parameters(Module: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> None:
+    """parameters() finds every Parameter once (attributes, lists, tuples, sub-modules); so does modules()."""
+    detail = verify_module_parameters(Module, Parameter, Tensor, seed=seed)
+    passed("Module.parameters and Module.modules", detail)
+
+
+def verify_module_parameters(
     Module: type, Parameter: type, Tensor: type, *, seed: int | None = None, trees: int = 3
 ) -> str:
-    """parameters() finds every Parameter once (attributes, lists, tuples, sub-modules); so does modules()."""
+    """The work of check_module_parameters; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    n_params = n_modules = 0
     for _ in range(trees):
         root, params, modules = random_module_tree(
             Module, Parameter, Tensor, rng, depth=int(rng.integers(1, 4))
         )
-        with quiet():
-            found = list(root.parameters())
+        n_params, n_modules = n_params + len(params), n_modules + len(modules)
+        found = _listed("Module.parameters", root.parameters)
         ids = [id(p) for p in found]
         if len(ids) != len(set(ids)):
             raise CheckFailure(
@@ -131,24 +165,22 @@ def check_module_parameters(
                 f"{type(extra[0]).__name__}). Collect only isinstance(value, Parameter): plain Tensors, even "
                 f"with requires_grad=True, are not learnable parameters. (seed {seed})"
             )
-        with quiet():
-            mods = list(root.modules())
+        mods = _listed("Module.modules", root.modules)
         mids = [id(m) for m in mods]
         if not mods or mods[0] is not root or len(mids) != len(set(mids)) or set(mids) != set(modules):
             raise CheckFailure(
                 "modules() must return the model itself first, then every sub-module once: expected "
                 f"{len(modules)} modules, got {len(mods)} ({len(set(mids))} distinct). (seed {seed})"
             )
-        with quiet():
-            root.eval()
+        call_student("Module.eval (through your modules())", root.eval)
         if any(m.training for m in mods):
             raise CheckFailure(
                 "after model.eval() some sub-module still has training=True: train()/eval() use modules(), "
                 "which must reach every sub-module."
             )
-        with quiet():
-            root.train()
-    return f"parameters() and modules() passed on {trees} random module trees (seed {seed})"
+        call_student("Module.train (through your modules())", root.train)
+    return (f"{trees} random module trees, {n_params} Parameters and {n_modules} modules found once each "
+            f"(shared ones too), plain Tensors left out (seed {seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -156,13 +188,17 @@ def check_module_parameters(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> str:
+def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> None:
     """Shapes (out, in), PyTorch's init range and spread, reproducibility, forward and gradients."""
+    passed("Linear", verify_linear(Linear, Parameter, Tensor, seed=seed))
+
+
+def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> str:
+    """The work of check_linear; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     n_in, n_out = int(rng.integers(5, 9)), int(rng.integers(2, 5))
-    with quiet():
-        lin = Linear(n_in, n_out, rng=np.random.default_rng(seed))
+    lin = call_student("Linear", Linear, n_in, n_out, rng=np.random.default_rng(seed))
     for name, shape in (("weight", (n_out, n_in)), ("bias", (n_out,))):
         p = getattr(lin, name, None)
         if not isinstance(p, Parameter):
@@ -177,8 +213,7 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
                 else ""
             )
             raise CheckFailure(f"Linear({n_in}, {n_out}).{name} has shape {p.shape}, expected {shape}.{hint}")
-    with quiet():
-        again = Linear(n_in, n_out, rng=np.random.default_rng(seed))
+    again = call_student("Linear", Linear, n_in, n_out, rng=np.random.default_rng(seed))
     if not (
         np.array_equal(again.weight.data, lin.weight.data) and np.array_equal(again.bias.data, lin.bias.data)
     ):
@@ -188,8 +223,7 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         )
 
     big_in, big_out = 400, 250
-    with quiet():
-        big = Linear(big_in, big_out, rng=np.random.default_rng(seed + 1))
+    big = call_student("Linear", Linear, big_in, big_out, rng=np.random.default_rng(seed + 1))
     bound = 1 / np.sqrt(big_in)
     for name, arr, tol in (("weight", big.weight.data, 0.05), ("bias", big.bias.data, 0.25)):
         spread = float(np.std(arr))
@@ -203,8 +237,7 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
             )
 
     x0 = rng.standard_normal((int(rng.integers(3, 7)), n_in))
-    with quiet():
-        out = lin(Tensor(x0))
+    out = call_student("Linear.forward", lin, Tensor(x0))
     check_close(
         getattr(out, "data", None),
         x0 @ lin.weight.data.T + lin.bias.data,
@@ -232,8 +265,11 @@ def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | Non
         return lin.weight.grad, lin.bias.grad, xt.grad
 
     gradients.__name__ = "gradients through your Linear (weight, bias, input)"
-    check_gradient(loss, gradients, lin.weight.data.copy(), lin.bias.data.copy(), x0, seed=seed)
-    return f"Linear passed: shapes, initialisation, forward and gradients (seed {seed})"
+    report = call_student("Linear (backward through it)", check_gradient, loss, gradients,
+                          lin.weight.data.copy(), lin.bias.data.copy(), x0, seed=seed)
+    return (f"shapes, initial range and spread ({big_out}x{big_in}), reproducible from rng, forward, and "
+            f"{report.compared} gradient entries against finite differences, worst relative error "
+            f"{report.worst_relative_error:.1e} (seed {seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,29 +282,64 @@ def _run_optimizer(
     Parameter: type,
     starts: list[np.ndarray],
     grads: list[list[np.ndarray | None]],
+    *,
+    diagnose: bool = True,
 ) -> list[list[np.ndarray]]:
-    """Step a student's optimiser over the gradient history; returns parameter values after each step."""
+    """Step a student's optimiser over the gradient history; returns parameter values after each step.
+
+    A step that leaves NaN or inf is named here (with ``diagnose``, by rerunning the history with every
+    gradient made positive: a negative number under a square root then disappears)."""
     params = [Parameter(s.copy()) for s in starts]
-    with quiet():
-        opt = make(params)
+    opt = call_student("the optimiser's __init__", make, params)
+    name = f"{type(opt).__name__}.step"
     history = []
     for t, step_grads in enumerate(grads):
         for p, g in zip(params, step_grads, strict=True):
             p.grad = None if g is None else g.copy()
         try:
-            with quiet():
-                opt.step()
-        except NotImplementedError:  # a blank answer cell shows as not implemented
+            call_student(name, opt.step)
+        except NotDone:
             raise
-        except Exception as exc:
+        except CheckFailure as exc:
             cause = (
-                " One of the parameters has .grad None (it took no part in the loss): skip it."
+                " One of the parameters has .grad None (it took no part in the loss): skip it, as PyTorch "
+                "does."
                 if "NoneType" in str(exc) and any(g is None for g in step_grads)
                 else ""
             )
-            raise CheckFailure(f"step() number {t + 1} raised {type(exc).__name__}: {exc}.{cause}") from exc
-        history.append([np.array(p.data, dtype=float, copy=True) for p in params])
+            raise CheckFailure(f"{exc} (in step() number {t + 1}).{cause}") from None
+        values = []
+        for i, p in enumerate(params):
+            try:
+                values.append(np.array(p.data, dtype=float, copy=True))
+            except (TypeError, ValueError):
+                raise CheckFailure(
+                    f"{name}: after step() number {t + 1}, parameter {i}'s .data is a "
+                    f"{type(p.data).__name__}, not a numpy array: compute the new value from the arrays "
+                    "p.data and p.grad, not from the Parameter itself."
+                ) from None
+            if not np.all(np.isfinite(values[-1])):
+                raise CheckFailure(_nonfinite(name, t, i, make, Parameter, starts, grads, diagnose))
+        history.append(values)
     return history
+
+
+def _nonfinite(name: str, t: int, i: int, make: Callable[[list], object], Parameter: type,
+               starts: list[np.ndarray], grads: list[list[np.ndarray | None]], diagnose: bool) -> str:
+    """Why a step left NaN or inf: a negative number under a square root shows by vanishing for |g|."""
+    head = f"{name}: after step() number {t + 1} parameter {i} holds NaN or inf."
+    if diagnose and any(g is not None and np.any(g < 0) for gs in grads for g in gs):
+        positive = [[None if g is None else np.abs(g) for g in gs] for gs in grads]
+        try:
+            _run_optimizer(make, Parameter, starts, positive, diagnose=False)
+        except CheckFailure:
+            pass
+        else:
+            return (f"{head} With the same gradients made positive it stays finite, so a negative number "
+                    "reached a square root: the second moment v must average the SQUARED gradient, "
+                    "(1 - beta2) * g**2, which is never negative.")
+    return (f"{head} Look for a division by zero, e.g. by 1 - beta**t while t is still 0 (increment self.t "
+            "before using it), or for eps left out of the denominator.")
 
 
 def _compare_steps(
@@ -281,7 +352,9 @@ def _compare_steps(
     starts: list[np.ndarray],
     rule: str,
 ) -> None:
-    """Compare step by step; the hint names a recognised slip, else an unchanged parameter, else `rule`."""
+    """Compare step by step. The hint names a recognised slip (an alternative that the WHOLE run matches,
+    so one coinciding step cannot mislead), else an unchanged parameter, else `rule`."""
+    slip = next((h for h, alt in alternatives.items() if _same_run(got, alt)), None)
     for t, (g_step, e_step) in enumerate(zip(got, expected, strict=True)):
         for i, (g, e) in enumerate(zip(g_step, e_step, strict=True)):
             if g.shape == e.shape and np.all(np.abs(g - e) <= 1e-9 * np.maximum(1.0, np.abs(e))):
@@ -291,14 +364,7 @@ def _compare_steps(
                 "The parameter did not change in this step: write the new value into p.data (assigning to "
                 "a loop variable such as `p = p - ...` changes nothing), and include this step's gradient."
             )
-            hint = next(
-                (
-                    h
-                    for h, alt in alternatives.items()
-                    if alt[t][i].shape == g.shape and np.allclose(g, alt[t][i], rtol=1e-9, atol=1e-12)
-                ),
-                unchanged if g.shape == before.shape and np.array_equal(g, before) else rule,
-            )
+            hint = slip or (unchanged if g.shape == before.shape and np.array_equal(g, before) else rule)
             try:
                 check_close(
                     g, e, name=f"{what}: parameter {i} after step {t + 1}", rtol=1e-9, atol=1e-12, hint=hint
@@ -307,32 +373,61 @@ def _compare_steps(
                 raise CheckFailure(f"{exc} (seed {seed})") from None
 
 
+def _same_run(got: list[list[np.ndarray]], alt: list[list[np.ndarray]]) -> bool:
+    return all(
+        g.shape == a.shape and np.allclose(g, a, rtol=1e-9, atol=1e-12)
+        for g_step, a_step in zip(got, alt, strict=True)
+        for g, a in zip(g_step, a_step, strict=True)
+    )
+
+
+def _one_step_late(starts: list[np.ndarray], expected: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """The run of an update that steps with the velocity of the step before: every value one step late."""
+    return [list(starts)] + expected[:-1]
+
+
 SGD_RULE = (
     "PyTorch's rule, for each parameter whose .grad is not None: b = g at its first step, then "
     "b = momentum * b + g; then p <- p - lr * b (the velocity is updated BEFORE it is used)."
 )
 
 
-def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> str:
+def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> None:
     """SGD(params, lr, momentum).step(): PyTorch's update, judged by what it must do to a gradient history.
 
     When grading, the parameters are compared with the closed form over random histories; everywhere, the
     update is checked by properties of the rule (no answer is written out here, this module is shipped)."""
+    passed("SGD.step", verify_sgd_step(SGD, Parameter, seed=seed))
+
+
+def verify_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> str:
+    """The work of check_sgd_step; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     if _trusted is not None:
         _sgd_against_closed_forms(SGD, Parameter, rng, seed)
     _sgd_properties(SGD, Parameter, rng, seed)
-    return f"SGD.step passed with and without momentum (seed {seed})"
+    return (f"plain steps, one gradient's decaying push, a gradient arriving at a later step, linearity in "
+            f"the gradients and a parameter without .grad, over 4-6 steps on 4 parameters (seed {seed})")
 
 
 _SGD_EMA = (
-    "This is b = momentum * b + (1 - momentum) * g, an exponential average; PyTorch's SGD uses "
-    "b = momentum * b + g (b = g at the first step)."
+    "This is b = momentum * b + (1 - momentum) * g, an exponential average (the slip the lesson warns "
+    "about); PyTorch's SGD uses b = momentum * b + g (b = g at the first step)."
+)
+_SGD_EMA_AFTER_FIRST = (
+    "After b = g at the first step this is b = momentum * b + (1 - momentum) * g, an exponential average "
+    "(the slip the lesson warns about): later gradients count (1 - momentum) times too little. PyTorch's "
+    "SGD uses b = momentum * b + g."
 )
 _SGD_PLAIN = (
     "This is plain SGD: the momentum buffer is ignored or not kept between steps. Store the velocity in "
     "self.velocity[i] and step along it."
+)
+_SGD_LATE = (
+    "Your step uses the velocity of the previous step: every value comes one step late (at the first "
+    "step the parameter does not move). Update the velocity with this step's gradient first, then step "
+    "along the NEW velocity."
 )
 
 
@@ -346,14 +441,20 @@ def _sgd_against_closed_forms(SGD: type, Parameter: type, rng: np.random.Generat
             lambda ps, lr=lr, m=momentum: SGD(ps, lr=lr, momentum=m), Parameter, starts, grads
         )
 
-        def table(scale: float, m: float, lr: float = lr, starts: list = starts, grads: list = grads) -> list:
-            per = [_trusted.sgd_expected(starts[i], [scale * g[i] for g in grads], lr, m) for i in range(3)]
+        def table(scale: float, m: float, dampening: float = 0.0, lr: float = lr, starts: list = starts,
+                  grads: list = grads) -> list:
+            per = [_trusted.sgd_expected(starts[i], [scale * g[i] for g in grads], lr, m, dampening=dampening)
+                   for i in range(3)]
             return [[per[i][t] for i in range(3)] + [starts[-1]] for t in range(len(grads))]
 
-        alts = {_SGD_EMA: table(1 - momentum, momentum), _SGD_PLAIN: table(1.0, 0.0)} if momentum else {}
+        expected = table(1.0, momentum)
+        alts = {_SGD_LATE: _one_step_late(starts, expected)}
+        if momentum:
+            alts |= {_SGD_EMA: table(1 - momentum, momentum), _SGD_PLAIN: table(1.0, 0.0)}
+            alts[_SGD_EMA_AFTER_FIRST] = table(1.0, momentum, dampening=momentum)
         _compare_steps(
             got,
-            table(1.0, momentum),
+            expected,
             f"SGD(lr={lr:.3g}, momentum={momentum:.3g})",
             alts,
             seed,
@@ -364,7 +465,9 @@ def _sgd_against_closed_forms(SGD: type, Parameter: type, rng: np.random.Generat
 
 def _sgd_properties(SGD: type, Parameter: type, rng: np.random.Generator, seed: int) -> None:
     """The rule's consequences: a plain step is -lr * g; with momentum one gradient keeps acting, decaying
-    by `momentum` per step; the update is linear in the gradient history; a missing .grad is skipped."""
+    by `momentum` per step, the same whichever step it arrives at; the update is linear in the gradient
+    history; a missing .grad is skipped. Impulse responses, time invariance and linearity together fix
+    the moves for any history, so every slip shows without the rule written out here."""
     shapes = [(3, 4), (4,), ()]
     lr = float(rng.uniform(0.01, 0.3))
     starts = [rng.standard_normal(s) for s in shapes] + [rng.standard_normal(2)]
@@ -376,32 +479,51 @@ def _sgd_properties(SGD: type, Parameter: type, rng: np.random.Generator, seed: 
         [p - lr * g if g is not None else p for p, g in zip(b, gs, strict=True)]
         for b, gs in zip(before, history, strict=True)
     ]
-    _compare_steps(got, expected, f"SGD(lr={lr:.3g}, momentum=0)", {}, seed, starts=starts, rule=SGD_RULE)
+    from_start, now = [], list(starts)
+    for gs in history:
+        now = [p - lr * g if g is not None else p for p, g in zip(now, gs, strict=True)]
+        from_start.append(now)
+    late = {_SGD_LATE: _one_step_late(starts, from_start)}
+    _compare_steps(got, expected, f"SGD(lr={lr:.3g}, momentum=0)", late, seed, starts=starts, rule=SGD_RULE)
 
     mu = float(rng.uniform(0.5, 0.95))
     make = lambda ps: SGD(ps, lr=lr, momentum=mu)  # noqa: E731
-    # one gradient g at the first step, zeros after: it moves p by lr * g, then by lr * mu**k * g
+    # one gradient g at step `at`, zeros at every other step: from then on it moves p by lr * g, then by
+    # lr * mu**k * g; arriving at step 1 or later makes no difference (a zero gradient is a real gradient)
     kick = [rng.standard_normal(s) for s in shapes]
-    steps = 5
-    impulse = [kick + [None]] + [[np.zeros(s) for s in shapes] + [None] for _ in range(steps - 1)]
-    got = _run_optimizer(make, Parameter, starts, impulse)
+    steps = 6
     decay = [(1 - mu ** (t + 1)) / (1 - mu) for t in range(steps)]
-    expected = [[p - lr * d * g for p, g in zip(starts, kick, strict=False)] + [starts[-1]] for d in decay]
-    ema = [
-        [p - lr * (1 - mu) * d * g for p, g in zip(starts, kick, strict=False)] + [starts[-1]] for d in decay
-    ]
-    plain = [[p - lr * g for p, g in zip(starts, kick, strict=False)] + [starts[-1]] for _ in decay]
-    _compare_steps(
-        got,
-        expected,
-        f"SGD(lr={lr:.3g}, momentum={mu:.3g}), a gradient g at step 1 and zero gradients after it (each step "
-        f"must move p by lr * momentum**k * g)",
-        {_SGD_EMA: ema, _SGD_PLAIN: plain},
-        seed,
-        starts=starts,
-        rule=SGD_RULE,
-    )
+    for at in (0, int(rng.integers(1, 3))):
+        impulse = [[np.zeros(s) for s in shapes] + [None] for _ in range(steps)]
+        impulse[at] = kick + [None]
+        got = _run_optimizer(make, Parameter, starts, impulse)
+
+        def pushed(factor: float, at: int = at) -> list:
+            """Parameters after each step when the kick has moved them by lr * factor * decay so far."""
+            return [list(starts)] * at + [
+                [p - lr * factor * d * g for p, g in zip(starts, kick, strict=False)] + [starts[-1]]
+                for d in decay[: steps - at]
+            ]
+
+        expected = pushed(1.0)
+        plain = [list(starts)] * at + [
+            [p - lr * g for p, g in zip(starts, kick, strict=False)] + [starts[-1]] for _ in range(steps - at)
+        ]
+        alts = {_SGD_EMA if at == 0 else _SGD_EMA_AFTER_FIRST: pushed(1 - mu), _SGD_PLAIN: plain,
+                _SGD_LATE: _one_step_late(starts, expected)}
+        when = "step 1" if at == 0 else f"step {at + 1} (zero gradients before and after it)"
+        _compare_steps(
+            got,
+            expected,
+            f"SGD(lr={lr:.3g}, momentum={mu:.3g}), a gradient g at {when} and zero gradients after it (from "
+            f"its step on, p must move by lr * g, then by lr * momentum**k * g)",
+            alts,
+            seed,
+            starts=starts,
+            rule=SGD_RULE,
+        )
     # linear in the history: the moves for G + c * H are the moves for G plus c times those for H
+    steps = 5
     grads_g = [[rng.standard_normal(s) for s in shapes] + [None] for _ in range(steps)]
     grads_h = [[rng.standard_normal(s) for s in shapes] + [None] for _ in range(steps)]
     c = float(rng.uniform(0.5, 2.0))
@@ -432,18 +554,24 @@ ADAM_RULE = (
 )
 
 
-def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> str:
+def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> None:
     """Adam.step(): the first step moves each entry by ~lr * sign(g), a constant gradient keeps doing so,
     eps sits outside the square root, betas are used and the update ignores the gradients' scale.
 
     When grading, the parameters are also compared with the closed form over random histories (not in this
     shipped module: it would be the answer)."""
+    passed("Adam.step", verify_adam_step(Adam, Parameter, seed=seed))
+
+
+def verify_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> str:
+    """The work of check_adam_step; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     if _trusted is not None:
         _adam_against_closed_forms(Adam, Parameter, rng, seed)
     _adam_properties(Adam, Parameter, rng, seed)
-    return f"Adam.step passed (seed {seed})"
+    return (f"the first step (about lr per entry), a constant gradient with two (betas, eps), betas (0, 0), "
+            f"scale invariance and a parameter without .grad, over 5 steps on 3 parameters (seed {seed})")
 
 
 _ADAM_NO_CORRECTION = (
@@ -652,19 +780,41 @@ class RecordingLinearModel:
 
 
 class RecordingMSE:
-    """Mean squared error that logs the targets and the loss value of each call."""
+    """Mean squared error that logs the targets and loss value of each call, and which batch graphs live on.
+
+    Each loss it returns is watched through a weak reference to its graph (``grad_fn``). When batch k's loss
+    is made, the graphs of batches before k - 1 must be gone (the student's ``loss`` variable may still
+    hold batch k - 1's); one that lives on was kept by something built from the loss Tensor, such as a
+    running total ``total = total + loss * n``. The check measures this instead of trusting the code."""
 
     def __init__(self, Tensor: type) -> None:
         self.Tensor = Tensor
         self.targets: list[np.ndarray] = []
         self.values: list[float] = []
+        self.graphs: list[weakref.ref | None] = []
+        self.kept: tuple[int, int] | None = None  # (batch whose graph lived on, batch that saw it), 0-based
 
     def __call__(self, prediction: object, target: object) -> object:
+        self._note_kept_graphs()
         target = np.array(target, dtype=float, copy=True)
         self.targets.append(target)
         loss = ((prediction - self.Tensor(target)) ** 2).mean()
         self.values.append(float(loss.data))
+        try:
+            self.graphs.append(weakref.ref(loss.grad_fn))
+        except TypeError:  # no graph recorded (grad mode off): nothing can be kept alive
+            self.graphs.append(None)
         return loss
+
+    def _note_kept_graphs(self) -> None:
+        if self.kept is not None:
+            return
+        alive = [k for k, ref in enumerate(self.graphs[:-1]) if ref is not None and ref() is not None]
+        if alive:
+            gc.collect()  # only a reference, not a cycle waiting for the collector, may count against it
+            alive = [k for k in alive if self.graphs[k]() is not None]
+        if alive:
+            self.kept = (alive[0], len(self.graphs))
 
 
 class RecordingOptimizer:
@@ -696,6 +846,70 @@ def _mse_gradients(
     return x.T @ r, r.sum(axis=0)
 
 
+def _keys(model: RecordingLinearModel) -> np.ndarray:
+    """The examples' keys (column 0 of X) in the order the model saw them."""
+    return np.concatenate([s[:, 0] for s in model.seen]) if model.seen else np.zeros(0)
+
+
+def _keyed_data(rng: np.random.Generator, n: int, d_in: int = 3, d_out: int = 2
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Random (X, y) whose column X[:, 0] is a unique key per example, so each row seen can be traced back."""
+    X = rng.standard_normal((n, d_in))
+    X[:, 0] = (np.arange(n) + rng.uniform(0.1, 0.9, n)) / n
+    return X, rng.standard_normal((n, d_out))
+
+
+def _epoch(
+    train_epoch: Callable[..., object],
+    Tensor: type,
+    Parameter: type,
+    rng: np.random.Generator,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    order_rng: np.random.Generator,
+) -> tuple[object, RecordingLinearModel, RecordingMSE, RecordingOptimizer]:
+    """One epoch of the student's train_epoch on fresh recording stand-ins, with read-only X and y."""
+    model = RecordingLinearModel(Tensor, Parameter, rng, X.shape[1], y.shape[1])
+    model.eval()  # train_epoch must switch to training mode itself
+    loss_fn = RecordingMSE(Tensor)
+    opt = RecordingOptimizer(model.parameters(), rng)
+    result = call_student(
+        "train_epoch", train_epoch, model, loss_fn, opt, _readonly(X), _readonly(y), batch_size, order_rng
+    )
+    return result, model, loss_fn, opt
+
+
+def _check_pairs(model: RecordingLinearModel, loss_fn: RecordingMSE, X: np.ndarray, y: np.ndarray,
+                 seed: int) -> None:
+    """Every target row handed to the loss is the label of the input row in the same place of the batch."""
+    row_of = {key: i for i, key in enumerate(X[:, 0])}
+    start = 0
+    for k, (xb, yb) in enumerate(zip(model.seen, loss_fn.targets, strict=True)):
+        rows = np.array([row_of[key] for key in xb[:, 0]])
+        if yb.shape != (len(rows), y.shape[1]):
+            raise CheckFailure(
+                f"train_epoch: minibatch {k + 1} has {len(rows)} inputs but the loss got targets of shape "
+                f"{yb.shape}: pass the labels of that minibatch's examples. (seed {seed})"
+            )
+        if not np.array_equal(yb, y[rows]):
+            j = int(np.flatnonzero(np.any(yb != y[rows], axis=1))[0])
+            matches = np.flatnonzero(np.all(y == yb[j], axis=1))
+            whose = f"the label of example {int(matches[0])}" if len(matches) else "no example's label"
+            stored = (
+                " The labels came in their stored order (like y[start:start + batch_size]) while the inputs "
+                "were shuffled."
+                if np.array_equal(yb, y[start:start + len(yb)])
+                else ""
+            )
+            raise CheckFailure(
+                f"train_epoch paired inputs with the wrong labels: in minibatch {k + 1}, row {j} holds the "
+                f"input of example {int(rows[j])} but {whose}.{stored} Take the inputs and the labels with "
+                f"the same shuffled indices, so every example keeps its own label. (seed {seed})"
+            )
+        start += len(yb)
+
+
 def run_train_epoch(
     train_epoch: Callable[..., object],
     Tensor: type,
@@ -706,17 +920,10 @@ def run_train_epoch(
     seed: int,
 ) -> tuple[object, RecordingLinearModel, RecordingMSE, RecordingOptimizer, np.ndarray]:
     """Run one epoch of the student's train_epoch on recording stand-ins and verify what it did."""
-    d_in, d_out = 3, 2
-    X = rng.standard_normal((n, d_in))
-    X[:, 0] = np.arange(n) + rng.uniform(0.1, 0.9, n)  # a unique key per row, to recognise examples
-    X[:, 0] /= n
-    y = rng.standard_normal((n, d_out))
-    model = RecordingLinearModel(Tensor, Parameter, rng, d_in, d_out)
-    model.eval()  # train_epoch must switch to training mode itself
-    loss_fn = RecordingMSE(Tensor)
-    opt = RecordingOptimizer(model.parameters(), rng)
-    with quiet():
-        result = train_epoch(model, loss_fn, opt, X, y, batch_size, np.random.default_rng(seed))
+    X, y = _keyed_data(rng, n)
+    result, model, loss_fn, opt = _epoch(
+        train_epoch, Tensor, Parameter, rng, X, y, batch_size, np.random.default_rng(seed)
+    )
     n_batches = -(-n // batch_size)
     if len(opt.steps) != n_batches or len(model.seen) != n_batches:
         raise CheckFailure(
@@ -725,7 +932,7 @@ def run_train_epoch(
             f"passes and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial "
             f"batch. (seed {seed})"
         )
-    keys = np.concatenate([s[:, 0] for s in model.seen])
+    keys = _keys(model)
     if len(keys) != n or not np.array_equal(np.sort(keys), np.sort(X[:, 0])):
         raise CheckFailure(
             f"an epoch must use every training example exactly once; the batches held {len(keys)} rows for "
@@ -736,10 +943,24 @@ def run_train_epoch(
             "the examples were visited in their stored order: shuffle them every epoch with "
             f"rng.permutation(len(X)). (seed {seed})"
         )
+    _check_pairs(model, loss_fn, X, y, seed)
     if not all(training for training, _ in model.flags):
         raise CheckFailure(
             "the model was not in training mode during the epoch: call model.train() first (the check "
             f"handed you a model in eval mode). (seed {seed})"
+        )
+    if loss_fn.kept is not None or isinstance(result, Tensor):
+        where = (
+            f" (minibatch {loss_fn.kept[0] + 1}'s graph was still alive when minibatch {loss_fn.kept[1] + 1} "
+            "was trained)"
+            if loss_fn.kept is not None
+            else f" (it returned a {type(result).__name__}, which carries the whole epoch's graph)"
+        )
+        raise CheckFailure(
+            f"train_epoch kept every minibatch's graph alive until the epoch ended{where}: a running total "
+            "built from loss Tensors, such as total = total + loss * n, is itself a Tensor whose graph links "
+            "all the batches' graphs (a list of loss Tensors does the same). Add plain numbers instead: "
+            f"loss.item() times the batch size. (seed {seed})"
         )
     for k, ((grads, values), xb, yb) in enumerate(zip(opt.steps, model.seen, loss_fn.targets, strict=True)):
         gW, gb = _mse_gradients(values[0], values[1], xb, yb)
@@ -779,6 +1000,8 @@ def run_train_epoch(
         raise CheckFailure(
             f"train_epoch must return the epoch's mean loss as a number, got {result!r}."
         ) from None
+    if not np.isfinite(value):
+        raise CheckFailure(f"train_epoch returned {value} as the mean loss: return a finite number.")
     plain_mean = float(np.mean(loss_fn.values))
     hint = (
         "that is the plain mean of the batch losses; weight each batch loss by its batch size and divide by "
@@ -796,16 +1019,57 @@ def run_train_epoch(
     return result, model, loss_fn, opt, X
 
 
+def check_order_from_rng(
+    train_epoch: Callable[..., object], Tensor: type, Parameter: type, rng: np.random.Generator, seed: int
+) -> None:
+    """The visiting order comes from the rng argument alone: generators made from one seed give the same
+    order, from two seeds different orders, and one generator used twice two different orders."""
+    X, y = _keyed_data(rng, 24)
+
+    def order(gen: np.random.Generator) -> np.ndarray:
+        return _keys(_epoch(train_epoch, Tensor, Parameter, rng, X, y, 8, gen)[1])
+
+    if not np.array_equal(order(np.random.default_rng(seed)), order(np.random.default_rng(seed))):
+        raise CheckFailure(
+            "two epochs given generators made from the same seed visited the examples in different orders: "
+            "draw the order from the rng argument (rng.permutation), not from np.random.* (numpy's global "
+            "generator), so that one seed reproduces a run; the PyTorch comparison in this lesson relies on "
+            f"it. (seed {seed})"
+        )
+    if np.array_equal(order(np.random.default_rng(seed)), order(np.random.default_rng(seed + 1))):
+        raise CheckFailure(
+            "epochs given generators made from two different seeds visited the examples in the same order: "
+            "the order does not come from the rng argument (a generator with a fixed seed of your own?). "
+            f"Use rng.permutation. (seed {seed})"
+        )
+    gen = np.random.default_rng(seed)
+    if np.array_equal(order(gen), order(gen)):
+        raise CheckFailure(
+            "two epochs with the same generator visited the examples in the same order: draw a new "
+            f"permutation from rng in every call (do not reseed it). (seed {seed})"
+        )
+
+
 def check_train_epoch(
     train_epoch: Callable[..., object], Tensor: type, Parameter: type, *, seed: int | None = None
+) -> None:
+    """One epoch: train mode, shuffled complete minibatches with their own labels, zeroed gradients, an
+    order reproducible from the rng, no graph kept across batches, mean loss per example."""
+    passed("train_epoch", verify_train_epoch(train_epoch, Tensor, Parameter, seed=seed))
+
+
+def verify_train_epoch(
+    train_epoch: Callable[..., object], Tensor: type, Parameter: type, *, seed: int | None = None
 ) -> str:
-    """One epoch: train mode, shuffled complete minibatches, zeroed gradients, mean loss per example."""
+    """The work of check_train_epoch; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    run_train_epoch(
-        train_epoch, Tensor, Parameter, rng, n=48 + int(rng.integers(1, 16)), batch_size=16, seed=seed
-    )
-    return f"train_epoch passed (seed {seed})"
+    n = 48 + int(rng.integers(1, 16))
+    run_train_epoch(train_epoch, Tensor, Parameter, rng, n=n, batch_size=16, seed=seed)
+    check_order_from_rng(train_epoch, Tensor, Parameter, rng, seed)
+    return (f"{n} examples in batches of 16: each used once with its own label, in a shuffled order "
+            f"reproducible from rng, a fresh gradient per step, no graph kept across batches, the mean loss "
+            f"per example; plus 6 epochs comparing orders (seed {seed})")
 
 
 class _CrossEntropy:
@@ -847,13 +1111,20 @@ def run_evaluate(
     before = [p.data.copy() for p in model.parameters()]
     model.train()
     saved = GradMode.enabled
+    args = (model, _CrossEntropy(Tensor), _readonly(X), _readonly(y))
+    args += () if batch_size is None else (batch_size,)
     try:
-        with quiet():
-            result = (
-                evaluate(model, _CrossEntropy(Tensor), X, y)
-                if batch_size is None
-                else evaluate(model, _CrossEntropy(Tensor), X, y, batch_size)
-            )
+        result = call_student("evaluate", evaluate, *args)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        if "broadcast" not in str(exc):
+            raise
+        raise CheckFailure(
+            f"{str(exc).rstrip()}. The predictions of a batch and its labels have different lengths: a "
+            "prediction is the index of the largest output OF EACH EXAMPLE, so take the argmax along the "
+            "classes (axis=1, one value per row), not down the batch (axis=0)."
+        ) from None
     finally:
         restored = GradMode.enabled
         GradMode.enabled = saved
@@ -886,9 +1157,8 @@ def run_evaluate(
         expected_acc,
         name=f"the accuracy from evaluate (n={n}, batch_size={bs})",
         rtol=1e-12,
-        hint="count correct predictions (argmax of the outputs == label) over EVERY example, "
-        "including "
-        f"the last partial batch, and divide by the number of examples (seed {seed})",
+        hint="count correct predictions (argmax of each example's outputs, axis=1, == its label) over EVERY "
+        f"example, including the last partial batch, and divide by the number of examples (seed {seed})",
     )
     check_close(
         result[0],
@@ -901,10 +1171,18 @@ def run_evaluate(
 
 def check_evaluate(
     evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, *, seed: int | None = None
-) -> str:
+) -> None:
     """evaluate: eval mode, no graph, loss and accuracy over every example, parameters untouched."""
+    passed("evaluate", verify_evaluate(evaluate, Tensor, Parameter, GradMode, seed=seed))
+
+
+def verify_evaluate(
+    evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, *, seed: int | None = None
+) -> str:
+    """The work of check_evaluate; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     n = 16 * int(rng.integers(4, 6)) + int(rng.integers(1, 16))  # the last batch is a partial one
     run_evaluate(evaluate, Tensor, Parameter, GradMode, rng, n=n, batch_size=16, seed=seed)
-    return f"evaluate passed (seed {seed})"
+    return (f"loss and accuracy over {n} examples in batches of 16 (the last one partial), in eval mode, "
+            f"without a graph, parameters untouched (seed {seed})")

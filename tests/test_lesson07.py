@@ -6,6 +6,7 @@ with the solution, correct solutions in other styles, and typical bugs. Slow tes
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lesson_harness as harness
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from autograder import lesson07 as checks
-from autograder.checks import CheckFailure
+from autograder.checks import CheckFailure, NotDone
 from autograder.hidden import lesson07 as hidden
 from autograder.hidden import lesson07_trusted as trusted
 
@@ -249,7 +250,12 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_SGD, (_FIRST_VELOCITY, "self.velocity[i] = np.zeros_like(p.data)"),
                 ("            else:\n                " + _VELOCITY + "\n", ""),
                 ("self.lr * self.velocity[i]\n", f"self.lr * self.velocity[i]\n            {_VELOCITY}\n")),
-        "did not change",
+        "one step late",
+    ),
+    "sgd_momentum_average_after_first_step": (
+        "sgd_step",
+        _edited(_SGD, ("+ p.grad", "+ (1 - self.momentum) * p.grad")),
+        "exponential average",
     ),
     "sgd_no_check_for_missing_grad": (
         "sgd_step",
@@ -267,6 +273,16 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_ADAM, ("self.t += 1", "t = self.t + 1"), ("b1 ** self.t", "b1 ** t"),
                 ("b2 ** self.t", "b2 ** t")),
         "t = 1",
+    ),
+    "adam_gradient_not_squared": (
+        "adam_step",
+        _edited(_ADAM, ("p.grad ** 2", "p.grad")),
+        "SQUARED gradient",
+    ),
+    "adam_no_check_for_missing_grad": (
+        "adam_step",
+        _edited(_ADAM, ("            if p.grad is None:\n                continue\n", "")),
+        ".grad None",
     ),
     "adam_eps_inside_sqrt": (
         "adam_step",
@@ -289,6 +305,45 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_TRAIN_EPOCH, ("order = rng.permutation(len(X))", "order = np.arange(len(X))")),
         "shuffle",
     ),
+    "train_epoch_labels_in_stored_order": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("y[idx]", "y[start:start + batch_size]")),
+        "wrong labels",
+    ),
+    "train_epoch_shuffles_inputs_in_place": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH,
+                ("order = rng.permutation(len(X))", "rng.shuffle(X)\n    order = np.arange(len(X))")),
+        "in place",
+    ),
+    "train_epoch_global_permutation": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("rng.permutation", "np.random.permutation")),
+        "np.random",
+    ),
+    "train_epoch_own_fixed_seed": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("rng.permutation", "np.random.default_rng(0).permutation")),
+        "does not come from the rng",
+    ),
+    "train_epoch_total_keeps_graph": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("total += loss.item() * len(idx)", "total = total + loss * len(idx)"),
+                ("return total / len(X)", "return total.item() / len(X)")),
+        "graph alive",
+    ),
+    "train_epoch_returns_tensor_total": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("total += loss.item() * len(idx)", "total = total + loss * len(idx)")),
+        "graph alive",
+    ),
+    "train_epoch_keeps_loss_tensors": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("    total = 0.0\n", "    losses = []\n"),
+                ("total += loss.item() * len(idx)", "losses.append((loss, len(idx)))"),
+                ("return total / len(X)", "return sum(l.item() * n for l, n in losses) / len(X)")),
+        "graph alive",
+    ),
     "evaluate_stays_in_train_mode": (
         "evaluate",
         _edited(_EVALUATE, ("    model.eval()\n", "")),
@@ -303,6 +358,11 @@ BUGS: dict[str, tuple[str, str, str]] = {
         "evaluate",
         _edited(_EVALUATE, ("with no_grad():", "if True:")),
         "no_grad",
+    ),
+    "evaluate_argmax_over_the_batch": (
+        "evaluate",
+        _edited(_EVALUATE, ("argmax(axis=1)", "argmax(axis=0)")),
+        "axis=1",
     ),
 }
 
@@ -426,28 +486,32 @@ def _namespace(replace: dict[str, str] | None = None) -> dict:
     return harness.answer_namespace(NOTEBOOK, replace)
 
 
-def _run_check(gid: str, ns: dict) -> None:
+def _args(gid: str, ns: dict) -> tuple:
+    """What the test cell of exercise `gid` hands its checks (check_<gid> in both modules)."""
     T, P, G = ns["Tensor"], ns["Parameter"], ns["GradMode"]
-    if gid == "module_parameters":
-        checks.check_module_parameters(ns["Module"], P, T)
-        hidden.check_module_parameters(ns["Module"], P, T)
-    elif gid == "linear":
-        checks.check_linear(ns["Linear"], P, T)
-        hidden.check_linear(ns["Linear"], P, T)
-    elif gid == "sgd_step":
-        checks.check_sgd_step(ns["SGD"], P)
-        hidden.check_sgd_step(ns["SGD"], P)
-    elif gid == "adam_step":
-        checks.check_adam_step(ns["Adam"], P)
-        hidden.check_adam_step(ns["Adam"], P)
-    elif gid == "train_epoch":
-        checks.check_train_epoch(ns["train_epoch"], T, P)
-        hidden.check_train_epoch(ns["train_epoch"], T, P)
-    elif gid == "evaluate":
-        checks.check_evaluate(ns["evaluate"], T, P, G)
-        hidden.check_evaluate(ns["evaluate"], T, P, G)
-    else:
-        raise KeyError(gid)
+    return {
+        "module_parameters": (ns["Module"], P, T),
+        "linear": (ns["Linear"], P, T),
+        "sgd_step": (ns["SGD"], P),
+        "adam_step": (ns["Adam"], P),
+        "train_epoch": (ns["train_epoch"], T, P),
+        "evaluate": (ns["evaluate"], T, P, G),
+    }[gid]
+
+
+def _run_visible(gid: str, ns: dict) -> None:
+    """Only the shipped check of one exercise, as a student runs it from the kit."""
+    getattr(checks, f"check_{gid}")(*_args(gid, ns))
+
+
+def _run_hidden(gid: str, ns: dict) -> None:
+    getattr(hidden, f"check_{gid}")(*_args(gid, ns))
+
+
+def _run_check(gid: str, ns: dict) -> None:
+    """The whole test cell when grading: the visible check, then the hidden one."""
+    _run_visible(gid, ns)
+    _run_hidden(gid, ns)
 
 
 @pytest.fixture(scope="module")
@@ -470,13 +534,46 @@ def test_other_correct_styles_pass(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(BUGS))
-def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
+def test_each_bug_fails_its_checks_with_its_cause_and_costs_nothing_else(name: str) -> None:
+    """The visible check names the cause on every random draw, the hidden check fails too, and every other
+    exercise's checks still pass: the bug loses only its own points."""
     gid, source, message = BUGS[name]
     ns = _namespace({gid: source})
     for _ in range(3):  # every random draw must catch it
         with pytest.raises(CheckFailure) as info:
-            _run_check(gid, ns)
+            _run_visible(gid, ns)
         assert message in str(info.value), str(info.value)
+    with pytest.raises(CheckFailure):
+        _run_hidden(gid, ns)
+    for other in EXERCISE_TESTS:
+        if other != gid:
+            _run_check(other, ns)
+
+
+def _blank(gid: str) -> str:
+    """Answer cell `gid` as released: each solution block becomes `raise NotImplementedError()`."""
+    cell = next(c for c in nbformat.read(NOTEBOOK, as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+    return re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION",
+                  r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", cell.source, flags=re.S)
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_a_blank_exercise_gets_the_one_not_done_message(gid: str) -> None:
+    ns = _namespace({gid: _blank(gid)})
+    for run in (_run_visible, _run_hidden):
+        with pytest.raises(NotDone) as info:
+            run(gid, ns)
+        assert "is not written yet" in str(info.value)
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_a_passing_visible_check_prints_one_line_saying_what_it_compared(
+    solution_ns: dict, gid: str, capsys: pytest.CaptureFixture
+) -> None:
+    _run_visible(gid, solution_ns)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("passed: ") and "seed" in lines[0], lines
 
 
 def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
@@ -582,25 +679,6 @@ def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> 
 # ---------------------------------------------------------------------------------------------------------
 # The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
 # ---------------------------------------------------------------------------------------------------------
-
-def _run_visible(gid: str, ns: dict) -> None:
-    """Only the shipped checks of one exercise, as a student runs them from the kit."""
-    T, P, G = ns["Tensor"], ns["Parameter"], ns["GradMode"]
-    if gid == "module_parameters":
-        checks.check_module_parameters(ns["Module"], P, T)
-    elif gid == "linear":
-        checks.check_linear(ns["Linear"], P, T)
-    elif gid == "sgd_step":
-        checks.check_sgd_step(ns["SGD"], P)
-    elif gid == "adam_step":
-        checks.check_adam_step(ns["Adam"], P)
-    elif gid == "train_epoch":
-        checks.check_train_epoch(ns["train_epoch"], T, P)
-    elif gid == "evaluate":
-        checks.check_evaluate(ns["evaluate"], T, P, G)
-    else:
-        raise KeyError(gid)
-
 
 def test_visible_module_holds_no_solution_line() -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)

@@ -1,8 +1,10 @@
 """Hidden checks for lesson 07 (instructor only: never shipped to students).
 
-Beyond the visible checks: deeper module trees, PyTorch's Linear where installed, and the student's
+Each runs the visible check's work again (silently, with the closed forms of ``lesson07_trusted`` in
+reach) and goes beyond it: deeper module trees, PyTorch's Linear where installed, and the student's
 optimiser steps run against the reference optimisers (``reference_impl.optim``) on the same gradients,
-with parameters that sometimes have no gradient; train_epoch and evaluate on awkward sizes.
+with parameters that sometimes have no gradient; train_epoch and evaluate on awkward sizes. A passing
+hidden check prints one ``passed:`` line of its own.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from collections.abc import Callable
 import numpy as np
 
 from autograder import lesson07 as visible
-from autograder.checks import CheckFailure, check_close, quiet
+from autograder.checks import CheckFailure, call_student, check_close, new_seed, passed, quiet
 
 
-def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> str:
-    seed = visible.new_seed(None)
-    visible.check_module_parameters(Module, Parameter, Tensor, seed=seed, trees=6)
+def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> None:
+    """Six random trees, a 60-deep chain of modules and a module without Parameters."""
+    seed = new_seed(None)
+    visible.verify_module_parameters(Module, Parameter, Tensor, seed=seed, trees=6)
 
     class Chain(Module):
         def __init__(self, inner: object | None) -> None:
@@ -28,8 +31,7 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> str:
     root = None
     for _ in range(60):  # 60 levels deep: a plain walk must cope
         root = Chain(root)
-    with quiet():
-        found = list(root.parameters())
+    found = visible._listed("Module.parameters", root.parameters)
     if len(found) != 60:
         raise CheckFailure(
             f"a chain of 60 nested modules holds 60 Parameters; parameters() found {len(found)}."
@@ -38,25 +40,24 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> str:
     class Empty(Module):
         pass
 
-    with quiet():
-        none = list(Empty().parameters())
+    none = visible._listed("Module.parameters", Empty().parameters)
     if none:
         raise CheckFailure("a module without Parameters must return an empty list from parameters().")
-    return f"hidden parameters() checks passed (seed {seed})"
+    passed("Module.parameters (grading)", f"6 random trees, a 60-deep chain, an empty module (seed {seed})")
 
 
-def check_linear(Linear: type, Parameter: type, Tensor: type) -> str:
-    seed = visible.new_seed(None)
-    visible.check_linear(Linear, Parameter, Tensor, seed=seed)
+def check_linear(Linear: type, Parameter: type, Tensor: type) -> None:
+    """Linear(1, 1), unseeded layers that differ, and the gradients of torch.nn.functional.linear."""
+    seed = new_seed(None)
+    visible.verify_linear(Linear, Parameter, Tensor, seed=seed)
     rng = np.random.default_rng(seed)
-    with quiet():
-        one = Linear(1, 1, rng=rng)
-        out = one(Tensor(np.array([[2.0]])))
+    one = call_student("Linear", Linear, 1, 1, rng=rng)
+    out = call_student("Linear.forward", one, Tensor(np.array([[2.0]])))
     check_close(
-        out.data, 2.0 * one.weight.data + one.bias.data, name="Linear(1, 1) on one example", rtol=1e-12
+        getattr(out, "data", None), 2.0 * one.weight.data + one.bias.data, name="Linear(1, 1) on one example",
+        rtol=1e-12,
     )
-    with quiet():
-        a, b = Linear(3, 2), Linear(3, 2)
+    a, b = call_student("Linear", Linear, 3, 2), call_student("Linear", Linear, 3, 2)
     if np.array_equal(a.weight.data, b.weight.data):
         raise CheckFailure(
             "Linear(3, 2) without an rng gave two identical layers: use np.random.default_rng() when rng is "
@@ -66,13 +67,13 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> str:
         with quiet():
             import torch
     except ImportError:
-        return f"hidden Linear checks passed without PyTorch (seed {seed})"
-    lin = Linear(6, 4, rng=rng)
+        passed("Linear (grading)", f"Linear(1, 1), unseeded layers differ; no PyTorch here (seed {seed})")
+        return
+    lin = call_student("Linear", Linear, 6, 4, rng=rng)
     x = rng.standard_normal((5, 6))
     g = rng.standard_normal((5, 4))
     xt = Tensor(x.copy(), requires_grad=True)
-    with quiet():
-        lin(xt).backward(g.copy())
+    call_student("backward through Linear", lambda: lin(xt).backward(g.copy()))
     tx = torch.tensor(x, requires_grad=True)
     tw = torch.tensor(lin.weight.data, requires_grad=True)
     tb = torch.tensor(lin.bias.data, requires_grad=True)
@@ -89,7 +90,7 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> str:
             rtol=1e-10,
             atol=1e-12,
         )
-    return f"hidden Linear checks passed, including PyTorch (seed {seed})"
+    passed("Linear (grading)", f"Linear(1, 1), unseeded layers differ, gradients as PyTorch's (seed {seed})")
 
 
 def _reference_run(
@@ -121,13 +122,13 @@ def _gradient_history(
     return out
 
 
-def check_sgd_step(SGD: type, Parameter: type) -> str:
+def check_sgd_step(SGD: type, Parameter: type) -> None:
     """The student's SGD against reference_impl.optim.SGD on the same gradient histories."""
     from reference_impl.optim import SGD as RefSGD
 
-    seed = visible.new_seed(None)
+    seed = new_seed(None)
     rng = np.random.default_rng(seed)
-    visible.check_sgd_step(SGD, Parameter, seed=seed)
+    visible.verify_sgd_step(SGD, Parameter, seed=seed)
     shapes = [(5, 3), (3,), (2, 2, 2)]
     for momentum in (0.0, 0.9, float(rng.uniform(0.1, 0.99))):
         lr = float(rng.uniform(1e-3, 0.5))
@@ -141,16 +142,16 @@ def check_sgd_step(SGD: type, Parameter: type) -> str:
             got, want, f"SGD(lr={lr:.3g}, momentum={momentum:.3g}) vs the reference", {}, seed,
             starts=starts, rule=visible.SGD_RULE,
         )
-    return f"hidden SGD checks passed against the reference optimiser (seed {seed})"
+    passed("SGD.step (grading)", f"3 momenta x 9 steps with gaps in .grad, as the reference (seed {seed})")
 
 
-def check_adam_step(Adam: type, Parameter: type) -> str:
+def check_adam_step(Adam: type, Parameter: type) -> None:
     """The student's Adam against reference_impl.optim.Adam on the same gradient histories."""
     from reference_impl.optim import Adam as RefAdam
 
-    seed = visible.new_seed(None)
+    seed = new_seed(None)
     rng = np.random.default_rng(seed)
-    visible.check_adam_step(Adam, Parameter, seed=seed)
+    visible.verify_adam_step(Adam, Parameter, seed=seed)
     shapes = [(4, 3), (3,), ()]
     for lr, betas, eps in (
         (1e-3, (0.9, 0.999), 1e-8),
@@ -178,40 +179,27 @@ def check_adam_step(Adam: type, Parameter: type) -> str:
     got = visible._run_optimizer(lambda ps: Adam(ps, lr=0.01), Parameter, starts, grads)
     if not np.array_equal(got[-1][1], starts[1]):
         raise CheckFailure("Adam changed a parameter whose .grad was None; skip such parameters.")
-    return f"hidden Adam checks passed against the reference optimiser (seed {seed})"
+    passed("Adam.step (grading)", f"2 settings x 12 steps as the reference, a parameter never given a "
+           f".grad left alone (seed {seed})")
 
 
-def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type) -> str:
-    seed = visible.new_seed(None)
+def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type) -> None:
+    """The visible check's work, then awkward sizes: a batch larger than the data, a batch size of 7."""
+    seed = new_seed(None)
     rng = np.random.default_rng(seed)
-    for n, bs in ((48, 16), (37, 64), (30, 7)):
+    visible.verify_train_epoch(train_epoch, Tensor, Parameter, seed=seed)
+    sizes = ((48, 16), (37, 64), (30, 7))
+    for n, bs in sizes:
         visible.run_train_epoch(train_epoch, Tensor, Parameter, rng, n=n, batch_size=bs, seed=seed + n)
-    # two epochs with one generator visit the data in different orders
-    d = visible.RecordingLinearModel(Tensor, Parameter, rng, 3, 2)
-    X = rng.standard_normal((40, 3))
-    y = rng.standard_normal((40, 2))
-    gen = np.random.default_rng(seed)
-    with quiet():
-        train_epoch(
-            d, visible.RecordingMSE(Tensor), visible.RecordingOptimizer(d.parameters()), X, y, 10, gen
-        )
-        first = np.concatenate([s[:, 0] for s in d.seen])
-        d.seen.clear()
-        train_epoch(
-            d, visible.RecordingMSE(Tensor), visible.RecordingOptimizer(d.parameters()), X, y, 10, gen
-        )
-        second = np.concatenate([s[:, 0] for s in d.seen])
-    if np.array_equal(first, second):
-        raise CheckFailure(
-            "two epochs with the same generator visited the examples in the same order: draw a new "
-            "permutation from rng in every call (do not reseed)."
-        )
-    return f"hidden train_epoch checks passed (seed {seed})"
+    passed("train_epoch (grading)", f"(examples, batch size) = {sizes} (seed {seed})")
 
 
-def check_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type) -> str:
-    seed = visible.new_seed(None)
+def check_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type) -> None:
+    """The visible check's work, then a batch larger than the data, the default batch size, batches of 8."""
+    seed = new_seed(None)
     rng = np.random.default_rng(seed)
-    for n, bs in ((50, 50), (33, 8), (20, None), (300, None), (9, 100)):
+    visible.verify_evaluate(evaluate, Tensor, Parameter, GradMode, seed=seed)
+    sizes = ((50, 50), (33, 8), (20, None), (300, None), (9, 100))
+    for n, bs in sizes:
         visible.run_evaluate(evaluate, Tensor, Parameter, GradMode, rng, n=n, batch_size=bs, seed=seed + n)
-    return f"hidden evaluate checks passed (seed {seed})"
+    passed("evaluate (grading)", f"(examples, batch size) = {sizes}, None meaning the default (seed {seed})")
