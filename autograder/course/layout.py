@@ -141,7 +141,12 @@ def set_aside_if_damaged(course: Course) -> Path | None:
     why = _damage(course.db_path)
     if why is None:
         return None
-    aside = course.db_path.with_name(f"gradebook.db.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = course.db_path.with_name(f"gradebook.db.damaged-{stamp}")
+    for n in range(2, 1000):
+        if not aside.exists():
+            break
+        aside = course.db_path.with_name(f"gradebook.db.damaged-{stamp}-{n}")
     course.db_path.rename(aside)
     journal = course.db_path.with_name("gradebook.db-journal")
     if journal.exists():
