@@ -5,7 +5,8 @@ have, known by construction: Taylor series of functions whose every derivative i
 the difference quotients of sines and quadratics, pairs built with a chosen relative error. This module is
 shipped to students, so it holds no finite-difference formula and no relative_error of its own. When an
 answer is wrong the message names the test case and, where the wrong number matches a recognisable mistake
-(a forward difference where a central one was asked, dividing by h instead of 2h, ...), says so.
+(a forward difference where a central one was asked, dividing by h instead of 2h, a sign flip, a float32 or
+integer copy, ...), says so. A passing check prints one line saying what it compared.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, new_seed, quiet
+from autograder.checks import CheckFailure, NotDone, call_student, new_seed, passed
 
 __all__ = [
     "check_forward_difference",
@@ -95,7 +96,12 @@ def scalar_candidates(f: SmoothFunction, x: float, h: float) -> dict[str, float]
         "central divided by h": 2 * central,
         "forward with the sign flipped": -forward,
         "backward with the sign flipped": -backward,
+        "central with the sign flipped": -central,
         "central times h over 2": central * h * h,
+        "forward not divided": forward * h,
+        "backward not divided": backward * h,
+        "central not divided": central * 2 * h,
+        "central divided by 2 only": central * h,
         "forward without brackets": fp - f0 / h,
         "backward without brackets": f0 - fm / h,
         "central without brackets": fp - fm / (2 * h),
@@ -103,20 +109,30 @@ def scalar_candidates(f: SmoothFunction, x: float, h: float) -> dict[str, float]
 
 
 HINTS = {
-    "forward": "this is the FORWARD difference (f(x+h) - f(x)) / h",
-    "backward": "this is the BACKWARD difference (f(x) - f(x-h)) / h",
-    "central": "this is the CENTRAL difference (f(x+h) - f(x-h)) / (2h)",
-    "central divided by h": "this is (f(x+h) - f(x-h)) / h: the two points are 2h apart, so divide by 2h",
-    "forward with the sign flipped": "this is (f(x) - f(x+h)) / h: subtract in the other order",
-    "backward with the sign flipped": "this is (f(x-h) - f(x)) / h: subtract in the other order",
-    "central times h over 2": "this is (f(x+h) - f(x-h)) / 2 * h, which Python reads as ((...) / 2) * h: put "
-    "brackets around the denominator, / (2 * h)",
-    "forward without brackets": "this is f(x+h) - f(x) / h, which Python reads as f(x+h) - (f(x) / h): put "
-    "brackets around the numerator",
-    "backward without brackets": "this is f(x) - f(x-h) / h, which Python reads as f(x) - (f(x-h) / h): put "
-    "brackets around the numerator",
-    "central without brackets": "this is f(x+h) - f(x-h) / (2h), which Python reads as "
+    "forward": "your value is the FORWARD difference (f(x+h) - f(x)) / h",
+    "backward": "your value is the BACKWARD difference (f(x) - f(x-h)) / h",
+    "central": "your value is the CENTRAL difference (f(x+h) - f(x-h)) / (2h)",
+    "central divided by h": "your value is (f(x+h) - f(x-h)) / h, twice the central difference: the two "
+    "points are 2h apart, so divide by 2h",
+    "forward with the sign flipped": "your result is the negative of the forward difference, (f(x) - f(x+h)) "
+    "/ h: subtract in the other order",
+    "backward with the sign flipped": "your result is the negative of the backward difference, "
+    "(f(x-h) - f(x)) / h: subtract in the other order",
+    "central with the sign flipped": "your result is the negative of the central difference, "
+    "(f(x-h) - f(x+h)) / (2h): subtract in the other order",
+    "central times h over 2": "your value is (f(x+h) - f(x-h)) / 2 * h, which Python reads as "
+    "((...) / 2) * h: put brackets around the denominator, / (2 * h)",
+    "forward without brackets": "your value is f(x+h) - f(x) / h, which Python reads as f(x+h) - (f(x) / h): "
+    "put brackets around the numerator",
+    "backward without brackets": "your value is f(x) - f(x-h) / h, which Python reads as "
+    "f(x) - (f(x-h) / h): put brackets around the numerator",
+    "central without brackets": "your value is f(x+h) - f(x-h) / (2h), which Python reads as "
     "f(x+h) - (f(x-h) / (2h)): put brackets around the numerator",
+    "forward not divided": "your value is f(x+h) - f(x) itself: you forgot to divide by h",
+    "backward not divided": "your value is f(x) - f(x-h) itself: you forgot to divide by h",
+    "central not divided": "your value is f(x+h) - f(x-h) itself: you forgot to divide by 2h",
+    "central divided by 2 only": "your value is (f(x+h) - f(x-h)) / 2: you divided by 2 but forgot h (the "
+    "denominator is 2h)",
 }
 
 FORMULAS = {
@@ -142,31 +158,41 @@ def as_real_scalar(value: object, name: str) -> float:
     return out
 
 
+def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) -> object:
+    """call_student, with the failing case and the seed put in front of any message but the blank one."""
+    try:
+        return call_student(name, fn, *args)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(f"{call} (seed {seed}): {exc}") from None
+
+
 def close(got: float, expected: float, rtol: float = 1e-8) -> bool:
     """Equal up to rounding (written as `not (err > tol)` fails on NaN; this form rejects NaN)."""
     return abs(got - expected) <= rtol * max(1.0, abs(expected))
 
 
-def check_difference(student: Callable, name: str, wanted: str, seed: int | None, trials: int) -> None:
-    """Shared body of the three scalar finite-difference checks."""
+def check_difference(student: Callable, name: str, wanted: str, seed: int | None, trials: int) -> float:
+    """Shared body of the three scalar finite-difference checks; returns the worst relative error."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    worst = 0.0
     for trial in range(trials):
         f = SmoothFunction(rng)
         x = float(rng.uniform(-1.5, 1.5))
         h = float(10.0 ** rng.uniform(-3, -1.5))
         candidates = scalar_candidates(f, x, h)
-        with quiet():
-            got = as_real_scalar(student(f, x, h), name)
+        call = f"{name}(f, x={x!r}, h={h!r}) with f(x) = {f}"
+        got = as_real_scalar(run_student(call, seed, name, student, f, x, h), name)
         expected = candidates[wanted]
         if close(got, expected):
+            worst = max(worst, abs(got - expected) / max(abs(expected), 1e-300))
             continue
         matches = [k for k, v in candidates.items() if k != wanted and close(got, v)]
         if matches:
-            hint = (
-                f"Your value matches another formula: {HINTS[matches[0]]}. The exercise asks for the "
-                f"{wanted} difference, {FORMULAS[wanted]}."
-            )
+            hint = (f"{HINTS[matches[0]]}. The exercise asks for the {wanted} difference, "
+                    f"{FORMULAS[wanted]}.")
         elif abs(got - expected) <= 0.05 * abs(expected):
             hint = (
                 f"your value is close to the right one but not equal, as if it were computed with another "
@@ -175,24 +201,32 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
         else:
             hint = f"the {wanted} difference is {FORMULAS[wanted]}, with the f, x and h you are given."
         raise CheckFailure(
-            f"{name}(f, x={x!r}, h={h!r}) with f(x) = {f} returned {got!r}, expected {expected!r} "
-            f"(test {trial + 1} of {trials}, seed {seed}).\nHint: {hint}"
+            f"{call} returned {got!r}, expected {expected!r} (test {trial + 1} of {trials}, seed {seed}).\n"
+            f"Hint: {hint}"
         )
+    return worst
+
+
+def report_difference(student: Callable, name: str, wanted: str, seed: int | None) -> None:
+    """The visible check of one scalar formula: six random cases, then the one-line pass report."""
+    seed = new_seed(seed)
+    worst = check_difference(student, name, wanted, seed, trials=6)
+    passed(name, f"6 random smooth functions and steps, worst relative error {worst:.1e} (seed {seed})")
 
 
 def check_forward_difference(forward_difference: Callable, *, seed: int | None = None) -> None:
     """forward_difference(f, x, h) must equal (f(x+h) - f(x)) / h on random smooth functions."""
-    check_difference(forward_difference, "forward_difference", "forward", seed, trials=6)
+    report_difference(forward_difference, "forward_difference", "forward", seed)
 
 
 def check_backward_difference(backward_difference: Callable, *, seed: int | None = None) -> None:
     """backward_difference(f, x, h) must equal (f(x) - f(x-h)) / h on random smooth functions."""
-    check_difference(backward_difference, "backward_difference", "backward", seed, trials=6)
+    report_difference(backward_difference, "backward_difference", "backward", seed)
 
 
 def check_central_difference(central_difference: Callable, *, seed: int | None = None) -> None:
     """central_difference(f, x, h) must equal (f(x+h) - f(x-h)) / (2h) on random smooth functions."""
-    check_difference(central_difference, "central_difference", "central", seed, trials=6)
+    report_difference(central_difference, "central_difference", "central", seed)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -215,6 +249,7 @@ class ArrayFunction:
         last = shape[-1] if shape else 1
         self.B = rng.normal(size=(last, 2)) / np.sqrt(last)
         self.calls = 0
+        self.dtypes: set[np.dtype] = set()
 
     def value(self, X: np.ndarray) -> float:
         """The function itself, in float64 (the trusted forward)."""
@@ -225,6 +260,7 @@ class ArrayFunction:
     def __call__(self, X: object) -> float:
         self.calls += 1
         arr = np.asarray(X)
+        self.dtypes.add(arr.dtype)
         if arr.shape != self.shape:
             raise CheckFailure(
                 f"numerical_gradient called f with an array of shape {arr.shape}, but x has shape "
@@ -274,54 +310,84 @@ GRADIENT_HINTS = {
     "forward": "your gradient matches FORWARD differences; use (f(x+h e_i) - f(x-h e_i)) / (2h) instead.",
     "central divided by h": "your gradient is twice the right one: the two points are 2h apart, so divide "
     "by 2h.",
-    "integer": "x holds integers, so x[i] += h is rounded back to an integer. Work on a float copy: "
-    "xp = np.array(x, dtype=float).",
+    "negative": "your gradient is the negative of the central differences: you computed "
+    "(f(x-h e_i) - f(x+h e_i)) / (2h). Subtract in the other order.",
+    "not divided": "your gradient is f(x+h e_i) - f(x-h e_i) itself: you forgot to divide by 2h.",
+    "divided by 2 only": "your gradient is (f(x+h e_i) - f(x-h e_i)) / 2: you divided by 2 but forgot h (the "
+    "denominator is 2h).",
     "drift": "the first entry is right but later ones are off: each coordinate must be perturbed on its own. "
     "Restore x[i] (or start again from a fresh copy of x) before moving to the next coordinate.",
 }
 
 
-def as_float_array(value: object, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Copy a student's result to a plain float64 array, checking type, shape and finiteness."""
-    if value is None:
-        raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
+def call_dtype_hint(f: ArrayFunction) -> str:
+    """Why the values are off when f was called with arrays of too little precision, or '' if it was not."""
+    kinds = sorted(str(d) for d in f.dtypes if d != np.float64)
+    if not kinds:
+        return ""
+    if any(np.dtype(d).kind in "iub" for d in kinds):
+        return (f"f was called with {kinds[0]} arrays: your copy of x kept x's integer dtype, so x[i] + h is "
+                f"rounded back to an integer (np.copy and np.array(x) keep the dtype). Make a float copy: "
+                f"np.array(x, dtype=float).")
+    return (f"f was called with {kinds[0]} arrays: your copy of x is {kinds[0]}, which keeps only about 7 "
+            f"significant digits, so f(x + h e_i) - f(x - h e_i) loses most of them (section 3 of this "
+            f"lesson). Make the copy float64: np.array(x, dtype=float).")
+
+
+def gradient_result(raw: object, call: str, shape: tuple[int, ...], seed: int,
+                    f: ArrayFunction) -> np.ndarray:
+    """The student's gradient as a plain float64 array, once it is known to be a float array of x's shape."""
+    if raw is None:
+        raise CheckFailure(f"{call} returned None. Did you forget the `return` statement?")
+    if isinstance(raw, list | tuple):
+        raise CheckFailure(
+            f"{call} returned a Python {type(raw).__name__} (seed {seed}).\nHint: return a numpy array of "
+            f"floats with x's shape: fill in np.zeros(np.shape(x)) and return that array itself."
+        )
     try:
-        arr = np.array(value, dtype=float, subok=False, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailure(f"{name} returned a {type(value).__name__}, not an array of numbers.") from exc
+        arr = np.array(raw, subok=False, copy=True)
+    except (TypeError, ValueError):
+        raise CheckFailure(f"{call} returned a {type(raw).__name__}, not an array of numbers.") from None
+    if arr.dtype.kind != "f":
+        cause = call_dtype_hint(f) or ("np.zeros_like(x) of an integer x is an integer array: use "
+                                       "np.zeros(np.shape(x)).")
+        raise CheckFailure(
+            f"{call} returned an array of dtype {arr.dtype}; a gradient holds fractions, so it must be a "
+            f"float array (seed {seed}).\nHint: {cause}"
+        )
     if arr.shape != shape:
         raise CheckFailure(
-            f"{name} returned an array of shape {arr.shape}, but x has shape {shape}. The gradient has one "
-            f"entry per entry of x: start from np.zeros(x.shape) (or np.zeros_like of a float copy)."
+            f"{call} returned an array of shape {arr.shape}, but x has shape {shape}. The gradient has one "
+            f"entry per entry of x: start from np.zeros(np.shape(x))."
         )
-    if not np.all(np.isfinite(arr)):
-        raise CheckFailure(f"{name} returned non-finite values: {arr}.")
-    return arr
+    out = arr.astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        raise CheckFailure(f"{call} returned non-finite values: {out}.")
+    return out
 
 
 def gradient_case(
     numerical_gradient: Callable, f: ArrayFunction, x: object, h: float | None, seed: int, what: str = ""
-) -> None:
+) -> float:
     """Run the student's numerical_gradient on one case and compare with central differences.
 
-    x may be a float array, an int array or a list (the hidden checks use all three); `what` says which.
+    x may be a float array, an int array or a list; `what` says which. Returns the worst relative error.
     """
-    name = "numerical_gradient"
     x_before = copy.deepcopy(x)
     shape = np.shape(x)
     step = 1e-5 if h is None else h
     args = "f, x" if h is None else f"f, x, h={h:.3g}"
     call = f"numerical_gradient({args}) with {what or 'x'} of shape {shape}"
-    with quiet():
-        raw = numerical_gradient(f, x) if h is None else numerical_gradient(f, x, h)
+    extra = () if h is None else (h,)
+    raw = run_student(call, seed, "numerical_gradient", numerical_gradient, f, x, *extra)
     if type(x) is not type(x_before) or np.shape(x) != shape or not np.array_equal(x, x_before):
         changed = int(np.sum(np.asarray(x) != np.asarray(x_before))) if np.shape(x) == shape else np.size(x)
         raise CheckFailure(
             f"{call} changed x: {changed} of its {np.size(x)} entries differ after the call (seed {seed}).\n"
-            f"Hint: work on a copy (xp = x.astype(float).copy()), or put the original value back with "
+            f"Hint: work on a copy (xp = np.array(x, dtype=float)), or put the original value back with "
             f"xp[i] = old. Note that x[i] += h followed by x[i] -= h does NOT always give back x[i] exactly."
         )
-    got = as_float_array(raw, name, shape)
+    got = gradient_result(raw, call, shape, seed, f)
     if isinstance(raw, np.ndarray) and isinstance(x, np.ndarray) and np.shares_memory(raw, x):
         raise CheckFailure(
             f"{call} returned an array that shares memory with x. Return a new array (np.zeros(x.shape)) so "
@@ -337,16 +403,17 @@ def gradient_case(
                 f"{call} called f only {f.calls} times; central differences need two calls per entry "
                 f"({2 * np.size(x)}). Is the gradient computed from f, or from something else? (seed {seed})"
             )
-        return
+        return float(np.max(err) / scale) if err.size else 0.0
+    cands |= {"negative": -expected, "not divided": 2 * step * expected, "divided by 2 only": step * expected}
     worst = np.unravel_index(int(np.argmax(err)), shape)
     matches = [
         k
         for k, v in cands.items()
         if k != "central" and np.all(np.abs(got - v) <= 1e-7 * max(1.0, float(np.max(np.abs(v)))))
     ]
-    if np.asarray(x_before).dtype.kind in "iub":
-        matches = ["integer"]
-    if matches:
+    if call_dtype_hint(f):
+        hint = call_dtype_hint(f)
+    elif matches:
         hint = GRADIENT_HINTS[matches[0]]
     elif np.all(err <= 1e-2 * scale):
         hint = (
@@ -371,17 +438,31 @@ def gradient_case(
 
 
 def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None = None) -> None:
-    """Central differences on 1-D and 2-D inputs, with a given step and with the default step."""
+    """Central differences on 1-D and 2-D float arrays (given and default step), an integer array, a list."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    worst, entries = 0.0, 0
     for shape, h in [((5,), 1e-3), ((3, 4), 1e-3), ((4,), None)]:
         x = rng.uniform(-1.0, 1.0, size=shape) * rng.uniform(0.5, 2.0)
-        gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed)
+        worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed))
+        entries += x.size
+    ints = rng.integers(-3, 4, size=5)
+    worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, (5,)), ints, 1e-3, seed,
+                                     what="an integer array"))
+    as_list = [float(v) for v in rng.uniform(-1.0, 1.0, size=4)]
+    worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, (4,)), as_list, 1e-3, seed,
+                                     what="a Python list"))
+    passed("numerical_gradient", f"{entries + 9} entries of 5 inputs (float arrays of shapes (5,), (3, 4) "
+           f"and (4,) with the default h, an integer array, a list), worst relative error {worst:.1e} "
+           f"(seed {seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # relative_error
 # ---------------------------------------------------------------------------------------------------------
+
+
+ZERO_HINT = "when a and b are both zero they are equal: return 0.0 instead of dividing 0 by 0."
 
 
 def relative_error_case(
@@ -393,33 +474,25 @@ def relative_error_case(
     *,
     over_a: float | None = None,
     over_b: float | None = None,
-) -> None:
+    entrywise: float | None = None,
+) -> int:
     """Compare the student's relative_error(a, b) with `expected`, the value the pair was built to have.
 
-    over_a and over_b, when the pair's construction knows them, are max|a - b| / max|a| and
-    max|a - b| / max|b|: the values of dividing by one side only.
+    over_a, over_b and entrywise, when the pair's construction knows them, are the values of the usual
+    slips: max|a - b| / max|a|, max|a - b| / max|b|, and the largest of the entries' own relative errors.
+    Returns 1, the number of pairs compared, so callers can count them.
     """
+    call = f"relative_error({a!r}, {b!r})"
     try:
-        with quiet():
-            raw = relative_error(a, b)
-    except ZeroDivisionError:
-        if expected != 0.0:
-            raise
-        raise CheckFailure(
-            f"relative_error({a!r}, {b!r}) raised ZeroDivisionError (seed {seed}).\nHint: when a and b are "
-            f"both zero they are equal: return 0.0 instead of dividing 0 by 0."
-        ) from None
-    try:
-        got = as_real_scalar(raw, "relative_error")
+        got = as_real_scalar(run_student(call, seed, "relative_error", relative_error, a, b), call)
+    except NotDone:
+        raise
     except CheckFailure as exc:
         if expected != 0.0:
             raise
-        raise CheckFailure(
-            f"relative_error({a!r}, {b!r}): {exc}\nHint: when a and b are both zero they are equal: return "
-            f"0.0 instead of dividing 0 by 0."
-        ) from None
+        raise CheckFailure(f"{exc}\nHint: {ZERO_HINT}") from None
     if close(got, expected, rtol=1e-9):
-        return
+        return 1
     an, bn = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     hint = "relative_error(a, b) = max|a - b| / max(max|a|, max|b|)."
     norms = max(np.linalg.norm(an), np.linalg.norm(bn))
@@ -427,6 +500,12 @@ def relative_error_case(
         hint = "you divide by |a| only. Divide by the LARGER of the two sizes, so the error is symmetric."
     elif over_b is not None and close(got, over_b):
         hint = "you divide by |b| only. Divide by the LARGER of the two sizes, so the error is symmetric."
+    elif entrywise is not None and close(got, entrywise):
+        hint = (
+            "you computed a relative error for each entry (its difference over its own size) and took the "
+            "largest. Here a tiny entry changed a lot while the large ones agree, which is a small error for "
+            "the array as a whole: divide the largest difference by the largest size, once."
+        )
     elif got < 0:
         hint = (
             "a relative error cannot be negative: take absolute values, max|a - b| on top and max|a|, max|b| "
@@ -437,23 +516,22 @@ def relative_error_case(
             "you used norms (square root of the sum of squares). This exercise measures the largest entry: "
             "np.max(np.abs(...)) on top and below."
         )
-    raise CheckFailure(
-        f"relative_error({a!r}, {b!r}) returned {got!r}, expected {expected!r} (seed {seed}).\nHint: {hint}"
-    )
+    raise CheckFailure(f"{call} returned {got!r}, expected {expected!r} (seed {seed}).\nHint: {hint}")
 
 
-def scaled_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> None:
+def scaled_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> int:
     """Scalars a and b = k a (k > 1, so |b| > |a|), then -b and -a: the relative error is (k - 1) / k.
 
     The first pair catches dividing by |a| only, and one of the two (both share a sign) a missing abs."""
     a = float(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]))
     k = float(rng.uniform(1.5, 3.0))
     expected = (k - 1.0) / k
-    relative_error_case(relative_error, a, a * k, expected, seed, over_a=k - 1.0, over_b=expected)
-    relative_error_case(relative_error, -a * k, -a, expected, seed, over_a=expected, over_b=k - 1.0)
+    first = relative_error_case(relative_error, a, a * k, expected, seed, over_a=k - 1.0, over_b=expected)
+    return first + relative_error_case(relative_error, -a * k, -a, expected, seed, over_a=expected,
+                                       over_b=k - 1.0)
 
 
-def spiked_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> None:
+def spiked_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> int:
     """Arrays that agree to 1e-3 except one entry b[j] = -m a[j], built so that the largest entry of a is 1
     (at another index) and the largest of b is m u > 1 (at j), with u = |a[j]|: the relative error is
     (1 + m) u / (m u) = (1 + m) / m, and dividing by |a| only gives (1 + m) u."""
@@ -466,29 +544,75 @@ def spiked_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -
     b = a + rng.uniform(-1e-3, 1e-3, size=4)
     b[k] = a[k]
     b[j] = -m * a[j]
-    relative_error_case(relative_error, a, b, (1.0 + m) / m, seed, over_a=(1.0 + m) * u, over_b=(1.0 + m) / m)
+    return relative_error_case(relative_error, a, b, (1.0 + m) / m, seed, over_a=(1.0 + m) * u,
+                               over_b=(1.0 + m) / m)
+
+
+def small_entry_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> int:
+    """Arrays equal except a tiny entry b[j] = k a[j] (|a[j]| = s <= 0.05, k in [1.5, 3]), while the largest
+    entry, M >= 0.5, is shared: the relative error is (k - 1) s / M, but entry by entry it is (k - 1) / k."""
+    a = rng.uniform(0.5, 1.0, size=5) * rng.choice([-1.0, 1.0], size=5)
+    j = int(rng.integers(5))
+    s = float(rng.uniform(0.01, 0.05))
+    a[j] = s * rng.choice([-1.0, 1.0])
+    k = float(rng.uniform(1.5, 3.0))
+    b = a.copy()
+    b[j] = k * a[j]
+    big = float(np.max(np.abs(np.delete(a, j))))
+    expected = (k - 1.0) * s / big
+    return relative_error_case(relative_error, a, b, expected, seed, over_a=expected, over_b=expected,
+                               entrywise=(k - 1.0) / k)
+
+
+def shape_names(shape: tuple[int, ...]) -> tuple[str, ...]:
+    """How a message may write a shape: (3, 1), [3, 1] or 3x1 (compared without spaces)."""
+    spelled = str(tuple(shape)).replace(" ", "")
+    crossed = "x".join(map(str, shape)) if len(shape) > 1 else spelled
+    return spelled, str(list(shape)).replace(" ", ""), crossed
+
+
+def check_shape_error(relative_error: Callable, a: np.ndarray, b: np.ndarray, seed: int) -> None:
+    """relative_error(a, b) with different shapes must raise ValueError whose message names both shapes."""
+    call = f"relative_error(np.ones({a.shape}), np.ones({b.shape}))"
+
+    def attempt() -> BaseException | None:
+        try:
+            relative_error(a, b)
+        except (NotImplementedError, CheckFailure):
+            raise
+        except Exception as exc:  # noqa: BLE001 - which exception it is is judged below
+            return exc
+        return None
+
+    error = call_student("relative_error", attempt)
+    if error is None:
+        raise CheckFailure(
+            f"{call} did not raise ValueError (seed {seed}). Arrays of different shapes cannot be compared "
+            f"entry by entry (numpy would silently broadcast them): check np.shape(a) == np.shape(b) first "
+            f"and raise ValueError naming both shapes."
+        )
+    if not isinstance(error, ValueError):
+        raise CheckFailure(
+            f"{call} raised {type(error).__name__}, not ValueError (seed {seed}). Use "
+            f"`raise ValueError(...)` (an assert raises AssertionError) with a message naming both shapes."
+        )
+    message = str(error).replace(" ", "")
+    missing = [shape for shape in (a.shape, b.shape) if not any(n in message for n in shape_names(shape))]
+    if missing:
+        raise CheckFailure(
+            f"{call} raised ValueError({str(error)!r}), which does not name the shape {missing[0]}: a "
+            f"student reading it cannot tell which argument is wrong (seed {seed}). Put both shapes in the "
+            f"message, e.g. with an f-string of np.shape(a) and np.shape(b)."
+        )
 
 
 def check_relative_error(relative_error: Callable, *, seed: int | None = None) -> None:
     """Scalars of both signs and orders, arrays, the all-zero case, and a clear error on mismatched shapes."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    for _ in range(3):
-        scaled_pair(rng, seed, relative_error)
-    spiked_pair(rng, seed, relative_error)
-    relative_error_case(relative_error, np.zeros(3), np.zeros(3), 0.0, seed)
-    try:
-        with quiet():
-            relative_error(np.ones(3), np.ones((3, 1)))
-    except ValueError:
-        return
-    except Exception as exc:  # noqa: BLE001 - any other exception is the student's and gets named
-        raise CheckFailure(
-            f"relative_error(np.ones(3), np.ones((3, 1))) raised {type(exc).__name__}, not ValueError. Use "
-            f"`raise ValueError(...)` (an assert raises AssertionError) with a message naming both shapes."
-        ) from None
-    raise CheckFailure(
-        "relative_error(np.ones(3), np.ones((3, 1))) did not raise ValueError. Arrays of different shapes "
-        "cannot be compared entry by entry (numpy would silently broadcast them to 3 x 3): check "
-        "np.shape(a) == np.shape(b) first and raise ValueError naming both shapes."
-    )
+    pairs = sum(scaled_pair(rng, seed, relative_error) for _ in range(3))
+    pairs += spiked_pair(rng, seed, relative_error) + small_entry_pair(rng, seed, relative_error)
+    pairs += relative_error_case(relative_error, np.zeros(3), np.zeros(3), 0.0, seed)
+    check_shape_error(relative_error, np.ones(3), np.ones((3, 1)), seed)
+    passed("relative_error", f"{pairs} pairs (scalars of both signs, arrays, all zeros) compared to 1e-9, "
+           f"and a ValueError naming the shapes (3,) and (3, 1) (seed {seed})")

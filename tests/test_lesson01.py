@@ -1,8 +1,9 @@
 """Lesson 01 (finite differences): the check functions directly, then the notebook as nbgrader grades it.
 
-Each wrong solution below is a mistake students make; it is used twice: exec'd and handed to the check
-functions (fast unit tests), and injected into the notebook in place of the solution (slow tests: that
-exercise must lose its points and every other exercise keep them).
+Each wrong solution in BUGS is a mistake students make. In process, it replaces its answer cell in the
+notebook's namespace: the visible check must fail naming the cause, the hidden check must fail, and every
+other exercise's checks must still pass (it loses only its own points). A few representatives also run
+through a real kernel and nbgrader's scoring.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from autograder import lesson01 as visible
-from autograder.checks import CheckFailure
+from autograder.checks import CheckFailure, NotDone
 from autograder.hidden import lesson01 as hidden
 
 LESSON = Path(__file__).resolve().parents[1] / "lessons" / "01_finite_differences"
@@ -60,6 +61,8 @@ def relative_error(a, b):
     return 0.0 if size == 0 else float(np.max(np.abs(a - b)) / size)
 """,
 }
+
+CORRECT_GRADIENT = SOLUTIONS["numerical_gradient"]
 
 # Correct solutions written differently from the notebook's: they must get full marks too.
 OTHER_STYLES = {
@@ -109,7 +112,11 @@ BUGS = {
         "sign_flipped": ("""
 def forward_difference(f, x, h):
     return (f(x) - f(x + h)) / h
-""", "other order"),
+""", "negative of the forward difference"),
+        "not_divided": ("""
+def forward_difference(f, x, h):
+    return f(x + h) - f(x)
+""", "forgot to divide by h"),
     },
     "backward_difference": {
         "forward_instead": (renamed("forward_difference", "backward_difference"),
@@ -117,7 +124,7 @@ def forward_difference(f, x, h):
         "sign_flipped": ("""
 def backward_difference(f, x, h):
     return (f(x - h) - f(x)) / h
-""", "other order"),
+""", "negative of the backward difference"),
     },
     "central_difference": {
         "forward_instead": (renamed("forward_difference", "central_difference"),
@@ -134,6 +141,18 @@ def central_difference(f, x, h):
 def central_difference(f, x, h):
     return (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
 """, "Use the h passed in"),
+        "sign_flipped": ("""
+def central_difference(f, x, h):
+    return (f(x - h) - f(x + h)) / (2 * h)
+""", "negative of the central difference"),
+        "not_divided": ("""
+def central_difference(f, x, h):
+    return f(x + h) - f(x - h)
+""", "forgot to divide by 2h"),
+        "divided_by_2_only": ("""
+def central_difference(f, x, h):
+    return (f(x + h) - f(x - h)) / 2
+""", "forgot h"),
     },
     "numerical_gradient": {
         "forward_differences": ("""
@@ -170,6 +189,33 @@ def numerical_gradient(f, x, h=1e-5):
         grad[index] = (f_plus - f(point)) / (2 * h)
     return grad
 """, "perturbed on its own"),
+        "integer_copy": (CORRECT_GRADIENT.replace("np.array(x, dtype=float)", "np.copy(x)"),
+                         "rounded back to an integer"),
+        "integer_copy_float_result": (CORRECT_GRADIENT.replace("np.array(x, dtype=float)", "np.copy(x)")
+                                      .replace("np.zeros_like(point)", "np.zeros(point.shape)"),
+                                      "rounded back to an integer"),
+        "float32_copy": (CORRECT_GRADIENT.replace("dtype=float", "dtype=np.float32"), "float32"),
+        "float32_copy_float64_result": (CORRECT_GRADIENT.replace("dtype=float", "dtype=np.float32")
+                                        .replace("np.zeros_like(point)", "np.zeros(point.shape)"), "float32"),
+        "returns_list": (CORRECT_GRADIENT.replace("return grad", "return grad.tolist()"),
+                         "returned a Python list"),
+        "sign_flipped": (CORRECT_GRADIENT.replace("(f_plus - f_minus)", "(f_minus - f_plus)"),
+                         "negative of the central differences"),
+        "not_divided": (CORRECT_GRADIENT.replace("(f_plus - f_minus) / (2 * h)", "f_plus - f_minus"),
+                        "forgot to divide by 2h"),
+        "own_step": (CORRECT_GRADIENT.replace("    point = ", "    h = 0.05\n    point = "),
+                     "Use the h passed in"),
+        "rows_not_entries": ("""
+def numerical_gradient(f, x, h=1e-5):
+    point = np.array(x, dtype=float)
+    grad = np.zeros_like(point)
+    for i in range(len(point)):
+        up, down = point.copy(), point.copy()
+        up[i] += h
+        down[i] -= h
+        grad[i] = (f(up) - f(down)) / (2 * h)
+    return grad
+""", "np.ndindex"),
     },
     "relative_error": {
         "divides_by_a_only": ("""
@@ -221,10 +267,27 @@ def relative_error(a, b):
     size = max(np.linalg.norm(a), np.linalg.norm(b))
     return 0.0 if size == 0 else float(np.linalg.norm(a - b) / size)
 """, "norms"),
+        "entry_by_entry": ("""
+def relative_error(a, b):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes {a.shape} and {b.shape} differ")
+    sizes = np.maximum(np.abs(a), np.abs(b))
+    if not sizes.any():
+        return 0.0
+    return float(np.max(np.abs(a - b)[sizes > 0] / sizes[sizes > 0]))
+""", "for each entry"),
+        "value_error_names_no_shapes": (SOLUTIONS["relative_error"].replace(
+            'f"shapes {a.shape} and {b.shape} differ"', '"the shapes differ"'), "does not name the shape"),
     },
 }
 
 CHECKS = {name: (getattr(visible, f"check_{name}"), getattr(hidden, f"check_{name}")) for name in SOLUTIONS}
+BLANK = """
+def {name}(*args, **kwargs):
+    raise NotImplementedError()
+"""
 
 
 def define(source: str, name: str):
@@ -240,12 +303,15 @@ def define(source: str, name: str):
 
 
 @pytest.mark.parametrize("name", sorted(SOLUTIONS))
-def test_correct_solution_passes_visible_and_hidden_checks_on_many_seeds(name):
+def test_correct_solution_passes_visible_and_hidden_checks_on_many_seeds(name, capsys):
     fn = define(SOLUTIONS[name], name)
     check_visible, check_hidden = CHECKS[name]
     for seed in range(25):
         check_visible(fn, seed=seed)
         check_hidden(fn, seed=seed)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 25, "the visible check prints one line per pass, the hidden check none"
+    assert all(line.startswith(f"passed: {name}: ") and "(seed " in line for line in lines), lines[0]
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_STYLES))
@@ -257,61 +323,36 @@ def test_other_correct_styles_pass(name):
         check_hidden(fn, seed=seed)
 
 
-@pytest.mark.parametrize(
-    ("name", "bug"), [(name, bug) for name, bugs in BUGS.items() for bug in bugs]
-)
-def test_each_bug_fails_the_visible_check_with_a_useful_message(name, bug):
+@pytest.mark.parametrize("name", sorted(SOLUTIONS))
+def test_a_blank_exercise_says_it_is_not_written_yet_in_both_checks(name):
+    fn = define(BLANK.format(name=name), name)
+    for check in CHECKS[name]:
+        with pytest.raises(NotDone) as info:
+            check(fn, seed=0)
+        assert str(info.value) == str(NotDone(name))
+
+
+@pytest.mark.parametrize(("name", "bug"), [(name, bug) for name, bugs in BUGS.items() for bug in bugs])
+def test_each_bug_fails_its_own_checks_with_its_cause_and_no_other(name, bug):
+    """The bug in the notebook's own namespace: the visible check names the cause on every seed, the hidden
+    check fails, and every other exercise (defined by the notebook's solution cells) still passes both."""
     source, fragment = BUGS[name][bug]
-    fn = define(source, name)
-    check_visible, _ = CHECKS[name]
-    for seed in range(10):
+    ns = harness.answer_namespace(NOTEBOOK, replace={name: harness.answer_cell(source, HEADER)})
+    check_visible, check_hidden = CHECKS[name]
+    for seed in range(8):
         with pytest.raises(CheckFailure) as info:
-            check_visible(fn, seed=seed)
-        assert fragment in str(info.value), str(info.value)
-        assert "Hint" in str(info.value) or "ValueError" in str(info.value)
-        assert f"seed {seed}" in str(info.value) or bug in {"no_shape_check", "assert_for_shapes"}
-
-
-def test_gradient_messages_name_a_wrong_step_and_row_indexing():
-    header = "def numerical_gradient(f, x, h=1e-5):"
-    own_step = define(SOLUTIONS["numerical_gradient"].replace(header, header + "\n    h = 0.05"),
-                      "numerical_gradient")
-    rows = define("""
-def numerical_gradient(f, x, h=1e-5):
-    point = np.array(x, dtype=float)
-    grad = np.zeros_like(point)
-    for i in range(len(point)):
-        up, down = point.copy(), point.copy()
-        up[i] += h
-        down[i] -= h
-        grad[i] = (f(up) - f(down)) / (2 * h)
-    return grad
-""", "numerical_gradient")
-    for seed in range(5):
-        with pytest.raises(CheckFailure, match="Use the h passed in"):
-            visible.check_numerical_gradient(own_step, seed=seed)
-        with pytest.raises(CheckFailure, match="np.ndindex"):
-            visible.check_numerical_gradient(rows, seed=seed)
-
-
-def test_integer_input_bug_is_caught_by_the_hidden_check():
-    fn = define("""
-def numerical_gradient(f, x, h=1e-5):
-    point = np.array(x)
-    grad = np.zeros(point.shape)
-    for index in np.ndindex(point.shape):
-        saved = point[index]
-        point[index] = saved + h
-        f_plus = f(point)
-        point[index] = saved - h
-        f_minus = f(point)
-        point[index] = saved
-        grad[index] = (f_plus - f_minus) / (2 * h)
-    return grad
-""", "numerical_gradient")
-    visible.check_numerical_gradient(fn, seed=1)  # float inputs: fine
-    with pytest.raises(CheckFailure, match="integers"):
-        hidden.check_numerical_gradient(fn, seed=1)
+            check_visible(ns[name], seed=seed)
+        message = str(info.value)
+        assert fragment in message, message
+        assert "Hint" in message or "ValueError" in message, message
+        assert f"seed {seed}" in message, message
+    for seed in range(3):
+        with pytest.raises(CheckFailure):
+            check_hidden(ns[name], seed=seed)
+    for other, (other_visible, other_hidden) in CHECKS.items():
+        if other != name:
+            other_visible(ns[other], seed=1)
+            other_hidden(ns[other], seed=1)
 
 
 def test_checks_draw_fresh_randomness_and_report_the_seed():
@@ -331,6 +372,14 @@ def test_checks_do_not_touch_the_global_random_state():
     assert np.array_equal(np.random.get_state()[1], state)
 
 
+def test_a_shape_error_may_spell_the_shapes_in_any_usual_way():
+    for message in ('f"{np.shape(a)} vs {np.shape(b)}"', 'f"{list(np.shape(a))} != {list(np.shape(b))}"'):
+        fn = define(SOLUTIONS["relative_error"].replace('f"shapes {a.shape} and {b.shape} differ"', message),
+                    "relative_error")
+        visible.check_relative_error(fn, seed=0)
+        hidden.check_relative_error(fn, seed=0)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The notebook
 # ---------------------------------------------------------------------------------------------------------
@@ -347,22 +396,44 @@ def test_notebook_has_every_exercise_and_written_answer():
 
 
 @pytest.mark.slow
-def test_source_notebook_earns_full_marks(notebooks, source_nb):
-    harness.assert_full_marks(harness.run_and_grade(notebooks, source_nb), TEST_CELLS.values())
+def test_source_notebook_earns_full_marks_and_every_test_prints_one_pass_line(notebooks, source_nb):
+    executed = notebooks.execute(source_nb)
+    harness.assert_full_marks(notebooks.grade(executed), TEST_CELLS.values())
+    harness.assert_no_error_outputs(executed)
+    for cell in executed.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in TEST_CELLS.values():
+            text = "".join(out.get("text", "") for out in cell.outputs)
+            assert text.count("\n") == 1 and text.startswith("passed: "), text
 
 
 @pytest.mark.slow
-def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebooks, source_nb):
-    harness.assert_release_is_safe_and_blank(notebooks, source_nb, TEST_CELLS.values(), at_least=10)
+def test_blank_release_scores_zero_with_one_message_per_exercise(notebooks, source_nb):
+    """Blank, every test cell ends in the one NotDone message (no traceback through the checker), and every
+    given cell that needs an exercise prints one line saying which to complete, and draws nothing."""
+    student_nb = notebooks.student_version(source_nb)
+    harness.assert_no_leaks(source_nb, student_nb, at_least=10)
+    executed = notebooks.execute(student_nb)
+    harness.assert_zero_everywhere(notebooks.grade(executed), TEST_CELLS.values())
+    waiting = 0
+    for cell in executed.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if grade_id in TEST_CELLS.values():
+            (error,) = [out for out in cell.outputs if out.output_type == "error"]
+            assert error.ename == "NotDone"
+            assert "\n".join(error.traceback).endswith(str(NotDone(grade_id.removeprefix("test_"))))
+            assert len(error.traceback) == 1 and "lesson01.py" not in error.traceback[0]
+        elif "except NotImplementedError" in cell.source:
+            waiting += 1
+            assert [out.output_type for out in cell.outputs] == ["stream"], cell.source[:80]
+            assert re.fullmatch(r"Complete exercises? [0-9 and-]+ first, then run this cell again\.\n",
+                                cell.outputs[0].text), cell.outputs[0].text
+    assert waiting == 5
 
 
-# In the notebook (each case costs a kernel run): two bugs per exercise, all three for numerical_gradient;
-# the unit tests above run every bug against the checks.
-BUG_CASES = [
-    (name, bug)
-    for name, bugs in BUGS.items()
-    for bug in (bugs if name == "numerical_gradient" else list(bugs)[:2])
-]
+# Through a real kernel and nbgrader's scoring, representatives only: the in-process test above runs every
+# bug against every exercise's checks.
+BUG_CASES = [("central_difference", "divides_by_h"), ("numerical_gradient", "changes_x"),
+             ("relative_error", "entry_by_entry")]
 
 
 @pytest.mark.slow
@@ -380,13 +451,9 @@ def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
+# The student kit: the visible module is shipped, so it must hold no answer (tests/test_student_kit.py runs
+# the notebook against the real installed kit)
 # ---------------------------------------------------------------------------------------------------------
 
 def test_visible_module_holds_no_solution_line(source_nb):
     harness.assert_module_holds_no_solution_line(Path(visible.__file__), source_nb, at_least=11)
-
-
-@pytest.mark.slow
-def test_visible_checks_pass_the_solutions_without_the_hidden_modules(source_nb):
-    harness.run_in_student_kit(harness.visible_cells_script(source_nb), LESSON)
