@@ -6,6 +6,7 @@ all of 200 seeds, and each correct one, including alternative valid formulations
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,13 @@ from autograder import checks
 from autograder.checks import (
     CheckFailure,
     GradientCheckError,
+    NotDone,
+    call_student,
     check_close,
     check_derivative,
     check_gradient,
     check_vjp,
+    passed,
     quiet,
 )
 
@@ -410,3 +414,101 @@ def test_exactly_zero_gradient_accepts_rounding_noise_but_not_more() -> None:
     check_vjp(f, [lambda g, ans, a, b: g * np.cos(a), lambda g, ans, a, b: (g - g * 1.0) + 3.9e-17], x, y)
     with pytest.raises(GradientCheckError):
         check_vjp(f, [None, lambda g, ans, a, b: 1e-3 * g], x, y)
+
+
+# --------------------------------------------------------------------------------------------------------
+# What every lesson's test cells share: one blank-exercise message, one wrapper around student code, one
+# pass line, and a failed check that shows as its message alone in a kernel and in nbgrader's feedback
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_a_blank_exercise_has_one_message_naming_it() -> None:
+    message = str(NotDone("numerical_gradient"))
+    assert isinstance(NotDone("x"), CheckFailure)
+    assert message.startswith("numerical_gradient is not written yet")
+    assert "raise NotImplementedError()" in message and "run this test cell again" in message
+
+
+def test_call_student_returns_the_result_quietly(capfd) -> None:
+    def noisy(a: float, *, b: float) -> float:
+        warnings.warn("student warning", stacklevel=1)
+        return float(np.log(np.array(a)) + b)
+
+    assert call_student("f", noisy, 0.0, b=1.0) == -np.inf
+    assert capfd.readouterr().err == ""
+
+
+def _raiser(exc: BaseException):
+    def student(*args: object) -> None:
+        raise exc
+    return student
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (NotImplementedError(), str(NotDone("relu"))),
+    (RecursionError("maximum recursion depth exceeded"), "relu hit Python's recursion limit"),
+    (ValueError("assignment destination is read-only"), "relu tried to modify one of its arguments in place"),
+    (ValueError("operands could not broadcast"), "relu raised ValueError: operands could not broadcast"),
+    (TypeError("unsupported operand"), "relu raised TypeError: unsupported operand"),
+    (ZeroDivisionError("division by zero"), "relu raised ZeroDivisionError: division by zero"),
+])
+def test_call_student_turns_every_exception_into_one_message(exc: Exception, expected: str) -> None:
+    with pytest.raises(CheckFailure) as info:
+        call_student("relu", _raiser(exc), 1.0)
+    assert str(info.value).startswith(expected), str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__, "the student's traceback stays"
+    assert isinstance(info.value, NotDone) == isinstance(exc, NotImplementedError)
+
+
+def test_call_student_keeps_a_checks_own_failure_and_never_swallows_an_interrupt() -> None:
+    own = CheckFailure("f was called with the wrong shape")
+    with pytest.raises(CheckFailure) as info:
+        call_student("relu", _raiser(own))
+    assert info.value is own
+    with pytest.raises(KeyboardInterrupt):
+        call_student("relu", _raiser(KeyboardInterrupt()))
+
+
+def test_passed_prints_exactly_one_line(capsys) -> None:
+    passed("relu", "12 numbers, worst relative error 1e-12 (seed 7)")
+    assert capsys.readouterr().out == "passed: relu: 12 numbers, worst relative error 1e-12 (seed 7)\n"
+
+
+FAILING_CELLS = [
+    # a lesson check with a wrong answer, a generic check, and an ordinary error for contrast
+    "from autograder import lesson01\n\n"
+    "def central_difference(f, x, h):\n    return (f(x + h) - f(x - h)) / h\n\n"
+    "lesson01.check_central_difference(central_difference, seed=3)",
+    "import numpy as np\nfrom autograder.checks import check_derivative\n"
+    "check_derivative(np.sin, lambda t: -np.cos(t), 0.3, seed=1)",
+    "def helper():\n    raise ValueError('an ordinary error')\n\nhelper()",
+]
+
+
+@pytest.mark.slow
+def test_a_failed_check_shows_its_message_alone_in_a_kernel_and_in_the_html() -> None:
+    """In a real kernel the error output's traceback is the message, nothing of the checker's source; the
+    HTML that nbconvert (and so nbgrader's feedback) renders from it shows the message and no source line.
+    An ordinary exception keeps its full traceback."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from autograder.course import notebooks
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in FAILING_CELLS])
+    executed = notebooks.execute(nb)
+    errors = [[out for out in cell.outputs if out.output_type == "error"] for cell in executed.cells]
+    assert [len(e) for e in errors] == [1, 1, 1]
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    for (error,), ename, needle in zip(errors[:2], ["CheckFailure", "GradientCheckError"],
+                                       ["central_difference(f, x=", "your derivative <lambda> is wrong"],
+                                       strict=True):
+        assert error.ename == ename and needle in error.evalue
+        assert [ansi.sub("", line) for line in error.traceback] == [f"{ename}: {error.evalue}"]
+    assert len(errors[2][0].traceback) > 1, "an ordinary error lost its traceback"
+    html, _ = HTMLExporter().from_notebook_node(executed)
+    text = ansi.sub("", html)
+    assert "Hint: your value is (f(x+h) - f(x-h)) / h, twice the central difference" in text
+    assert "your derivative &lt;lambda&gt; is wrong at x = 0.3" in text
+    for source_line in ("lesson01.py", "checks.py", "def check_difference", "raise CheckFailure("):
+        assert source_line not in text, source_line
