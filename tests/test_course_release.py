@@ -1,6 +1,7 @@
 """`course release` on the real course: all seven lessons release, and the student kit holds only what
-students may have (released notebooks and visible checks), with no answer of a lesson's own or later
-exercises. Earlier lessons' answers may appear in later lessons as given building blocks."""
+students may have (released notebooks, visible checks, its README and pyproject), with no answer of a
+lesson's own or later exercises. Earlier lessons' answers may appear in later lessons as given building
+blocks. tests/test_student_kit.py installs that kit and runs every lesson in it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def test_every_lesson_releases_into_the_kit(released: Path) -> None:
         assert any(n.startswith(f"student_kit/notebooks/{lesson}/") and n.endswith(".ipynb") for n in names)
         assert f"student_kit/autograder/lesson{number}.py" in names
     assert not any("hidden" in n or "reference_impl" in n or "/course/" in n for n in names)
+    kit_files = {"README.md", "pyproject.toml", "autograder/__init__.py", "autograder/checks.py"}
+    assert {f"student_kit/{name}" for name in kit_files} <= set(names)
 
 
 def test_a_later_lessons_answer_in_an_earlier_release_is_caught(released: Path) -> None:
