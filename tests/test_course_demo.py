@@ -86,8 +86,17 @@ def test_nothing_lost(demo: Path) -> None:
     lms = demo / "lms_export"
     kept = {_digest(p) for p in (demo / "submitted").rglob("*.ipynb")}
     kept |= {_digest(p) for p in (demo / "rejected").rglob("*") if p.is_file()}
-    for path in lms.iterdir():
+    for path in (p for p in lms.rglob("*") if p.is_file()):
         assert _digest(path) in kept, f"{path.name} was neither collected nor kept"
+
+
+def test_broken_metadata_is_graded_with_a_note(demo: Path) -> None:
+    rows = json.loads((demo / "exports" / "grades.json").read_text())["grades"]
+    got = {(r["student"], r["lesson"]): r for r in rows}
+    for recipe in MANIFEST["submissions"]:
+        if "note" in recipe:
+            row = got[(recipe["student"], recipe["lesson"])]
+            assert row["status"] in ("graded", "needs manual grading") and recipe["note"] in row["notes"]
 
 
 def test_gradescope_results_for_a_demo_submission(demo: Path, tmp_path: Path) -> None:

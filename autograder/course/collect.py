@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .layout import Course, CourseError
-from .submission import UnreadableNotebook, grade_ids, read_notebook
+from .submission import UnreadableNotebook, answer_ids, grade_ids, read_notebook
 
 ID_CHARS = re.compile(r"[A-Za-z0-9_.@+-]")
 UNSAFE = "unsafe_zip_paths"
@@ -53,6 +53,7 @@ class _Lesson:
     lesson: str
     notebook: str          # file stem
     grade_ids: frozenset[str]
+    answer_ids: frozenset[str]    # what the grader takes from a submission
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,12 @@ class _Claim:
 
 
 def _lesson_index(course: Course) -> list[_Lesson]:
-    return [_Lesson(lesson, nb_path.stem, frozenset(grade_ids(read_notebook(nb_path))))
-            for lesson in course.lessons() for nb_path in course.notebooks(lesson)]
+    out = []
+    for lesson in course.lessons():
+        for nb_path in course.notebooks(lesson):
+            nb = read_notebook(nb_path)
+            out.append(_Lesson(lesson, nb_path.stem, frozenset(grade_ids(nb)), frozenset(answer_ids(nb))))
+    return out
 
 
 def _digest(path: Path) -> str:
@@ -233,10 +238,10 @@ def _collect_one(course: Course, root: Path, path: Path, claim: _Claim, owner: t
                       f"{', '.join([name, *twins])}); which one counts cannot be told: collect the right "
                       "one alone")
     how = f" (renamed file, recognised as {match.notebook}.ipynb by its cells)" if claim.renamed else ""
-    if not claim.renamed and not grade_ids(nb) & match.grade_ids:
-        report.warnings.append((name, f"holds none of {match.lesson}'s cells (another lesson's notebook, or "
-                                "its cell metadata stripped): collected, but it will score 0; ask the "
-                                f"student to resubmit {match.notebook}.ipynb"))
+    if not claim.renamed and not grade_ids(nb) & match.answer_ids:
+        report.warnings.append((name, f"holds none of {match.lesson}'s answer cells (another lesson's "
+                                "notebook, or its cell metadata stripped): collected, but it will score "
+                                f"0; ask the student to resubmit {match.notebook}.ipynb"))
 
     dest = course.sub("submitted", student, match.lesson, f"{match.notebook}.ipynb")
     label = f"{student}/{match.lesson}"

@@ -3,7 +3,9 @@
 The demo class (examples/demo_class/) is a manifest of recipes, not stored notebooks: each recipe takes
 the *released* notebook of its lesson, puts named answer sections (answers/<lesson>.txt) into answer
 cells, applies a structural tamper (delete or edit a test cell, change its points, cut the JSON short,
-send a PDF) and writes the file under the name an LMS would hand over. So the class stays valid when the
+send a PDF, hand in another lesson's notebook, strip or retype the nbgrader metadata, duplicate a cell,
+add a byte-order mark, save as nbformat 3) and writes the file under the name (and folder) an LMS would
+hand over. So the class stays valid when the
 lesson text changes, and the broken cases are still real files.
 
 Stages: release -> build the LMS folder -> collect -> autograde (--jobs) -> feedback -> export (csv and
@@ -14,6 +16,7 @@ feedback, and the grader itself failed nowhere. The course folder is left in bui
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -61,7 +64,27 @@ def build_submission(course: Course, recipe: dict[str, Any], answers: dict[str, 
     text = None
     for tamper in recipe.get("tamper", []):
         op = tamper["op"]
-        if op == "delete":
+        if op == "other_lesson":
+            [other] = sorted(course.sub("release", tamper["lesson"]).glob("*.ipynb"))
+            nb = nbformat.read(other, as_version=4)
+        elif op == "strip_metadata":
+            for cell in nb.cells:
+                cell.metadata = nbformat.NotebookNode()
+        elif op == "retype":    # answers become 100-point test cells, tests become ungraded
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if meta.get("solution"):
+                    meta.update(grade=True, points=100)
+                elif meta.get("grade"):
+                    meta.update(grade=False, points=0)
+        elif op == "duplicate":
+            cell = _cell(nb, tamper["cell"])
+            nb.cells.insert(nb.cells.index(cell) + 1, copy.deepcopy(cell))
+        elif op == "bom":
+            text = "\ufeff" + (text if text is not None else nbformat.writes(nb))
+        elif op == "nbformat3":
+            text = nbformat.writes(nbformat.convert(nb, 3), version=3)
+        elif op == "delete":
             nb.cells.remove(_cell(nb, tamper["cell"]))
         elif op == "source":
             _cell(nb, tamper["cell"]).source = tamper["source"]
@@ -75,7 +98,8 @@ def build_submission(course: Course, recipe: dict[str, Any], answers: dict[str, 
         else:
             raise CourseError(f"unknown tamper {op!r} in examples/demo_class/class.json")
     path = inbox / recipe.get("file", f"{recipe['student']}_{released.name}")
-    path.write_text(text if text is not None else nbformat.writes(nb))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text is not None else nbformat.writes(nb), encoding="utf-8")
     return path
 
 
@@ -119,7 +143,8 @@ def run_demo(*, jobs: int = 2, output: Path | None = None) -> int:
     release(course, lessons)
     inbox = course.sub("lms_export")
     inbox.mkdir()
-    files = {build_submission(course, r, answers, inbox).name: r for r in manifest["submissions"]}
+    files = {str(build_submission(course, r, answers, inbox).relative_to(inbox)): r
+             for r in manifest["submissions"]}
     print(f"== collect {len(files)} files from {inbox}")
     report = collect(course, inbox)
     reported = dict(report.problems)
@@ -127,12 +152,16 @@ def run_demo(*, jobs: int = 2, output: Path | None = None) -> int:
         if "rejected" in recipe:
             if recipe["rejected"] not in reported.get(name, ""):
                 problems.append(f"{name}: expected collect to reject it ({recipe['rejected']})")
-            elif not course.sub("rejected", name).exists():
+            elif not course.sub("rejected", *Path(name).parts).exists():
                 problems.append(f"{name}: rejected but not kept in rejected/")
         elif name in reported:
             problems.append(f"{name}: collect rejected it: {reported[name]}")
+        if recipe.get("warned") and name not in dict(report.warnings):
+            problems.append(f"{name}: expected collect to warn about it")
     for name, problem in report.problems:
         print(f"   ! {name}: {problem}")
+    for name, warning in report.warnings:
+        print(f"   ? {name}: {warning}")
 
     limits = GradingLimits(**manifest["limits"])
     print(f"== autograde --jobs {jobs} (cell timeout {limits.cell_timeout} s, {limits.memory_mb} MiB, "
@@ -161,6 +190,8 @@ def run_demo(*, jobs: int = 2, output: Path | None = None) -> int:
         key = (recipe["student"], recipe["lesson"])
         row = rows.get(key)
         cells = {c["cell"]: c for c in row["cells"]} if row and row["status"] != "missing" else {}
+        if "note" in recipe and (not row or recipe["note"] not in row["notes"]):
+            problems.append(f"{key[0]}/{key[1]}: the export's notes lack {recipe['note']!r}")
         for cell, exp in expected_scores(course, recipe).items():
             got_cell = cells.get(cell)
             if got_cell is None:
