@@ -86,17 +86,20 @@ def build_autograder(course: Course, lesson: str, *, output: Path | None = None,
 
 
 def _find_submission(submission_dir: Path, notebook: str, grade_ids: set[str]) -> tuple[Path | None, str]:
-    """The submitted notebook: by its name, else by its cells (students rename files)."""
+    """The submitted notebook: by its name, else by its cells (students rename files), read as the grader
+    reads it (a byte-order mark or nbformat 3 is fine)."""
+    from .submission import UnreadableNotebook, read_notebook
+    from .submission import grade_ids as ids_of
+
     candidates = sorted(submission_dir.rglob("*.ipynb"))
     for path in candidates:
         if path.stem == notebook:
             return path, ""
     for path in candidates:
         try:
-            cells = json.loads(path.read_text()).get("cells", [])
-        except (ValueError, UnicodeDecodeError):
+            ids = ids_of(read_notebook(path))
+        except UnreadableNotebook:
             continue
-        ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in cells}
         if ids & grade_ids:
             return path, f"(graded {path.name} as {notebook}.ipynb, recognised by its cells) "
     names = ", ".join(p.name for p in candidates) or "no .ipynb file"
@@ -166,7 +169,7 @@ def run(root: Path) -> dict:
                                                      if cell["needs_manual_grade"] else "failed"),
             "visibility": "after_published" if hidden else "visible",
         })
-    notes = "; ".join(f"{e['cell']}: {e['cause']}" for e in result.events)
+    notes = "; ".join(result.notes + [f"{e['cell']}: {e['cause']}" for e in result.events])
     return {"score": row["score"], "execution_time": round(time.monotonic() - start, 1),
             "output": (note + notes).strip() or "Graded.", "visibility": "visible",
             "stdout_visibility": "hidden", "tests": tests}
