@@ -544,8 +544,9 @@ def spiked_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -
     b = a + rng.uniform(-1e-3, 1e-3, size=4)
     b[k] = a[k]
     b[j] = -m * a[j]
+    entrywise = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))))
     return relative_error_case(relative_error, a, b, (1.0 + m) / m, seed, over_a=(1.0 + m) * u,
-                               over_b=(1.0 + m) / m)
+                               over_b=(1.0 + m) / m, entrywise=entrywise)
 
 
 def small_entry_pair(rng: np.random.Generator, seed: int, relative_error: Callable) -> int:
