@@ -511,12 +511,13 @@ def _sgd_properties(SGD: type, Parameter: type, rng: np.random.Generator, seed: 
         ]
         alts = {_SGD_EMA if at == 0 else _SGD_EMA_AFTER_FIRST: pushed(1 - mu), _SGD_PLAIN: plain,
                 _SGD_LATE: _one_step_late(starts, expected)}
-        when = "step 1" if at == 0 else f"step {at + 1} (zero gradients before and after it)"
+        when = "step 1 and zero gradients after it" if at == 0 else (
+            f"step {at + 1} and zero gradients before and after it")
         _compare_steps(
             got,
             expected,
-            f"SGD(lr={lr:.3g}, momentum={mu:.3g}), a gradient g at {when} and zero gradients after it (from "
-            f"its step on, p must move by lr * g, then by lr * momentum**k * g)",
+            f"SGD(lr={lr:.3g}, momentum={mu:.3g}), a gradient g at {when} (from its step on, p must move by "
+            f"lr * g, then by lr * momentum**k * g)",
             alts,
             seed,
             starts=starts,
@@ -874,9 +875,20 @@ def _epoch(
     model.eval()  # train_epoch must switch to training mode itself
     loss_fn = RecordingMSE(Tensor)
     opt = RecordingOptimizer(model.parameters(), rng)
-    result = call_student(
-        "train_epoch", train_epoch, model, loss_fn, opt, _readonly(X), _readonly(y), batch_size, order_rng
-    )
+    try:
+        result = call_student(
+            "train_epoch", train_epoch, model, loss_fn, opt, _readonly(X), _readonly(y), batch_size, order_rng
+        )
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        if "in place" not in str(exc):
+            raise
+        raise CheckFailure(
+            "train_epoch tried to change X or y in place (with rng.shuffle(X), say): the caller's data must "
+            "stay as it is, and shuffling X alone would part the inputs from their labels. Shuffle an array "
+            "of indices instead and take the inputs and the labels with it."
+        ) from None
     return result, model, loss_fn, opt
 
 
@@ -967,7 +979,8 @@ def run_train_epoch(
         if grads[0] is None or grads[1] is None:
             raise CheckFailure(
                 f"at optimizer.step() number {k + 1} the parameters had no .grad: call loss.backward() "
-                f"before optimizer.step(). (seed {seed})"
+                "before optimizer.step(), and optimizer.zero_grad() before the forward pass, not between "
+                f"backward() and step(). (seed {seed})"
             )
         if k > 0 and np.allclose(grads[0], gW + opt.steps[k - 1][0][0], rtol=1e-6):
             raise CheckFailure(
@@ -1118,6 +1131,11 @@ def run_evaluate(
     except NotDone:
         raise
     except CheckFailure as exc:
+        if "'Tensor' object has no attribute" in str(exc):
+            raise CheckFailure(
+                f"{exc}. A Tensor offers only the engine's operations: for plain numpy work such as argmax, "
+                "use its array, .data."
+            ) from None
         if "broadcast" not in str(exc):
             raise
         raise CheckFailure(
@@ -1134,6 +1152,11 @@ def run_evaluate(
         )
     if not isinstance(result, tuple | list) or len(result) != 2:
         raise CheckFailure(f"evaluate must return (mean_loss, accuracy), got {result!r}.")
+    if any(isinstance(value, Tensor) for value in result):
+        raise CheckFailure(
+            "evaluate returned a Tensor inside (mean_loss, accuracy): return plain numbers, e.g. add each "
+            "batch's loss.item() (a float) to the total rather than the loss Tensor."
+        )
     if any(np.ndim(value) != 0 for value in result):
         raise CheckFailure(
             "evaluate must return two numbers (mean_loss, accuracy), got values of shapes "
@@ -1152,6 +1175,15 @@ def run_evaluate(
     if any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True)):
         raise CheckFailure("evaluate changed the model's parameters; it must only read them.")
     bs = "default" if batch_size is None else batch_size
+    try:
+        swapped = np.allclose(np.asarray(result, dtype=float), [expected_acc, expected_loss], rtol=1e-9)
+    except (TypeError, ValueError):
+        swapped = False  # not numbers: check_close below says so
+    if swapped:
+        raise CheckFailure(
+            "evaluate returned (accuracy, mean_loss): the order is (mean_loss, accuracy), as the training "
+            "cell unpacks it."
+        )
     check_close(
         result[1],
         expected_acc,

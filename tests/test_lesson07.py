@@ -284,6 +284,12 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_ADAM, ("            if p.grad is None:\n                continue\n", "")),
         ".grad None",
     ),
+    "adam_step_count_incremented_after_use": (
+        "adam_step",
+        _edited(_ADAM, ("        self.t += 1\n", ""),
+                ("(np.sqrt(v_hat) + self.eps)\n", "(np.sqrt(v_hat) + self.eps)\n        self.t += 1\n")),
+        "division by zero",
+    ),
     "adam_eps_inside_sqrt": (
         "adam_step",
         _edited(_ADAM, ("(np.sqrt(v_hat) + self.eps)", "np.sqrt(v_hat + self.eps)")),
@@ -293,6 +299,12 @@ BUGS: dict[str, tuple[str, str, str]] = {
         "train_epoch",
         _edited(_TRAIN_EPOCH, ("        optimizer.zero_grad()\n", "")),
         "not zeroed",
+    ),
+    "train_epoch_zero_grad_between_backward_and_step": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("        optimizer.zero_grad()\n", ""),
+                ("        loss.backward()\n", "        loss.backward()\n        optimizer.zero_grad()\n")),
+        "not between",
     ),
     "train_epoch_drops_last_batch": (
         "train_epoch",
@@ -358,6 +370,23 @@ BUGS: dict[str, tuple[str, str, str]] = {
         "evaluate",
         _edited(_EVALUATE, ("with no_grad():", "if True:")),
         "no_grad",
+    ),
+    "evaluate_argmax_of_the_tensor": (
+        "evaluate",
+        _edited(_EVALUATE, ("out.data.argmax(axis=1)", "out.argmax(axis=1)")),
+        ".data",
+    ),
+    "evaluate_returns_accuracy_first": (
+        "evaluate",
+        _edited(_EVALUATE, ("return total_loss / len(X), correct / len(X)",
+                            "return correct / len(X), total_loss / len(X)")),
+        "the order is",
+    ),
+    "evaluate_returns_loss_tensor": (
+        "evaluate",
+        _edited(_EVALUATE, ("total_loss += loss_fn(out, yb).item() * len(xb)",
+                            "total_loss = total_loss + loss_fn(out, yb) * len(xb)")),
+        "plain numbers",
     ),
     "evaluate_argmax_over_the_batch": (
         "evaluate",
