@@ -15,15 +15,25 @@ finite differences (`autograder.checks`), and names the operation that is wrong.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import math
+import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_derivative, check_gradient, new_seed, quiet
+from autograder.checks import (
+    CheckFailure,
+    NotDone,
+    call_student,
+    check_derivative,
+    check_gradient,
+    new_seed,
+    passed,
+    quiet,
+)
 
 __all__ = [
     "check_add",
@@ -102,6 +112,8 @@ def _noting_own_engine(check: Callable) -> Callable:
     def run(*args: object, **kwargs: object) -> None:
         try:
             check(*args, **kwargs)
+        except NotDone:
+            raise
         except CheckFailure as exc:
             if _trusted is None:
                 raise CheckFailure(f"{exc}{_OWN_ENGINE_NOTE}") from None
@@ -145,29 +157,41 @@ def _logged_order(root, log: list) -> list:
     return order
 
 
-def _call(what: str, fn: Callable, *args: object) -> object:
-    """Run student code; turn its exceptions into a message that names the piece that raised."""
+def _call(what: str, fn: Callable, *args: object, own: tuple | None = None) -> object:
+    """Run student code (autograder.checks.call_student) and add what only this lesson can say: a plain
+    number where a Value was expected, and, for a check that runs one exercise on top of others (`own` lists
+    the code objects of the exercise itself), which unfinished exercise it stopped in."""
     try:
-        with quiet():
-            return fn(*args)
-    except CheckFailure:
+        return call_student(what, fn, *args)
+    except NotDone as exc:
+        stopped = _raised_in(exc.__context__)
+        if own is not None and stopped is not None and stopped not in own:
+            raise CheckFailure(f"{what} stopped in `{stopped.co_name}`, which still raises "
+                               "NotImplementedError: complete that exercise first, then run this test cell "
+                               "again.") from None
         raise
-    except NotImplementedError:
-        raise CheckFailure(f"{what} raised NotImplementedError: replace `raise NotImplementedError()` "
-                           "with your code.") from None
-    except RecursionError:
-        raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError). Deep graphs need an "
-                           "explicit stack or list instead of a function that calls itself.") from None
-    except Exception as exc:  # noqa: BLE001 - any student exception becomes a message
-        hint = ""
-        if isinstance(exc, AttributeError) and str(exc).startswith(("'int' object", "'float' object")):
-            hint = (". A plain number reached code that expects a Value: wrap the other operand with "
-                    "as_value(other) before using .data or .grad.")
-        raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}{hint}") from None
+    except CheckFailure as exc:
+        if any(f"raised AttributeError: '{t}' object" in str(exc) for t in ("int", "float")):
+            raise CheckFailure(f"{exc}. A plain number reached code that expects a Value: wrap the other "
+                               "operand with as_value(other) before using .data or .grad.") from None
+        raise
 
 
-def _new_value(Value: type, x: float, what: str = "Value(x)"):
-    return _call(what, Value, x)
+def _raised_in(exc: BaseException | None) -> object:
+    """The code object of the innermost frame an exception was raised in (None if unknown)."""
+    tb = getattr(exc, "__traceback__", None)
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return None if tb is None else tb.tb_frame.f_code
+
+
+def _codes(*objects: object) -> tuple:
+    """The code objects of functions and of every method of classes: an exercise's own code."""
+    found = []
+    for obj in objects:
+        members = vars(obj).values() if isinstance(obj, type) else (obj,)
+        found.extend(m.__code__ for m in members if hasattr(m, "__code__"))
+    return tuple(found)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +207,7 @@ _FORWARD: dict[str, Callable[[float], float]] = {
 }
 
 
-@dataclass
+@dataclasses.dataclass
 class Expression:
     """A random straight-line program: steps ("add", i, j), ("mul", i, j), ("power", i, k), (unary, i)."""
 
@@ -295,17 +319,26 @@ def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, .
 
 
 _OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu")
+_METHOD_OF = {**_BINARY, "power": "power", "exp": "exp", "log": "log", "tanh": "tanh", "relu": "relu"}
+_LABEL = {"add": "`add` (a + b)", "mul": "`mul` (a * b)", "power": "`power` (a ** k)",
+          **{op: f"`{op}` (a.{op}())" for op in _FORWARD}}
+_HINT = {
+    "add": "Each input gets out.grad times the local derivative of a + b with respect to that input.",
+    "mul": "Each input gets out.grad times the local derivative of a * b with respect to that input.",
+    "power": "The local derivative of a**k is k * a**(k-1), times out.grad.",
+    "exp": "d/da exp(a) = exp(a): multiply out.grad by the OUTPUT value.",
+    "log": "d/da log(a) = 1/a, with a the INPUT value (self.data), times out.grad.",
+    "tanh": "d/da tanh(a) = 1 - t**2 where t = tanh(a) is the OUTPUT (not 1 - a**2), times out.grad.",
+    "relu": "relu passes out.grad through where the input a > 0 and sends 0 where a <= 0.",
+}
 
 
 def _works(Value: type, op: str) -> bool:
-    """Whether the class's `op` (or backward) runs on a small example: in a student's kit, expressions use
-    only the methods the student has already written."""
+    """Whether the class's `op` runs on a small example: in a student's kit, random expressions use only the
+    methods the student has already written."""
     try:
         with quiet():
             a = Value(0.7)
-            if op == "backward":
-                a.backward()
-                return True
             if op == "power":
                 out = a.power(2.0)
             elif op in _BINARY:
@@ -324,26 +357,212 @@ def _usable_ops(Value: type, focus: str) -> tuple[str, ...]:
     return others or (focus,)
 
 
-def _run_backward(root) -> None:
-    root.backward()
+# --------------------------------------------------------------------------------------------------
+# Graph replay: every primitive call made while a check runs is recorded; when a gradient is wrong, each
+# recorded node's own _backward is run alone and compared with finite differences of that primitive's
+# float forward, so the message names the first operation whose local gradient is wrong.
+# --------------------------------------------------------------------------------------------------
 
 
-def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: int = 3,
-                      backward: Callable | None = None) -> None:
-    """Forward values against float math and leaf gradients against finite differences.
+@dataclasses.dataclass
+class Made:
+    """One primitive call seen during a check: the op, its result, its operands and their data then."""
 
-    Without an explicit `backward`, gradients use Value.backward: the trusted one on the grader's machine;
-    in a student's kit the student's own, and only once it works (before that exercise is done, the
-    expressions check forward values, and each primitive's gradient is checked locally by its own check).
-    """
+    op: str
+    out: object
+    operands: tuple
+    data: tuple[float, ...]
+    k: float = 0.0
+
+    def forward(self, data: tuple[float, ...]) -> float:
+        if self.op == "add":
+            return data[0] + data[1]
+        if self.op == "mul":
+            return data[0] * data[1]
+        if self.op == "power":
+            return data[0] ** self.k
+        return _FORWARD[self.op](data[0])
+
+    def smooth(self) -> bool:
+        """Inside the primitive's domain and away from kinks, where finite differences are exact enough."""
+        x = self.data[0]
+        if self.op == "relu":
+            return abs(x) > 1e-4
+        if self.op == "log" or (self.op == "power" and self.k != int(self.k)):
+            return x > 1e-3
+        if self.op == "power" and self.k < 0:
+            return abs(x) > 1e-3
+        return self.op != "exp" or x < 700
+
+    def text(self) -> str:
+        names = ("a", "b")
+        shown = ", ".join(f"{n} = {d:.6g}" for n, d in zip(names, self.data, strict=False))
+        return shown + (f", k = {self.k:g}" if self.op == "power" else "")
+
+
+@contextlib.contextmanager
+def _recording(Value: type) -> Iterator[list[Made]]:
+    """Record every call of the primitives on the class inside the block (the class is restored after)."""
+    made: list[Made] = []
+    saved = {name: Value.__dict__.get(name, _MISSING) for name in _METHOD_OF.values()}
+
+    def recorder(op: str, method: Callable) -> Callable:
+        @functools.wraps(method)
+        def recorded(self, *args: object) -> object:
+            out = method(self, *args)
+            if isinstance(out, Value) and isinstance(self, Value) and len(args) == (op not in _FORWARD):
+                _record(made, Value, op, self, args, out)
+            return out
+
+        return recorded
+
+    try:
+        for op, name in _METHOD_OF.items():
+            if callable(saved[name]):
+                setattr(Value, name, recorder(op, saved[name]))
+        yield made
+    finally:
+        for name, old in saved.items():
+            if old is _MISSING:
+                with contextlib.suppress(AttributeError):
+                    delattr(Value, name)
+            else:
+                setattr(Value, name, old)
+
+
+def _record(made: list[Made], Value: type, op: str, a: object, args: tuple, out: object) -> None:
+    arg = args[0] if args else None
+    try:
+        if op in _BINARY:
+            # a plain number was wrapped inside the method: find the Value it became among out.inputs
+            other = arg if isinstance(arg, Value) else next(
+                (p for p in getattr(out, "inputs", ()) if p is not a and isinstance(p, Value)), None)
+            operands = (a, other if other is not None else float(arg))
+            made.append(Made(op, out, operands, tuple(float(getattr(v, "data", v)) for v in operands)))
+        elif op == "power":
+            made.append(Made(op, out, (a,), (float(a.data),), float(arg)))
+        else:
+            made.append(Made(op, out, (a,), (float(a.data),)))
+    except (TypeError, ValueError):  # an operand that is no number: other checks say so
+        pass
+
+
+def _local_hint(op: str, got: float, want: float, g: float, other_want: float | None) -> str:
+    """The likely cause of a wrong local gradient, read from the numbers."""
+    if want != 0 and not _close(g, 1.0, 1e-3) and _close(got, want / g, 1e-5):
+        return ("You dropped the upstream gradient (out.grad): the input gets out.grad times the local "
+                "derivative.")
+    if want != 0 and _close(got, -want, 1e-5):
+        return "The sign is flipped."
+    if got == 0 and want != 0:
+        return "Nothing reached this input: its _backward must add into it (`+=`)."
+    if other_want is not None and not _close(want, other_want, 1e-5) and _close(got, other_want, 1e-5):
+        return "The two inputs' gradients are swapped."
+    return _HINT[op]
+
+
+def _replay(made: list[Made], Value: type, rng: np.random.Generator, only: str | None = None) -> int:
+    """Run each recorded node's _backward alone with a random out.grad, its inputs holding the data they
+    had and grad 0, and compare what reaches each input with finite differences of the op's forward.
+    Raise a CheckFailure naming the first wrong op; return how many nodes were replayed."""
+    count = 0
+    for m in made:
+        if (only is not None and m.op != only) or not m.smooth():
+            continue
+        want_out = m.forward(m.data)
+        if not (isinstance(want_out, float) and math.isfinite(want_out)):
+            continue
+        got_out = _number(m.out.data, f"your {_LABEL[m.op]}: the result's .data")
+        if not _close(got_out, want_out):
+            raise CheckFailure(f"your {_LABEL[m.op]} computes the wrong value: for {m.text()} it gave "
+                               f"{got_out:.10g}, expected {want_out:.10g}.")
+        g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
+        inputs = [v for k, v in enumerate(m.operands)
+                  if isinstance(v, Value) and all(v is not w for w in m.operands[:k])]
+        got = _push(m, inputs, g)
+        want = [g * _slope(m, v) for v in inputs]
+        for k, (got_k, want_k) in enumerate(zip(got, want, strict=True)):
+            if abs(got_k - want_k) <= 1e-6 * abs(want_k) + 1e-9 * abs(g) * max(1.0, abs(want_out)):
+                continue
+            if len(inputs) == 1 and len(m.operands) == 2:
+                which, name = "input (used as both operands)", "a"
+            elif len(inputs) == 1:
+                which, name = "input", "a"
+            else:
+                which, name = ("first input (self)", "a") if k == 0 else ("second input (other)", "b")
+            other_want = want[1 - k] if len(inputs) == 2 else None
+            raise CheckFailure(
+                f"your {_LABEL[m.op]} gives the wrong gradient for its {which}: with {m.text()} and "
+                f"out.grad = {g:.6g}, its _backward added {got_k:.10g} to {name}.grad, but finite "
+                f"differences of the forward value give {want_k:.10g}. "
+                f"{_local_hint(m.op, got_k, want_k, g, other_want)}")
+        count += 1
+    return count
+
+
+def _push(m: Made, inputs: list, g: float) -> list[float]:
+    """What one node's _backward adds into each input, from inputs holding the node's data and grad 0."""
+    before = [(v.data, v.grad) for v in inputs]
+    out_grad = m.out.grad
+    try:
+        for v in inputs:
+            v.data = m.data[next(k for k, w in enumerate(m.operands) if w is v)]
+            v.grad = 0.0
+        m.out.grad = g
+        _call(f"your {_LABEL[m.op]}: out._backward()", m.out._backward)
+        return [_number(v.grad, f"your {_LABEL[m.op]}: an input's .grad after out._backward()")
+                for v in inputs]
+    finally:
+        for v, (data, grad) in zip(inputs, before, strict=True):
+            v.data, v.grad = data, grad
+        m.out.grad = out_grad
+
+
+def _slope(m: Made, v: object) -> float:
+    """d forward / d v by a central difference, moving every operand slot that holds v."""
+    x = m.data[next(k for k, w in enumerate(m.operands) if w is v)]
+    h = 1e-6 * max(1.0, abs(x))
+    if m.op in ("log", "power"):
+        h = min(h, 1e-4 * abs(x))
+
+    def at(t: float) -> float:
+        return m.forward(tuple(t if w is v else d for w, d in zip(m.operands, m.data, strict=True)))
+
+    return (at(x + h) - at(x - h)) / (2 * h)
+
+
+def _name_culprit(made: list[Made], Value: type, rng: np.random.Generator) -> str:
+    """In a student's kit, where a check runs on the student's own engine: the first recorded op whose own
+    gradient is wrong, else the backward pass if it fails on a small graph, else '' (the engine is fine)."""
+    if _trusted is not None:
+        return ""
+    try:
+        _replay(made, Value, rng)
+        _sweep_works(Value)
+    except CheckFailure as exc:
+        return f"\n  The likely culprit is not this exercise: {exc}"
+    return ""
+
+
+def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: int = 3) -> int:
+    """Random expressions that use `focus` several times: every node `focus` made is replayed alone (its
+    value against float math, its _backward against finite differences), which needs no backward pass, so
+    the exercise is tested on its own. On the grader's machine the whole expression's value and leaf
+    gradients are also compared, through the trusted backward pass. Returns the number of nodes replayed."""
     rng = np.random.default_rng(seed)
     others = _usable_ops(Value, focus)
-    run_backward = backward
-    if run_backward is None and (_trusted is not None or _works(Value, "backward")):
-        run_backward = _run_backward
+    replayed = 0
     for _ in range(count):
         expr, xs = random_expression(rng, focus, others)
-        leaves, root = _call(f"{label} (building {expr.text()})", expr.build, Value, xs)
+        with _recording(Value) as made:
+            leaves, root = _call(f"{label} (building {expr.text()})", expr.build, Value, xs)
+        try:
+            replayed += _replay(made, Value, rng, only=focus)
+        except CheckFailure as exc:
+            raise CheckFailure(f"{label}: in the random expression {expr.text()} at x = "
+                               f"{np.round(xs, 6).tolist()}, {exc} (seed {seed})") from None
+        if _trusted is None:
+            continue
         want = expr.floats(xs)[-1]
         if not _close(_number(root.data, f"{label}: the result's .data"), want, 1e-9):
             raise CheckFailure(
@@ -352,15 +571,12 @@ def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: 
                 f"(seed {seed})."
             )
 
-        if run_backward is None:
-            continue
-
         def f(v: np.ndarray, expr: Expression = expr) -> float:
             return expr.floats(v)[-1]
 
         def grads(v: np.ndarray, expr: Expression = expr) -> np.ndarray:
             leaves, root = expr.build(Value, v)
-            _call(f"{label}: the backward pass", run_backward, root)
+            _call(f"{label}: the backward pass", root.backward)
             return np.array([leaf.grad for leaf in leaves], dtype=float)
 
         grads.__name__ = f"the gradient through {label}"
@@ -371,6 +587,7 @@ def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: 
                 f"{label}: gradients through a random expression are wrong.\n  Expression: {expr.text()}\n"
                 f"  {exc}\n  (seed {seed})"
             ) from None
+    return replayed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,12 +622,21 @@ def _local(Value: type, label: str, make: Callable, xs: list[float], g: float,
     return out, leaves
 
 
+def _wrong_gradient_hint(op: str, got: list[float], want: list[float], g: float) -> str:
+    """The hint for the first input whose gradient disagrees with finite differences."""
+    for k, (got_k, want_k) in enumerate(zip(got, want, strict=True)):
+        if not _close(got_k, want_k, 1e-5):
+            other = want[1 - k] if len(want) == 2 else None
+            return _local_hint(op, got_k, want_k, g, other)
+    return _HINT[op]
+
+
 def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[[float, float], float],
                  seed: int | None = None) -> None:
     """Forward, local gradients (finite differences), accumulation (+=) and reuse (a op a) of `fn`."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    label = f"`{name}` (a {symbol} b)"
+    label = _LABEL[name]
     method = _BINARY[name]
     with _engine(Value, **{method: fn}):
         for _ in range(3):
@@ -435,10 +661,15 @@ def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[
                 check_gradient(lambda v, g=g: g * f(v[0], v[1]), grads, np.array([x, y]),
                                seed=int(rng.integers(2**62)))
             except CheckFailure as exc:
+                h = 1e-6
+                want = [g * (f(x + h, y) - f(x - h, y)) / (2 * h), g * (f(x, y + h) - f(x, y - h)) / (2 * h)]
+                got = list(grads(np.array([x, y])))
+                which = ("a (the first input)" if not _close(got[0], want[0], 1e-5) else
+                         "b (the second input)")
+                hint = _wrong_gradient_hint(name, got, want, g)
                 raise CheckFailure(
-                    f"{label}: the gradients your _backward sends to a and b are wrong (upstream gradient "
-                    f"out.grad = {g:.4g}).\n  {exc}\n  Hint: each input gets out.grad times the local "
-                    f"derivative of a {symbol} b with respect to that input (seed {seed})."
+                    f"{label}: the gradient your _backward sends to {which} is wrong (upstream gradient "
+                    f"out.grad = {g:.4g}).\n  {exc}\n  Hint: {hint} (seed {seed})"
                 ) from None
             # Accumulation: inputs that already hold gradient (they are used elsewhere) must keep it.
             start = list(rng.normal(size=2))
@@ -464,15 +695,18 @@ def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[
                                    f"{g:.4g}, a.grad should be {want:.6g} (both uses count), got "
                                    f"{leaf.grad:.6g}. Use `+=` for both inputs so the two contributions "
                                    f"add up (seed {seed}).")
-        check_expressions(Value, name, label, seed)
+        replayed = check_expressions(Value, name, label, seed)
+    passed(f"check_{name}", f"value and local gradients at 3 random points (random out.grad), += "
+                            f"accumulation, a {symbol} a, a plain number, and {replayed} `{name}` nodes of 3 "
+                            f"random expressions replayed one by one (seed {seed})")
 
 
 def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.random.Generator], float],
-                hint: str, seed: int | None = None) -> None:
+                seed: int | None = None) -> None:
     """Forward value, local derivative (finite differences) and accumulation of a one-input primitive."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    label = f"`{name}` (a.{name}())"
+    label = _LABEL[name]
     f = _FORWARD[name]
     with _engine(Value, **{name: fn}):
         for _ in range(6):
@@ -491,6 +725,8 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
             try:
                 check_derivative(lambda t, g=g: g * f(t), grad, x, seed=int(rng.integers(2**62)))
             except CheckFailure as exc:
+                want = g * (f(x + 1e-6) - f(x - 1e-6)) / 2e-6
+                hint = _wrong_gradient_hint(name, [grad(x)], [want], g)
                 raise CheckFailure(f"{label}: the gradient your _backward sends to a is wrong (upstream "
                                    f"gradient out.grad = {g:.4g}).\n  {exc}\n  Hint: {hint} (seed {seed})"
                                    ) from None
@@ -500,27 +736,41 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
                 raise CheckFailure(f"{label}: a.grad held {s:.4g} before out._backward() and should then "
                                    f"hold {s + grad(x):.6g}, got {a.grad:.6g}. Add into a.grad with `+=` "
                                    f"instead of overwriting it (seed {seed}).")
-        check_expressions(Value, name, label, seed)
+        if name == "relu":
+            _relu_at_zero(Value, label, rng, seed)
+        replayed = check_expressions(Value, name, label, seed)
+    passed(f"check_{name}", f"value and local gradient at 6 random points (random out.grad), += "
+                            f"accumulation{', a = 0 exactly' if name == 'relu' else ''}, and {replayed} "
+                            f"`{name}` nodes of 3 random expressions replayed one by one (seed {seed})")
 
 
-@_noting_own_engine
+def _relu_at_zero(Value: type, label: str, rng: np.random.Generator, seed: int) -> None:
+    """The kink: finite differences cannot decide relu'(0), the lesson's convention (PyTorch's) does."""
+    g = float(rng.uniform(0.5, 2.0))
+    out, (a,) = _local(Value, label, lambda a: a.relu(), [0.0], g, [0.0])
+    if not (_close(float(out.data), 0.0) and float(a.grad) == 0.0):
+        raise CheckFailure(f"{label} at a = 0 exactly, with out.grad = {g:.4g}: the lesson's convention "
+                           f"(as in PyTorch) is relu(0) = 0 with slope 0 at 0, so a.grad must stay 0; your "
+                           f"relu gave "
+                           f"{float(out.data):.6g} and a.grad = {float(a.grad):.6g}. Pass the gradient only "
+                           f"where the input is strictly positive (seed {seed}).")
+
+
 def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
     """`add(self, other)`: a + b, with d/da = d/db = 1."""
     check_binary(Value, add, "add", "+", lambda a, b: a + b, seed)
 
 
-@_noting_own_engine
 def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
     """`mul(self, other)`: a * b, with d/da = b and d/db = a."""
     check_binary(Value, mul, "mul", "*", lambda a, b: a * b, seed)
 
 
-@_noting_own_engine
 def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
     """`power(self, k)` for a plain number k: d/da a**k = k a**(k-1)."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    label = "`power` (a ** k)"
+    label = _LABEL["power"]
     with _engine(Value, power=power):
         for k in (2.0, 3.0, -1.0, -2.0, 0.5, 1.5):
             x = float(rng.uniform(0.4, 2.0)) * (1.0 if k != int(k) else float(rng.choice([-1.0, 1.0])))
@@ -539,49 +789,45 @@ def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
                 check_derivative(lambda t, g=g, k=k: g * t**k, grad, x, seed=int(rng.integers(2**62)))
             except CheckFailure as exc:
                 missing = g * x ** (k - 1)
-                hint = (" It looks like the factor k is missing: d/da a**k = k * a**(k-1)."
+                want = g * ((x + 1e-6) ** k - (x - 1e-6) ** k) / 2e-6
+                hint = ("It looks like the factor k is missing: d/da a**k = k * a**(k-1)."
                         if _close(grad(x), missing, 1e-6) else
-                        " The local derivative of a**k is k * a**(k-1), times out.grad.")
+                        _wrong_gradient_hint("power", [grad(x)], [want], g))
                 raise CheckFailure(f"{label}: wrong gradient for k = {k:g} at a = {x:.4g} "
-                                   f"(out.grad = {g:.4g}).\n  {exc}\n {hint} (seed {seed})") from None
+                                   f"(out.grad = {g:.4g}).\n  {exc}\n  {hint} (seed {seed})") from None
             s = float(rng.normal())
             _, (a,) = _local(Value, label, lambda a, k=k: a.power(k), [x], g, [s])
             if not _close(float(a.grad), s + grad(x)):
                 raise CheckFailure(f"{label}: a.grad should grow from {s:.4g} to {s + grad(x):.6g}, got "
                                    f"{a.grad:.6g}; use `+=` (seed {seed}).")
-        check_expressions(Value, "power", label, seed)
+        replayed = check_expressions(Value, "power", label, seed)
+    passed("check_power", f"value and local gradient for k = 2, 3, -1, -2, 0.5, 1.5 (random out.grad), += "
+                          f"accumulation, and {replayed} `power` nodes of 3 random expressions replayed one "
+                          f"by one (seed {seed})")
 
 
 def _signed(lo: float, hi: float) -> Callable[[np.random.Generator], float]:
     return lambda rng: float(rng.uniform(lo, hi) * rng.choice([-1.0, 1.0]))
 
 
-@_noting_own_engine
 def check_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
     """`exp(self)`: d/da e**a = e**a, which is the output itself."""
-    check_unary(Value, exp, "exp", _signed(0.1, 2.5),
-                "d/da exp(a) = exp(a): multiply out.grad by the OUTPUT value.", seed)
+    check_unary(Value, exp, "exp", _signed(0.1, 2.5), seed)
 
 
-@_noting_own_engine
 def check_log(log: Callable, Value: type, seed: int | None = None) -> None:
     """`log(self)`: d/da log a = 1/a."""
-    check_unary(Value, log, "log", lambda rng: float(rng.uniform(0.2, 4.0)),
-                "d/da log(a) = 1/a, with a the INPUT value (self.data), times out.grad.", seed)
+    check_unary(Value, log, "log", lambda rng: float(rng.uniform(0.2, 4.0)), seed)
 
 
-@_noting_own_engine
 def check_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
     """`tanh(self)`: d/da tanh a = 1 - tanh(a)**2, written with the output t = tanh(a)."""
-    check_unary(Value, tanh, "tanh", _signed(0.2, 2.0),
-                "d/da tanh(a) = 1 - t**2 where t = tanh(a) is the OUTPUT (not 1 - a**2).", seed)
+    check_unary(Value, tanh, "tanh", _signed(0.2, 2.0), seed)
 
 
-@_noting_own_engine
 def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
-    """`relu(self)`: slope 1 where the input is positive, 0 where it is negative."""
-    check_unary(Value, relu, "relu", _signed(0.1, 2.0),
-                "relu passes out.grad through where the input a > 0 and sends 0 where a < 0.", seed)
+    """`relu(self)`: slope 1 where the input is positive, 0 where it is negative or zero."""
+    check_unary(Value, relu, "relu", _signed(0.1, 2.0), seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -590,7 +836,13 @@ def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
 
 
 def _node(Value: type, data: float, inputs: tuple = (), op: str = ""):
-    return _call("Value(data, inputs, op)", Value, data, inputs, op)
+    """A node of a graph the check builds itself (called thousands of times: no warning filters here)."""
+    try:
+        return Value(data, inputs, op)
+    except Exception as exc:  # noqa: BLE001 - only a changed Value class can fail here
+        raise CheckFailure(f"Value(data, inputs, op) raised {type(exc).__name__}: {exc}. The checks build "
+                           "graphs with the Value class as the notebook gives it: run its cell "
+                           "again.") from None
 
 
 def random_graph(Value: type, rng: np.random.Generator, n_leaves: int = 4, n_inner: int = 12) -> tuple:
@@ -644,16 +896,46 @@ def _validate_order(got: object, root, label: str, want: list) -> None:
 
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
-    """Random DAGs, a + a, a diamond, heavy sharing, and a 10 000-deep chain (no RecursionError)."""
+    """Random DAGs, a + a, a diamond, heavy sharing, and deep chains sorted without recursion (judged by how
+    deep the calls nest, so raising the recursion limit does not pass it)."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     label = "`topological_sort`"
     with _creation_log(Value) as log:
-        _check_orders(topological_sort, Value, rng, label, log, seed)
+        deepest = _check_orders(topological_sort, Value, rng, label, log, seed)
+    passed("check_topological_sort", f"orders of a leaf, b = a + a; c = b + b, a diamond, 16 doublings, 4 "
+                                     f"random graphs and chains {RECURSION_PROBE:,} and 10,000 deep, calls "
+                                     f"nested at most {deepest} deep (seed {seed})")
+
+
+RECURSION_PROBE = 3_000  # chain depth for the recursion probe: beyond Python's default limit of 1 000 frames
+MAX_NESTING = 50  # nested calls an iterative sort may make (a helper, a generator); recursion makes thousands
+
+
+def _nesting(fn: Callable, *args: object) -> tuple[object, int]:
+    """fn(*args), and how deeply the Python calls it makes nest: counted by a profile hook, so a recursion
+    limit raised with sys.setrecursionlimit changes nothing."""
+    depth = deepest = 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal depth, deepest
+        if event == "call":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif event == "return":
+            depth -= 1
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        result = fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return result, deepest
 
 
 def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Generator, label: str,
-                  log: list, seed: int) -> None:
+                  log: list, seed: int) -> int:
     def validate(root, what: str) -> None:
         _validate_order(_call(what, topological_sort, root), root, what, _logged_order(root, log))
 
@@ -674,19 +956,98 @@ def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Genera
     for _ in range(4):
         _, root = random_graph(Value, rng)
         validate(root, f"{label} on a random graph (seed {seed})")
+    what = f"{label} on a chain {RECURSION_PROBE:,} nodes deep"
+    deep = chain(Value, RECURSION_PROBE)
+    order, deepest = _call(what, _nesting, topological_sort, deep)
+    if deepest > MAX_NESTING:
+        raise CheckFailure(f"{what} nested {deepest:,} Python calls inside each other: it calls itself once "
+                           "per level (recursion), and the exercise asks for a sort without recursion. "
+                           "Raising the limit with sys.setrecursionlimit only moves the crash: deep enough, "
+                           "Python's own stack overflows and the kernel dies. Use a loop with your own stack "
+                           "(a list), as described above the exercise.")
+    _validate_order(order, deep, what, _logged_order(deep, log))
     deep = chain(Value, 10_000)
-    validate(deep, f"{label} on a chain 10 000 nodes deep")
+    validate(deep, f"{label} on a chain 10,000 nodes deep")
+    return deepest
 
 
-@_noting_own_engine
+# Backprop is checked on graphs of the check's own linear nodes, out = sum of c_i * input_i, whose _backward
+# the check writes itself: no primitive of the student's is involved, so backprop is tested on its own.
+
+
+def _linear(Value: type, inputs: tuple, coefs: tuple[float, ...]):
+    out = _node(Value, sum(c * x.data for c, x in zip(coefs, inputs, strict=True)), inputs, "lin")
+
+    def push() -> None:
+        for x, c in zip(inputs, coefs, strict=True):
+            x.grad += c * out.grad
+
+    out._backward = push
+    return out
+
+
+@dataclasses.dataclass
+class LinearGraph:
+    """A DAG of linear nodes over some leaves, evaluated in floats too, so that leaf gradients come from
+    finite differences (exact for a linear function) instead of a backward pass written in the checker."""
+
+    leaves: list
+    nodes: list = dataclasses.field(default_factory=list)
+    spec: list = dataclasses.field(default_factory=list)  # per node: positions of its inputs, coefficients
+
+    def add(self, Value: type, positions: tuple[int, ...], coefs: tuple[float, ...]):
+        every = self.leaves + self.nodes
+        node = _linear(Value, tuple(every[p] for p in positions), tuple(float(c) for c in coefs))
+        self.nodes.append(node)
+        self.spec.append((tuple(positions), tuple(float(c) for c in coefs)))
+        return node
+
+    @property
+    def root(self):
+        return self.nodes[-1]
+
+    def value(self, xs: np.ndarray) -> float:
+        vals = [float(x) for x in xs]
+        for positions, coefs in self.spec:
+            vals.append(sum(c * vals[p] for p, c in zip(positions, coefs, strict=True)))
+        return vals[-1]
+
+    def gradient(self) -> np.ndarray:
+        xs = np.array([float(leaf.data) for leaf in self.leaves])
+        eye = np.eye(len(xs))
+        return np.array([(self.value(xs + e) - self.value(xs - e)) / 2 for e in eye])
+
+    def copy(self, Value: type) -> LinearGraph:
+        """The same graph on fresh Values."""
+        twin = LinearGraph([_node(Value, float(leaf.data)) for leaf in self.leaves])
+        for positions, coefs in self.spec:
+            twin.add(Value, positions, coefs)
+        return twin
+
+
+def random_linear_graph(Value: type, rng: np.random.Generator, n_leaves: int = 4,
+                        n_inner: int = 14) -> LinearGraph:
+    """Shared nodes, inputs used twice (a op a), and nodes the root does not depend on."""
+    graph = LinearGraph([_node(Value, float(rng.normal())) for _ in range(n_leaves)])
+    for _ in range(n_inner):
+        n = n_leaves + len(graph.nodes)
+        positions = tuple(int(p) for p in rng.integers(n, size=1 if rng.random() < 0.3 else 2))
+        graph.add(Value, positions, tuple(rng.uniform(0.3, 1.0, len(positions)) * rng.choice([-1, 1])))
+    n = n_leaves + len(graph.nodes)
+    graph.add(Value, (n - 1, n - 2, n - 4), (0.7, -0.9, 0.5))
+    return graph
+
+
 def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
-    """`backprop(root, order)`: gradients, a + a reuse, PyTorch's accumulation rule, deep chains."""
+    """`backprop(root, order)`: the seed, the reverse sweep, a + a, PyTorch's accumulation rule, deep chains.
+    The graphs are made of the check's own linear nodes, so only backprop is tested."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    label = "`backprop`"
-
-    with _engine(Value), _creation_log(Value) as log:
-        _check_sweeps(backprop, Value, rng, label, log, seed)
+    with _creation_log(Value) as log:
+        _check_sweeps(backprop, Value, rng, "`backprop`", log, seed)
+    passed("check_backprop", f"b = a + a; c = b + b, a diamond, 3 random graphs, PyTorch's accumulation rule "
+                             f"and a chain 10,000 deep, on nodes whose local rules are the check's own "
+                             f"(seed {seed})")
 
 
 def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, label: str, log: list,
@@ -694,39 +1055,76 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
     def run(root) -> None:
         _call(label, backprop, root, _logged_order(root, log))
 
-    a = Value(float(rng.uniform(0.5, 2.0)))
-    b = a + a
-    c = b + b
+    graph = LinearGraph([_node(Value, float(rng.uniform(0.5, 2.0)))])
+    graph.add(Value, (0, 0), (1.0, 1.0))
+    graph.add(Value, (1, 1), (1.0, 1.0))
+    (a,), c = graph.leaves, graph.root
     run(c)
-    if not _close(float(a.grad), 4.0):
+    _judge_first_sweep(float(a.grad), float(c.grad), label)
+
+    x = _node(Value, float(rng.uniform(0.5, 2.0)))
+    diamond = LinearGraph([x])
+    k = rng.uniform(0.5, 2.0, 4)
+    diamond.add(Value, (0,), (k[0],))
+    diamond.add(Value, (0,), (k[1],))
+    diamond.add(Value, (1, 2), (k[2], k[3]))
+    run(diamond.root)
+    want = float(diamond.gradient()[0])
+    if not _close(float(x.grad), want, 1e-9):
+        raise CheckFailure(f"{label}: in a diamond (x feeds two nodes that meet again in the root) x.grad "
+                           f"should be {want:.6g}, the sum over both branches, got {x.grad!r} (seed {seed}).")
+    for _ in range(3):
+        graph = random_linear_graph(Value, rng)
+        run(graph.root)
+        got, want = np.array([float(v.grad) for v in graph.leaves]), graph.gradient()
+        if not np.allclose(got, want, rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(want))))):
+            raise CheckFailure(f"{label}: on a random graph of {len(graph.nodes) + len(graph.leaves)} nodes "
+                               f"(shared nodes, inputs used twice, nodes the root does not depend on) the "
+                               f"leaves' gradients should be {np.round(want, 6).tolist()}, got "
+                               f"{np.round(got, 6).tolist()} (seed {seed}).")
+    _check_accumulation(run, Value, rng, label)
+    x = _node(Value, 0.5)
+    node, d = x, 1.0
+    for _ in range(10_000):
+        k = 1.0001 if rng.random() < 0.5 else 0.9999
+        node, d = _linear(Value, (node,), (k,)), d * k
+    run(node)
+    if not _close(float(x.grad), d, 1e-9):
+        raise CheckFailure(f"{label}: on a chain 10,000 nodes deep x.grad should be {d:.8g}, got {x.grad!r}.")
+
+
+def _judge_first_sweep(a_grad: float, c_grad: float, label: str) -> None:
+    """b = a + a; c = b + b: the smallest graph that shows a missing seed, a wrong direction or a node sent
+    on twice."""
+    if c_grad == 0.0:
         raise CheckFailure(
-            f"{label}: for b = a + a; c = b + b, dc/da is 4, but a.grad = {a.grad!r}. Walk the given "
-            "order in reverse and call each node's _backward exactly once: a node may send its gradient "
-            "on only after every use of it has sent its share back.")
-    if not _close(float(c.grad), 1.0):
+            f"{label}: after backprop on b = a + a; c = b + b the root c has grad 0 (and a.grad = "
+            f"{a_grad:.6g}): the root's gradient was never seeded. Step 2 adds 1 to root.grad (d root / d "
+            "root = 1), after step 1: the root has inputs, so a seed set before the reset is erased by it.")
+    if not _close(c_grad, 1.0):
         raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
-                           f"{c.grad!r}. Seed the root with gradient 1 before the sweep.")
-    # A diamond: a feeds two branches that meet again; both branches' gradients must reach a.
-    x = float(rng.uniform(0.5, 2.0))
-    k1, k2 = (float(v) for v in rng.uniform(0.5, 2.0, 2))
-    a = Value(x)
-    top = (a * k1).tanh() * (a * k2).exp()
-    run(top)
-    t, e = math.tanh(k1 * x), math.exp(k2 * x)
-    want = k1 * (1 - t * t) * e + t * k2 * e
-    if not _close(float(a.grad), want, 1e-9):
-        raise CheckFailure(f"{label}: in the diamond top = tanh({k1:.3g} a) * exp({k2:.3g} a) at "
-                           f"a = {x:.4g}, a.grad should be {want:.6g} (the sum of both branches), got "
-                           f"{a.grad!r}.")
-    check_expressions(Value, "add", label, seed, count=3, backward=run)
-    check_expressions(Value, "mul", label, seed + 1, count=2, backward=run)
-    # PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call.
-    expr, xs = random_expression(rng, "tanh", ("add", "mul", "exp"))
-    leaves, root = expr.build(Value, xs)
-    run(root)
-    once = [float(leaf.grad) for leaf in leaves]
-    run(root)
-    twice = [float(leaf.grad) for leaf in leaves]
+                           f"{c_grad!r}. Seed the root with gradient 1 before the sweep.")
+    if not _close(a_grad, 4.0):
+        cause = ""
+        if a_grad == 0.0:
+            cause = (" No gradient reached a: the sweep must walk the order in reverse, from the root back "
+                     "to the leaves, so that each node passes on its gradient after it has received it.")
+        elif a_grad > 4.0:
+            cause = " a received too much: a node passed its gradient on more than once."
+        raise CheckFailure(
+            f"{label}: for b = a + a; c = b + b, dc/da is 4, but a.grad = {a_grad!r}.{cause} Walk the given "
+            "order in reverse and call each node's _backward exactly once: a node may send its gradient on "
+            "only after every use of it has sent its share back.")
+
+
+def _check_accumulation(run: Callable, Value: type, rng: np.random.Generator, label: str) -> None:
+    """PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call."""
+    graph = random_linear_graph(Value, rng)
+    twin = graph.copy(Value)
+    run(graph.root)
+    once = [float(leaf.grad) for leaf in graph.leaves]
+    run(graph.root)
+    twice = [float(leaf.grad) for leaf in graph.leaves]
     if any(o != 0.0 for o in once) and all(_close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
         raise CheckFailure(
             f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
@@ -739,29 +1137,32 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
             f"(PyTorch's rule); got {np.round(once, 4).tolist()} after one call and "
             f"{np.round(twice, 4).tolist()} after two. Leaves keep accumulating, but every non-leaf node "
             "(one with inputs) must be reset to 0 before the sweep, or last call's gradient flows again.")
-    start = rng.normal(size=len(leaves))
-    leaves, root = expr.build(Value, xs)
-    for leaf, s in zip(leaves, start, strict=True):
+    start = rng.normal(size=len(twin.leaves))
+    for leaf, s in zip(twin.leaves, start, strict=True):
         leaf.grad = float(s)
-    run(root)
-    for leaf, s, o in zip(leaves, start, once, strict=True):
+    run(twin.root)
+    for leaf, s, o in zip(twin.leaves, start, once, strict=True):
         if not _close(float(leaf.grad), s + o, 1e-7):
             raise CheckFailure(
                 f"{label}: a leaf whose grad was {s:.4g} before the call should end with {s + o:.6g} "
                 f"(its old grad plus this call's), got {leaf.grad:.6g}. Do not zero the leaves in "
                 "backprop: they accumulate until the user zeroes them (PyTorch's rule).")
-    x = Value(0.5)
-    node, n_mul = x, 0
-    for _ in range(10_000):
-        if rng.random() < 0.5:
-            node, n_mul = node * 1.0001, n_mul + 1
-        else:
-            node = node + 0.1
-    run(node)
-    d = 1.0001**n_mul
-    if not _close(float(x.grad), d, 1e-9):
-        raise CheckFailure(f"{label}: on a chain 10 000 operations deep x.grad should be {d:.8g}, got "
-                           f"{x.grad!r}.")
+
+
+def _sweep_works(Value: type) -> None:
+    """Value.backward (the student's backprop on the student's topological_sort) on a three-node graph of
+    linear nodes: a CheckFailure naming it when it is wrong."""
+    a = _node(Value, 0.7)
+    graph = LinearGraph([a])
+    graph.add(Value, (0, 0), (1.5, 1.5))
+    graph.add(Value, (1, 1, 0), (-0.8, 0.6, 2.0))
+    _call("loss.backward()", graph.root.backward, own=())
+    want = float(graph.gradient()[0])
+    if not _close(float(a.grad), want, 1e-9):
+        raise CheckFailure(f"loss.backward() (your backprop on your topological_sort) gives a wrong gradient "
+                           f"on the three-node graph b = 1.5 a + 1.5 a; c = -0.8 b + 0.6 b + 2 a: a.grad = "
+                           f"{float(a.grad):.6g}, expected {want:.6g}. Fix those exercises first (their test "
+                           "cells say how).")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -803,11 +1204,27 @@ def _require_values(structure: list, Value: type) -> list:
     return structure
 
 
-def _structure(mlp: object, Value: type) -> list[list[tuple[list, object]]]:
+def _structure(mlp: object, Value: type, n_in: int, what: str) -> list[list[tuple[list, object]]]:
     layers = getattr(mlp, "layers", None)
     if not isinstance(layers, list | tuple):
         raise CheckFailure("MLP needs an attribute .layers: the list of its Layer objects.")
-    return _require_values([_layer_parts(layer, f"layer {li}") for li, layer in enumerate(layers)], Value)
+    structure = [_layer_parts(layer, f"layer {li}") for li, layer in enumerate(layers)]
+    _check_wiring(structure, n_in, what)
+    return _require_values(structure, Value)
+
+
+def _check_wiring(structure: list, n_in: int, what: str) -> None:
+    """Each neuron has one weight per input its layer receives: the network's inputs for the first layer,
+    the previous layer's outputs after that."""
+    for li, layer in enumerate(structure):
+        width = n_in if li == 0 else len(structure[li - 1])
+        source = f"the {n_in} network inputs" if li == 0 else f"the {width} outputs of layer {li - 1}"
+        for ni, (w, _) in enumerate(layer):
+            if len(w) != width:
+                raise CheckFailure(f"{what}: neuron {ni} of layer {li} has {len(w)} weight(s), but layer "
+                                   f"{li} receives {source}: every neuron needs one weight per input it "
+                                   "receives (build each layer with as many inputs as the layer before it "
+                                   "has neurons).")
 
 
 def _check_params(params: list, structure: list, Value: type, what: str) -> None:
@@ -839,8 +1256,32 @@ def _numpy_forward(structure: list, acts: list[str], theta: np.ndarray, x: np.nd
     return h
 
 
-def _check_model(model: object, structure: list, acts: list[str], Value: type, n_in: int,
-                 rng: np.random.Generator, what: str, single: bool) -> None:
+@dataclasses.dataclass
+class Model:
+    """A model under test: the object, its structure, activations, and what the check may blame."""
+
+    obj: object
+    structure: list
+    acts: list[str]
+    what: str
+    single: bool  # returns one Value (a Neuron, an MLP with one output) rather than a list
+    own: tuple  # code of the exercise itself (its NotImplementedError is a blank answer)
+    made: list  # primitive calls recorded while the check ran (for naming a wrong op)
+
+
+def _check_model(model: Model, Value: type, n_in: int, rng: np.random.Generator) -> None:
+    """Forward values against numpy and parameter gradients against finite differences; in a student's kit
+    a failure also names the likely culprit in the student's engine."""
+    try:
+        _compare_model(model, Value, n_in, rng)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(f"{exc}{_name_culprit(model.made, Value, rng)}") from None
+
+
+def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generator) -> None:
+    structure, acts, what = model.structure, model.acts, model.what
     params = [v for layer in structure for w, b in layer for v in (*w, b)]
     theta = np.array([float(p.data) for p in params])
     weights = np.array([float(v.data) for layer in structure for w, _ in layer for v in w])
@@ -848,17 +1289,20 @@ def _check_model(model: object, structure: list, acts: list[str], Value: type, n
         raise CheckFailure(f"{what}: the initial weights are all equal; draw them at random so the "
                            "neurons can learn different things (equal weights stay equal forever).")
     x = rng.normal(size=n_in)
-    out = _call(f"{what}(x)", model, [float(v) for v in x])
-    want = _numpy_forward(structure, acts, theta, x)
-    if single:
-        if not isinstance(out, Value):
-            raise CheckFailure(f"{what}(x) should return a single Value when the last layer has one neuron, "
-                               f"got {type(out).__name__}.")
-        got = np.array([float(out.data)])
-    else:
+
+    def outputs(what_call: str) -> list:
+        out = _call(what_call, model.obj, [float(v) for v in x], own=model.own)
+        if model.single:
+            if not isinstance(out, Value):
+                raise CheckFailure(f"{what}(x) should return a single Value when the last layer has one "
+                                   f"neuron, got {type(out).__name__}.")
+            return [out]
         if not isinstance(out, list | tuple) or not all(isinstance(v, Value) for v in out):
             raise CheckFailure(f"{what}(x) should return a list of Values, one per neuron.")
-        got = np.array([float(v.data) for v in out])
+        return list(out)
+
+    got = np.array([float(v.data) for v in outputs(f"{what}(x)")])
+    want = _numpy_forward(structure, acts, theta, x)
     if got.shape != want.shape or not np.allclose(got, want, rtol=1e-9, atol=1e-12):
         hint = ""
         if len(acts) > 1 and acts[-1] == "linear":
@@ -875,12 +1319,11 @@ def _check_model(model: object, structure: list, acts: list[str], Value: type, n
     def grads(t: np.ndarray) -> np.ndarray:
         for p, v in zip(params, t, strict=True):
             p.data, p.grad = float(v), 0.0
-        out = model([float(v) for v in x])
-        outs = [out] if single else list(out)
+        outs = outputs(f"{what}(x)")
         total = outs[0] * float(g[0])
         for o, gk in zip(outs[1:], g[1:], strict=True):
             total = total + o * float(gk)
-        total.backward()
+        _call("loss.backward()", total.backward, own=())
         return np.array([p.grad for p in params])
 
     grads.__name__ = f"gradients of {what}'s parameters"
@@ -889,8 +1332,26 @@ def _check_model(model: object, structure: list, acts: list[str], Value: type, n
     except CheckFailure as exc:
         raise CheckFailure(f"{what}: gradients do not reach the parameters correctly.\n  {exc}\n  Hint: "
                            "compute with the weight Values themselves (w * x), never with w.data.") from None
-    for p, v in zip(params, theta, strict=True):
-        p.data, p.grad = float(v), 0.0
+    finally:
+        for p, v in zip(params, theta, strict=True):
+            p.data, p.grad = float(v), 0.0
+
+
+def check_unknown_activation(Neuron: type) -> None:
+    """An unknown activation name must raise ValueError (when the neuron is built or first called)."""
+    what = "Neuron(2, activation='sigmoid-ish')"
+    try:
+        with quiet():
+            Neuron(2, "sigmoid-ish")([0.5, -0.25])
+    except ValueError:
+        return
+    except Exception as exc:  # noqa: BLE001 - the student's error type is what is checked
+        raise CheckFailure(f"{what} should raise ValueError naming the bad activation, got "
+                           f"{type(exc).__name__}: {exc}") from None
+    raise CheckFailure(f"{what} was built and computed an output without an error: an unknown activation "
+                       "must raise ValueError (the exercise asks for it), not silently become linear. Check "
+                       "the name in __init__ and raise ValueError for anything but 'tanh', 'relu' and "
+                       "'linear'.")
 
 
 @_noting_own_engine
@@ -898,10 +1359,11 @@ def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
     """Neuron(n_in, activation), Layer(n_in, n_out, activation), MLP(n_in, sizes): structure and math."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    with _engine(Value):
+    own = _codes(Neuron, Layer, MLP)
+    with _engine(Value), _recording(Value) as made:
         for act in ("tanh", "relu", "linear"):
             n_in = int(rng.integers(2, 5))
-            neuron = _call(f"Neuron({n_in}, activation={act!r})", Neuron, n_in, act)
+            neuron = _call(f"Neuron({n_in}, activation={act!r})", Neuron, n_in, act, own=own)
             structure = [[_neuron_parts(neuron, "a Neuron")]]
             if len(structure[0][0][0]) != n_in:
                 raise CheckFailure(f"Neuron({n_in}) should have {n_in} weights, got "
@@ -909,23 +1371,37 @@ def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
             _check_params(_params(neuron, "Neuron"), _require_values(structure, Value), Value, "Neuron")
             if act == "relu":  # make sure the check sees both sides of the kink
                 neuron.b.data = 0.3
-            _check_model(neuron, structure, [act], Value, n_in, rng, f"Neuron(activation={act!r})", True)
+            model = Model(neuron, structure, [act], f"Neuron(activation={act!r})", True, own, made)
+            _check_model(model, Value, n_in, rng)
         n_in, n_out = 3, 4
-        layer = _call(f"Layer({n_in}, {n_out})", Layer, n_in, n_out, "tanh")
-        structure = _require_values([_layer_parts(layer, "Layer")], Value)
+        layer = _call(f"Layer({n_in}, {n_out})", Layer, n_in, n_out, "tanh", own=own)
+        structure = [_layer_parts(layer, "Layer")]
         if len(structure[0]) != n_out:
             raise CheckFailure(f"Layer({n_in}, {n_out}) should hold {n_out} neurons, got "
                                f"{len(structure[0])}.")
-        _check_params(_params(layer, "Layer"), structure, Value, "Layer")
-        _check_model(layer, structure, ["tanh"], Value, n_in, rng, "Layer", False)
+        _check_wiring(structure, n_in, f"Layer({n_in}, {n_out})")
+        _check_params(_params(layer, "Layer"), _require_values(structure, Value), Value, "Layer")
+        _check_model(Model(layer, structure, ["tanh"], "Layer", False, own, made), Value, n_in, rng)
         sizes = [4, 3, 1]
-        mlp = _call(f"MLP(2, {sizes})", MLP, 2, sizes)
-        structure = _structure(mlp, Value)
-        if [len(layer) for layer in structure] != sizes:
-            raise CheckFailure(f"MLP(2, {sizes}) should have layers of {sizes} neurons, got "
-                               f"{[len(layer) for layer in structure]}.")
-        _check_params(_params(mlp, "MLP"), structure, Value, "MLP")
-        _check_model(mlp, structure, ["tanh", "tanh", "linear"], Value, 2, rng, "MLP", True)
+        check_mlp_shape(MLP, Value, 2, sizes, rng, own, made)
+        check_unknown_activation(Neuron)
+    passed("check_mlp", f"structure, parameters, forward values and parameter gradients of Neurons (tanh, "
+                        f"relu, linear), a Layer and MLP(2, {sizes}), and ValueError for an unknown "
+                        f"activation (seed {seed})")
+
+
+def check_mlp_shape(MLP: type, Value: type, n_in: int, sizes: list[int], rng: np.random.Generator,
+                    own: tuple, made: list) -> None:
+    """MLP(n_in, sizes): its layers, parameters, values and gradients (tanh layers, linear output)."""
+    what = f"MLP({n_in}, {sizes})"
+    mlp = _call(what, MLP, n_in, sizes, own=own)
+    structure = _structure(mlp, Value, n_in, what)
+    if [len(layer) for layer in structure] != sizes:
+        raise CheckFailure(f"{what} should have layers of {sizes} neurons, got "
+                           f"{[len(layer) for layer in structure]}.")
+    _check_params(_params(mlp, "MLP"), structure, Value, "MLP")
+    acts = ["tanh"] * (len(sizes) - 1) + ["linear"]
+    _check_model(Model(mlp, structure, acts, what, sizes[-1] == 1, own, made), Value, n_in, rng)
 
 
 class _TinyModel:
@@ -986,13 +1462,13 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
     y[:2] = (-1.0, 1.0)
     lr = float(rng.uniform(0.2, 0.6))
     rtol, atol = (1e-8, 1e-10) if _trusted is not None else (1e-6, 1e-8)  # exact vs finite differences
-    with _engine(Value):
+    with _engine(Value), _recording(Value) as made:
         model = _TinyModel(Value, theta0)
         theta, grads = theta0.copy(), []
         for step in (1, 2):
             want_loss, g = _loss_and_gradient(theta, X, y)
             grads.append(g)
-            loss = _call(label, train_step, model, X.tolist(), y.tolist(), lr)
+            loss = _call(label, train_step, model, X.tolist(), y.tolist(), lr, own=_codes(train_step))
             if isinstance(loss, Value):
                 raise CheckFailure(f"{label} returned a Value; return the loss as a plain float (loss.data), "
                                    "so that a training loop can store and plot it without keeping the graph.")
@@ -1000,6 +1476,12 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
             theta = theta - lr * g
             got = np.array([float(p.data) for p in model.parameters()])
             if not np.allclose(got, theta, rtol=rtol, atol=atol):
+                wrong = (f"{label}: after step {step} the parameters are not one gradient-descent step "
+                         f"(lr = {lr:.3g}) on the mean logistic loss. Largest difference "
+                         f"{np.max(np.abs(got - theta)):.3g}.")
+                culprit = _name_culprit(made, Value, rng)
+                if culprit:
+                    raise CheckFailure(f"{wrong}{culprit} (seed {seed})")
                 before = theta + lr * g
                 candidates = {
                     "You moved the parameters UP the gradient: the update is p.data -= lr * p.grad.":
@@ -1015,13 +1497,14 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
                              if np.allclose(got, c, rtol=10 * rtol, atol=atol)),
                             "Check the loss itself: L = mean over the batch of log(1 + exp(-y_i * s_i)) with "
                             "s_i = model(x_i), then one step p.data -= lr * p.grad for every parameter.")
-                raise CheckFailure(f"{label}: after step {step} the parameters are not one gradient-descent "
-                                   f"step (lr = {lr:.3g}) on the mean logistic loss. Largest difference "
-                                   f"{np.max(np.abs(got - theta)):.3g}. {hint} (seed {seed})")
+                raise CheckFailure(f"{wrong} {hint} (seed {seed})")
             if not _close(got_loss, want_loss, 1e-8):
                 raise CheckFailure(f"{label} returned loss {got_loss:.8g} at step {step}; the mean logistic "
                                    f"loss before the update is {want_loss:.8g}. Return loss.data computed "
                                    f"before changing the parameters (seed {seed}).")
+    passed("check_train_step", f"two steps on a 2-3-1 tanh network with a batch of {len(X)}: parameters "
+                               f"and returned losses against gradient descent on the mean logistic loss "
+                               f"(seed {seed})")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ keep them. That second half is what shows the checks really isolate each piece o
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import lesson_harness as harness
@@ -16,7 +17,7 @@ import nbformat
 import pytest
 
 from autograder import lesson03 as visible
-from autograder.checks import CheckFailure
+from autograder.checks import CheckFailure, NotDone
 from autograder.hidden import lesson03 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "03_scalar_backprop" / "scalar_backprop.ipynb"
@@ -42,7 +43,7 @@ BUGS = {
         "self.grad = out.grad\n        other.grad = out.grad", "+="),
     "add ignores the upstream gradient": (
         "add_mul", "test_add", "self.grad += out.grad\n        other.grad += out.grad",
-        "self.grad += 1.0\n        other.grad += 1.0", "gradients your _backward sends"),
+        "self.grad += 1.0\n        other.grad += 1.0", "dropped the upstream gradient"),
     "mul swaps the local derivatives": (
         "add_mul", "test_mul", MUL,
         "self.grad += self.data * out.grad\n        other.grad += other.data * out.grad", "`mul`"),
@@ -138,7 +139,66 @@ def backprop(root, order):
         "train_step", "test_train_step", "    zero_grad(params)\n", "", "zero_grad"),
     "training step moves up the gradient": (
         "train_step", "test_train_step", "p.data -= lr * p.grad", "p.data += lr * p.grad", "UP the gradient"),
+    "relu with slope 1 at 0": (
+        "tanh_relu", "test_relu", "positive = self.data > 0", "positive = self.data >= 0", "a = 0 exactly"),
+    "Neuron without ValueError for an unknown activation": (
+        "mlp", "test_mlp", """        if activation not in ("tanh", "relu", "linear"):
+            raise ValueError(f"activation must be 'tanh', 'relu' or 'linear', got {activation!r}")
+""", "", "must raise ValueError"),
+    "recursive topological sort with a raised recursion limit": (
+        "topological_sort", "test_topological_sort", None, """
+import sys
+
+sys.setrecursionlimit(100_000)
+
+
+def topological_sort(root):
+    order, seen = [], set()
+
+    def visit(node):
+        if node not in seen:
+            seen.add(node)
+            for parent in node.inputs:
+                visit(parent)
+            order.append(node)
+
+    visit(root)
+    return order
+""", "sys.setrecursionlimit only moves the crash"),
+    "backprop that never seeds the root": (
+        "backprop", "test_backprop",
+        "    root.grad += 1.0  # leaves (and only leaves) keep what earlier calls left in .grad\n", "",
+        "never seeded"),
+    "backprop that seeds the root before the reset": (
+        "backprop", "test_backprop", None, """
+def backprop(root, order):
+    root.grad = 1.0
+    for node in order:
+        if node.inputs:
+            node.grad = 0.0
+    for node in reversed(order):
+        node._backward()
+""", "never seeded"),
+    "exp drops the upstream gradient": (
+        "exp_log", "test_exp", "self.grad += e * out.grad", "self.grad += e",
+        "dropped the upstream gradient (out.grad)"),
+    "MLP wires every layer to the network inputs": (
+        "mlp", "test_mlp", "Layer(sizes[i], sizes[i + 1]", "Layer(n_inputs, sizes[i + 1]",
+        "one weight per input"),
+    "mul sends the wrong gradient to its second input": (
+        "add_mul", "test_mul", MUL,
+        "self.grad += other.data * out.grad\n        other.grad += other.data * out.grad",
+        "b (the second input)"),
 }
+
+# Operation bugs a whole-graph check meets in a student's kit (checks of the network and of train_step run on
+# the student's own engine there): the message must name the operation (graph replay), not the exercise.
+OP_BUGS = {"mul swaps the local derivatives": "`mul` (a * b)",
+           "mul sends the wrong gradient to its second input":
+               "`mul` (a * b) gives the wrong gradient for its second input",
+           "exp drops the upstream gradient": "`exp` (a.exp())",
+           "tanh derivative uses the input instead of the output": "`tanh` (a.tanh())",
+           "add ignores the upstream gradient": "`add` (a + b)"}
 
 # Correct solutions written differently from the notebook's: full marks too.
 OTHER_STYLES = {
@@ -204,20 +264,23 @@ def bug_source(name: str) -> str:
     return source.replace(old, new)
 
 
+def blank_source(cell: str) -> str:
+    """The answer cell as released: each solution block replaced by `raise NotImplementedError()`."""
+    return re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION\n?", r"\1raise NotImplementedError()\n",
+                  answer_cells()[cell], flags=re.S)
+
+
 def engine(replace: dict[str, str] | None = None) -> dict:
-    """The notebook's given and answer code cells exec'd in a fresh namespace (no demos, no tests)."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    ns: dict = {}
-    exec("import math\nimport random", ns)  # what given_imports provides, without the slow sklearn import
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or meta.get("grade") or not meta:
-            continue
-        if meta["grade_id"] in ("given_no_order_demo", "given_recursion_demo", "given_sin", "given_imports"):
-            continue
-        source = (replace or {}).get(meta["grade_id"], cell.source)
-        exec(compile(source, meta["grade_id"], "exec"), ns)
-    return ns
+    """The notebook's imports, given cells and answers exec'd in one namespace (no tests, no demos)."""
+    return harness.answer_namespace(NOTEBOOK, replace)
+
+
+@pytest.fixture(autouse=True)
+def _restore_recursion_limit():
+    """A bug below raises the recursion limit, as a student might: keep it from leaking into other tests."""
+    limit = sys.getrecursionlimit()
+    yield
+    sys.setrecursionlimit(limit)
 
 
 def run_check(test_cell: str, ns: dict, module=visible, seed: int | None = None) -> None:
@@ -242,15 +305,22 @@ ALL_TESTS = [t for tests in TEST_CELLS.values() for t in tests]
 
 
 @pytest.mark.parametrize("test_cell", ALL_TESTS)
-def test_the_solution_passes_visible_checks_on_many_seeds(test_cell):
+def test_the_solution_passes_visible_checks_on_many_seeds(test_cell, capsys):
     ns = engine()
+    capsys.readouterr()
     for seed in range(4):
         run_check(test_cell, ns, seed=seed)
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("passed: check_"), lines
+        assert f"seed {seed})" in lines[0], lines
 
 
 @pytest.mark.parametrize("test_cell", ALL_TESTS)
-def test_the_solution_passes_hidden_checks(test_cell):
-    run_check(test_cell, engine(), module=hidden)
+def test_the_solution_passes_hidden_checks(test_cell, capsys):
+    ns = engine()
+    capsys.readouterr()
+    run_check(test_cell, ns, module=hidden)
+    assert capsys.readouterr().out == ""  # the visible check in the same cell prints the one pass line
 
 
 @pytest.mark.parametrize("cell", sorted(OTHER_STYLES))
@@ -262,19 +332,17 @@ def test_other_correct_styles_pass(cell):
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
-def test_each_bug_fails_its_visible_check_with_a_useful_message(name):
+def test_each_bug_fails_its_visible_and_hidden_check_and_only_those(name):
+    """The visible check names the cause on every seed, the hidden one fails too, and every other exercise's
+    checks pass: the bug costs only its own points when graded."""
     cell, test_cell, _, _, words = BUGS[name]
     ns = engine({cell: bug_source(name)})
     for seed in range(3):
         with pytest.raises(CheckFailure) as info:
             run_check(test_cell, ns, seed=seed)
         assert words in str(info.value), str(info.value)
-
-
-@pytest.mark.parametrize("name", sorted(BUGS))
-def test_each_bug_leaves_the_other_checks_passing(name):
-    cell, test_cell, _, _, _ = BUGS[name]
-    ns = engine({cell: bug_source(name)})
+    with pytest.raises(CheckFailure):
+        run_check(test_cell, ns, module=hidden)
     for other in ALL_TESTS:
         if other != test_cell:
             run_check(other, ns)
@@ -288,20 +356,31 @@ def test_the_checks_restore_the_students_class():
         visible.check_mul(lambda self, other: 0, V)
     with pytest.raises(CheckFailure):  # this one also records the Values it creates
         visible.check_backprop(lambda root, order: None, V)
+    with pytest.raises(CheckFailure):  # and this one records the primitive calls
+        visible.check_train_step(lambda model, X, y, lr: 0.0, V)
     assert {name: V.__dict__.get(name) for name in before} == before
 
 
-def test_a_blank_answer_gets_a_message_not_a_crash():
-    ns = engine()
+@pytest.mark.parametrize("trusted", [True, False], ids=["grader", "kit"])
+def test_a_blank_exercise_ends_in_the_one_not_done_message(monkeypatch, trusted):
+    """The released notebook, every answer blank: each check, visible and hidden, says NotDone and nothing
+    else (in the kit too, where the network checks run on the student's blank engine)."""
+    if not trusted:
+        monkeypatch.setattr(visible, "_trusted", None)
+    ns = engine({cell: blank_source(cell) for cell in TEST_CELLS})
+    for test_cell in ALL_TESTS:
+        for module in (visible, hidden) if trusted else (visible,):
+            with pytest.raises(NotDone) as info:
+                run_check(test_cell, ns, module=module)
+            assert "is not written yet: replace `raise NotImplementedError()`" in str(info.value)
 
-    def blank(*args):
-        raise NotImplementedError()
 
-    for check in (lambda: visible.check_add(blank, ns["Value"]),
-                  lambda: visible.check_topological_sort(blank, ns["Value"]),
-                  lambda: visible.check_train_step(blank, ns["Value"])):
-        with pytest.raises(CheckFailure, match="NotImplementedError"):
-            check()
+def test_in_the_kit_a_check_that_stops_in_an_unfinished_exercise_names_it(monkeypatch):
+    monkeypatch.setattr(visible, "_trusted", None)
+    ns = engine({"backprop": blank_source("backprop")})
+    with pytest.raises(CheckFailure, match="`train_step` stopped in `backprop`") as info:
+        run_check("test_train_step", ns)
+    assert not isinstance(info.value, NotDone)
 
 
 def test_checks_report_the_seed_and_vary_it():
@@ -326,6 +405,57 @@ def test_draw_graph_draws_every_node():
     ax = visible.draw_graph(out)
     boxes = [t for t in ax.texts if "grad" in t.get_text()]
     assert len(boxes) == 5  # a, b, a*b, a*b + a, tanh
+
+
+# ------------------------------------------------------------------------------------------------------
+# Graph replay: a wrong gradient of a whole graph names the first operation whose own gradient is wrong
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(OP_BUGS))
+def test_in_the_kit_the_network_checks_name_the_wrong_operation(monkeypatch, name):
+    """On a student's machine the network and training checks run on the student's engine: an operation's
+    bug makes them fail, and the message names that operation instead of blaming the exercise."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    cell = BUGS[name][0]
+    ns = engine({cell: bug_source(name)})
+    for test_cell in ("test_mlp", "test_train_step") if "exp" not in name else ("test_train_step",):
+        with pytest.raises(CheckFailure) as info:
+            run_check(test_cell, ns)
+        message = str(info.value)
+        assert "likely culprit is not this exercise: your " + OP_BUGS[name] in message, message
+
+
+@pytest.mark.parametrize("name", sorted(OP_BUGS))
+def test_the_hidden_comparison_with_the_reference_names_the_wrong_operation(name):
+    """The hidden checks compare whole expressions with the reference engine; when they disagree the
+    message names the first operation whose own gradient is wrong (replayed node by node)."""
+    cell = BUGS[name][0]
+    op = OP_BUGS[name].split("`")[1]
+    ns = engine({cell: bug_source(name)})
+    V = ns["Value"]
+    with visible._engine(V, **{visible._METHOD_OF[op]: ns[op]}):
+        with pytest.raises(CheckFailure) as info:
+            hidden._against_reference(V, op, f"`{op}`", seed=5, run=lambda root: root.backward())
+    assert "The first wrong operation: your " + OP_BUGS[name] in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name", ["backward in forward order", "backprop that never seeds the root",
+                                  "backward without a topological order"])
+def test_in_the_kit_a_broken_backprop_costs_only_backprop_and_is_named(monkeypatch, name):
+    """The operations are checked without any backward pass, so they pass; the network checks, which need a
+    whole engine in the kit, name the backward pass as the likely culprit when they fail (a sweep without
+    order is still right on the tree-shaped graph of train_step, and that check then passes)."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    ns = engine({"backprop": bug_source(name)})
+    for test_cell in ("test_add", "test_mul", "test_tanh", "test_power", "test_topological_sort"):
+        run_check(test_cell, ns)
+    with pytest.raises(CheckFailure, match=r"likely culprit is not this exercise: loss\.backward\(\)"):
+        run_check("test_mlp", ns)
+    try:
+        run_check("test_train_step", ns)
+    except CheckFailure as exc:
+        assert "likely culprit is not this exercise: loss.backward()" in str(exc), str(exc)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -359,16 +489,15 @@ def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebo
                                              unless_outside="text")
 
 
-# Each exercise's notebook run uses two of its bugs (a third one only in the fast check tests above), to keep
-# the number of kernel runs down.
-CHECK_ONLY = {"topological sort returns the root first", "backward in forward order",
-              "neuron computes with w.data", "backward that also resets the leaves",
-              "add without wrapping a plain number", "training step returns the loss Value",
-              "training step on a squared loss"}
+# Every bug is judged in-process above; these few go through the real grading path in a kernel: an
+# operation, the recursion limit raised in the student's kernel, the backward pass, the network's wiring.
+KERNEL_BUGS = ["mul sends the wrong gradient to its second input",
+               "recursive topological sort with a raised recursion limit",
+               "backprop that never seeds the root", "MLP wires every layer to the network inputs"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(set(BUGS) - CHECK_ONLY))
+@pytest.mark.parametrize("name", KERNEL_BUGS)
 def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name):
     cell, test_cell, _, _, _ = BUGS[name]
     nb = notebooks.with_cell_source(harness.graded_cells_only(source_nb), cell, bug_source(name))
@@ -404,13 +533,10 @@ def test_hidden_checks_refuse_the_checkers_own_engine(cell, test_cell, source):
 # ------------------------------------------------------------------------------------------------------
 
 def kit_script() -> str:
-    """The notebook's given, answer and test cells in order (test cells cut before the hidden tests), with
-    the hidden modules blocked: what a student with correct answers runs from the kit."""
+    """What a student with correct answers runs from the kit, with the hidden modules blocked."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in harness.graded_cells_only(nb).cells
-             if c.cell_type == "code"]
-    return "\nfrom autograder import lesson03\nassert lesson03._trusted is None\n\n" + \
-        "\n\n".join(cells) + "\nprint('kit checks passed')\n"
+    return ("\nfrom autograder import lesson03\nassert lesson03._trusted is None\n\n"
+            + harness.visible_cells_script(nb) + "\nprint('kit checks passed')\n")
 
 
 def test_visible_module_holds_no_solution_line():
@@ -426,7 +552,7 @@ def test_visible_module_holds_no_engine():
     """No derivative rule or backward sweep of the exercises is written out in the shipped module."""
     text = Path(visible.__file__).read_text()
     for fragment in ("1.0 - y * y", "1.0 / x", "k * self.data ** (k - 1)", "other.data * out.grad",
-                     "._backward()\n", "trusted_order", "_t_backward"):
+                     "._backward()\n", "trusted_order", "_t_backward", "reversed(order)"):
         assert fragment not in text, fragment
 
 
@@ -449,8 +575,8 @@ def test_without_the_trusted_engine_the_solution_passes(monkeypatch, test_cell):
 
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_without_the_trusted_engine_each_bug_still_fails_its_check(monkeypatch, name):
-    """On a student's machine the checks run on the student's own engine, and say so (all but the
-    topological sort's, which uses no other method)."""
+    """On a student's machine the checks of the network and of train_step run on the student's own engine,
+    and say so; the others test their exercise alone there too."""
     monkeypatch.setattr(visible, "_trusted", None)
     cell, test_cell, _, _, words = BUGS[name]
     ns = engine({cell: bug_source(name)})
@@ -458,4 +584,4 @@ def test_without_the_trusted_engine_each_bug_still_fails_its_check(monkeypatch, 
         with pytest.raises(CheckFailure) as info:
             run_check(test_cell, ns, seed=seed)
         assert words in str(info.value), str(info.value)
-        assert ("your own versions" in str(info.value)) == (test_cell != "test_topological_sort")
+        assert ("your own versions" in str(info.value)) == (test_cell in ("test_mlp", "test_train_step"))
