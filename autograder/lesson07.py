@@ -142,6 +142,7 @@ def verify_module_parameters(
         ids = [id(p) for p in found]
         if len(ids) != len(set(ids)):
             raise CheckFailure(
+                "Module.parameters: "
                 "parameters() returned the same Parameter more than once. A Parameter shared by two modules "
                 "(or a module reachable twice) must appear once, or the optimiser would update it twice per "
                 f"step. Hint: keep a set of id(p) already returned. (seed {seed})"
@@ -154,6 +155,7 @@ def verify_module_parameters(
                 else "in a nested sub-module"
             )
             raise CheckFailure(
+                "Module.parameters: "
                 f"parameters() missed {len(missing)} of {len(params)} Parameters, e.g. {_describe(missing)} "
                 f"({where}). Look through every attribute: Parameters, sub-Modules (search them too) and the "
                 f"items of lists and tuples. (seed {seed})"
@@ -161,6 +163,7 @@ def verify_module_parameters(
         extra = [p for p in found if id(p) not in params]
         if extra:
             raise CheckFailure(
+                "Module.parameters: "
                 f"parameters() returned {len(extra)} object(s) that are not Parameters of the model (e.g. a "
                 f"{type(extra[0]).__name__}). Collect only isinstance(value, Parameter): plain Tensors, even "
                 f"with requires_grad=True, are not learnable parameters. (seed {seed})"
@@ -169,12 +172,14 @@ def verify_module_parameters(
         mids = [id(m) for m in mods]
         if not mods or mods[0] is not root or len(mids) != len(set(mids)) or set(mids) != set(modules):
             raise CheckFailure(
+                "Module.modules: "
                 "modules() must return the model itself first, then every sub-module once: expected "
                 f"{len(modules)} modules, got {len(mods)} ({len(set(mids))} distinct). (seed {seed})"
             )
         call_student("Module.eval (through your modules())", root.eval)
         if any(m.training for m in mods):
             raise CheckFailure(
+                "Module.modules: "
                 "after model.eval() some sub-module still has training=True: train()/eval() use modules(), "
                 "which must reach every sub-module."
             )
@@ -218,7 +223,7 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
         np.array_equal(again.weight.data, lin.weight.data) and np.array_equal(again.bias.data, lin.bias.data)
     ):
         raise CheckFailure(
-            "two Linear layers built with generators from the same seed differ: draw every random number "
+            "Linear: two layers built with generators from the same seed differ: draw every random number "
             "from the `rng` argument (not np.random.* or a new default_rng())."
         )
 
@@ -258,7 +263,8 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
         (lin(xt) * R).sum().backward()
         if lin.weight.grad is None or lin.bias.grad is None:
             raise CheckFailure(
-                "after backward through Linear, weight.grad or bias.grad is None: build the output from the "
+                "Linear: "
+                "after backward through it, weight.grad or bias.grad is None: build the output from the "
                 "Parameters themselves with Tensor operations (the engine records those), not from their "
                 ".data arrays (plain numpy, invisible to backward)."
             )
@@ -939,6 +945,7 @@ def run_train_epoch(
     n_batches = -(-n // batch_size)
     if len(opt.steps) != n_batches or len(model.seen) != n_batches:
         raise CheckFailure(
+            "train_epoch: "
             f"with {n} examples and batch_size {batch_size} an epoch has {n_batches} minibatches (the last "
             f"one smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward "
             f"passes and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial "
@@ -947,17 +954,19 @@ def run_train_epoch(
     keys = _keys(model)
     if len(keys) != n or not np.array_equal(np.sort(keys), np.sort(X[:, 0])):
         raise CheckFailure(
+            "train_epoch: "
             f"an epoch must use every training example exactly once; the batches held {len(keys)} rows for "
             f"{n} examples, some repeated or missing. (seed {seed})"
         )
     if np.array_equal(keys, X[:, 0]):
         raise CheckFailure(
-            "the examples were visited in their stored order: shuffle them every epoch with "
+            "train_epoch: the examples were visited in their stored order: shuffle them every epoch with "
             f"rng.permutation(len(X)). (seed {seed})"
         )
     _check_pairs(model, loss_fn, X, y, seed)
     if not all(training for training, _ in model.flags):
         raise CheckFailure(
+            "train_epoch: "
             "the model was not in training mode during the epoch: call model.train() first (the check "
             f"handed you a model in eval mode). (seed {seed})"
         )
@@ -978,12 +987,14 @@ def run_train_epoch(
         gW, gb = _mse_gradients(values[0], values[1], xb, yb)
         if grads[0] is None or grads[1] is None:
             raise CheckFailure(
+                "train_epoch: "
                 f"at optimizer.step() number {k + 1} the parameters had no .grad: call loss.backward() "
                 "before optimizer.step(), and optimizer.zero_grad() before the forward pass, not between "
                 f"backward() and step(). (seed {seed})"
             )
         if k > 0 and np.allclose(grads[0], gW + opt.steps[k - 1][0][0], rtol=1e-6):
             raise CheckFailure(
+                "train_epoch: "
                 f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: "
                 "the gradients were not zeroed between steps (backward() accumulates). Call "
                 f"optimizer.zero_grad() before each backward. (seed {seed})"
@@ -1044,6 +1055,7 @@ def check_order_from_rng(
 
     if not np.array_equal(order(np.random.default_rng(seed)), order(np.random.default_rng(seed))):
         raise CheckFailure(
+            "train_epoch: "
             "two epochs given generators made from the same seed visited the examples in different orders: "
             "draw the order from the rng argument (rng.permutation), not from np.random.* (numpy's global "
             "generator), so that one seed reproduces a run; the PyTorch comparison in this lesson relies on "
@@ -1051,6 +1063,7 @@ def check_order_from_rng(
         )
     if np.array_equal(order(np.random.default_rng(seed)), order(np.random.default_rng(seed + 1))):
         raise CheckFailure(
+            "train_epoch: "
             "epochs given generators made from two different seeds visited the examples in the same order: "
             "the order does not come from the rng argument (a generator with a fixed seed of your own?). "
             f"Use rng.permutation. (seed {seed})"
@@ -1058,6 +1071,7 @@ def check_order_from_rng(
     gen = np.random.default_rng(seed)
     if np.array_equal(order(gen), order(gen)):
         raise CheckFailure(
+            "train_epoch: "
             "two epochs with the same generator visited the examples in the same order: draw a new "
             f"permutation from rng in every call (do not reseed it). (seed {seed})"
         )
@@ -1148,7 +1162,7 @@ def run_evaluate(
         GradMode.enabled = saved
     if not restored:
         raise CheckFailure(
-            "grad mode was still off after evaluate returned: use `with no_grad():` so it is restored."
+            "evaluate: grad mode was still off after it returned: use `with no_grad():` so it is restored."
         )
     if not isinstance(result, tuple | list) or len(result) != 2:
         raise CheckFailure(f"evaluate must return (mean_loss, accuracy), got {result!r}.")
@@ -1164,7 +1178,7 @@ def run_evaluate(
         )
     if any(training for training, _ in model.flags):
         raise CheckFailure(
-            "the model was in training mode during evaluate: call model.eval() first (dropout and similar "
+            "evaluate: the model was in training mode: call model.eval() first (dropout and similar "
             f"layers behave differently when training). (seed {seed})"
         )
     if any(enabled for _, enabled in model.flags):
