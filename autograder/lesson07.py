@@ -170,6 +170,11 @@ def verify_module_parameters(
             )
         mods = _listed("Module.modules", root.modules)
         mids = [id(m) for m in mods]
+        if mods and mods[0] is not root and any(m is root for m in mods):
+            raise CheckFailure(
+                "Module.modules: modules() must return the model itself FIRST, then its sub-modules; yours "
+                f"put the model at position {next(k for k, m in enumerate(mods) if m is root)}. (seed {seed})"
+            )
         if not mods or mods[0] is not root or len(mids) != len(set(mids)) or set(mids) != set(modules):
             raise CheckFailure(
                 "Module.modules: "
@@ -410,9 +415,9 @@ def verify_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> s
     """The work of check_sgd_step; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    _sgd_properties(SGD, Parameter, rng, seed)  # first: the same message in the kit and when graded
     if _trusted is not None:
         _sgd_against_closed_forms(SGD, Parameter, rng, seed)
-    _sgd_properties(SGD, Parameter, rng, seed)
     return (f"plain steps, one gradient's decaying push, a gradient arriving at a later step, linearity in "
             f"the gradients and a parameter without .grad, over 4-6 steps on 4 parameters (seed {seed})")
 
@@ -574,9 +579,9 @@ def verify_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) ->
     """The work of check_adam_step; returns what was compared."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    _adam_properties(Adam, Parameter, rng, seed)  # first: the same message in the kit and when graded
     if _trusted is not None:
         _adam_against_closed_forms(Adam, Parameter, rng, seed)
-    _adam_properties(Adam, Parameter, rng, seed)
     return (f"the first step (about lr per entry), a constant gradient with two (betas, eps), betas (0, 0), "
             f"scale invariance and a parameter without .grad, over 5 steps on 3 parameters (seed {seed})")
 
@@ -588,6 +593,10 @@ _ADAM_FROZEN_T = (
     "The bias correction always uses t = 1: increment self.t once per step() call, before using it."
 )
 _ADAM_DEFAULTS = "Use self.betas and self.eps, not the default values."
+_ADAM_T_PER_PARAMETER = (
+    "The step count t grows once per parameter: t counts calls of step(), so increment it once, before "
+    "the loop over the parameters."
+)
 
 
 def _adam_first_step(
@@ -613,7 +622,13 @@ def _adam_first_step(
             + f" (seed {seed})"
         )
     expected = [[p - lr * g / (np.abs(g) + 1e-8) for p, g in zip(starts, kick, strict=False)] + [starts[-1]]]
-    _compare_steps(got, expected, f"Adam(lr={lr:.3g}), first step", {}, seed, starts=starts, rule=ADAM_RULE)
+    b1, b2 = 0.9, 0.999
+    per_parameter_t = [  # the k-th parameter with a gradient corrected with t = k + 1
+        p - lr * (1 - b1) / (1 - b1**t) * g / (np.sqrt((1 - b2) / (1 - b2**t)) * np.abs(g) + 1e-8)
+        for t, (p, g) in enumerate(zip(starts, kick, strict=False), start=1)
+    ] + [starts[-1]]
+    alts = {_ADAM_T_PER_PARAMETER: [per_parameter_t]}
+    _compare_steps(got, expected, f"Adam(lr={lr:.3g}), first step", alts, seed, starts=starts, rule=ADAM_RULE)
 
 
 def _adam_properties(Adam: type, Parameter: type, rng: np.random.Generator, seed: int) -> None:
@@ -998,6 +1013,15 @@ def run_train_epoch(
                 f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: "
                 "the gradients were not zeroed between steps (backward() accumulates). Call "
                 f"optimizer.zero_grad() before each backward. (seed {seed})"
+            )
+        scale = float(np.sum(grads[0] * gW) / max(float(np.sum(gW * gW)), 1e-300))
+        if not np.isclose(scale, 1.0) and np.allclose(grads[0], scale * gW, rtol=1e-6, atol=1e-12):
+            cause = ("the batch size: backpropagate the minibatch's mean loss itself (weight it by the batch "
+                     "size only in the running total)" if np.isclose(scale, len(xb)) else
+                     "a constant factor: backpropagate exactly the loss that loss_fn returned")
+            raise CheckFailure(
+                f"train_epoch: the weight gradient at optimizer.step() number {k + 1} is {scale:.4g} times "
+                f"the gradient of that minibatch's loss, i.e. scaled by {cause}. (seed {seed})"
             )
         check_close(
             grads[0],

@@ -179,6 +179,29 @@ BUGS: dict[str, tuple[str, str, str]] = {
 """,
         "list or tuple",
     ),
+    "modules_puts_the_model_last": (
+        "module_parameters",
+        _MODULE_HEAD
+        + """
+    def modules(self):
+        found = []
+        for value in vars(self).values():
+            for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                if isinstance(item, Module):
+                    found += [m for m in item.modules() if all(m is not f for f in found)]
+        return found + [self]
+
+    def parameters(self):
+        out = []
+        for module in self.modules():
+            for value in vars(module).values():
+                for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                    if isinstance(item, Parameter) and all(item is not p for p in out):
+                        out.append(item)
+        return out
+""",
+        "itself FIRST",
+    ),
     "parameters_duplicates_shared": (
         "module_parameters",
         _MODULE_HEAD
@@ -290,6 +313,12 @@ BUGS: dict[str, tuple[str, str, str]] = {
                 ("(np.sqrt(v_hat) + self.eps)\n", "(np.sqrt(v_hat) + self.eps)\n        self.t += 1\n")),
         "division by zero",
     ),
+    "adam_step_count_per_parameter": (
+        "adam_step",
+        _edited(_ADAM, ("        self.t += 1\n", ""),
+                ("                continue\n", "                continue\n            self.t += 1\n")),
+        "once per parameter",
+    ),
     "adam_eps_inside_sqrt": (
         "adam_step",
         _edited(_ADAM, ("(np.sqrt(v_hat) + self.eps)", "np.sqrt(v_hat + self.eps)")),
@@ -305,6 +334,11 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_TRAIN_EPOCH, ("        optimizer.zero_grad()\n", ""),
                 ("        loss.backward()\n", "        loss.backward()\n        optimizer.zero_grad()\n")),
         "not between",
+    ),
+    "train_epoch_backward_of_loss_times_batch_size": (
+        "train_epoch",
+        _edited(_TRAIN_EPOCH, ("loss.backward()", "(loss * len(idx)).backward()")),
+        "the batch size",
     ),
     "train_epoch_drops_last_batch": (
         "train_epoch",
