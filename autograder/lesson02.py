@@ -1,14 +1,23 @@
-"""Visible checks for lesson 02 (the chain rule on graphs).
+"""Visible checks for lesson 02 (the chain rule on graphs, and derivatives as expressions).
 
-Graph exercises are checked on random layered DAGs with random edge derivatives, node names whose sorted
-order has nothing to do with the graph, and edges stored in shuffled order. This module is shipped to
-students, so it computes no answer: on the grader's machine the exact answers come from the hidden
-`lesson02_trusted` (linear algebra, (I - A)^-1), and in a student's kit each node's value is checked against
-the student's own values at its neighbours (paths into v end with one edge from a parent), which pins every
-value down by induction. Dual numbers are checked against finite differences of the same operation on
-floats, and the adjoint trace against local partial derivatives measured the same way. "Visits each edge
-once" is measured, not assumed: the edges are handed over in a dict that counts reads of each value, and
-each value is a float that counts the arithmetic done with it.
+Graph exercises start on a few small graphs whose answers are counted by hand (so a failure can show the
+whole graph in a few edges), then run on random layered DAGs with random edge derivatives, node names whose
+sorted order has nothing to do with the graph, and edges stored in shuffled order. This module is shipped to
+students, so it computes no answer: on the grader's machine the exact answers for random graphs come from
+the hidden `lesson02_trusted` (linear algebra, (I - A)^-1), and in a student's kit each node's value is
+checked against the student's own values at its neighbours (paths into v end with one edge from a parent),
+which pins every value down by induction. A wrong value is reported at the first node where it goes wrong,
+with that node's parents or children only, never a dump of the whole graph.
+
+"Visits each edge once" is measured, not assumed, in two ways: the edges come in a dict that counts reads
+of each value, each value is a float that counts the arithmetic done with it, and the Python steps (lines
+and calls of the student's code) are counted against a budget proportional to the size of the graph, so a
+sweep that copies the edges into plain floats and then follows paths is caught by the work it does, not by
+a timeout. Dual numbers are checked against finite differences of the same operation on floats, the
+adjoint trace against local partial derivatives measured the same way (its messages show the rule and the
+student's own numbers, never the value a cell should hold), and symbolic derivatives by evaluating the
+student's derivative expression against finite differences of the expression (exactly, for polynomials at
+half-integer points, where a five-point difference is exact).
 """
 
 from __future__ import annotations
@@ -16,13 +25,14 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
+import sys
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_derivative, new_seed, quiet
+from autograder.checks import CheckFailure, NotDone, call_student, check_derivative, new_seed, passed, quiet
 
 __all__ = [
     "check_count_paths",
@@ -31,6 +41,7 @@ __all__ = [
     "check_reverse_mode",
     "check_dual",
     "check_adjoint_trace",
+    "check_diff",
 ]
 
 Edge = tuple[Hashable, Hashable]
@@ -210,12 +221,72 @@ def visit_problem(counting: CountingEdges, name: str, original: dict[Edge, float
     return None
 
 
+
+class TooManySteps(BaseException):
+    """Raised inside student code once its budget of Python steps is spent.
+
+    A BaseException, so an `except Exception` in the student's code does not swallow it; and the budget is
+    also recorded outside the student's reach, so swallowing it anyway changes nothing."""
+
+
+def steps_budget(g: Graph) -> int:
+    """Python steps a sweep may take: generous for any one-pass design, far below following paths."""
+    return 60 * (len(g.edges) + len(g.nodes)) + 2000
+
+
+def run_counting_steps(what: str, fn: Callable, *args: object, limit: int) -> tuple[object, int, bool]:
+    """Call student code through call_student, counting the lines and calls it executes (this module's
+    own counting objects excluded); past `limit` it is stopped. Returns (result, steps, over_budget)."""
+    steps = 0
+    over = False
+    own_files = {__file__, sys.modules[call_student.__module__].__file__}
+
+    def line(frame: object, event: str, arg: object) -> Callable | None:
+        nonlocal steps, over
+        if event == "line":
+            steps += 1
+            if steps > limit:
+                over = True
+                raise TooManySteps
+        return line
+
+    def call(frame: object, event: str, arg: object) -> Callable | None:
+        nonlocal steps
+        if frame.f_code.co_filename in own_files:
+            return None
+        steps += 1
+        return line
+
+    previous = sys.gettrace()
+    sys.settrace(call)
+    try:
+        result = call_student(what, fn, *args)
+    except TooManySteps:
+        result = None
+    finally:
+        sys.settrace(previous)
+    return result, steps, over
+
+
+def too_many_steps(g: Graph, limit: int) -> str:
+    """Why a sweep that ran out of steps is not a sweep."""
+    return (
+        f"ran more than {limit} Python steps (lines of your code) on {g.describe()}; a sweep that uses each "
+        f"edge once needs a few steps per node and per edge, about {10 * (len(g.edges) + len(g.nodes))} "
+        "here. "
+        f"Your function follows paths one by one, or scans all edges again for every node (copying the edges "
+        f"into a plain dict first does not change that). Build the lists of children (or parents) once, "
+        f"then finish each node once, in topological order."
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # count_paths and sum_over_paths
 # ---------------------------------------------------------------------------------------------------------
 
 
 def as_number(value: object, name: str) -> float:
+    """A student's return value as a float, or a message saying what came back instead."""
     if value is None:
         raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -226,94 +297,106 @@ def as_number(value: object, name: str) -> float:
     return out
 
 
-def path_cases(rng: np.random.Generator, g: Graph) -> list[tuple[Hashable, Hashable]]:
-    """The source and sink, a random reachable pair, and a pair with no path between them."""
-    counts = _trusted.path_counts(g.edges, g.nodes)
-    index = {n: i for i, n in enumerate(g.nodes)}
-    reachable = [(u, v) for u in g.nodes for v in g.nodes if u != v and counts[index[u], index[v]] > 0]
-    unreachable = [(u, v) for u in g.nodes for v in g.nodes if u != v and counts[index[u], index[v]] == 0]
-    cases = [(g.src, g.dst), reachable[int(rng.integers(len(reachable)))]]
-    cases.append(unreachable[int(rng.integers(len(unreachable)))])
-    return cases
+@dataclass(frozen=True)
+class SmallGraph:
+    """A graph small enough to read in a message, with its answers worked out by hand (no code here
+    computes them). `added` is the sum over paths of the SUM of the edge derivatives (a common slip)."""
+
+    text: str
+    edges: dict[Edge, float]
+    src: str
+    dst: str
+    paths: int
+    derivative: float
+    added: float | None = None
+    edges_on_paths: int = 0
 
 
-def exact_count_paths(count_paths: Callable, rng: np.random.Generator, seed: int) -> None:
-    """Exact path counts on random DAGs (including a pair with no path), compared with matrix powers."""
-    for layers in (2, 4, 6):
-        g = random_graph(rng, layers)
-        counts = _trusted.path_counts(g.edges, g.nodes)
-        index = {n: i for i, n in enumerate(g.nodes)}
-        for src, dst in path_cases(rng, g):
-            expected = int(counts[index[src], index[dst]])
-            with quiet():
-                got = as_number(count_paths(dict(g.edges), src, dst), "count_paths")
-            if got == expected:
-                continue
-            on_paths = sum(
-                1
-                for (u, v) in g.edges
-                if counts[index[src], index[u]] > 0 and counts[index[v], index[dst]] > 0
-            )
-            if expected == 0:
-                hint = "when no path leads from src to dst the answer is 0."
-            elif got in (len(g.edges), on_paths):
-                hint = (
-                    "you counted edges, not paths. A path is a whole route from src to dst; two routes "
-                    "may share edges. The number of paths into v is the sum of the numbers of paths into "
-                    "each parent of v."
-                )
-            else:
-                hint = (
-                    "the number of paths from src to v is the sum, over the parents u of v, of the "
-                    "number of paths from src to u (and there is exactly 1 path from src to itself)."
-                )
-            raise CheckFailure(
-                f"count_paths(edges, {src!r}, {dst!r}) on {g.describe()} returned {got:g}, expected "
-                f"{expected} (seed {seed}).\nEdges: {sorted(g.edges)}\nHint: {hint}"
-            )
+# Edges are listed children first, so code that relies on the storage order fails here.
+SMALL_GRAPHS = [
+    SmallGraph("a single edge", {("a", "b"): 2.0}, "a", "b", 1, 2.0, 2.0, 1),
+    SmallGraph("a chain", {("b", "c"): -4.0, ("a", "b"): 0.5}, "a", "c", 1, -2.0, -3.5, 2),
+    SmallGraph("no path: the edges lead from c to a, not from a to c", {("b", "a"): 2.0, ("c", "b"): 3.0},
+               "a", "c", 0, 0.0),
+    SmallGraph("a diamond: two routes from a to d",
+               {("b", "d"): 5.0, ("a", "b"): 2.0, ("c", "d"): 7.0, ("a", "c"): 3.0},
+               "a", "d", 2, 31.0, 17.0, 4),
+    SmallGraph("two diamonds in a row: 2 routes to d, then 2 from d to g",
+               {("e", "g"): 4.0, ("f", "g"): 3.0, ("d", "e"): 0.5, ("d", "f"): -1.0, ("b", "d"): 5.0,
+                ("a", "b"): 2.0, ("c", "d"): 7.0, ("a", "c"): 3.0}, "a", "g", 4, -31.0, 47.0, 8),
+    SmallGraph("a diamond with a tail: both routes go on through d to e",
+               {("d", "e"): -0.5, ("b", "d"): 5.0, ("a", "b"): 2.0, ("c", "d"): 7.0, ("a", "c"): 3.0},
+               "a", "e", 2, -15.5, 16.0, 5),
+    SmallGraph("a node and itself", {("a", "b"): 2.0}, "a", "a", 1, 1.0),
+]
 
 
-def exact_sum_over_paths(sum_over_paths: Callable, rng: np.random.Generator, seed: int) -> None:
-    """Sum over paths of products of edge derivatives, against (I - A)^-1 on random DAGs."""
-    for layers in (2, 3, 5):
-        g = random_graph(rng, layers)
-        T = _trusted.total_derivatives(g.edges, g.nodes)
-        scale = _trusted.total_derivatives(g.edges, g.nodes, absolute=True)
-        counts = _trusted.path_counts(g.edges, g.nodes)
-        index = {n: i for i, n in enumerate(g.nodes)}
-        for src, dst in path_cases(rng, g):
-            i, j = index[src], index[dst]
-            expected = float(T[i, j])
-            with quiet():
-                got = as_number(sum_over_paths(dict(g.edges), src, dst), "sum_over_paths")
-            if abs(got - expected) <= 1e-10 * max(1.0, float(scale[i, j])):
-                continue
-            if expected == 0.0:
-                hint = "when no path leads from src to dst the derivative is 0."
-            elif got == counts[i, j]:
-                hint = (
-                    "you returned the number of paths. Multiply the edge derivatives along each path and "
-                    "add up the products."
-                )
-            elif abs(got - _trusted.additive_paths(g.edges, g.nodes, src, dst)) <= 1e-9 * max(1, abs(got)):
-                hint = (
-                    "you ADD the derivatives along a path. The chain rule MULTIPLIES them along a path "
-                    "and adds over paths."
-                )
-            else:
-                hint = (
-                    "d dst/d src = sum over all paths from src to dst of the product of the edge "
-                    "derivatives along the path."
-                )
-            raise CheckFailure(
-                f"sum_over_paths(edges, {src!r}, {dst!r}) on {g.describe()} returned {got!r}, expected "
-                f"{expected!r} (seed {seed}).\nEdges: {g.edges}\nHint: {hint}"
-            )
+def path_hint(name: str, case: SmallGraph, got: float, swapped: float | None) -> str:
+    """What the student's number on a small graph says about the slip (count_paths or sum_over_paths)."""
+    counting = name == "count_paths"
+    want = case.paths if counting else case.derivative
+    if case.src == case.dst:
+        return (f"a node has exactly one path to itself, the empty one (its product of derivatives is 1), so "
+                f"{name}(edges, v, v) = 1.")
+    if swapped is not None and want != 0 and got == 0 and swapped == want:
+        return ("you follow the edges backwards: with src and dst swapped your function returns "
+                f"{swapped:g}. An "
+                "edge (u, v) leads FROM u TO v, so a path from src starts with an edge whose FIRST "
+                "node is src.")
+    if want == 0:
+        return (f"no path leads from {case.src!r} to {case.dst!r}, so the answer is 0. If you found one, you "
+                f"followed an edge backwards: an edge (u, v) leads FROM u TO v.")
+    if counting and got == case.edges_on_paths:
+        return ("you counted edges, not paths. A path is a whole route from src to dst; two routes may share "
+                "edges. The number of paths into a node is the sum of the numbers of paths into its parents.")
+    if counting and got == 1:
+        return ("your function finds whether a path exists, not how many. Either it skips a node it has "
+                "already reached (a visited set, as in graph search: here a node reached along a second "
+                "route "
+                "must be counted again, so remember its count instead of skipping it), or it combines the "
+                "children's counts with max, any or `or` instead of adding them.")
+    if counting and 1 < got < want:
+        return ("your count misses routes that meet in a shared node: once a node has been reached, your "
+                "function skips it on the next route (a visited set, as in graph search). In counting paths "
+                "every route through a node counts: remember each node's count (memoise it) and reuse it, "
+                "but "
+                "never skip the node.")
+    if not counting and got == case.paths:
+        return ("you returned the number of paths. Multiply the edge derivatives along each path and add "
+                "up the products.")
+    if not counting and case.added is not None and got in (case.added, case.added + case.paths):
+        return ("you ADD the derivatives along a path. The chain rule MULTIPLIES them along a path and "
+                "adds over paths.")
+    if counting:
+        return ("every path from src to dst starts with an edge (src, v) and goes on with a path from v to "
+                "dst, so the count is the sum over those edges of the counts from v (and 1 from dst to "
+                "itself).")
+    return ("d dst/d src = sum over all paths from src to dst of the PRODUCT of the edge derivatives "
+            "along the "
+            "path: multiply along a path, add over paths (a node reached along two routes counts on both).")
+
+
+def small_graph_cases(student: Callable, name: str) -> None:
+    """The hand-counted graphs; a failure shows the whole graph, it is that small."""
+    for case in SMALL_GRAPHS:
+        want = case.paths if name == "count_paths" else case.derivative
+        call = f"{name}(edges, {case.src!r}, {case.dst!r})"
+        got = as_number(call_student(name, student, dict(case.edges), case.src, case.dst), call)
+        if abs(got - want) <= 1e-12 * max(1.0, abs(want)):
+            continue
+        swapped = None
+        if want != 0 and got == 0:
+            swapped = as_number(call_student(name, student, dict(case.edges), case.dst, case.src),
+                                f"{name}(edges, {case.dst!r}, {case.src!r})")
+        raise CheckFailure(
+            f"{call} returned {got:g}, expected {want:g}, on {case.text}:\n  edges = {case.edges!r}\n"
+            f"Hint: {path_hint(name, case, got, swapped)}"
+        )
 
 
 FALLBACK_NOTE = (
     "(Without the grader's exact answers, this check tests each node against your own values at its "
-    "{kin}, so the first node reported may sit downstream of the real slip.)"
+    "{kin}, so the node reported may sit downstream of the real slip.)"
 )
 
 
@@ -325,68 +408,99 @@ def parents_of(g: Graph) -> dict[Hashable, list[Edge]]:
     return into
 
 
-def consistent_paths(student: Callable, name: str, g: Graph, seed: int, multiply: bool) -> None:
-    """Without the exact answers: check student(edges, src, v) for every node v against the student's own
-    values at v's parents. Paths into v end with one edge from a parent, so count(v) = sum of count(u) over
-    parents u and, with products, sum(v) = sum of sum(u) * d(u, v); the empty path gives 1 at src itself.
-    By induction over the graph this pins every value down without computing any of them here."""
+def graph_path_case(student: Callable, name: str, g: Graph, src: Hashable, seed: int) -> None:
+    """student(edges, src, v) for every node v of a random graph, reported at the first wrong node.
+
+    With the exact answers (grader) every value is compared with them, in an order where a node's parents
+    come first, so the parents of the node reported are right. Without them (a student's kit) each value is
+    compared with the student's own values at v's parents: paths into v end with one edge from a parent, so
+    count(v) = sum of count(u) and, with products, sum(v) = sum of sum(u) * d(u, v), and 1 at src itself.
+    By induction this pins every value down without computing any of them here."""
+    multiply = name == "sum_over_paths"
     into = parents_of(g)
-    got: dict[Hashable, float] = {}
-    for v in g.nodes:
-        with quiet():
-            got[v] = as_number(student(dict(g.edges), g.src, v), name)
-    for v in g.nodes:
-        if v == g.src:
-            expected, bound = 1.0, 1.0
+    got = {v: as_number(call_student(name, student, dict(g.edges), src, v), f"{name}(edges, {src!r}, {v!r})")
+           for v in g.nodes}
+    order = list(g.nodes)
+    if _trusted is not None:
+        exact = (_trusted.total_derivatives if multiply else _trusted.path_counts)(g.edges, g.nodes)
+        scale = _trusted.total_derivatives(g.edges, g.nodes, absolute=True)
+        ancestors = (scale > 0).sum(axis=0)  # |weights| > 0: positive exactly where a path exists
+        order = [g.nodes[i] for i in sorted(range(len(g.nodes)), key=lambda i: int(ancestors[i]))]
+        k = g.nodes.index(src)
+    for v in order:
+        terms = [got[u] * (g.edges[(u, v)] if multiply else 1.0) for (u, _) in into[v]]
+        from_parents = 1.0 if v == src else float(sum(terms))
+        if _trusted is not None:
+            i = g.nodes.index(v)
+            want, bound = float(exact[k, i]), float(scale[k, i])
         else:
-            terms = [got[u] * (g.edges[(u, v)] if multiply else 1.0) for (u, v) in into[v]]
-            expected, bound = float(sum(terms)), float(sum(abs(t) for t in terms))
-        if abs(got[v] - expected) <= 1e-10 * max(1.0, bound):
+            want, bound = from_parents, 1.0 if v == src else float(sum(abs(t) for t in terms))
+        if abs(got[v] - want) <= 1e-10 * max(1.0, bound):
             continue
         what = "derivative" if multiply else "number of paths"
-        if v == g.src:
-            hint = f"from a node to itself there is exactly one path, the empty one: {name}(edges, v, v) = 1."
+        parents = ", ".join(
+            f"{u!r} (your value {got[u]:g}" + (f", edge derivative {g.edges[(u, v)]:g})" if multiply else ")")
+            for (u, _) in into[v]) or "none"
+        verdict = (f"expected {want:g}" if _trusted is not None
+                   else f"but your own values at its parents give {from_parents:g}")
+        if v == src:
+            hint = f"a node has exactly one path to itself, the empty one: {name}(edges, v, v) = 1."
         elif multiply:
-            hint = (
-                "d v/d src = sum over all paths from src to v of the PRODUCT of the edge derivatives along "
-                "the path: MULTIPLY along a path, ADD over paths. Every path into v ends with one edge "
-                "(u, v), so the value for v is the sum over the parents u of v of (value for u) * "
-                "edges[(u, v)]."
-            )
+            hint = ("every path into v ends with one edge (u, v), so the derivative for v is the sum "
+                    "over the "
+                    "parents u of v of (derivative for u) * edges[(u, v)]: multiply along, add over paths.")
         else:
-            hint = (
-                "the number of paths from src to v is the sum, over the parents u of v, of the number of "
-                "paths from src to u (and there is exactly 1 path from src to itself): count whole routes, "
-                "not edges, and add the routes of all parents, do not take the largest."
-            )
-        parents = {u: got[u] for (u, _) in into[v]}
+            hint = ("every path into v ends with one edge (u, v) from a parent u, so the number of "
+                    "paths into v is "
+                    "the sum of the numbers of paths into its parents (every route counts, even through a "
+                    "node "
+                    "reached before).")
+        note = "" if _trusted is not None else "\n" + FALLBACK_NOTE.format(kin="parents")
         raise CheckFailure(
-            f"{name}(edges, {g.src!r}, {v!r}) on {g.describe()} returned {got[v]:g}, but with your own "
-            f"values for the parents of {v!r} ({parents}) the {what} should be {expected:g} (seed {seed}).\n"
-            f"Edges: {g.edges}\nHint: {hint}\n" + FALLBACK_NOTE.format(kin="parents")
+            f"{name}(edges, {src!r}, {v!r}) on {g.describe()} returned {got[v]:g}, {verdict} (seed {seed}).\n"
+            f"The parents of {v!r} ({what} from {src!r} as your function returns it): {parents}.\n"
+            f"Hint: {hint}{note}"
         )
 
 
-def check_count_paths(count_paths: Callable, *, seed: int | None = None) -> None:
-    """Exact path counts on random DAGs, from src to every node (some have no path from src)."""
+def check_paths(student: Callable, name: str, layers: tuple[int, ...], seed: int | None) -> None:
+    """Small hand-counted graphs, then every node of random DAGs from their source and from a middle node."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    if _trusted is not None:
-        exact_count_paths(count_paths, rng, seed)
-        return
-    for layers in (2, 4, 6):
-        consistent_paths(count_paths, "count_paths", random_graph(rng, layers), seed, multiply=False)
+    small_graph_cases(student, name)
+    pairs = 0
+    for n_layers in layers:
+        g = random_graph(rng, n_layers)
+        middle = g.nodes[1 + int(rng.integers(len(g.nodes) // 2))]
+        for src in (g.src, middle):
+            graph_path_case(student, name, g, src, seed)
+            pairs += len(g.nodes)
+    passed(name, f"{len(SMALL_GRAPHS)} small graphs, then {pairs} node pairs on {len(layers)} random graphs "
+                 f"with up to {len(g.edges)} edges (seed {seed})")
+
+
+def check_count_paths(count_paths: Callable, *, seed: int | None = None) -> None:
+    """Exact path counts: small graphs counted by hand, then every node of random DAGs."""
+    check_paths(count_paths, "count_paths", (2, 4, 6), seed)
 
 
 def check_sum_over_paths(sum_over_paths: Callable, *, seed: int | None = None) -> None:
-    """Sum over paths of products of edge derivatives on random DAGs, from src to every node."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    if _trusted is not None:
-        exact_sum_over_paths(sum_over_paths, rng, seed)
-        return
-    for layers in (2, 3, 5):
-        consistent_paths(sum_over_paths, "sum_over_paths", random_graph(rng, layers), seed, multiply=True)
+    """Sum over paths of products of edge derivatives: small graphs, then every node of random DAGs."""
+    check_paths(sum_over_paths, "sum_over_paths", (2, 3, 5), seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# forward_mode and reverse_mode
+# ---------------------------------------------------------------------------------------------------------
+
+# The worked example of the notebook, e = (a + b)(b + 1) at a = 2, b = 1, with its edges stored children
+# first; its two sweeps are the table in the notebook.
+EXAMPLE = Graph({("c", "e"): 2.0, ("d", "e"): 3.0, ("a", "c"): 1.0, ("b", "c"): 1.0, ("b", "d"): 1.0},
+                "b", "e", ["a", "b", "c", "d", "e"])
+EXAMPLE_SWEEPS = {
+    "forward_mode": {"a": 0.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 5.0},
+    "reverse_mode": {"a": 2.0, "b": 5.0, "c": 2.0, "d": 3.0, "e": 1.0},
+}
 
 
 def sweep_hint(node: Hashable, start: Hashable, forward: bool, *, one_of_several: bool) -> str:
@@ -413,66 +527,23 @@ def sweep_hint(node: Hashable, start: Hashable, forward: bool, *, one_of_several
     )
 
 
-def consistent_sweep(result: dict, name: str, g: Graph, seed: int, call: str) -> None:
-    """Without the exact answers: every node's derivative against the student's own values next to it.
+def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | None = None) -> int:
+    """Run forward_mode(edges, src) or reverse_mode(edges, dst) once; check the work done and every value.
 
-    forward: d v/d src = sum over the edges (u, v) into v of (d u/d src) * d(u, v), and 1 at src;
-    reverse: d dst/d u = sum over the edges (u, v) out of u of d(u, v) * (d dst/d v), and 1 at dst."""
-    forward = name == "forward_mode"
-    start = g.src if forward else g.dst
-    links: dict[Hashable, list[Edge]] = {n: [] for n in g.nodes}
-    for u, v in g.edges:
-        links[v if forward else u].append((u, v))
-    got = {n: as_number(result[n], f"{name}(...)[{n!r}]") for n in g.nodes}
-    for node in g.nodes if forward else reversed(g.nodes):  # built level by level: a topological order
-        if node == start:
-            expected, terms = 1.0, [1.0]
-        else:
-            terms = [got[u] * float(g.edges[(u, v)]) if forward else float(g.edges[(u, v)]) * got[v]
-                     for (u, v) in links[node]]
-            expected = float(sum(terms))
-        if abs(got[node] - expected) <= 1e-10 * max(1.0, sum(abs(t) for t in terms)):
-            continue
-        kins = "parents" if forward else "children"
-        one_of_several = len(terms) > 1 and any(abs(got[node] - t) <= 1e-9 * max(1.0, abs(t)) for t in terms)
-        hint = sweep_hint(node, start, forward, one_of_several=one_of_several)
-        neighbours = {(u if forward else v): got[u if forward else v] for (u, v) in links[node]}
-        raise CheckFailure(
-            f"{call}: the derivative for node {node!r} is {got[node]!r}, but with your own values at its "
-            f"{kins} ({neighbours}) it should be {expected!r} (seed {seed}).\nEdges: {g.edges}\n"
-            f"Hint: {hint}\n" + FALLBACK_NOTE.format(kin=kins)
-        )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# forward_mode and reverse_mode
-# ---------------------------------------------------------------------------------------------------------
-
-
-def overwritten(
-    g: Graph, nodes: list[Hashable], T: np.ndarray, k: int, node: Hashable, got: float, forward: bool
-) -> bool:
-    """Whether `got` is one edge's contribution alone, where the node should add up several."""
-    index = {n: i for i, n in enumerate(nodes)}
-    if forward:
-        terms = [T[k, index[u]] * d for (u, v), d in g.edges.items() if v == node]
-    else:
-        terms = [d * T[index[v], k] for (u, v), d in g.edges.items() if u == node]
-    terms = [float(t) for t in terms if t != 0.0]
-    return len(terms) > 1 and any(abs(got - t) <= 1e-9 * max(1.0, abs(t)) for t in terms)
-
-
-def sweep_case(student: Callable, name: str, g: Graph, seed: int) -> None:
-    """Run forward_mode(edges, src) or reverse_mode(edges, dst) once and check values and edge visits."""
+    Values are compared with `known` (a hand-worked graph), the exact answers (grader), or the student's own
+    values next to each node (kit), and reported at the first wrong node with its parents (children) only.
+    Returns the Python steps the sweep took."""
     forward = name == "forward_mode"
     start = g.src if forward else g.dst
     counting = CountingEdges(g.edges)
-    with quiet():
-        result = student(counting, start)
-    problem = visit_problem(counting, name, g.edges)
+    limit = steps_budget(g)
+    result, steps, over = run_counting_steps(name, student, counting, start, limit=limit)
     call = f"{name}(edges, {start!r}) on {g.describe()}"
+    problem = visit_problem(counting, name, g.edges)
     if problem:
         raise CheckFailure(f"{call}: {problem} (seed {seed})")
+    if over:
+        raise CheckFailure(f"{name}(edges, {start!r}) {too_many_steps(g, limit)} (seed {seed})")
     if not isinstance(result, dict):
         raise CheckFailure(
             f"{call} returned a {type(result).__name__}; it should return a dict mapping every node to "
@@ -485,57 +556,86 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int) -> None:
             f"Hint: return a derivative for EVERY node that appears in an edge; nodes that "
             f"{'cannot be reached from src' if forward else 'cannot reach dst'} get 0.0."
         )
-    if _trusted is None:
-        consistent_sweep(result, name, g, seed, call)
-        return
-    nodes = g.nodes
-    T = _trusted.total_derivatives(g.edges, nodes)
-    scale = _trusted.total_derivatives(g.edges, nodes, absolute=True)
-    k = nodes.index(start)
-    # Report the wrong node the sweep reaches first (its inputs are then known to be right): order by the
-    # number of ancestors (forward) or descendants (reverse), which is a topological order.
-    reach = _trusted.path_counts(g.edges, nodes) > 0
-    depth = reach.sum(axis=0) if forward else reach.sum(axis=1)
-    order = sorted(range(len(nodes)), key=lambda i: (i != k, int(depth[i])))
-    for i in order:
-        node = nodes[i]
-        expected = float(T[k, i] if forward else T[i, k])
-        got = as_number(result[node], f"{name}(...)[{node!r}]")
-        tol = 1e-10 * max(1.0, float(scale[k, i] if forward else scale[i, k]))
-        if abs(got - expected) <= tol:
-            continue
-        if node != start and expected == 0.0:
-            hint = (
-                f"{node!r} {'cannot be reached from' if forward else 'cannot reach'} {start!r}, so its "
-                f"derivative is 0."
-            )
+    got = {n: as_number(result[n], f"{name}(...)[{n!r}]") for n in g.nodes}
+    links: dict[Hashable, list[Edge]] = {n: [] for n in g.nodes}
+    for u, v in g.edges:
+        links[v if forward else u].append((u, v))
+    order = list(g.nodes) if forward else list(reversed(g.nodes))  # built level by level
+    exact = scale = None
+    if known is None and _trusted is not None:
+        exact = _trusted.total_derivatives(g.edges, g.nodes)
+        scale = _trusted.total_derivatives(g.edges, g.nodes, absolute=True)
+        # the first wrong node in an order where its parents (children) come first: its inputs are right
+        reach = scale > 0  # |weights| > 0: a path exists exactly where the sum of |products| is positive
+        depth = reach.sum(axis=0) if forward else reach.sum(axis=1)
+        order = [g.nodes[i] for i in sorted(range(len(g.nodes)), key=lambda i: int(depth[i]))]
+    k = g.nodes.index(start)
+    for node in order:
+        terms = [got[u] * float(g.edges[(u, v)]) if forward else float(g.edges[(u, v)]) * got[v]
+                 for (u, v) in links[node]]
+        from_kin = 1.0 if node == start else float(sum(terms))
+        bound = 1.0 if node == start else float(sum(abs(t) for t in terms))
+        if known is not None:
+            want = known[node]
+        elif exact is not None:
+            i = g.nodes.index(node)
+            want = float(exact[k, i] if forward else exact[i, k])
+            bound = float(scale[k, i] if forward else scale[i, k])
         else:
-            hint = sweep_hint(node, start, forward,
-                              one_of_several=overwritten(g, nodes, T, k, node, got, forward))
+            want = from_kin
+        if abs(got[node] - want) <= 1e-10 * max(1.0, bound):
+            continue
+        kins = "parents" if forward else "children"
+        one_of_several = len(terms) > 1 and any(abs(got[node] - t) <= 1e-9 * max(1.0, abs(t)) for t in terms)
+        if node != start and want == 0.0:
+            hint = (f"{node!r} {'cannot be reached from' if forward else 'cannot reach'} {start!r}, so its "
+                    f"derivative is 0.")
+        else:
+            hint = sweep_hint(node, start, forward, one_of_several=one_of_several)
+        kin_text = ", ".join(
+            f"{(u if forward else v)!r} (edge derivative {float(g.edges[(u, v)]):g}, your value "
+            f"{got[u if forward else v]:g})" for (u, v) in links[node]) or "none"
+        verdict = (f"expected {want!r}" if known is not None or exact is not None
+                   else f"but your own values at its {kins} give {from_kin!r}")
+        note = "" if known is not None or exact is not None else "\n" + FALLBACK_NOTE.format(kin=kins)
+        shown = f"\n  edges = {g.edges!r}" if known is not None else ""
         raise CheckFailure(
-            f"{call}: the derivative for node {node!r} is {got!r}, expected {expected!r} (seed {seed}).\n"
-            f"Edges: {g.edges}\nHint: {hint}"
+            f"{call}: the derivative for node {node!r} is {got[node]!r}, {verdict} (seed {seed}).{shown}\n"
+            f"The {kins} of {node!r}: {kin_text}.\nHint: {hint}{note}"
         )
+    return steps
+
+
+def sweep_graphs(rng: np.random.Generator) -> list[Graph]:
+    """Random DAGs, a graph with 3**12 paths, and a long one (2**80 paths, a few hundred edges)."""
+    return [random_graph(rng, 1), random_graph(rng, 3), random_graph(rng, 6), layered_graph(rng, 12, 3),
+            layered_graph(rng, 80, 2)]
+
+
+def check_sweep(student: Callable, name: str, graphs: list[Graph], seed: int) -> None:
+    """The worked example, then `graphs`; one pass line with the work measured."""
+    sweep_case(student, name, EXAMPLE, seed, known=EXAMPLE_SWEEPS[name])
+    worst = 0.0
+    for g in graphs:
+        worst = max(worst, sweep_case(student, name, g, seed) / (len(g.edges) + len(g.nodes)))
+    biggest = max(graphs, key=lambda g: len(g.edges))
+    passed(name, f"the worked example and every node of {len(graphs)} random graphs (up to "
+                 f"{len(biggest.edges)} "
+                 f"edges), each edge derivative used once, at most {worst:.1f} Python steps per node and "
+                 "edge "
+                 f"(seed {seed})")
 
 
 def check_forward_mode(forward_mode: Callable, *, seed: int | None = None) -> None:
-    """d node/d src for every node of random DAGs, each edge visited once."""
+    """d node/d src for every node of random DAGs, each edge used once, the work proportional to the graph."""
     seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    for layers in (1, 3, 6):
-        sweep_case(forward_mode, "forward_mode", random_graph(rng, layers), seed)
-    sweep_case(forward_mode, "forward_mode", layered_graph(rng, 12, 3), seed)  # 3**12 paths
+    check_sweep(forward_mode, "forward_mode", sweep_graphs(np.random.default_rng(seed)), seed)
 
 
 def check_reverse_mode(reverse_mode: Callable, *, seed: int | None = None) -> None:
-    """d dst/d node for every node of random DAGs, each edge visited once."""
+    """d dst/d node for every node of random DAGs, each edge used once, the work proportional to the graph."""
     seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    for layers in (1, 3, 6):
-        sweep_case(reverse_mode, "reverse_mode", random_graph(rng, layers), seed)
-    sweep_case(reverse_mode, "reverse_mode", layered_graph(rng, 12, 3), seed)
-
-
+    check_sweep(reverse_mode, "reverse_mode", sweep_graphs(np.random.default_rng(seed)), seed)
 # ---------------------------------------------------------------------------------------------------------
 # Dual numbers
 # ---------------------------------------------------------------------------------------------------------
@@ -688,6 +788,14 @@ def dual_parts(result: object, what: str) -> tuple[float, float]:
     return as_number(result.value, f"({what}).value"), as_number(result.deriv, f"({what}).deriv")
 
 
+def raising_method(exc: BaseException) -> str:
+    """The name of the function an exception was raised in (the method still to be written)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name if tb is not None else "?"
+
+
 def check_dual_op(
     Dual: type, op: DualOp, a: float, da: float, b: float, db: float, c: float, seed: int
 ) -> None:
@@ -697,6 +805,8 @@ def check_dual_op(
     with quiet():
         try:
             result = op.apply(x, y, c)
+        except NotImplementedError as exc:
+            raise NotDone(f"Dual.{raising_method(exc)} (used by {op.text})") from None
         except Exception as exc:  # noqa: BLE001 - the student's exception is reported with a hint
             if isinstance(exc, AttributeError) and "c" in op.text:
                 advice = (
@@ -777,19 +887,23 @@ def check_dual(Dual: type, *, seed: int | None = None) -> None:
         check_dual_op(Dual, op, a, da, b, db, c, seed)
     for text, f, fd in composite_functions(rng):
         t = float(rng.uniform(0.3, 1.2))
-        with quiet():
-            got = fd(Dual(t, 1.0))
+        got = call_student("Dual", fd, Dual(t, 1.0))
         value, _ = dual_parts(got, f"f(Dual({t}, 1.0)) for f(t) = {text}")
         if not abs(value - f(t)) <= 1e-12 * max(1.0, abs(f(t))):
             raise CheckFailure(
                 f"f(Dual({t}, 1.0)).value = {value!r} but f({t}) = {f(t)!r} for f(t) = {text}."
             )
+
         def by_dual(s: float, fd: Callable = fd) -> object:
             return fd(Dual(s, 1.0)).deriv
 
         by_dual.__name__ = f"f(Dual(t, 1.0)).deriv for f(t) = {text},"
         with quiet():
             check_derivative(f, by_dual, t, seed=int(rng.integers(2**62)))
+    passed("Dual", f"{len(DUAL_OPS)} operations with random input derivatives, then 3 compositions of them, "
+                   f"against finite differences of the same operations on floats (seed {seed})")
+
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -842,6 +956,8 @@ def adjoint_values(adjoints: object) -> dict[str, float]:
     if extra:
         raise CheckFailure(f"adjoints has unexpected keys {extra}; use exactly {TRACE_NAMES}.")
     unfilled = [k for k in TRACE_NAMES if adjoints[k] is None]
+    if len(unfilled) == len(TRACE_NAMES):
+        raise NotDone("the adjoint trace (the dict adjoints)")
     if unfilled:
         names = ", ".join(reversed(unfilled))
         raise CheckFailure(f"Still None in adjoints: {names}. Replace each None by the value you computed.")
@@ -858,9 +974,10 @@ def check_adjoint_trace(adjoints: object) -> None:
     """Complete, seeded with v5bar = 1, and every entry consistent with the entries it depends on.
 
     Each adjoint must equal the sum, over the statements that USE the variable, of (that statement's
-    adjoint) x (its local derivative), computed here from the primal values. This checks every step of the
-    reverse sweep against the student's own later values, so one slip is reported where it happens.
-    """
+    adjoint) x (its local derivative), measured here from the primal values. This checks every step of the
+    reverse sweep against the student's own later values, so one slip is reported where it happens; the
+    message states the rule and the student's own numbers, never the value the entry should hold (else the
+    trace could be filled in by copying from successive messages)."""
     got = adjoint_values(adjoints)
     if got["v5"] != 1.0:
         raise CheckFailure(
@@ -874,14 +991,292 @@ def check_adjoint_trace(adjoints: object) -> None:
         if abs(got[name] - expected) <= 1e-6 * max(1.0, abs(expected)):
             continue
         statements = " and ".join(TRACE[out][0] for out in users)
-        hint = (
-            f"{name} is used by {statements}, so {name}bar = "
-            + " + ".join(f"{out}bar * d{out}/d{name}" for out in users)
-            + "."
-        )
-        if len(users) > 1 and any(abs(got[name] - t) <= 1e-6 * max(1.0, abs(t)) for t in terms):
-            hint += " Your value is only ONE of these contributions: add the other one (the += line)."
+        rule = (f"{name} is used by {statements}, so {name}bar = "
+                + " + ".join(f"{out}bar * d{out}/d{name}" for out in users)
+                + " (local derivatives at the primal values v-1 = 2, v0 = 5).")
+        yours = ", ".join(f"{out}bar = {got[out]:.6g}" for out in users)
+        if len(users) == 1 and got[users[0]] != 0.0:
+            out = users[0]
+            detail = (f"With your {yours}, your {name}bar = {got[name]:.6g} means d{out}/d{name} = "
+                      f"{got[name] / got[out]:.6g}, which is not the local derivative of {TRACE[out][0]}: "
+                      "work "
+                      f"it out again (how much does {out} change when {name} grows by a little?).")
+        elif len(users) == 1:
+            detail = (f"With your {yours}, {name}bar is 0 whatever the local derivative; yours is "
+                      f"{got[name]:.6g}.")
+        else:
+            detail = (f"With your {yours}, your {name}bar = {got[name]:.6g} is not this sum: check both "
+                      "local "
+                      f"derivatives. Enter the final value, after the += line.")
+            if any(abs(got[name] - t) <= 1e-6 * max(1.0, abs(t)) for t in terms):
+                detail += " Your value is only ONE of these contributions: add the other one (the += line)."
         raise CheckFailure(
-            f"adjoints[{name!r}] = {got[name]!r} does not follow from your later adjoints: with your values "
-            f"of {', '.join(users)} it should be {expected!r}.\nHint: {hint}"
+            f"adjoints[{name!r}] = {got[name]!r} does not follow from your later adjoints.\n"
+            f"Rule: {rule}\n{detail}"
         )
+    passed("adjoints", "v5bar = 1, and each of the other 6 adjoints follows from your later ones by the "
+                       "local derivatives of the statements that use it")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Symbolic differentiation: diff(e, var) on the notebook's expression classes
+# ---------------------------------------------------------------------------------------------------------
+
+EXPRESSION_FIELDS = {"Const": ("value",), "Var": ("name",), "Add": ("left", "right"),
+                     "Mul": ("left", "right"), "Sin": ("arg",), "Cos": ("arg",), "Exp": ("arg",)}
+# Evaluating an expression, as the notebook's `evaluate` does: the operations, not their derivatives.
+OPERATIONS: dict[str, Callable[..., float]] = {
+    "Add": lambda p, q: p + q, "Mul": lambda p, q: p * q, "Sin": math.sin, "Cos": math.cos, "Exp": math.exp,
+}
+# Hints: the rules in the notebook's table, in words.
+RULES = {
+    "Add": "sum rule: d(u + v) = du + dv",
+    "Mul": "product rule: d(u * v) = du * v + u * dv",
+    "Sin": "chain rule: d sin(u) = cos(u) * du",
+    "Cos": "chain rule: d cos(u) = -sin(u) * du (note the minus sign)",
+    "Exp": "chain rule: d exp(u) = exp(u) * du",
+}
+Env = dict[str, float]
+
+
+def expression_classes(Expr: type) -> dict[str, type]:
+    """The notebook's expression classes, found as the subclasses of its Expr."""
+    found = {cls.__name__: cls for cls in Expr.__subclasses__()}
+    missing = [name for name in EXPRESSION_FIELDS if name not in found]
+    if missing:
+        raise CheckFailure(f"The expression classes {missing} are not defined: run the given cell that "
+                           "defines "
+                           "Expr, Const, Var, Add, Mul, Sin, Cos and Exp, then your diff cell, then "
+                           "this one.")
+    return found
+
+
+def evaluate(e: object, env: Env, what: str) -> float:
+    """The value of an expression tree at env, without recursion; a node shared by several parents (a DAG,
+    as a derivative that reuses sub-expressions is) is evaluated once."""
+    values: dict[int, float] = {}
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if id(node) in values:
+            stack.pop()
+            continue
+        kind = type(node).__name__
+        if kind not in EXPRESSION_FIELDS:
+            raise CheckFailure(
+                f"{what} contains {node!r} ({kind}). A derivative must be an expression built from Const, "
+                "Var, "
+                f"Add, Mul, Sin, Cos and Exp only: wrap a number as Const(0.0), never return it bare.")
+        if kind == "Const":
+            values[id(node)] = as_number(node.value, f"a Const in {what}")
+        elif kind == "Var":
+            if node.name not in env:
+                raise CheckFailure(f"{what} contains the variable {node.name!r}, which is not in the "
+                                   "expression.")
+            values[id(node)] = env[node.name]
+        else:
+            children = [getattr(node, field) for field in EXPRESSION_FIELDS[kind]]
+            pending = [child for child in children if id(child) not in values]
+            if pending:
+                stack.extend(pending)
+                continue
+            try:
+                values[id(node)] = OPERATIONS[kind](*(values[id(child)] for child in children))
+            except OverflowError:
+                values[id(node)] = math.inf
+        stack.pop()
+    return values[id(e)]
+
+
+def show(e: object) -> str:
+    """An expression as text with the fewest brackets (test expressions only: they are small)."""
+    kind = type(e).__name__
+    if kind == "Const":
+        return f"{e.value:g}"
+    if kind == "Var":
+        return str(e.name)
+    if kind == "Add":
+        return f"{show(e.left)} + {show(e.right)}"
+    if kind == "Mul":
+        parts = [f"({show(side)})" if type(side).__name__ == "Add" else show(side)
+                 for side in (e.left, e.right)]
+        return f"{parts[0]}*{parts[1]}"
+    return f"{kind.lower()}({show(e.arg)})"
+
+
+def stencil(f: Callable[[float], float], t: float, h: float) -> float:
+    """Five-point central difference: error ~ h^4 f^(5), and exact for polynomials of degree <= 4."""
+    return (f(t - 2 * h) - 8 * f(t - h) + 8 * f(t + h) - f(t + 2 * h)) / (12 * h)
+
+
+def slope(e: object, var: str, env: Env, h: float) -> float:
+    """d e / d var at env, measured by finite differences of e's value."""
+    return stencil(lambda t: evaluate(e, {**env, var: env[var] + t}, "the expression"), 0.0, h)
+
+
+@dataclass
+class DiffCase:
+    """One expression to differentiate; `exact`: a polynomial at half-integer points (no rounding error)."""
+
+    expr: object
+    var: str
+    exact: bool = False
+
+
+def diff_cases(E: dict[str, type], rng: np.random.Generator) -> list[DiffCase]:
+    """Every kind of node alone (over children whose rules come earlier, so a slip shows where it is), then
+    polynomials checked exactly, derivatives with respect to y, and random compositions."""
+    C, V, A, M = E["Const"], E["Var"], E["Add"], E["Mul"]
+    S, Co, Ex = E["Sin"], E["Cos"], E["Exp"]
+    x, y = V("x"), V("y")
+
+    def c(value: float) -> object:
+        return C(float(value))
+
+    alone = [c(2.5), x, y, A(x, c(3)), A(y, x), M(x, x), M(x, y), M(A(x, c(1)), A(x, y)), M(c(3), x),
+             S(x), S(M(c(2), x)), S(A(M(x, x), y)), Co(x), Co(M(c(3), x)), Ex(x), Ex(M(x, y)), S(Ex(x))]
+    cases = [DiffCase(e, "x") for e in alone]
+    cases += [DiffCase(M(x, y), "y"), DiffCase(Co(A(M(x, x), M(c(2), y))), "y")]
+    cases += [DiffCase(M(M(x, x), x), "x", exact=True),
+              DiffCase(M(M(A(x, c(1)), A(x, c(-2))), M(x, A(y, x))), "x", exact=True),
+              DiffCase(M(A(M(x, y), c(3)), A(y, M(y, x))), "y", exact=True)]
+    product = x
+    for k in range(2, 6):
+        product = M(product, A(x, c(k)))
+    cases.append(DiffCase(product, "x"))
+    for _ in range(3):
+        cases.append(DiffCase(random_expression(E, rng, 4, ("x", "y")), str(rng.choice(["x", "y"]))))
+    return cases
+
+
+def random_expression(E: dict[str, type], rng: np.random.Generator, depth: int,
+                      names: tuple[str, ...]) -> object:
+    """A random tree of every kind of node whose values stay moderate for inputs in [-1.2, 1.2]."""
+    while True:
+        e = grow(E, rng, depth, names)
+        probe = {name: 1.2 for name in names}
+        if abs(evaluate(e, probe, "a test expression")) < 50 and "Var" in kinds(e):
+            return e
+
+
+def grow(E: dict[str, type], rng: np.random.Generator, depth: int, names: tuple[str, ...]) -> object:
+    if depth == 0 or rng.random() < 0.15:
+        if rng.random() < 0.7:
+            return E["Var"](str(rng.choice(names)))
+        return E["Const"](float(np.round(rng.uniform(-2, 2), 2)))
+    kind = str(rng.choice(["Add", "Mul", "Sin", "Cos", "Exp"]))
+    if kind in ("Add", "Mul"):
+        return E[kind](grow(E, rng, depth - 1, names), grow(E, rng, depth - 1, names))
+    return E[kind](grow(E, rng, depth - 1, names))
+
+
+def kinds(e: object) -> set[str]:
+    """The kinds of node in a (small) expression."""
+    found, stack = set(), [e]
+    while stack:
+        node = stack.pop()
+        kind = type(node).__name__
+        found.add(kind)
+        if kind not in ("Const", "Var"):
+            stack.extend(getattr(node, field) for field in EXPRESSION_FIELDS[kind])
+    return found
+
+
+def case_points(case: DiffCase, rng: np.random.Generator) -> list[Env]:
+    """Where to compare: half-integers for the exact cases, random points in [-1.2, 1.2] otherwise."""
+    if case.exact:
+        return [{"x": float(rng.choice([-1.5, -0.5, 0.5, 1.5, 2.5])),
+                 "y": float(rng.choice([-1.5, 0.5, 1.5]))}
+                for _ in range(3)]
+    return [{"x": float(rng.uniform(-1.2, 1.2)), "y": float(rng.uniform(-1.2, 1.2))} for _ in range(3)]
+
+
+def close(p: float, q: float, rtol: float = 1e-7) -> bool:
+    return abs(p - q) <= rtol * max(1.0, abs(p), abs(q))
+
+
+def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
+    """What the student's number says about the slip, measured with finite differences of the parts of
+    the expression (their values and slopes), never with a derivative rule."""
+    e, var = case.expr, case.var
+    kind = type(e).__name__
+    if case.exact and close(got, want, 1e-6):
+        return ("your derivative is close but not exact. A derivative built by the rules evaluates "
+                "exactly here "
+                "(a polynomial at half-integer points); did you build a finite difference instead of "
+                "applying "
+                "the rules?")
+    if kind == "Const":
+        return "the derivative of a constant is 0, a Const holding 0.0."
+    if kind == "Var":
+        if e.name == var:
+            return f"d{var}/d{var} = 1, a Const holding 1.0."
+        return (f"{e.name} is another variable, which does not change when {var} does: its derivative with "
+                f"respect to {var} is Const(0.0). Compare the Var's name with var.")
+    for other in (name for name in env if name != var):
+        sideways = slope(e, other, env, 1e-3)
+        if close(got, sideways) and not close(want, got) and not close(sideways, 0.0):
+            return (f"your derivative is the one with respect to {other}, not {var}: pass `var` on to the "
+                    f"recursive calls, and compare each Var's name with it.")
+    if kind == "Mul":
+        u, v = (evaluate(side, env, "the expression") for side in (e.left, e.right))
+        du, dv = (slope(side, var, env, 1e-3) for side in (e.left, e.right))
+        both, one_term = du * dv, (du * v, u * dv)
+        if close(got, both) and not any(close(both, term) for term in one_term):
+            return f"you multiplied the two derivatives (du * dv). The {RULES['Mul']}."
+        if any(close(got, term) for term in one_term) and not close(got, both):
+            return f"one of the two terms is missing: the {RULES['Mul']}."
+        return f"the {RULES['Mul']}."
+    if kind in ("Sin", "Cos", "Exp"):
+        inner = evaluate(e.arg, env, "the expression")
+        outer = stencil(OPERATIONS[kind], inner, 1e-3)
+        du = slope(e.arg, var, env, 1e-3)
+        if close(got, outer) and not close(du, 1.0):
+            return (f"you left out the factor du, the derivative of the inside ({show(e.arg)}). The "
+                    f"{RULES[kind]}.")
+        if close(got, -want):
+            return f"the sign is wrong. The {RULES[kind]}."
+        return f"the {RULES[kind]}."
+    if kind == "Add":
+        return f"the {RULES['Add']}."
+    return "differentiate every child with the same var and combine the results by the rule of the node."
+
+
+def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], seed: int,
+               expected: Callable[[DiffCase, Env], float] | None = None) -> float:
+    """The student's derivative of one case, evaluated at the points, against finite differences of the
+    expression (or `expected`, the grader's exact values). Returns the worst relative error."""
+    what = f"diff({show(case.expr)}, {case.var!r})"
+    d = call_student("diff", diff, case.expr, case.var)
+    if not isinstance(d, Expr):
+        raise CheckFailure(f"{what} returned {d!r} ({type(d).__name__}); it must return an expression "
+                           "built from "
+                           f"the classes, e.g. Const(0.0) rather than the number 0.0 (seed {seed}).")
+    worst = 0.0
+    for env in points:
+        got = evaluate(d, env, what)
+        step = 0.5 if case.exact else 1e-3
+        want = expected(case, env) if expected else slope(case.expr, case.var, env, step)
+        rtol = 1e-13 if case.exact else 1e-10 if expected else 1e-7
+        error = abs(got - want) / max(1.0, abs(want))
+        worst = max(worst, error)
+        if error <= rtol:
+            continue
+        at = ", ".join(f"{name} = {value:g}" for name, value in env.items() if name in show(case.expr))
+        raise CheckFailure(
+            f"{what}: your derivative evaluates to {got!r} at {at}, but finite differences of "
+            f"{show(case.expr)} give {want!r} (seed {seed}).\nHint: {diff_hint(case, env, got, want)}")
+    return worst
+
+
+def check_diff(diff: Callable, Expr: type, *, seed: int | None = None) -> None:
+    """Every kind of node alone, polynomials exactly, other variables, compositions: each derivative
+    expression the student's diff returns is evaluated and compared with finite differences."""
+    seed = new_seed(seed)
+    rng = np.random.default_rng(seed)
+    E = expression_classes(Expr)
+    cases = diff_cases(E, rng)
+    worst = max(judge_diff(diff, Expr, case, case_points(case, rng), seed) for case in cases)
+    passed("diff", f"{len(cases)} expressions (each kind of node alone, then combined, in x and in y), your "
+                   f"derivative evaluated at 3 points each against finite differences, worst relative error "
+                   f"{worst:.1e}, exact on polynomials (seed {seed})")

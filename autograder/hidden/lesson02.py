@@ -1,8 +1,10 @@
 """Hidden checks for lesson 02 (instructor only, never shipped).
 
 More and larger random graphs, other kinds of node names, the degenerate cases (a node and itself, a
-single edge), Duals at more points and powers, and the adjoint trace against the course's reverse-mode
-engine (`reference_impl.scalar`), which shares no code with the visible consistency check.
+single edge), Duals at more points and powers, the adjoint trace against the course's reverse-mode engine
+(`reference_impl.scalar`), which shares no code with the visible consistency check, and symbolic derivatives
+of deeper random expressions in other variables against exact derivatives (`lesson02_trusted`), so a
+derivative expression that only approximates cannot pass.
 """
 
 from __future__ import annotations
@@ -12,32 +14,29 @@ from collections.abc import Callable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, quiet
-from autograder.hidden.lesson02_trusted import path_counts
+from autograder.checks import CheckFailure, call_student, new_seed
+from autograder.hidden.lesson02_trusted import exact_derivative, path_counts
 from autograder.lesson02 import (
     DUAL_OPS,
     TRACE_NAMES,
+    DiffCase,
+    Env,
     Graph,
     adjoint_values,
     as_number,
     check_dual_op,
+    expression_classes,
+    judge_diff,
     layered_graph,
-    new_seed,
+    random_expression,
     random_graph,
     sweep_case,
 )
-from autograder.lesson02 import (
-    check_adjoint_trace as visible_adjoint_check,
-)
-from autograder.lesson02 import (
-    check_count_paths as visible_count_check,
-)
-from autograder.lesson02 import (
-    check_dual as visible_dual_check,
-)
-from autograder.lesson02 import (
-    check_sum_over_paths as visible_sum_check,
-)
+from autograder.lesson02 import check_adjoint_trace as visible_adjoint_check
+from autograder.lesson02 import check_count_paths as visible_count_check
+from autograder.lesson02 import check_diff as visible_diff_check
+from autograder.lesson02 import check_dual as visible_dual_check
+from autograder.lesson02 import check_sum_over_paths as visible_sum_check
 
 __all__ = [
     "check_count_paths",
@@ -46,6 +45,7 @@ __all__ = [
     "check_reverse_mode",
     "check_dual",
     "check_adjoint_trace",
+    "check_diff",
 ]
 
 
@@ -66,9 +66,8 @@ def tuple_label(name: str) -> tuple[str, int]:
 def degenerate_cases(student: Callable, name: str, expected_self: float) -> None:
     """A node and itself (one empty path, derivative 1) and a single edge."""
     edges = {("p", "q"): -0.75}
-    with quiet():
-        same = as_number(student(dict(edges), "p", "p"), name)
-        one = as_number(student(dict(edges), "p", "q"), name)
+    same = as_number(call_student(name, student, dict(edges), "p", "p"), name)
+    one = as_number(call_student(name, student, dict(edges), "p", "q"), name)
     if same != expected_self:
         raise CheckFailure(
             f"{name}(edges, 'p', 'p') returned {same}, expected {expected_self}: a node has exactly one "
@@ -88,8 +87,7 @@ def check_count_paths(count_paths: Callable, *, seed: int | None = None) -> None
     g = renamed(random_graph(rng, 4), int_label)
     counts = path_counts(g.edges, g.nodes)
     expected = int(counts[g.nodes.index(g.src), g.nodes.index(g.dst)])
-    with quiet():
-        got = as_number(count_paths(dict(g.edges), g.src, g.dst), "count_paths")
+    got = as_number(call_student("count_paths", count_paths, dict(g.edges), g.src, g.dst), "count_paths")
     if got != expected:
         raise CheckFailure(
             f"count_paths on a graph whose nodes are integers returned {got:g}, expected {expected} "
@@ -110,12 +108,12 @@ def sweep_graphs(rng: np.random.Generator) -> list[Graph]:
         renamed(random_graph(rng, 4), int_label),
         renamed(random_graph(rng, 3), tuple_label),
         random_graph(rng, 1, width=(1, 1), extra_nodes=False),
-        layered_graph(rng, 25, 2),  # 2**25 paths: only a sweep finishes
+        layered_graph(rng, 25, 2),  # 2**25 paths: only a sweep stays within its budget of steps
     ]
 
 
 def check_forward_mode(forward_mode: Callable, *, seed: int | None = None) -> None:
-    """Larger and relabelled graphs, a chain, and a graph with 2**25 paths."""
+    """Larger and relabelled graphs, a chain, and a graph with 2**25 paths, each within its step budget."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     for g in sweep_graphs(rng):
@@ -123,7 +121,7 @@ def check_forward_mode(forward_mode: Callable, *, seed: int | None = None) -> No
 
 
 def check_reverse_mode(reverse_mode: Callable, *, seed: int | None = None) -> None:
-    """Larger and relabelled graphs, a chain, and a graph with 2**25 paths."""
+    """Larger and relabelled graphs, a chain, and a graph with 2**25 paths, each within its step budget."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     for g in sweep_graphs(rng):
@@ -145,9 +143,7 @@ def check_dual(Dual: type, *, seed: int | None = None) -> None:
     for c in (3, 2, -1, 0.5):
         a = float(rng.uniform(0.5, 2.0)) * (-1.0 if isinstance(c, int) else 1.0)
         check_dual_op(Dual, power, a, float(rng.normal()), 1.0, 0.0, c, seed)
-    with quiet():
-        x = Dual(2, 1)
-        y = x * x * 3 + 1  # ints in: value 13, derivative 12
+    y = call_student("Dual", lambda: Dual(2, 1) * Dual(2, 1) * 3 + 1)  # ints in: value 13, derivative 12
     if (as_number(y.value, "value"), as_number(y.deriv, "deriv")) != (13.0, 12.0):
         raise CheckFailure(
             f"With x = Dual(2, 1), 3*x*x + 1 gave Dual({y.value}, {y.deriv}); expected Dual(13, 12)."
@@ -170,8 +166,28 @@ def check_adjoint_trace(adjoints: object) -> None:
     for name in TRACE_NAMES:
         expected = v[name].grad
         if not abs(got[name] - expected) <= 1e-6 * max(1.0, abs(expected)):
-            raise CheckFailure(
-                f"adjoints[{name!r}] = {got[name]!r} disagrees with the reverse-mode engine ({expected!r})."
-            )
+            raise CheckFailure(f"adjoints[{name!r}] = {got[name]!r} disagrees with a reverse sweep of the "
+                               f"trace.")
     if not math.isclose(got["v-1"], 5.5) or not math.isclose(got["v0"], 2 - math.cos(5.0)):
-        raise CheckFailure("the input adjoints are not the gradient (5.5, 2 - cos 5) of f at (2, 5).")
+        raise CheckFailure("the input adjoints are not the gradient of f at (2, 5).")
+
+
+def check_diff(diff: Callable, Expr: type, *, seed: int | None = None) -> None:
+    """The visible cases, then deeper random expressions in other variable names (and with respect to a
+    variable the expression does not contain), each compared with the exact derivative to rounding."""
+    seed = new_seed(seed)
+    visible_diff_check(diff, Expr, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    E = expression_classes(Expr)
+    names = ("t", "w1")
+
+    def exact(case: DiffCase, env: Env) -> float:
+        return exact_derivative(case.expr, case.var, env)
+
+    for depth in (3, 4, 5, 5, 6):
+        expr = random_expression(E, rng, depth, names)
+        for var in (*names, "z"):
+            points = [{name: float(rng.uniform(-1.2, 1.2)) for name in names} for _ in range(4)]
+            if var == "z":
+                points = [{**env, "z": 0.5} for env in points]
+            judge_diff(diff, Expr, DiffCase(expr, var), points, seed, expected=exact)
