@@ -258,10 +258,12 @@ def _write(path: Path, nb: nbformat.NotebookNode, *, prefix: bytes = b"") -> Non
     path.write_bytes(prefix + nbformat.writes(nb).encode())
 
 
-def test_malformed_submissions_are_graded_and_exported(course: Path, capsys) -> None:
+def test_malformed_submissions_are_graded_exported_and_get_feedback(course: Path, capsys) -> None:
     inbox = course / "inbox"
     inbox.mkdir()
     good = _answered(_release_nb(course), GOOD)
+    leak = {**GOOD, "cube": GOOD["cube"] + "\nprint('### BEGIN HIDDEN TESTS')\nprint('autograder.hidden')"}
+    _write(inbox / "sly_toy.ipynb", _answered(_release_nb(course), leak))
     _write(inbox / "foreign_toy.ipynb", _foreign())
     _write(inbox / "stripped_toy.ipynb", _stripped(_answered(_release_nb(course), GOOD)))
     _write(inbox / "retyped_toy.ipynb", _retyped(_answered(_release_nb(course), GOOD)))
@@ -274,7 +276,7 @@ def test_malformed_submissions_are_graded_and_exported(course: Path, capsys) -> 
     assert "GRADER FAILED" not in out and out.count("no answer cell of this lesson was recognised") == 2
     full = {"test_square": 2.0, "test_cube": 1.0}
     expected = {"foreign": dict.fromkeys(full, 0.0), "stripped": dict.fromkeys(full, 0.0), "retyped": full,
-                "dupmd": full, "bom": full, "v3": full}
+                "dupmd": full, "bom": full, "v3": full, "sly": full}
     assert grades(course) == {(s, c): v for s, cells in expected.items() for c, v in cells.items()}
     rows = json.loads((course / "course_data" / "exports" / "grades.json").read_text())["grades"]
     status = {r["student"]: (r["status"], r["notes"]) for r in rows}
@@ -286,6 +288,16 @@ def test_malformed_submissions_are_graded_and_exported(course: Path, capsys) -> 
     rows = json.loads((course / "course_data" / "exports" / "grades.json").read_text())["grades"]
     late = next(r for r in rows if r["student"] == "late")
     assert late["status"] == "not graded" and "course autograde" in late["notes"]
+
+    # one student's output with hidden-test markers withholds only that student's feedback
+    capsys.readouterr()
+    assert main(["feedback"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {len(expected) - 1} feedback files" in out and "feedback for sly/01_toy withheld" in out
+    data = course / "course_data"
+    assert (data / "feedback" / "bom" / "01_toy" / "toy.html").exists()
+    assert not (data / "feedback" / "sly" / "01_toy" / "toy.html").exists()
+    assert (data / "feedback_withheld" / "sly" / "01_toy" / "toy.html").exists()
 
 
 def test_grader_failure_is_in_the_export_with_its_cause(course: Path, monkeypatch) -> None:
@@ -439,21 +451,3 @@ def test_sigkill_leaves_no_workers_or_kernels_and_a_second_run_waits(course: Pat
     while time.monotonic() < deadline and any(_alive(p) for p in family):
         time.sleep(0.3)
     assert not [p for p in family if _alive(p)]
-
-
-def test_feedback_withholds_only_the_leaking_file(course: Path, capsys) -> None:
-    inbox = course / "inbox"
-    inbox.mkdir()
-    _write(inbox / "good_toy.ipynb", _answered(_release_nb(course), GOOD))
-    leak = {**GOOD, "cube": GOOD["cube"] + "\nprint('### BEGIN HIDDEN TESTS')\nprint('autograder.hidden')"}
-    _write(inbox / "sly_toy.ipynb", _answered(_release_nb(course), leak))
-    assert main(["collect", str(inbox)]) == 0
-    assert main(["autograde", "--jobs", "2", *FAST]) == 0
-    capsys.readouterr()
-    assert main(["feedback"]) == 0
-    out = capsys.readouterr().out
-    assert "wrote 1 feedback files" in out and "feedback for sly/01_toy withheld" in out
-    data = course / "course_data"
-    assert (data / "feedback" / "good" / "01_toy" / "toy.html").exists()
-    assert not (data / "feedback" / "sly" / "01_toy" / "toy.html").exists()
-    assert (data / "feedback_withheld" / "sly" / "01_toy" / "toy.html").exists()
