@@ -77,6 +77,7 @@ def test_grading_kernels_get_their_own_socket_folder() -> None:
     from autograder.course.safe_execute import SafeExecute
 
     ex = SafeExecute()
+    ex.nb, ex.resources = new_notebook(), {}
     try:
         first, second = ex.create_kernel_manager(), ex.create_kernel_manager()
     finally:
@@ -84,6 +85,9 @@ def test_grading_kernels_get_their_own_socket_folder() -> None:
     if os.name == "posix":
         assert first.transport == second.transport == "ipc"
         assert Path(first.ip).parent != Path(second.ip).parent, "a rerun's kernel must not reuse sockets"
+    # each (re)started kernel has its own run folder: connection file, sockets, and a fresh working folder
+    assert Path(first.connection_file).parent != Path(second.connection_file).parent
+    assert Path(ex.resources["metadata"]["path"]) == Path(second.connection_file).parent / "work"
 
 
 def test_private_connection_keeps_tcp_when_the_socket_path_is_too_long(tmp_path: Path) -> None:

@@ -7,15 +7,22 @@ with that cell replaced by a `raise` naming the cause. Every cell that does not 
 normal score; the neutralised cell gets its original source back and an error output with the cause,
 so a test cell in that position scores zero and the feedback says why. Each neutralisation is appended
 to `SafeExecute.events`, which the grading worker stores beside the grades.
+
+Every kernel (each rerun too) starts in a fresh run folder from `sandbox.new_run`: its working folder
+holds only the notebook being graded and the data files its lesson declares in the source notebook's
+metadata (`"course": {"data_files": ["name.csv", ...]}`), never whatever else sits in `lessons/NN/` or in
+the course folder. How far the kernel is isolated from everything else is `sandbox.isolation()`.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
-import tempfile
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
@@ -35,6 +42,27 @@ def _grade_id(cell: NotebookNode) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def declared_data_files(source_notebook: Path) -> list[Path]:
+    """The data files a lesson's source notebook declares, each checked to be a file of its lesson folder.
+
+    Read from the instructor's source, never from the submission, whose metadata the student controls.
+    """
+    if not source_notebook.is_file():
+        return []
+    metadata = json.loads(source_notebook.read_text()).get("metadata", {})
+    names = metadata.get("course", {}).get("data_files", [])
+    folder = source_notebook.parent.resolve()
+    files = []
+    for name in names:
+        path = (folder / name).resolve()
+        if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts or not path.is_file():
+            raise ValueError(f"{source_notebook} declares the data file {name!r}, which is not a file inside "
+                             f"{folder}: list files of the lesson folder by relative name in the notebook's "
+                             "metadata course.data_files")
+        files.append(path)
+    return files
+
+
 class SafeExecute(Execute):
     """Execute with a sandboxed kernel and per-cell recovery (see module docstring)."""
 
@@ -51,15 +79,43 @@ class SafeExecute(Execute):
 
     def create_kernel_manager(self):  # noqa: ANN201 (nbclient's signature)
         if self._spec_root is None:
-            self._spec_root = sandbox.write_kernel_spec(self.memory_mb, self.cpu_seconds)
+            folders = self.config.get("CourseDirectory", {})
+            hidden = [Path(folders[key]) for key in ("root", "source_directory") if key in folders]
+            preload = sandbox.preload_for(self._source_notebook())
+            settings = sandbox.sandbox_settings(sandbox.isolation(), hidden, preload)
+            self._spec_root = sandbox.write_kernel_spec(self.memory_mb, self.cpu_seconds, settings)
         ksm = KernelSpecManager(kernel_dirs=[str(self._spec_root)])
-        sockets = tempfile.mkdtemp(prefix="ipc", dir=self._spec_root)  # one folder per (re)started kernel
+        run = sandbox.new_run(self._spec_root)  # one folder per (re)started kernel
+        self._fill_work_folder(run / "work")
         self.km = self.kernel_manager_class(kernel_name=sandbox.KERNEL_NAME, kernel_spec_manager=ksm,
-                                            config=self.config, **sandbox.private_connection(sockets))
+                                            config=self.config, connection_file=str(run / "kernel.json"),
+                                            **sandbox.private_connection(run))
         return self.km
+
+    def _source_notebook(self) -> Path | None:
+        """The instructor's source of the notebook being graded, when nbgrader says which one it is."""
+        info = (self.resources or {}).get("nbgrader", {})
+        source_dir = self.config.get("CourseDirectory", {}).get("source_directory")
+        if not source_dir or "assignment" not in info or "notebook" not in info:
+            return None
+        return Path(source_dir, info["assignment"], f"{info['notebook']}.ipynb")
+
+    def _fill_work_folder(self, work: Path) -> None:
+        """The kernel's working folder: this notebook and its lesson's declared data files, nothing else."""
+        name = (self.resources or {}).get("nbgrader", {}).get("notebook", "notebook")
+        nbformat.write(self.nb, str(work / f"{name}.ipynb"))
+        source = self._source_notebook()
+        if source is not None:
+            for path in declared_data_files(source):
+                target = work / path.relative_to(source.parent.resolve())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        self.resources.setdefault("metadata", {})["path"] = str(work)
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):  # noqa: ANN201
         neutralised: dict[int, str] = {}
+        resources = resources if resources is not None else {}
+        given_path = resources.get("metadata", {}).get("path")
         try:
             for attempt in range(self.max_attempts + 1):
                 work = copy.deepcopy(nb)
@@ -91,6 +147,8 @@ class SafeExecute(Execute):
                 return out, resources
             raise AssertionError("unreachable: the last attempt always returns")
         finally:
+            if given_path is not None:
+                resources["metadata"]["path"] = given_path
             if self._spec_root is not None:
                 shutil.rmtree(self._spec_root, ignore_errors=True)
                 self._spec_root = None
