@@ -907,7 +907,10 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     rng = np.random.default_rng(seed)
     label = "`topological_sort`"
     with _creation_log(Value) as log:
-        deepest = _check_orders(topological_sort, Value, rng, label, log, seed)
+        try:
+            deepest = _check_orders(topological_sort, Value, rng, label, log, seed)
+        except NotDone:
+            raise NotDone(label) from None
     passed("check_topological_sort", f"orders of a leaf, b = a + a; c = b + b, a diamond, 16 doublings, 4 "
                                      f"random graphs and chains {RECURSION_PROBE:,} and 10,000 deep, calls "
                                      f"nested at most {deepest} deep (seed {seed})")
