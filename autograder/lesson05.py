@@ -15,13 +15,25 @@ the duration of the check, so a bug in exercise 2 never costs exercise 3's point
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_close, check_vjp, new_seed, quiet
+from autograder.checks import (
+    CheckFailure,
+    NotDone,
+    call_student,
+    check_close,
+    check_vjp,
+    new_seed,
+    passed,
+    quiet,
+)
 
 __all__ = [
     "check_unary_vjps",
@@ -32,6 +44,7 @@ __all__ = [
     "check_shape_vjps",
     "check_softmax_vjps",
     "check_jacobian_from_vjp",
+    "check_nll",
 ]
 
 VJP = Callable[..., Any]
@@ -84,34 +97,105 @@ def labels_for(rng: np.random.Generator, n: int, classes: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Run:
+    """One check's random generator, its seed, and the call that reproduces it (named in every failure)."""
+
+    rng: np.random.Generator
+    seed: int
+    reproduce: str
+
+    @classmethod
+    def start(cls, seed: int | None, call: str) -> Run:
+        """A fresh seed unless pinned; ``call`` is the check's call with ``{seed}`` where the seed goes."""
+        seed = new_seed(seed)
+        return cls(np.random.default_rng(seed), seed, call.format(seed=seed))
+
+    def line(self) -> str:
+        return f"(seed {self.seed}: {self.reproduce})"
+
+
+def visible_run(seed: int | None, call: str) -> Run:
+    """A visible check's run: the student reproduces a failure by running the same call with the seed."""
+    return Run.start(seed, f"run checks.{call} to reproduce")
+
+
+NUMERICAL_HELPERS = ("numerical_vjp", "numerical_jacobian")
+
+
+@contextlib.contextmanager
+def numerical_helpers_refused(fn: Callable, label: str) -> Iterator[None]:
+    """While ``fn`` runs, the notebook's finite-difference helpers (in its globals) refuse to work.
+
+    They are the check's tool, not an answer: a VJP that calls them approximates instead of applying its
+    derivative, and a finite-difference check cannot tell the two apart. The names are restored after."""
+    space = getattr(fn, "__globals__", None)
+    names = [n for n in NUMERICAL_HELPERS if isinstance(space, dict) and callable(space.get(n))]
+    saved = {n: space[n] for n in names}
+
+    def refusing(name: str) -> Callable:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            instead = ("build each row from f's pullback: one VJP of a unit vector per output entry."
+                       if name == "numerical_jacobian" else
+                       "write the formula: g times the local derivative, from g, ans and the inputs.")
+            raise CheckFailure(
+                f"{label} calls the notebook's {name}: finite differences only approximate a derivative, "
+                "at two forward passes per input entry, and are what the check compares your answer WITH."
+                f"\n  Hint: {instead}")
+        return refused
+
+    try:
+        for name in names:
+            space[name] = refusing(name)
+        yield
+    finally:
+        for name in names:
+            space[name] = saved[name]
+
+
+class StudentCallFailure(CheckFailure):
+    """Student code raised, refused a helper, or returned the wrong shape: the message already carries
+    the hint that fits, so no value hint is appended after it."""
+
+
 def guarded(fn: Callable, label: str, hint: str = "") -> Callable:
-    """Call student code quietly; any exception it raises becomes a CheckFailure naming it and the fix."""
+    """Call student code through call_student (a blank answer ends in NotDone, any exception becomes one
+    message naming ``label``), with the notebook's finite-difference helpers refused, plus ``hint``."""
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            with quiet():
-                return fn(*args, **kwargs)
-        except CheckFailure:
+            with numerical_helpers_refused(fn, label):
+                return call_student(label, fn, *args, **kwargs)
+        except NotDone:
             raise
-        except NotImplementedError:
-            raise CheckFailure(f"{label} is not implemented yet (it raised NotImplementedError). Replace the "
-                               "`raise NotImplementedError()` line with your code.") from None
-        except Exception as exc:  # noqa: BLE001 - any error in student code becomes a graded message
-            if isinstance(exc, ValueError) and "read-only" in str(exc):
-                raise CheckFailure(f"{label} tried to modify one of its arguments in place ({exc}). "
-                                   "A VJP must return a new array: the same g is sent to other nodes "
-                                   "too.") from None
-            msg = f"{label} raised {type(exc).__name__}: {exc}"
-            raise CheckFailure(msg + (f"\n  Hint: {hint}" if hint else "")) from None
+        except CheckFailure as exc:
+            text = str(exc)
+            if hint and "\n  Hint:" not in text:
+                text += f"\n  Hint: {hint}"
+            raise StudentCallFailure(text) from None
 
     return call
 
 
-def student_vjp(vjp: VJP, label: str, *extra_args: Any, hint: str = "", **extra_kwargs: Any) -> VJP:
-    """Adapt a student VJP to check_vjp's ``(g, ans, *xs)`` call, passing the forward's other arguments."""
+def student_vjp(vjp: VJP, label: str, *extra_args: Any, hint: str = "", index: int = 0,
+                **extra_kwargs: Any) -> VJP:
+    """Adapt a student VJP for input ``index`` to check_vjp's ``(g, ans, *xs)`` call, passing the forward's
+    other arguments. A result of the wrong shape is reported with this exercise's hint (the generic shape
+    advice of the checker does not know, e.g., that a transpose needs the inverse permutation)."""
     safe = guarded(vjp, label, hint)
 
     def call(g: np.ndarray, ans: np.ndarray, *xs: np.ndarray) -> Any:
-        return safe(g, ans, *xs, *extra_args, **extra_kwargs)
+        out = safe(g, ans, *xs, *extra_args, **extra_kwargs)
+        want = np.shape(xs[index])
+        try:
+            got = np.shape(out) if out is not None else want
+        except (TypeError, ValueError):
+            got = want  # not array-like: the checker's own message says what it got
+        if got != want:
+            transposed = " It looks transposed." if len(got) == 2 and got == want[::-1] else ""
+            raise StudentCallFailure(f"{label} returned shape {got} for an input of shape {want}: a "
+                                     f"gradient has exactly the shape of the input it belongs to.{transposed}"
+                                     + (f"\n  Hint: {hint}" if hint else ""))
+        return out
 
     call.__name__ = label.replace("your ", "")
     return call
@@ -157,23 +241,28 @@ def diagnose(vjp: VJP, f: Callable[..., Any], xs: Sequence[np.ndarray], diagnose
     return ""
 
 
-def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndarray,
-             rng: np.random.Generator, hint: str = "", diagnoses: Sequence[Diagnosis] = ()) -> None:
-    """check_vjp with a seed from ``rng``; a failure message starts with the case and ends with a hint.
+_CHECK_VJP_SEED = re.compile(r"\n *\(seed \d+: call check_vjp\(\.\.\., seed=\d+\) to reproduce\)")
+
+
+def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndarray, run: Run,
+             hint: str = "", diagnoses: Sequence[Diagnosis] = ()) -> None:
+    """check_vjp with a seed from the run; a failure message starts with the case, ends with a hint and
+    with the call that reproduces it (the check the student ran, not check_vjp's inner call).
 
     ``diagnoses`` (for single-input VJPs) recognise typical wrong formulas, so the hint can name the mistake.
     """
-    seed = int(rng.integers(2**62))
     try:
-        check_vjp(f, list(vjps), *xs, seed=seed)
+        check_vjp(f, list(vjps), *xs, seed=int(run.rng.integers(2**62)))
+    except NotDone:
+        raise
     except CheckFailure as exc:
-        text = f"{case}:\n{exc}"
-        found = diagnose(vjps[0], f, xs, diagnoses, rng) if diagnoses else ""
+        text = f"{case}:\n{_CHECK_VJP_SEED.sub('', str(exc))}"
+        found = diagnose(vjps[0], f, xs, diagnoses, run.rng) if diagnoses else ""
         if found:
             text += f"\n  It looks like {found}"
-        if hint and hint not in text:
+        if hint and hint not in text and not isinstance(exc, StudentCallFailure):
             text += f"\n  Hint: {hint}"
-        raise CheckFailure(text) from None
+        raise CheckFailure(f"{text}\n  {run.line()}") from None
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -201,19 +290,48 @@ def unary_cases(relu: Callable) -> list[tuple[str, Callable, Callable, Callable,
     ]
 
 
-def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = None,
-                     shapes: Iterable[tuple[int, ...]] = UNARY_SHAPES) -> None:
-    """VJPs of np.negative, np.exp, np.log, np.tanh and relu on random shapes and upstream gradients."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    shapes = list(shapes)
+def check_relu_at_zero(vjp: VJP, run: Run) -> None:
+    """relu'(0) = 0 exactly, the convention the notebook states: finite differences cannot decide it (they
+    give 0.5 at the kink), so this is a property test at inputs that are exactly 0."""
+    x = away_from_zero(run.rng, (2, 4))
+    x.flat[run.rng.permutation(x.size)[:3]] = 0.0
+    g = away_from_zero(run.rng, x.shape)
+    out = guarded(vjp, "your VJP of relu")(g.copy(), np.where(x > 0, x, 0.0), x.copy())
+    try:
+        got = np.array(out, dtype=np.float64)
+    except (TypeError, ValueError):
+        got = np.zeros(0)
+    if got.shape != x.shape:
+        raise CheckFailure(f"your VJP of relu returned {type(out).__name__} of shape {np.shape(out)} for an "
+                           f"input of shape {x.shape}.\n  {run.line()}")
+    zero = x == 0
+    if np.any(got[zero] != 0):
+        raise CheckFailure(
+            f"your VJP of relu at inputs that are exactly 0 gives {got[zero].round(4).tolist()} (with g = "
+            f"{g[zero].round(4).tolist()} there): this course uses relu'(0) = 0, as PyTorch does, so no "
+            "gradient flows where x is exactly 0.\n  Hint: the mask is x > 0, not x >= 0.\n  " + run.line())
+
+
+def check_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run) -> int:
+    """Every unary VJP on each shape against finite differences, then relu's convention at 0."""
+    count = 0
     for name, key, forward, sample, hint in unary_cases(relu):
         (vjp,) = registered(vjps_of, key, name, 1)
         for shape in shapes:
-            x = sample(rng, shape)
-            run_case(f"{name} on an input of shape {_shape(shape)} (check seed {seed})", forward,
-                     [student_vjp(vjp, f"your VJP of {name}", hint=hint)], x, rng=rng, hint=hint)
-    print(f"unary VJPs: all {len(shapes) * 5} cases passed (seed {seed})")
+            run_case(f"{name} on an input of shape {_shape(shape)}", forward,
+                     [student_vjp(vjp, f"your VJP of {name}", hint=hint)], sample(run.rng, shape), run=run,
+                     hint=hint)
+            count += 1
+    check_relu_at_zero(registered(vjps_of, relu, "relu", 1)[0], run)
+    return count + 1
+
+
+def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = None) -> None:
+    """VJPs of np.negative, np.exp, np.log, np.tanh and relu on random shapes and upstream gradients."""
+    run = visible_run(seed, "check_unary_vjps(vjps_of, relu, seed={seed})")
+    count = check_unary_cases(vjps_of, relu, UNARY_SHAPES, run)
+    passed("unary VJPs", f"{count} cases (5 ops on 3 shapes against finite differences, relu at 0) "
+                         f"(seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -243,8 +361,9 @@ def unbroadcast_hint(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str:
 
 
 def check_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[int, ...], tuple[int, ...]]],
-                            rng: np.random.Generator, seed: int) -> None:
+                            run: Run) -> int:
     """unbroadcast(g, shape) is the VJP of np.broadcast_to(x, out_shape): check it as one, case by case."""
+    count = 0
     for shape, out_shape in cases:
         hint = unbroadcast_hint(shape, out_shape)
         safe = guarded(unbroadcast, "your unbroadcast", hint)
@@ -257,16 +376,18 @@ def check_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[i
         def broadcast(x, _out=out_shape):
             return np.broadcast_to(x, _out).copy()
 
-        run_case(f"unbroadcast(g of shape {out_shape}, shape={_shape(shape)}) (check seed {seed})", broadcast,
-                 [vjp], normal(rng, shape), rng=rng, hint=hint)
+        run_case(f"unbroadcast(g of shape {out_shape}, shape={_shape(shape)})", broadcast,
+                 [vjp], normal(run.rng, shape), run=run, hint=hint)
+        count += 1
+    return count
 
 
 def check_unbroadcast(unbroadcast: Callable, *, seed: int | None = None) -> None:
     """unbroadcast on the broadcasting pairs scalar, (4,), (3, 4), (1, 4), (3, 1) and leading axes."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    check_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, rng, seed)
-    print(f"unbroadcast: all {len(UNBROADCAST_CASES)} cases passed (seed {seed})")
+    run = visible_run(seed, "check_unbroadcast(unbroadcast, seed={seed})")
+    count = check_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, run)
+    passed("unbroadcast", f"{count} broadcasting cases, each as the VJP of np.broadcast_to, against finite "
+                          f"differences (seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -297,26 +418,25 @@ def binary_cases() -> list[tuple[str, Callable, Callable, Callable, str]]:
 
 
 def check_binary_cases(vjps_of: Callable, pairs: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-                       rng: np.random.Generator, seed: int) -> int:
+                       run: Run) -> int:
     """Check every binary op on ``pairs``; the first pair must be non-broadcasting. Returns the count."""
     count = 0
     for name, key, forward, sample, hint in binary_cases():
         vx, vy = registered(vjps_of, key, name, 2)
         for sx, sy in pairs:
-            x, y = sample(rng, sx, sy)
+            x, y = sample(run.rng, sx, sy)
             broadcasting = sx != sy
             if broadcasting:
-                case = (f"{name} with broadcasting: x of shape {_shape(sx)} and y of shape {_shape(sy)} "
-                        f"(check seed {seed})")
+                case = f"{name} with broadcasting: x of shape {_shape(sx)} and y of shape {_shape(sy)}"
                 case_hint = ("your VJPs are right when nothing is broadcast but not here: pass each "
                              "gradient through unbroadcast(..., np.shape(x)) (or y) so it gets its input's "
                              "shape back.")
             else:
-                case = f"{name} with x and y of the same shape {_shape(sx)} (check seed {seed})"
+                case = f"{name} with x and y of the same shape {_shape(sx)}"
                 case_hint = hint
             vjps = [student_vjp(vx, f"your VJP of {name} for x", hint=case_hint),
-                    student_vjp(vy, f"your VJP of {name} for y", hint=case_hint)]
-            run_case(case, forward, vjps, x, y, rng=rng, hint=case_hint)
+                    student_vjp(vy, f"your VJP of {name} for y", hint=case_hint, index=1)]
+            run_case(case, forward, vjps, x, y, run=run, hint=case_hint)
             count += 1
     return count
 
@@ -341,56 +461,92 @@ def binary_vjp_functions(vjps_of: Callable) -> list[VJP]:
     return out
 
 
-def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
-    """Binary-op VJPs on equal shapes and, when the notebook's unbroadcast works, on broadcasting pairs."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    count = check_binary_cases(vjps_of, [SAME_SHAPES], rng, seed)
-    spaces = unbroadcast_in(binary_vjp_functions(vjps_of))
-    unbroadcasts = [space["unbroadcast"] for space in spaces]
+@contextlib.contextmanager
+def name_replaced(namespaces: list[dict], name: str, value: object) -> Iterator[None]:
+    """Temporarily bind ``name`` to ``value`` in each namespace (the notebook's globals); always restore."""
+    saved = [space[name] for space in namespaces]
     try:
-        if not unbroadcasts:
-            raise CheckFailure("no unbroadcast")
-        for ub in unbroadcasts:
-            check_unbroadcast_cases(ub, UNBROADCAST_CASES, rng, seed)
-    except CheckFailure:
-        print("binary VJPs: the broadcasting cases were SKIPPED because your unbroadcast does not pass its "
-              "own check yet. Fix exercise 2 and run this cell again. (When graded, these cases run with a "
-              "correct unbroadcast in place of yours, so exercise 2 is graded only once.)")
-    else:
-        count += check_binary_cases(vjps_of, BROADCAST_PAIRS, rng, seed)
-    print(f"binary VJPs: all {count} cases passed (seed {seed})")
+        for space in namespaces:
+            space[name] = value
+        yield
+    finally:
+        for space, original in zip(namespaces, saved, strict=True):
+            space[name] = original
+
+
+def same_shape_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """What unbroadcast does when nothing was broadcast: return g. Stands in for a student's unfinished
+    unbroadcast in the same-shape cases only (it is no answer to exercise 2, which is all about the rest)."""
+    if np.shape(g) != tuple(shape):
+        raise CheckFailure("the stand-in unbroadcast only serves cases where nothing is broadcast")
+    return g
+
+
+def unbroadcast_problem(spaces: list[dict], run: Run) -> str:
+    """Why the binary VJPs cannot use the notebook's unbroadcast yet ('' when it passes its check)."""
+    if not spaces:
+        return "is not defined"
+    for space in spaces:
+        try:
+            check_unbroadcast_cases(space["unbroadcast"], UNBROADCAST_CASES, run)
+        except NotDone:
+            return "is not written yet"
+        except CheckFailure:
+            return "does not pass its own check yet"
+    return ""
+
+
+def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
+    """Binary-op VJPs on equal shapes and, when the notebook's unbroadcast works, on broadcasting pairs.
+
+    While unbroadcast is unfinished the same-shape cases run with a stand-in that returns g unchanged (all
+    unbroadcast does there), so a stub in exercise 2 is never blamed on these VJPs."""
+    run = visible_run(seed, "check_binary_vjps(vjps_of, seed={seed})")
+    spaces = unbroadcast_in(binary_vjp_functions(vjps_of))
+    problem = unbroadcast_problem(spaces, run)
+    if problem:
+        with name_replaced(spaces, "unbroadcast", same_shape_unbroadcast):
+            count = check_binary_cases(vjps_of, [SAME_SHAPES], run)
+        passed("binary VJPs", f"{count} same-shape cases against finite differences (seed {run.seed}); the "
+                              f"broadcasting cases were SKIPPED because your unbroadcast {problem} (exercise "
+                              "2): finish it and run this cell again. When graded, they run with a correct "
+                              "unbroadcast in place of yours, so exercise 2 is graded only once.")
+        return
+    count = check_binary_cases(vjps_of, [SAME_SHAPES, *BROADCAST_PAIRS], run)
+    passed("binary VJPs", f"{count} cases, same shapes and broadcasting pairs, against finite differences "
+                          f"(seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Exercise 4: matmul
 # ---------------------------------------------------------------------------------------------------------
 
-MATMUL_SHAPES = [((3, 5), (5, 2)), ((1, 4), (4, 3)), ((4, 2), (2, 6))]
+MATMUL_SHAPES = [((3, 5), (5, 2)), ((1, 4), (4, 3)), ((4, 2), (2, 6)), ((4, 4), (4, 4))]
 MATMUL_HINT = ("with C = A @ B and G = g, A-bar must have A's shape (m, k) and B-bar B's shape (k, n); "
                "G is (m, n), so the shapes only fit with the transposes of section 5's derivation.")
 
 
 def check_matmul_cases(vjps_of: Callable, shapes: Iterable[tuple[tuple[int, int], tuple[int, int]]],
-                       rng: np.random.Generator, seed: int) -> int:
+                       run: Run) -> int:
     va, vb = registered(vjps_of, np.matmul, "np.matmul", 2)
     count = 0
     for sa, sb in shapes:
-        a, b = normal(rng, sa), normal(rng, sb)
+        a, b = normal(run.rng, sa), normal(run.rng, sb)
         vjps = [student_vjp(va, "your VJP of np.matmul for a", hint=MATMUL_HINT),
-                student_vjp(vb, "your VJP of np.matmul for b", hint=MATMUL_HINT)]
-        run_case(f"np.matmul of a {sa} and b {sb} (check seed {seed})", np.matmul, vjps, a, b, rng=rng,
-                 hint=MATMUL_HINT)
+                student_vjp(vb, "your VJP of np.matmul for b", hint=MATMUL_HINT, index=1)]
+        square = " (square: a forgotten transpose still runs here, so only the values can tell)" \
+            if sa[0] == sa[1] == sb[1] else ""
+        run_case(f"np.matmul of a {sa} and b {sb}{square}", np.matmul, vjps, a, b, run=run, hint=MATMUL_HINT)
         count += 1
     return count
 
 
 def check_matmul_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
-    """Both matmul VJPs on non-square, non-symmetric matrices."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    count = check_matmul_cases(vjps_of, MATMUL_SHAPES, rng, seed)
-    print(f"matmul VJPs: all {count} cases passed (seed {seed})")
+    """Both matmul VJPs on non-square and square (non-symmetric) matrices."""
+    run = visible_run(seed, "check_matmul_vjps(vjps_of, seed={seed})")
+    count = check_matmul_cases(vjps_of, MATMUL_SHAPES, run)
+    passed("matmul VJPs", f"{count} products, non-square and square, against finite differences "
+                          f"(seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,53 +556,59 @@ def check_matmul_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
 REDUCTION_CASES = [((3, 4), axis, keepdims) for axis in (None, 0, 1, -1) for keepdims in (False, True)]
 
 
-def reduction_hint(name: str, axis: Any, keepdims: bool) -> str:
-    parts = []
-    if keepdims and axis is not None:
-        parts.append("with keepdims=True g still has the reduced axis (with length 1), so it already lines "
-                     "up with x: broadcast it to x's shape directly, without adding an axis.")
-    elif not keepdims and axis is not None:
-        parts.append("with keepdims=False the reduced axis is missing from g: put it back with "
-                     "np.expand_dims(g, axis) before broadcasting g to x's shape.")
+def reduction_hints(name: str, axis: Any, keepdims: bool) -> tuple[str, str]:
+    """(hint for a result of the wrong shape or an exception, hint for wrong values): each names only what
+    can cause that kind of failure in this case, so no irrelevant advice is appended."""
+    if axis is None:
+        shape_hint = ("axis=None reduces everything to one number: g is a scalar, so copy it to x's shape "
+                      "(np.broadcast_to(g, np.shape(x)).copy()).")
+    elif keepdims:
+        shape_hint = ("with keepdims=True g still has the reduced axis (with length 1), so it already lines "
+                      "up with x: broadcast it to x's shape directly, without adding an axis.")
     else:
-        parts.append("every entry of x gets the gradient of the output it was summed into: g copied back "
-                     "to x's shape (np.broadcast_to(...).copy()).")
+        shape_hint = ("with keepdims=False the reduced axis is missing from g: put it back with "
+                      "np.expand_dims(g, axis) before broadcasting g to x's shape.")
     if name == "np.mean":
-        parts.append("mean divides by n = the number of entries averaged into each output (x.size // "
-                     "ans.size), and so must its VJP.")
-    return " ".join(parts)
+        return shape_hint, ("mean divides by n = the number of entries averaged into each output "
+                            "(x.size // ans.size), and so must its VJP.")
+    value_hint = "every entry of x gets the gradient of the output it was summed into: g copied back."
+    if not keepdims and axis is not None:
+        value_hint += (" With keepdims=False, a g broadcast without np.expand_dims(g, axis) lines up with "
+                       "the LAST axis, which is wrong (silently so when the lengths happen to match).")
+    return shape_hint, value_hint
 
 
 def check_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ...], Any, bool]],
-                          rng: np.random.Generator, seed: int) -> int:
+                          run: Run) -> int:
     count = 0
     for name, key, forward in (("np.sum", np.sum, np.sum), ("np.mean", np.mean, np.mean)):
         (vjp,) = registered(vjps_of, key, name, 1)
         for shape, axis, keepdims in cases:
-            hint = reduction_hint(name, axis, keepdims)
+            shape_hint, value_hint = reduction_hints(name, axis, keepdims)
 
             def f(x, _fw=forward, _axis=axis, _keep=keepdims):
                 return _fw(x, axis=_axis, keepdims=_keep)
 
-            wrapped = student_vjp(vjp, f"your VJP of {name}", hint=hint, axis=axis, keepdims=keepdims)
-            case = f"{name}(x of shape {shape}, axis={axis}, keepdims={keepdims}) (check seed {seed})"
-            x = normal(rng, shape)
-            run_case(case, f, [wrapped], x, rng=rng, hint=hint)
-            out = wrapped(normal(rng, np.shape(f(x))), f(x), x)
+            wrapped = student_vjp(vjp, f"your VJP of {name}", hint=shape_hint, axis=axis, keepdims=keepdims)
+            case = f"{name}(x of shape {shape}, axis={axis}, keepdims={keepdims})"
+            x = normal(run.rng, shape)
+            run_case(case, f, [wrapped], x, run=run, hint=value_hint)
+            out = wrapped(normal(run.rng, np.shape(f(x))), f(x), x)
             if isinstance(out, np.ndarray) and not out.flags.writeable:
                 raise CheckFailure(f"{case}:\nyour VJP of {name} returned a read-only array (a view made by "
                                    "np.broadcast_to?). Its values are right, but whoever receives it may add "
-                                   "to it in place.\n  Hint: return a copy: np.broadcast_to(...).copy().")
+                                   "to it in place.\n  Hint: return a copy: np.broadcast_to(...).copy().\n  "
+                                   + run.line())
             count += 1
     return count
 
 
 def check_reduction_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """np.sum and np.mean VJPs for axis None/0/1/-1, keepdims False and True."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    count = check_reduction_cases(vjps_of, REDUCTION_CASES, rng, seed)
-    print(f"reduction VJPs: all {count} cases passed (seed {seed})")
+    run = visible_run(seed, "check_reduction_vjps(vjps_of, seed={seed})")
+    count = check_reduction_cases(vjps_of, REDUCTION_CASES, run)
+    passed("reduction VJPs", f"{count} cases (sum and mean, every axis, keepdims both ways) against finite "
+                             f"differences (seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -461,8 +623,7 @@ TRANSPOSE_HINT = ("output axis i is input axis axes[i]; send g back with the INV
                   "np.argsort(axes) (axes=None reverses all axes, which is its own inverse).")
 
 
-def check_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterable,
-                      rng: np.random.Generator, seed: int) -> int:
+def check_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterable, run: Run) -> int:
     (v_reshape,) = registered(vjps_of, np.reshape, "np.reshape", 1)
     (v_transpose,) = registered(vjps_of, np.transpose, "np.transpose", 1)
     count = 0
@@ -470,27 +631,26 @@ def check_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterabl
         def f(x, _s=new_shape):
             return np.reshape(x, _s).copy()
 
-        run_case(f"np.reshape(x of shape {shape}, {new_shape}) (check seed {seed})", f,
+        run_case(f"np.reshape(x of shape {shape}, {new_shape})", f,
                  [student_vjp(v_reshape, "your VJP of np.reshape", new_shape, hint=RESHAPE_HINT)],
-                 normal(rng, shape), rng=rng, hint=RESHAPE_HINT)
+                 normal(run.rng, shape), run=run, hint=RESHAPE_HINT)
         count += 1
     for shape, axes in transposes:
         def f(x, _a=axes):
             return np.transpose(x, _a).copy()
 
-        run_case(f"np.transpose(x of shape {shape}, axes={axes}) (check seed {seed})", f,
+        run_case(f"np.transpose(x of shape {shape}, axes={axes})", f,
                  [student_vjp(v_transpose, "your VJP of np.transpose", axes, hint=TRANSPOSE_HINT)],
-                 normal(rng, shape), rng=rng, hint=TRANSPOSE_HINT)
+                 normal(run.rng, shape), run=run, hint=TRANSPOSE_HINT)
         count += 1
     return count
 
 
 def check_shape_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """np.reshape and np.transpose VJPs, including a reshape that looks like a transpose."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    count = check_shape_cases(vjps_of, RESHAPE_CASES, TRANSPOSE_CASES, rng, seed)
-    print(f"shape VJPs: all {count} cases passed (seed {seed})")
+    run = visible_run(seed, "check_shape_vjps(vjps_of, seed={seed})")
+    count = check_shape_cases(vjps_of, RESHAPE_CASES, TRANSPOSE_CASES, run)
+    passed("shape VJPs", f"{count} reshapes and transposes against finite differences (seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -523,19 +683,24 @@ CROSS_ENTROPY_HINT = ("the VJP of the mean cross-entropy is (g / N) (softmax(log
                       "g the scalar upstream gradient and N the batch size.")
 
 
-def ignores_axis(vjp: VJP, forward: Callable, x: np.ndarray, axis: int, rng: np.random.Generator) -> bool:
-    """True when the student's VJP returns the same result whatever ``axis`` it is given."""
+def fixed_axis(vjp: VJP, forward: Callable, x: np.ndarray, axis: int, run: Run) -> bool:
+    """True when the student's VJP ignores its ``axis`` argument AND is right along another axis: then the
+    bug is a hard-coded axis (and not some other mistake that happens not to depend on the axis)."""
     if x.ndim < 2:
         return False
     other = 0 if axis % x.ndim != 0 else x.ndim - 1
-    g = normal(rng, x.shape)
+    g = normal(run.rng, x.shape)
     try:
         with quiet():
             here = np.asarray(vjp(g.copy(), forward(x, axis=axis), x.copy(), axis=axis), dtype=np.float64)
             there = np.asarray(vjp(g.copy(), forward(x, axis=axis), x.copy(), axis=other), dtype=np.float64)
+            if here.shape != there.shape or not np.array_equal(here, there):
+                return False
+            check_vjp(lambda v: forward(v, axis=other), [lambda g, ans, v: vjp(g, ans, v, axis=other)], x,
+                      seed=int(run.rng.integers(2**62)))
     except Exception:  # noqa: BLE001 - only a diagnosis: the check's message stands on its own
         return False
-    return here.shape == there.shape and np.array_equal(here, there)
+    return True
 
 
 def _diagnoses_for(name: str, axis: int) -> list[Diagnosis]:
@@ -546,8 +711,7 @@ def _diagnoses_for(name: str, axis: int) -> list[Diagnosis]:
 
 
 def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
-                        softmax_cases: Iterable, ce_cases: Iterable, rng: np.random.Generator, seed: int,
-                        scale: float = 1.0) -> int:
+                        softmax_cases: Iterable, ce_cases: Iterable, run: Run, scale: float = 1.0) -> int:
     (v_sm,) = registered(vjps_of, softmax, "softmax", 1)
     (v_lsm,) = registered(vjps_of, log_softmax, "log_softmax", 1)
     v_ce = registered(vjps_of, cross_entropy, "cross_entropy", 1)[0]
@@ -559,27 +723,31 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
                 return _fw(x, axis=_axis)
 
             diagnoses = _diagnoses_for(name, axis)
-            x = scale * normal(rng, shape)
+            x = scale * normal(run.rng, shape)
             try:
-                run_case(f"{name}(x of shape {shape}, axis={axis}) (check seed {seed})", f,
+                run_case(f"{name}(x of shape {shape}, axis={axis})", f,
                          [student_vjp(vjp, f"your VJP of {name}", hint=hint, axis=axis)],
-                         x, rng=rng, hint=hint, diagnoses=diagnoses)
+                         x, run=run, hint=hint, diagnoses=diagnoses)
+            except NotDone:
+                raise
             except CheckFailure as exc:
-                if "It looks like" not in str(exc) and ignores_axis(vjp, forward, x, axis, rng):
-                    raise CheckFailure(f"{exc}\n  Your VJP returns the same result whatever `axis` it "
-                                       "is given: sum along the `axis` argument, not a fixed axis.") from None
+                if "It looks like" not in str(exc) and fixed_axis(vjp, forward, x, axis, run):
+                    message, seed_line, tail = str(exc).rpartition("\n  (seed ")
+                    other = 0 if axis % x.ndim else -1
+                    raise CheckFailure(f"{message}\n  Your VJP is right along axis {other} and returns the "
+                                       "same result whatever `axis` it is given: sum along the `axis` "
+                                       f"argument, not a fixed axis.{seed_line}{tail}") from None
                 raise
             count += 1
     for n, classes in ce_cases:
-        labels = labels_for(rng, n, classes)
+        labels = labels_for(run.rng, n, classes)
 
         def f(logits, _labels=labels):
             return trusted_cross_entropy(logits, _labels)
 
-        run_case(f"cross_entropy(logits of shape {(n, classes)}, labels {labels.tolist()}) "
-                 f"(check seed {seed})", f,
+        run_case(f"cross_entropy(logits of shape {(n, classes)}, labels {labels.tolist()})", f,
                  [student_vjp(v_ce, "your VJP of cross_entropy", labels.copy(), hint=CROSS_ENTROPY_HINT)],
-                 scale * normal(rng, (n, classes)), rng=rng, hint=CROSS_ENTROPY_HINT,
+                 scale * normal(run.rng, (n, classes)), run=run, hint=CROSS_ENTROPY_HINT,
                  diagnoses=_trusted.cross_entropy_diagnoses(labels) if _trusted else ())
         count += 1
     return count
@@ -588,11 +756,11 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
 def check_softmax_vjps(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
                        *, seed: int | None = None) -> None:
     """softmax and log_softmax VJPs along either axis, and the fused cross-entropy VJP."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = visible_run(seed, "check_softmax_vjps(vjps_of, softmax, log_softmax, cross_entropy, seed={seed})")
     count = check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, SOFTMAX_CASES,
-                                CROSS_ENTROPY_CASES, rng, seed)
-    print(f"softmax-family VJPs: all {count} cases passed (seed {seed})")
+                                CROSS_ENTROPY_CASES, run)
+    passed("softmax-family VJPs", f"{count} cases (softmax and log_softmax along either axis, cross-entropy) "
+                                  f"against finite differences (seed {run.seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -655,47 +823,181 @@ def matrix_function(rng: np.random.Generator, rows: int, n_in: int, n_out: int) 
                             f"({rows}, {n_out})")
 
 
-def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: np.ndarray, seed: int,
-                        *, count_calls: bool = False) -> None:
+def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: np.ndarray,
+                        run: Run) -> None:
+    """One Jacobian against finite differences, then what the exercise demands of how it is built: a 2-D
+    float numpy array, f called once, one pullback per output entry."""
     expected = fun.numerical_jacobian(x)
     m, n = expected.shape
+    where = f"for {fun.description}"
     try:
-        got = guarded(jacobian_from_vjp, f"jacobian_from_vjp (for {fun.description})")(fun, x.copy())
+        got = guarded(jacobian_from_vjp, f"jacobian_from_vjp ({where})")(fun, x.copy())
+    except NotDone:
+        raise
     except CheckFailure as exc:
-        raise CheckFailure(f"{exc}\n  (check seed {seed})") from None
-    got_arr = np.asarray(got) if got is not None else None
+        raise CheckFailure(f"{exc}\n  {run.line()}") from None
+
+    def fail(problem: str, hint: str) -> None:
+        raise CheckFailure(f"jacobian_from_vjp {problem} {where}.\n  Hint: {hint}\n  {run.line()}")
+
+    if got is not None and not isinstance(got, np.ndarray):
+        fail(f"returned a {type(got).__name__}, not a numpy array,",
+             "the exercise asks for a float64 array of shape (y.size, x.size): fill np.zeros((m, n)) row by "
+             "row, or turn your rows into one array with np.array(rows).")
+    got_arr = got
     if got_arr is not None and got_arr.dtype.kind in "iub":
-        raise CheckFailure(
-            f"jacobian_from_vjp returned an array of dtype {got_arr.dtype} for {fun.description}: values "
-            f"assigned into an integer array are truncated (check seed {seed}).\n"
-            "  Hint: create J as a float array, e.g. np.zeros((m, n)) without an integer dtype.")
+        fail(f"returned an array of dtype {got_arr.dtype}: values assigned into an integer array are "
+             "truncated,",
+             "create J as a float array, e.g. np.zeros((m, n)) without an integer dtype.")
     if got_arr is not None and got_arr.ndim != 2 and got_arr.size == m * n:
-        raise CheckFailure(
-            f"jacobian_from_vjp returned shape {got_arr.shape} for {fun.description}; a Jacobian is a 2-D "
-            f"array of shape {(m, n)} (check seed {seed}).\n"
-            "  Hint: each pullback result is shaped like x: flatten it (np.ravel) before it becomes a row.")
+        fail(f"returned shape {got_arr.shape}; a Jacobian is a 2-D array of shape {(m, n)}",
+             "each pullback result is shaped like x: flatten it (np.ravel) before it becomes a row.")
     if got_arr is not None and got_arr.shape == (n, m) and m != n:
-        raise CheckFailure(
-            f"jacobian_from_vjp returned shape {(n, m)} for {fun.description}; the Jacobian has one ROW per "
-            f"output entry and one column per input entry: shape {(m, n)} (check seed {seed}).\n"
-            f"  Hint: the VJP with the unit vector e_i is row i of the Jacobian, not column i.")
-    check_close(got, expected, name=f"jacobian_from_vjp for {fun.description} (check seed {seed})",
-                rtol=1e-6, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
-                hint="row i must be the pullback of the unit vector e_i (reshaped to y's shape), flattened; "
-                     "a fresh e_i for every row, with a single 1 in it.")
-    if count_calls and fun.pullback_calls != m:
-        raise CheckFailure(
-            f"jacobian_from_vjp called the pullback {fun.pullback_calls} times for {fun.description}; "
-            f"reverse mode needs exactly one VJP per output entry, m = {m} (check seed {seed}).")
+        fail(f"returned shape {(n, m)}; the Jacobian has one ROW per output entry and one column per input "
+             f"entry: shape {(m, n)}",
+             "the VJP with the unit vector e_i is row i of the Jacobian, not column i.")
+    try:
+        check_close(got, expected, name=f"jacobian_from_vjp {where}",
+                    rtol=1e-6, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
+                    hint="row i must be the pullback of the unit vector e_i (reshaped to y's shape), "
+                         "flattened; a fresh e_i for every row, with a single 1 in it.")
+    except CheckFailure as exc:
+        raise CheckFailure(f"{exc}\n  {run.line()}") from None
+    if fun.forward_calls != 1:
+        fail(f"called f {fun.forward_calls} times", "call f once, before the loop: its one pullback serves "
+             "every row (each call of f is a whole forward pass).")
+    if fun.pullback_calls != m:
+        fail(f"called the pullback {fun.pullback_calls} times; reverse mode needs exactly one VJP per output "
+             f"entry, m = {m},", "one pullback call per row i, with the unit vector e_i.")
+
+
+def check_jacobian_cases(jacobian_from_vjp: Callable, cases: Iterable[tuple[CountingFunction, np.ndarray]],
+                         run: Run) -> int:
+    count = 0
+    for fun, x in cases:
+        check_jacobian_case(jacobian_from_vjp, fun, x, run)
+        count += 1
+    return count
 
 
 def check_jacobian_from_vjp(jacobian_from_vjp: Callable, *, seed: int | None = None) -> None:
     """Jacobians of a non-square vector layer and of a matrix-valued function, against finite differences."""
-    seed = new_seed(seed)
-    rng = np.random.default_rng(seed)
-    check_jacobian_case(jacobian_from_vjp, layer_function(rng, 5, 3), normal(rng, (5,)), seed)
-    check_jacobian_case(jacobian_from_vjp, matrix_function(rng, 2, 3, 4), normal(rng, (2, 3)), seed)
-    print(f"jacobian_from_vjp: both cases passed (seed {seed})")
+    run = visible_run(seed, "check_jacobian_from_vjp(jacobian_from_vjp, seed={seed})")
+    rng = run.rng
+    cases = [(layer_function(rng, 5, 3), normal(rng, (5,))),
+             (matrix_function(rng, 2, 3, 4), normal(rng, (2, 3)))]
+    count = check_jacobian_cases(jacobian_from_vjp, cases, run)
+    passed("jacobian_from_vjp", f"{count} Jacobians against finite differences, f called once and one "
+                                f"pullback per row (seed {run.seed})")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exercise 7b: the negative log-likelihood of labels under predicted class probabilities
+# ---------------------------------------------------------------------------------------------------------
+
+
+def probabilities(rng: np.random.Generator, n: int, classes: int) -> np.ndarray:
+    """Random rows of class probabilities, every entry in (0, 1) and away from 0 and 1."""
+    p = rng.uniform(0.2, 1.0, (n, classes))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def nll_value(nll: Callable, probs: np.ndarray, labels: np.ndarray, case: str, run: Run) -> float:
+    """The student's nll on read-only copies, as one float, or a message saying what came back."""
+    p, y = probs.copy(), labels.copy()
+    p.setflags(write=False)
+    y.setflags(write=False)
+    out = guarded(nll, "your nll")(p, y)
+    try:
+        value = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError):
+        value = np.full(2, np.nan)
+    if value.size != 1 or not np.isfinite(value).all():
+        raise CheckFailure(f"your nll returned {out!r} for {case}: it must return one finite number.\n  "
+                           f"Hint: the loss is the mean over the batch (np.mean of the N terms).\n  "
+                           + run.line())
+    return float(value.reshape(()))
+
+
+def _agree(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def uniform_hint(got: float, n: int, classes: int) -> str:
+    """The usual reason a uniform batch does not give log C."""
+    log_c = float(np.log(classes))
+    if _agree(got, -log_c):
+        return "the negative log-likelihood is MINUS the log, positive for probabilities below 1."
+    if _agree(got, n * log_c):
+        return "the loss is the MEAN over the batch, not the sum."
+    if _agree(got, float(np.log2(classes))):
+        return "use the natural log, np.log."
+    if _agree(got, 1.0 - 1.0 / classes):
+        return "take the log: a label's negative log-likelihood is -log p, not 1 - p."
+    return "every label has probability 1/C here, so every example contributes -log(1/C) = log C."
+
+
+def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
+    """Four properties that together pin down the mean negative log-likelihood on one random batch."""
+    rng = run.rng
+    labels = labels_for(rng, n, classes)
+
+    def fail(problem: str, hint: str) -> None:
+        raise CheckFailure(f"your nll {problem} (batch of {n}, {classes} classes, labels "
+                           f"{labels.tolist()}).\n  Hint: {hint}\n  {run.line()}")
+
+    uniform = nll_value(nll, np.full((n, classes), 1.0 / classes), labels, "uniform probabilities", run)
+    if not _agree(uniform, float(np.log(classes))):
+        fail(f"gives {uniform:.6g} when every class has probability 1/{classes}; each label's likelihood "
+             f"is then 1/{classes}, whose negative log is log {classes} = {np.log(classes):.6g}",
+             uniform_hint(uniform, n, classes))
+    probs = probabilities(rng, n, classes)
+    base = nll_value(nll, probs, labels, "random probabilities", run)
+    moved_mass = probs.copy()
+    for row, label in enumerate(labels):
+        others = [c for c in range(classes) if c != label]
+        weights = rng.uniform(0.1, 1.0, len(others))
+        moved_mass[row, others] = probs[row, others].sum() * weights / weights.sum()
+    moved = nll_value(nll, moved_mass, labels, "random probabilities", run)
+    if not _agree(moved, base):
+        fail(f"changed from {base:.6g} to {moved:.6g} when only probability mass among classes that are NOT "
+             "the labels was moved",
+             "the likelihood of a label is the probability the model gave to THAT class, "
+             "probs[n, labels[n]]; the other entries do not enter the loss.")
+    label = int(labels[0])
+    lowered = probs[:1].copy()
+    lowered[0, label] /= np.e
+    others = [c for c in range(classes) if c != label]
+    lowered[0, others] *= (1.0 - lowered[0, label]) / lowered[0, others].sum()
+    one, other = (nll_value(nll, p, labels[:1], "one example", run) for p in (probs[:1], lowered))
+    if not _agree(other - one, 1.0):
+        fail(f"went from {one:.6g} to {other:.6g} for one example whose label's probability was divided by "
+             "e; the negative log-likelihood must rise by exactly 1 (-log(p/e) = -log p + 1)",
+             "take -np.log of the label's probability (not of the logits, nor of 1 - p).")
+    if n < 2:
+        return 3
+    split = max(1, n // 2 - 1)
+    parts = [nll_value(nll, probs[s], labels[s], "part of the batch", run)
+             for s in (slice(0, split), slice(split, n))]
+    if not _agree(base, (split * parts[0] + (n - split) * parts[1]) / n):
+        fail(f"of the whole batch, {base:.6g}, is not the size-weighted mean of your nll on its first "
+             f"{split} and last {n - split} examples ({parts[0]:.6g} and {parts[1]:.6g})",
+             "average -log probs[n, labels[n]] over the N examples: np.mean, not np.sum.")
+    return 4
+
+
+def check_nll_cases(nll: Callable, run: Run, batches: Iterable[tuple[int, int]] = ((5, 4), (3, 3))) -> int:
+    return sum(nll_properties(nll, n, classes, run) for n, classes in batches)
+
+
+def check_nll(nll: Callable, *, seed: int | None = None) -> None:
+    """nll(probs, labels), the mean negative log-likelihood, judged by properties that determine it: log C
+    for uniform probabilities, blind to the non-label classes, +1 when the label's probability is divided
+    by e, and a mean over the batch."""
+    run = visible_run(seed, "check_nll(nll, seed={seed})")
+    count = check_nll_cases(nll, run)
+    passed("nll", f"{count} properties of a mean negative log-likelihood on random probabilities "
+                  f"(seed {run.seed})")
 
 
 try:  # the grader's named mistakes for softmax; students' kits lack them (some are one step from the answer)

@@ -21,16 +21,16 @@ import numpy as np
 import pytest
 
 from autograder import lesson05 as visible
-from autograder.checks import CheckFailure
+from autograder.checks import CheckFailure, NotDone
 from autograder.hidden import lesson05 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "05_vector_vjps" / "vector_vjps.ipynb"
 
 EXERCISES = ["unary_vjps", "unbroadcast", "binary_vjps", "matmul_vjps", "reduction_vjps", "shape_vjps",
-             "softmax_vjps", "jacobian_from_vjp"]
+             "softmax_vjps", "nll", "jacobian_from_vjp"]
 TEST_CELLS = {name: f"test_{name}" for name in EXERCISES}
 POINTS = {"unary_vjps": 4, "unbroadcast": 3, "binary_vjps": 5, "matmul_vjps": 3, "reduction_vjps": 4,
-          "shape_vjps": 3, "softmax_vjps": 5, "jacobian_from_vjp": 3}
+          "shape_vjps": 3, "softmax_vjps": 5, "nll": 2, "jacobian_from_vjp": 3}
 
 
 def cell_sources() -> dict[str, str]:
@@ -62,9 +62,18 @@ def edited(name: str, *replacements: tuple[str, str]) -> str:
 SOFTMAX_VJP = "ans * (g - np.sum(g * ans, axis=axis, keepdims=True))"
 LOG_SOFTMAX_TERM = "np.exp(ans) * np.sum(g, axis=axis, keepdims=True)"
 
+def by_finite_differences(name: str, old: str, call: str) -> str:
+    """The answer to `name` with one formula replaced by a call of the notebook's finite-difference helper."""
+    return edited(name, (old, call))
+
+
 # grade_id -> {bug: (cell source, fragment the visible failure message must contain)}
 BUGS: dict[str, dict[str, tuple[str, str]]] = {
     "unary_vjps": {
+        "relu_grad_at_zero_is_one": (edited("unary_vjps", ("g * (x > 0)", "g * (x >= 0)")), "relu'(0) = 0"),
+        "tanh_by_numerical_vjp": (by_finite_differences("unary_vjps", "return g * (1.0 - ans**2)",
+                                                        "return numerical_vjp(np.tanh, [x], 0, g)"),
+                                  "calls the notebook's numerical_vjp"),
         "tanh_uses_x_not_ans": (edited("unary_vjps", ("g * (1.0 - ans**2)", "g * (1.0 - x**2)")), "np.tanh"),
         "relu_of_the_gradient": (edited("unary_vjps", ("g * (x > 0)", "np.maximum(g, 0.0)")), "relu"),
         "exp_ignores_g": (edited("unary_vjps", ("return g * ans", "return ans")), "upstream gradient"),
@@ -76,6 +85,9 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
                                                               "axis=stretched)")), "shape"),
         "always_sums_axis_0": ("import numpy as np\n\ndef unbroadcast(g, shape):\n"
                                "    return g.sum(axis=0) if g.shape != tuple(shape) else g\n", "unbroadcast"),
+        "by_numerical_vjp": ("import numpy as np\n\ndef unbroadcast(g, shape):\n    return numerical_vjp("
+                             "lambda v: np.broadcast_to(v, g.shape), [np.zeros(shape)], 0, g)\n",
+                             "calls the notebook's numerical_vjp"),
     },
     "binary_vjps": {
         "add_forgot_unbroadcast": (edited("binary_vjps", ("return unbroadcast(g, np.shape(x))\n",
@@ -84,10 +96,17 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
                                    "unbroadcast"),
         "power_wrong_exponent": (edited("binary_vjps", ("x ** (y - 1)", "x ** y")), "np.power"),
         "divide_y_sign": (edited("binary_vjps", ("-g * x / y**2", "g * x / y**2")), "np.divide"),
+        "multiply_by_numerical_vjp": (by_finite_differences(
+            "binary_vjps", "return unbroadcast(g * y, np.shape(x))",
+            "return numerical_vjp(np.multiply, [x, y], 0, g)"),
+            "calls the notebook's numerical_vjp"),
     },
     "matmul_vjps": {
         "no_transposes": (edited("matmul_vjps", ("g @ b.T", "g @ b"), ("a.T @ g", "a @ g")), "np.matmul"),
         "b_grad_in_wrong_order": (edited("matmul_vjps", ("a.T @ g", "g.T @ a")), "transposed"),
+        "by_numerical_vjp": (by_finite_differences("matmul_vjps", "return g @ b.T",
+                                                   "return numerical_vjp(np.matmul, [a, b], 0, g)"),
+                             "calls the notebook's numerical_vjp"),
     },
     "reduction_vjps": {
         "sum_forgets_expand_dims": (edited("reduction_vjps", ("if axis is not None and not keepdims:",
@@ -96,6 +115,10 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "sum_returns_read_only_view": (edited("reduction_vjps", ("np.broadcast_to(g, np.shape(x)).copy()",
                                                                  "np.broadcast_to(g, np.shape(x))")),
                                        "read-only"),
+        "sum_by_numerical_vjp": (by_finite_differences(
+            "reduction_vjps", "return np.broadcast_to(g, np.shape(x)).copy()",
+            "return numerical_vjp(lambda v: np.sum(v, axis=axis, keepdims=keepdims), [x], 0, g)"),
+            "calls the notebook's numerical_vjp"),
     },
     "shape_vjps": {
         "transpose_not_inverted": (edited("shape_vjps", ("np.argsort([axis % np.ndim(x) for axis in axes])",
@@ -105,6 +128,9 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "reshape_by_transposing": (edited("shape_vjps", ("np.reshape(g, np.shape(x))",
                                                          "np.reshape(np.transpose(g), np.shape(x))")),
                                    "np.reshape"),
+        "transpose_by_numerical_vjp": (by_finite_differences(
+            "shape_vjps", "return np.transpose(g, np.argsort([axis % np.ndim(x) for axis in axes]))",
+            "return numerical_vjp(lambda v: np.transpose(v, axes), [x], 0, g)"), "calls the notebook's"),
     },
     "softmax_vjps": {
         "softmax_diagonal_only": (edited("softmax_vjps", (SOFTMAX_VJP, "g * ans * (1.0 - ans)")),
@@ -124,6 +150,20 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "log_softmax_ans_as_softmax": (edited("softmax_vjps", (LOG_SOFTMAX_TERM,
                                                                "ans * np.sum(g, axis=axis, keepdims=True)")),
                                        "LOG-softmax"),
+        "softmax_by_numerical_vjp": (edited("softmax_vjps", (
+            SOFTMAX_VJP, "numerical_vjp(lambda v: softmax(v, axis), [x], 0, g)")),
+                                     "calls the notebook's numerical_vjp"),
+    },
+    "nll": {
+        "no_minus_sign": (edited("nll", ("float(-np.mean(", "float(np.mean(")), "MINUS the log"),
+        "sum_not_mean": (edited("nll", ("np.mean(np.log(picked))", "np.sum(np.log(picked))")), "MEAN"),
+        "log2": (edited("nll", ("np.log(picked)", "np.log2(picked)")), "natural log"),
+        "mean_over_every_class": (edited("nll", ("np.mean(np.log(picked))", "np.mean(np.log(probs))")),
+                                  "NOT the labels"),
+        "no_log": (edited("nll", ("float(-np.mean(np.log(picked)))", "float(np.mean(1.0 - picked))")),
+                   "not 1 - p"),
+        "returns_an_array": (edited("nll", ("float(-np.mean(np.log(picked)))", "-np.log(picked)")),
+                             "one finite number"),
     },
     "jacobian_from_vjp": {
         "transposed": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",
@@ -148,14 +188,9 @@ def jacobian_from_vjp(f, x):
         rows.append(pullback(e))
     return np.array(rows)
 """, "np.ravel"),
-    },
-}
-
-# Bugs only the hidden checks can see (the visible ones pass them).
-HIDDEN_ONLY_BUGS = {
-    "unary_vjps": {"relu_grad_at_zero_is_one": (edited("unary_vjps", ("g * (x > 0)", "g * (x >= 0)")),
-                                                "relu'(0) = 0")},
-    "jacobian_from_vjp": {"calls_f_for_every_row": ("""
+        "returns_a_list": (edited("jacobian_from_vjp", ("    return J\n", "    return J.tolist()\n")),
+                           "not a numpy array"),
+        "calls_f_for_every_row": ("""
 import numpy as np
 
 def jacobian_from_vjp(f, x):
@@ -166,7 +201,11 @@ def jacobian_from_vjp(f, x):
         e.flat[i] = 1.0
         rows.append(np.ravel(pullback(e)))
     return np.array(rows)
-""", "once is enough")},
+""", "called f"),
+        "by_numerical_jacobian": ("import numpy as np\n\ndef jacobian_from_vjp(f, x):\n"
+                                  "    return numerical_jacobian(lambda v: f(v)[0], x)\n",
+                                  "calls the notebook's numerical_jacobian"),
+    },
 }
 
 # Correct answers written differently from the notebook's: full marks too.
@@ -267,6 +306,11 @@ defvjp(softmax, vjp_softmax)
 defvjp(log_softmax, vjp_log_softmax)
 defvjp(cross_entropy, vjp_cross_entropy, None)
 """,
+    "nll": """
+def nll(probs, labels):
+    onehot = np.eye(probs.shape[1])[labels]
+    return -np.sum(onehot * np.log(probs)) / len(labels)
+""",
     "jacobian_from_vjp": """
 def jacobian_from_vjp(f, x):
     y, vjp = f(x)
@@ -279,7 +323,7 @@ def jacobian_from_vjp(f, x):
 def namespace(cells: dict[str, str]) -> dict:
     """Run the notebook's given registry, then the answer cells in notebook order, in a fresh namespace."""
     ns: dict = {}
-    exec("import numpy as np\n" + CELLS["given_registry"], ns)
+    exec("import numpy as np\n" + CELLS["given_numerical"] + "\n" + CELLS["given_registry"], ns)
     for name in EXERCISES:
         if name in cells:
             exec("import numpy as np\n" + cells[name], ns)
@@ -297,6 +341,7 @@ def run_check(module, name: str, ns: dict, seed: int | None = None) -> str:
         "shape_vjps": lambda: module.check_shape_vjps(ns["vjps_of"], seed=seed),
         "softmax_vjps": lambda: module.check_softmax_vjps(ns["vjps_of"], ns["softmax"], ns["log_softmax"],
                                                           ns["cross_entropy"], seed=seed),
+        "nll": lambda: module.check_nll(ns["nll"], seed=seed),
         "jacobian_from_vjp": lambda: module.check_jacobian_from_vjp(ns["jacobian_from_vjp"], seed=seed),
     }
     out = io.StringIO()
@@ -352,13 +397,53 @@ def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bu
             assert f"seed {seed}" in message, message
 
 
-@pytest.mark.parametrize(("name", "bug"), [(n, b) for n, bugs in HIDDEN_ONLY_BUGS.items() for b in bugs])
-def test_bugs_only_the_hidden_checks_see(name, bug):
-    source, fragment = HIDDEN_ONLY_BUGS[name][bug]
-    ns = with_answer(name, source)
-    run_check(visible, name, ns, seed=3)
-    with pytest.raises(CheckFailure, match=re.escape(fragment)):
-        run_check(hidden, name, ns, seed=3)
+@pytest.mark.parametrize(("name", "bug"), BUG_CASES)
+def test_each_bug_loses_only_its_own_exercise(name, bug):
+    """In-process: with one exercise's bug in place, every OTHER exercise's visible and hidden checks pass."""
+    ns = with_answer(name, BUGS[name][bug][0])
+    for other in EXERCISES:
+        if other != name:
+            run_check(visible, other, ns, seed=11)
+            run_check(hidden, other, ns, seed=11)
+
+
+def test_messages_name_the_call_the_student_ran_and_only_relevant_hints():
+    def message(name: str, bug: str) -> str:
+        with pytest.raises(CheckFailure) as info:
+            run_check(visible, name, with_answer(name, BUGS[name][bug][0]), seed=7)
+        return str(info.value)
+
+    text = message("matmul_vjps", "no_transposes")
+    assert "run checks.check_matmul_vjps(vjps_of, seed=7) to reproduce" in text and "check_vjp(" not in text
+    text = message("shape_vjps", "transpose_not_inverted")
+    assert "argsort" in text and "reshape the gradient back" not in text, text
+    text = message("reduction_vjps", "mean_missing_1_over_n")
+    assert "expand_dims" not in text and "divides by n" in text, text
+    text = message("softmax_vjps", "softmax_ignores_g")
+    assert "whatever `axis`" not in text, text
+
+
+def test_a_stub_unbroadcast_is_named_and_not_blamed_on_the_binary_vjps():
+    ns = namespace(SOLUTIONS)
+    exec("def unbroadcast(g, shape):\n    raise NotImplementedError()\n", ns)
+    printed = run_check(visible, "binary_vjps", ns, seed=4)
+    assert "unbroadcast is not written yet (exercise 2)" in printed and "SKIPPED" in printed, printed
+    assert len(printed.splitlines()) == 1 and printed.startswith("passed: ")
+    run_check(hidden, "binary_vjps", ns, seed=4)
+    with pytest.raises(NotDone):
+        run_check(visible, "unbroadcast", ns, seed=4)
+
+
+def test_the_numerical_helpers_are_restored_after_a_refusal():
+    ns = with_answer("unary_vjps", BUGS["unary_vjps"]["tanh_by_numerical_vjp"][0])
+    helper = ns["numerical_vjp"]
+    with pytest.raises(CheckFailure):
+        run_check(visible, "unary_vjps", ns, seed=1)
+    assert ns["numerical_vjp"] is helper
+
+
+def test_matmul_is_checked_on_a_square_product_too():
+    assert any(a[0] == a[1] == b[0] == b[1] for a, b in visible.MATMUL_SHAPES)
 
 
 def test_a_wrong_unbroadcast_costs_no_binary_points_and_is_restored_afterwards():
@@ -400,10 +485,16 @@ def test_trusted_unbroadcast_is_the_vjp_of_broadcast_to():
         hidden.trusted_unbroadcast(np.zeros((3, 4)), (2, 4))
 
 
-def test_unimplemented_exercises_fail_with_a_clear_message():
+def test_unimplemented_exercises_fail_with_the_course_wide_message():
     ns = namespace({"unbroadcast": "def unbroadcast(g, shape):\n    raise NotImplementedError()\n"})
-    with pytest.raises(CheckFailure, match="not implemented yet"):
+    with pytest.raises(NotDone, match="your unbroadcast is not written yet"):
         run_check(visible, "unbroadcast", ns)
+    blank = namespace({name: re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
+                                    CELLS[name], flags=re.S) for name in EXERCISES})
+    for name in EXERCISES:
+        for module in (visible, hidden):
+            with pytest.raises(NotDone):
+                run_check(module, name, blank, seed=3)
     with pytest.raises(CheckFailure, match=r"defvjp\(np.negative"):
         run_check(visible, "unary_vjps", ns)
 
@@ -457,7 +548,7 @@ def test_checks_draw_fresh_randomness_and_report_the_seed():
     for _ in range(3):
         with pytest.raises(CheckFailure) as info:
             run_check(visible, "matmul_vjps", ns)
-        assert re.search(r"check seed \d+", str(info.value))
+        assert re.search(r"seed \d+: run checks.check_matmul_vjps\(vjps_of, seed=\d+\)", str(info.value))
         messages.add(str(info.value))
     assert len(messages) == 3
 
@@ -516,16 +607,11 @@ def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebo
                                              min_length=12, unless_outside="never", whole_lines=True)
 
 
-# Two typical bugs per exercise go through the whole notebook (the unit tests above cover every bug).
+# A few representative bugs go through a real kernel (the in-process tests above cover every bug, and that
+# each costs only its own exercise): a broken unbroadcast (isolation by name swapping), a finite-difference
+# shortcut (the helpers are refused in the kernel too), and the new likelihood exercise.
 NOTEBOOK_BUGS = [
-    ("unary_vjps", "tanh_uses_x_not_ans"), ("unary_vjps", "relu_of_the_gradient"),
-    ("unbroadcast", "leading_axes_only"), ("unbroadcast", "stretched_without_keepdims"),
-    ("binary_vjps", "add_forgot_unbroadcast"), ("binary_vjps", "power_wrong_exponent"),
-    ("matmul_vjps", "no_transposes"), ("matmul_vjps", "b_grad_in_wrong_order"),
-    ("reduction_vjps", "sum_forgets_expand_dims"), ("reduction_vjps", "mean_missing_1_over_n"),
-    ("shape_vjps", "transpose_not_inverted"), ("shape_vjps", "reshape_by_transposing"),
-    ("softmax_vjps", "softmax_ignores_g"), ("softmax_vjps", "cross_entropy_missing_1_over_n"),
-    ("jacobian_from_vjp", "transposed"), ("jacobian_from_vjp", "unit_vector_not_reshaped"),
+    ("unbroadcast", "leading_axes_only"), ("unary_vjps", "tanh_by_numerical_vjp"), ("nll", "sum_not_mean"),
 ]
 
 

@@ -2,7 +2,10 @@
 
 They reuse the visible checks' machinery (``autograder.lesson05``) on more shapes and edge cases: higher
 rank, square matrices where a wrong formula still runs, tuple axes, permutations that are not their own
-inverse, saturated softmaxes, relu's convention at 0, and the number of VJP calls behind a Jacobian.
+inverse, saturated softmaxes, relu's convention at 0, the number of f and VJP calls behind a Jacobian, and
+the negative log-likelihood against the reference value and its gradient softmax - onehot. Every student
+call goes through the visible ``guarded``, so the notebook's finite-difference helpers refuse to stand in
+for a formula here too.
 
 The binary-op check puts a trusted ``unbroadcast`` (defined here, not shipped) into the notebook's
 namespace for the duration of the check and restores the student's afterwards, so those VJPs are graded
@@ -11,13 +14,12 @@ independently of exercise 2.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
 from autograder import lesson05 as visible
-from autograder.checks import CheckFailure, check_close
+from autograder.checks import check_close, passed
 
 __all__ = [
     "check_unary_vjps",
@@ -28,8 +30,14 @@ __all__ = [
     "check_shape_vjps",
     "check_softmax_vjps",
     "check_jacobian_from_vjp",
+    "check_nll",
     "trusted_unbroadcast",
 ]
+
+
+def hidden_run(seed: int | None) -> visible.Run:
+    """A hidden check's run: students cannot rerun it, so its failures name the seed for the instructor."""
+    return visible.Run.start(seed, "the grader's hidden test")
 
 
 def trusted_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -42,121 +50,102 @@ def trusted_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return summed.reshape(shape).astype(g.dtype if g.dtype.kind == "f" else np.float64)
 
 
-@contextlib.contextmanager
-def unbroadcast_replaced(namespaces: list[dict]) -> Iterator[None]:
-    """Temporarily bind the name ``unbroadcast`` to the trusted one in each namespace; always restore."""
-    saved = [space["unbroadcast"] for space in namespaces]
-    try:
-        for space in namespaces:
-            space["unbroadcast"] = trusted_unbroadcast
-        yield
-    finally:
-        for space, original in zip(namespaces, saved, strict=True):
-            space["unbroadcast"] = original
-
-
 # ---------------------------------------------------------------------------------------------------------
 
 
 def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = None) -> None:
     """Higher-rank and single-element shapes, saturated tanh, and relu'(0) = 0 exactly."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
-    visible.check_unary_vjps(vjps_of, relu, seed=seed, shapes=[(2, 3, 4), (1,)])
+    run = hidden_run(seed)
+    count = visible.check_unary_cases(vjps_of, relu, [(2, 3, 4), (1,)], run)
     (vjp_tanh,) = visible.registered(vjps_of, np.tanh, "np.tanh", 1)
-    visible.run_case(f"np.tanh on inputs of size 2 to 4 (check seed {seed})", np.tanh,
+    visible.run_case("np.tanh on inputs of size 2 to 4", np.tanh,
                      [visible.student_vjp(vjp_tanh, "your VJP of np.tanh")],
-                     3.0 * visible.away_from_zero(rng, (6,)), rng=rng,
+                     3.0 * visible.away_from_zero(run.rng, (6,)), run=run,
                      hint="use the saved output: 1 - ans**2.")
     (vjp_relu,) = visible.registered(vjps_of, relu, "relu", 1)
     x = np.array([[-1.5, 0.0, 2.0], [0.0, 0.7, -0.3]])
-    g = visible.normal(rng, x.shape)
+    g = visible.normal(run.rng, x.shape)
     got = visible.guarded(vjp_relu, "your VJP of relu")(g.copy(), np.maximum(x, 0.0), x.copy())
-    check_close(got, np.where(x > 0, g, 0.0),
-                name=f"your VJP of relu at x = {x.tolist()} (check seed {seed})", rtol=1e-12,
-                hint="this course uses relu'(0) = 0, as PyTorch does: no gradient flows where x is exactly "
-                     "0 (use x > 0, not x >= 0).")
-    print(f"hidden unary checks passed (seed {seed})")
+    check_close(got, np.where(x > 0, g, 0.0), rtol=1e-12,
+                name=f"your VJP of relu at x = {x.tolist()} (seed {run.seed})",
+                hint="this course uses relu'(0) = 0, as PyTorch does: no gradient flows where x is exactly 0 "
+                     "(use x > 0, not x >= 0).")
+    passed("hidden unary checks", f"{count + 2} cases (seed {run.seed})")
 
 
 def check_unbroadcast(unbroadcast: Callable, *, seed: int | None = None) -> None:
     """Rank-4 targets, length-1 targets, all-ones shapes and the no-op scalar case."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = hidden_run(seed)
     cases = [((2, 1, 4), (5, 2, 3, 4)), ((1,), (3,)), ((1, 1), (2, 3, 4)), ((), ()), ((), (5,)),
              ((3, 1), (3, 1)), ((2, 1, 1), (2, 3, 4))]
-    visible.check_unbroadcast_cases(unbroadcast, cases, rng, seed)
-    print(f"hidden unbroadcast checks passed (seed {seed})")
+    count = visible.check_unbroadcast_cases(unbroadcast, cases, run)
+    passed("hidden unbroadcast checks", f"{count} cases (seed {run.seed})")
 
 
 def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """Every binary op on equal shapes and on many broadcasting pairs, with a trusted unbroadcast."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = hidden_run(seed)
     pairs = [visible.SAME_SHAPES, *visible.BROADCAST_PAIRS, ((2, 3, 4), (3, 1)), ((4,), ()),
              ((2, 1, 4), (3, 1)), ((1,), (3, 4)), ((3, 1), (3, 4)), ((2, 3), (2, 3))]
     spaces = visible.unbroadcast_in(visible.binary_vjp_functions(vjps_of))
-    with unbroadcast_replaced(spaces):
-        count = visible.check_binary_cases(vjps_of, pairs, rng, seed)
-    print(f"hidden binary checks: {count} cases passed with a trusted unbroadcast (seed {seed})")
+    with visible.name_replaced(spaces, "unbroadcast", trusted_unbroadcast):
+        count = visible.check_binary_cases(vjps_of, pairs, run)
+    passed("hidden binary checks", f"{count} cases with a trusted unbroadcast (seed {run.seed})")
 
 
 def check_matmul_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """Square (non-symmetric), column-vector-shaped and row-vector-shaped products."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = hidden_run(seed)
     shapes = [((2, 6), (6, 6)), ((4, 3), (3, 1)), ((5, 5), (5, 5)), ((1, 1), (1, 3))]
-    count = visible.check_matmul_cases(vjps_of, shapes, rng, seed)
-    print(f"hidden matmul checks: {count} cases passed (seed {seed})")
+    count = visible.check_matmul_cases(vjps_of, shapes, run)
+    passed("hidden matmul checks", f"{count} cases (seed {run.seed})")
 
 
 def check_reduction_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """Rank 3 with tuple and negative axes, a square input (where a missing expand_dims runs silently)."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = hidden_run(seed)
     cases = [((2, 3, 4), axis, keepdims) for axis in ((0, 2), 1, -2, None) for keepdims in (False, True)]
     cases += [((4, 4), 1, False), ((4, 4), -1, False), ((5,), 0, False), ((5,), None, True)]
-    count = visible.check_reduction_cases(vjps_of, cases, rng, seed)
-    print(f"hidden reduction checks: {count} cases passed (seed {seed})")
+    count = visible.check_reduction_cases(vjps_of, cases, run)
+    passed("hidden reduction checks", f"{count} cases (seed {run.seed})")
 
 
 def check_shape_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """Inferred reshape sizes, rank changes, and permutations that are not their own inverse."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = hidden_run(seed)
     reshapes = [((2, 3, 4), (4, -1)), ((6,), (1, 2, 3)), ((2, 6), (3, 2, 2)), ((), (1, 1))]
     transposes = [((2, 3, 4), (2, 0, 1)), ((2, 3, 4), None), ((2, 3, 4, 5), (3, 1, 0, 2)), ((4, 4), (1, 0))]
-    count = visible.check_shape_cases(vjps_of, reshapes, transposes, rng, seed)
-    print(f"hidden shape checks: {count} cases passed (seed {seed})")
+    count = visible.check_shape_cases(vjps_of, reshapes, transposes, run)
+    passed("hidden shape checks", f"{count} cases (seed {run.seed})")
 
 
 def check_softmax_vjps(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
                        *, seed: int | None = None) -> None:
     """A middle axis, large logits, a batch of one, and cross-entropy at logits where exp overflows."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    run = hidden_run(seed)
     count = visible.check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy,
-                                        [((2, 3, 4), 1), ((3, 3), -1)], [(1, 3), (8, 2)], rng, seed)
+                                        [((2, 3, 4), 1), ((3, 3), -1)], [(1, 3), (8, 2)], run)
     count += visible.check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, [((3, 4), -1)],
-                                         [(4, 3)], rng, seed, scale=8.0)
+                                         [(4, 3)], run, scale=8.0)
     v_ce = visible.registered(vjps_of, cross_entropy, "cross_entropy", 1)[0]
-    logits = 1000.0 * visible.normal(rng, (4, 3))
-    labels = visible.labels_for(rng, 4, 3)
-    g = float(rng.uniform(0.5, 2.0))
+    logits = 1000.0 * visible.normal(run.rng, (4, 3))
+    labels = visible.labels_for(run.rng, 4, 3)
+    g = float(run.rng.uniform(0.5, 2.0))
     ans = np.asarray(visible.trusted_cross_entropy(logits, labels))
     got = visible.guarded(v_ce, "your VJP of cross_entropy")(np.asarray(g), ans, logits.copy(), labels.copy())
     expected = g / 4 * (visible.trusted_softmax(logits) - np.eye(3)[labels])
-    check_close(got, expected, name=f"your VJP of cross_entropy at logits of size ~1000 (check seed {seed})",
+    check_close(got, expected, name=f"your VJP of cross_entropy at logits of size ~1000 (seed {run.seed})",
                 rtol=1e-9, atol=1e-12,
                 hint="compute softmax with the max subtracted first (the given softmax does), or exp "
                      "overflows.")
-    print(f"hidden softmax-family checks: {count + 1} cases passed (seed {seed})")
+    passed("hidden softmax-family checks", f"{count + 1} cases (seed {run.seed})")
 
 
 def check_jacobian_from_vjp(jacobian_from_vjp: Callable, *, seed: int | None = None) -> None:
-    """A square non-symmetric Jacobian, a scalar output (m = 1), a rank-3 input, and the call count."""
-    seed = visible.new_seed(seed)
-    rng = np.random.default_rng(seed)
+    """A square non-symmetric Jacobian, a scalar output (m = 1), a rank-3 input, a tall layer; every case
+    also counts the calls of f (once) and of the pullback (once per output entry)."""
+    run = hidden_run(seed)
+    rng = run.rng
     a = visible.normal(rng, (4, 4))
     square = visible.CountingFunction(lambda x: a @ x, lambda g, y, x: a.T @ g,
                                       "y = A @ x with a square, non-symmetric A (4, 4)")
@@ -164,17 +153,43 @@ def check_jacobian_from_vjp(jacobian_from_vjp: Callable, *, seed: int | None = N
     scalar = visible.CountingFunction(lambda x: np.asarray(np.sum(c * x**2)), lambda g, y, x: 2.0 * g * c * x,
                                       "the scalar y = sum(c * x**2) with x of shape (6,)")
     b = visible.normal(rng, (3, 8))
-    def rank3_backward(g, y, x):
+
+    def rank3_backward(g: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         return ((b.T @ g) * (1.0 - np.tanh(x.reshape(-1)) ** 2)).reshape(x.shape)
 
     rank3 = visible.CountingFunction(lambda x: b @ np.tanh(x.reshape(-1)), rank3_backward,
                                      "y = B @ tanh(x.ravel()) with x of shape (2, 2, 2)")
-    for fun, x in ((square, visible.normal(rng, (4,))), (scalar, visible.normal(rng, (6,))),
-                   (rank3, visible.normal(rng, (2, 2, 2)))):
-        visible.check_jacobian_case(jacobian_from_vjp, fun, x, seed, count_calls=True)
-    layer = visible.layer_function(rng, 3, 7)
-    visible.check_jacobian_case(jacobian_from_vjp, layer, visible.normal(rng, (3,)), seed, count_calls=True)
-    if layer.forward_calls > 1:
-        raise CheckFailure(f"jacobian_from_vjp called f {layer.forward_calls} times; once is enough: the "
-                           f"same pullback serves every row (check seed {seed}).")
-    print(f"hidden jacobian_from_vjp checks passed (seed {seed})")
+    cases = [(square, visible.normal(rng, (4,))), (scalar, visible.normal(rng, (6,))),
+             (rank3, visible.normal(rng, (2, 2, 2))),
+             (visible.layer_function(rng, 3, 7), visible.normal(rng, (3,)))]
+    count = visible.check_jacobian_cases(jacobian_from_vjp, cases, run)
+    passed("hidden jacobian_from_vjp checks", f"{count} Jacobians (seed {run.seed})")
+
+
+def check_nll(nll: Callable, *, seed: int | None = None) -> None:
+    """The visible properties on other batch sizes, then the value against the reference and the gradient
+    of nll(softmax(z)) against (softmax(z) - onehot) / N by central differences."""
+    run = hidden_run(seed)
+    count = visible.check_nll_cases(nll, run, batches=((7, 5), (2, 6), (1, 3)))
+    for n, classes in ((6, 4), (1, 2)):
+        probs = visible.probabilities(run.rng, n, classes)
+        labels = visible.labels_for(run.rng, n, classes)
+        got = visible.nll_value(nll, probs, labels, "random probabilities", run)
+        check_close(got, -np.mean(np.log(probs[np.arange(n), labels])),
+                    name=f"your nll on a batch of {n} with {classes} classes (seed {run.seed})", rtol=1e-9,
+                    hint="the mean over the batch of -log probs[n, labels[n]].")
+        z = visible.normal(run.rng, (n, classes))
+        grad = np.zeros_like(z)
+        h = 1e-5
+        for idx in np.ndindex(z.shape):
+            step = np.zeros_like(z)
+            step[idx] = h
+            plus, minus = (visible.nll_value(nll, visible.trusted_softmax(z + s), labels, "softmax(z)", run)
+                           for s in (step, -step))
+            grad[idx] = (plus - minus) / (2 * h)
+        check_close(grad, (visible.trusted_softmax(z) - np.eye(classes)[labels]) / n,
+                    name=f"the gradient of your nll(softmax(z)) by central differences (seed {run.seed})",
+                    rtol=1e-5, atol=1e-8, hint="with p = softmax(z), the gradient of the mean negative "
+                    "log-likelihood is (p - onehot(labels)) / N.")
+        count += 2
+    passed("hidden nll checks", f"{count} properties and comparisons (seed {run.seed})")
