@@ -138,6 +138,7 @@ def verify_module_parameters(
             Module, Parameter, Tensor, rng, depth=int(rng.integers(1, 4))
         )
         n_params, n_modules = n_params + len(params), n_modules + len(modules)
+        mods = _listed("Module.modules", root.modules)  # first: parameters() may use it, blank or not
         found = _listed("Module.parameters", root.parameters)
         ids = [id(p) for p in found]
         if len(ids) != len(set(ids)):
@@ -168,7 +169,6 @@ def verify_module_parameters(
                 f"{type(extra[0]).__name__}). Collect only isinstance(value, Parameter): plain Tensors, even "
                 f"with requires_grad=True, are not learnable parameters. (seed {seed})"
             )
-        mods = _listed("Module.modules", root.modules)
         mids = [id(m) for m in mods]
         if mods and mods[0] is not root and any(m is root for m in mods):
             raise CheckFailure(
