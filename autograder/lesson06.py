@@ -5,22 +5,37 @@ and ``GradMode``); each check receives those plus the ONE student function it gr
 the graphs a check needs are recorded by the grader's trusted stand-in (``autograder.hidden``), never with
 the student's other exercises, so a bug in one exercise costs only that exercise's points. This module is
 shipped to students and holds no answer: in their kit the graphs are built with their own apply_op
-(through the Tensor's operators), and a failure says so.
+(through the Tensor's operators), and a failure says so when the fault is in what apply_op recorded.
 
 Correct gradients always come from float64 finite differences of a forward pass the check computes with
 its own numpy code (``autograder.checks``), never from the notebook; where PyTorch is installed the same
-random program is also differentiated by PyTorch and compared.
+random program is also differentiated by PyTorch and compared. When a whole graph's gradient is wrong, the
+graph is replayed node by node (``Graph.diagnose``) to name the first node, edge or leaf that went wrong.
+Each ``check_*`` prints one line when it passes; the ``judge_*`` functions behind them return that line's
+detail, so the hidden checks can run them with more cases without printing twice.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.checks import CheckFailure, check_close, check_gradient, check_vjp, new_seed, quiet
+from autograder.checks import (
+    CheckFailure,
+    GradientCheckError,
+    NotDone,
+    call_student,
+    check_close,
+    check_gradient,
+    check_vjp,
+    new_seed,
+    passed,
+    quiet,
+)
 
 __all__ = [
     "check_apply_op",
@@ -29,6 +44,7 @@ __all__ = [
     "check_backward_semantics",
     "check_sum_to_shape",
     "check_no_grad",
+    "Graph",
     "Program",
     "random_program",
     "graph_op",
@@ -91,9 +107,11 @@ except ImportError:
     _trusted = None
 
 KIT_NOTE = (
-    "(Without the grader's trusted pieces, this check builds its graphs with YOUR apply_op, through the "
-    "Tensor's operators: if check_apply_op fails, fix apply_op first.)"
+    "(In your kit this check builds its graphs with YOUR apply_op, through the Tensor's operators; the "
+    "grader uses a trusted one. The fault above is in what apply_op recorded: fix apply_op first, with "
+    "exercise 1's test cell.)"
 )
+
 
 
 _BINARY_METHODS = {
@@ -137,26 +155,337 @@ def graph_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
         except NotImplementedError:
             raise CheckFailure(
                 "this check builds its graphs with your apply_op (the grader uses a trusted one), and "
-                "apply_op is not implemented yet: do that exercise first."
+                "apply_op is not written yet: complete exercise 1 (apply_op) first."
             ) from None
 
     return op
 
 
-def with_kit_note(check: Callable[..., str]) -> Callable[..., str]:
-    """In a student's kit, add KIT_NOTE to a failure of a check whose graphs come from graph_op."""
+# ---------------------------------------------------------------------------------------------------------
+# Replaying a graph node by node: which op, edge or leaf first went wrong
+# ---------------------------------------------------------------------------------------------------------
 
-    def wrapped(*args: object, **kwargs: object) -> str:
+_ORDINAL = ("first", "second", "third")
+
+
+@dataclass
+class _Step:
+    """One op of a graph the check built: what it was called with and what came back."""
+
+    label: str
+    name: str
+    args: list
+    params: dict
+    out: object
+
+
+@dataclass
+class _Call:
+    """One run of a node's VJPs during a backward pass: the gradient it got and what it sent on."""
+
+    node: object
+    g: np.ndarray
+    sent: list | None = None
+
+
+class Graph:
+    """An op(name, *args, **params) that records every step and logs every node's VJP call.
+
+    After a backward pass, `diagnose` replays the graph node by node, judging each node by the student's
+    own numbers: did it run once, after all its consumers; is what it received the sum of what they sent;
+    is what it sent on the op's vector-Jacobian product (finite differences of the op alone); did every
+    leaf receive the sum of its contributions. The first node that fails is the cause to name.
+    """
+
+    def __init__(self, op: Callable[..., object], Tensor: type) -> None:
+        self.op, self.Tensor = op, Tensor
+        self.steps: list[_Step] = []
+        self.calls: list[_Call] = []
+        self.names: dict[int, str] = {}
+        self.leaves: list = []
+        self.writes: list[tuple[int, int]] = []  # (id of leaf, VJP calls started) at each write of .grad
+        graph = self
+
+        def write(t: object, value: object) -> None:
+            t.__dict__["_grad"] = value
+            graph.writes.append((id(t), len(graph.calls)))
+
+        # a leaf that logs when its .grad is written, so the replay sees WHEN its AccumulateGrad node ran
+        grad = property(lambda t: t.__dict__.get("_grad"), write)
+        self.Leaf = type(Tensor.__name__, (Tensor,), {"grad": grad})
+
+    def leaf(self, data: np.ndarray) -> object:
+        """A new leaf Tensor that requires grad, named x0, x1, ... in messages."""
+        t = self.Leaf(np.array(data, dtype=float), requires_grad=True)
+        self.names[id(t)] = f"x{len(self.leaves)}"
+        self.leaves.append(t)
+        return t
+
+    def _arg_name(self, a: object) -> str:
+        if id(a) in self.names:
+            return self.names[id(a)]
+        value = np.asarray(a.data if isinstance(a, self.Tensor) else a)
+        return f"{float(value):g}" if value.size == 1 else "const"
+
+    def __call__(self, name: str, *args: object, **params: object) -> object:
+        out = self.op(name, *args, **params)
+        var = f"v{len(self.leaves) + len(self.steps)}"
+        extra = "".join(f", {k}={v}" for k, v in params.items())
+        label = f"{var} = {name}({', '.join(self._arg_name(a) for a in args)}{extra})"
+        self.names[id(out)] = var
+        self.steps.append(_Step(label, name, list(args), dict(params), out))
+        node = getattr(out, "grad_fn", None)
+        if node is not None and hasattr(node, "input_grads"):
+            self._log(node)
+        return out
+
+    def _log(self, node: object) -> None:
+        original = node.input_grads
+
+        def logged(g: object) -> object:
+            call = _Call(node, np.array(g, dtype=float, copy=True))
+            self.calls.append(call)
+            result = original(g)
+            try:
+                call.sent = [None if r is None else np.array(r, dtype=float, copy=True) for r in result]
+            except (TypeError, ValueError):
+                call.sent = None
+            return result
+
         try:
-            return check(*args, **kwargs)
-        except CheckFailure as exc:
-            if _trusted is None and KIT_NOTE not in str(exc):
-                raise CheckFailure(f"{exc}\n  {KIT_NOTE}") from None
-            raise
+            node.input_grads = logged
+        except AttributeError:  # a node type that refuses new attributes: it is simply not replayed
+            pass
 
-    wrapped.__name__, wrapped.__doc__ = check.__name__, check.__doc__
-    wrapped.__wrapped__ = check
-    return wrapped
+    # -- what each step should be, from the check's own numpy forward -------------------------------------
+
+    def _arrays(self, step: _Step) -> list[np.ndarray]:
+        return [np.asarray(a.data if isinstance(a, self.Tensor) else a, dtype=float) for a in step.args]
+
+    def _edge(self, a: object) -> object:
+        """The node an edge to input `a` must point at (what PyTorch's next_functions holds)."""
+        if not isinstance(a, self.Tensor):
+            return None
+        if a.grad_fn is not None:
+            return a.grad_fn
+        return a.accumulator if a.requires_grad else None
+
+    def structure_error(self) -> str | None:
+        """The first step whose output or recorded node is not what a correct apply_op makes."""
+        for step in self.steps:
+            out, arrays = step.out, self._arrays(step)
+            if not isinstance(out, self.Tensor):
+                return f"{step.label} returned {type(out).__name__}, not a Tensor"
+            with quiet():
+                want = NUMPY_OPS[step.name](*arrays, **step.params)
+            data = np.asarray(out.data)
+            if data.shape != np.shape(want) or not np.allclose(data, want, rtol=1e-10, atol=1e-12):
+                return f"{step.label} computed the wrong forward values (shape {data.shape})"
+            needs = any(isinstance(a, self.Tensor) and a.requires_grad for a in step.args)
+            node = out.grad_fn
+            if needs != bool(out.requires_grad) or needs != (node is not None):
+                return (f"{step.label} has requires_grad={out.requires_grad} and grad_fn={node!r}, although "
+                        f"{'an' if needs else 'no'} input requires grad")
+            if node is None:
+                continue
+            edges = [self._edge(a) for a in step.args]
+            got = list(getattr(node, "next_functions", ()))
+            if len(got) != len(edges) or any(x is not y for x, y in zip(got, edges, strict=False)):
+                return f"{step.label}: its node's next_functions are {got}, they should be {edges}"
+            recorded = getattr(node, "params", step.params)
+            if any(k not in recorded or recorded[k] != v for k, v in step.params.items()):
+                return f"{step.label}: its node was recorded with params {recorded}, not {step.params}"
+        return None
+
+    # -- the replay ---------------------------------------------------------------------------------------
+
+    def diagnose(self, loss: object, start: np.ndarray, rng: np.random.Generator) -> tuple[str, str] | None:
+        """(cause, message) for the first node, from the loss down, whose own behaviour is wrong.
+
+        cause is "apply_op" (the graph was recorded wrongly), "vjp" (a node's local gradient is wrong) or
+        "backward" (order, accumulation or a skipped node)."""
+        structure = self.structure_error()
+        if structure is not None:
+            return "apply_op", f"apply_op recorded the graph wrongly: {structure}."
+        runs: dict[int, list[int]] = {}
+        for i, call in enumerate(self.calls):
+            runs.setdefault(id(call.node), []).append(i)
+        again = next((call for call in self.calls if len(runs[id(call.node)]) > 1), None)
+        if again is not None:  # first, as it may have stopped the pass (freed saved arrays) before the rest
+            step = next(s for s in self.steps if s.out.grad_fn is again.node)
+            return "backward", (
+                f"backward ran the VJPs of {self._where(step, again.node)} {len(runs[id(again.node)])} times "
+                "in one backward pass (a second run finds the node's saved arrays freed, hence the engine's "
+                "'Pass retain_graph=True' error: retaining the graph is not the fix). Each node must run "
+                "exactly once, with the sum of everything its consumers send: build a topological order "
+                "(a post-order depth-first search, visiting each node once) and walk it in reverse, "
+                "instead of queueing a node again for every path that reaches it.")
+        received: dict[int, list[tuple[int, _Step, int, np.ndarray]]] = {}
+        for step in self.steps:
+            node = step.out.grad_fn
+            for i in runs.get(id(node), []) if node is not None else []:
+                sent = self.calls[i].sent
+                for k, a in enumerate(step.args):
+                    target = self._edge(a)
+                    if target is not None and sent is not None and k < len(sent) and sent[k] is not None:
+                        received.setdefault(id(target), []).append((i, step, k, sent[k]))
+        for step in reversed(self.steps):
+            node = step.out.grad_fn
+            if node is None:
+                continue
+            parts = received.get(id(node), [])
+            if step.out is loss:
+                expected = np.asarray(start, dtype=float)
+            elif parts:
+                expected = _total([p[3] for p in parts])
+            else:
+                continue
+            problem = self._judge_node(step, node, parts, expected, runs.get(id(node), []), rng)
+            if problem is not None:
+                return problem
+        for leaf in self.leaves:
+            parts = received.get(id(leaf.accumulator), []) if leaf.requires_grad else []
+            if parts:
+                problem = self._judge_leaf(leaf, parts)
+                if problem is not None:
+                    return "backward", problem
+        return None
+
+    def _where(self, step: _Step, node: object) -> str:
+        return f"{getattr(node, 'name', type(node).__name__)} ({step.label})"
+
+    def _sender(self, part: tuple[int, _Step, int, np.ndarray]) -> str:
+        _, step, k, _ = part
+        return f"{self._where(step, step.out.grad_fn)} (through entry {k + 1} of its next_functions)"
+
+    def _judge_node(self, step: _Step, node: object, parts: list, expected: np.ndarray, runs: list[int],
+                    rng: np.random.Generator) -> tuple[str, str] | None:
+        where = self._where(step, node)
+        if not runs:
+            via = f", although {self._sender(parts[0])} sent it a gradient" if parts else ""
+            return "backward", (
+                f"backward never ran the VJPs of {where}{via}. That node is missing from your order: the "
+                "depth-first search must push EVERY entry of next_functions that is not None (skip a None "
+                "and carry on with the next entry).")
+        first = runs[0]
+        late = [p for p in parts if p[0] > first]
+        if late:
+            return "backward", (
+                f"backward ran the VJPs of {where} before {self._sender(late[0])} had sent its share, so it "
+                "passed on only part of its gradient. A node may run only after ALL its consumers: walk the "
+                "nodes in reverse topological order (a post-order depth-first search, reversed), not "
+                "breadth-first from the loss.")
+        got = self.calls[first].g
+        if got.shape != expected.shape or not _close(got, expected, parts):
+            if len(parts) > 1 and any(p[3].shape == got.shape and _close(got, p[3]) for p in parts):
+                return "backward", (
+                    f"{where} received only one of the {len(parts)} gradients its consumers sent: it is "
+                    "used more than once, and its gradient is the SUM of what every use sends. Add each "
+                    "contribution into the dictionary entry, do not overwrite it.")
+            what = "the starting gradient" if not parts else "the sum of what its consumers sent"
+            return "backward", (
+                f"{where} received a gradient that is not {what}: {_differ(got, expected)}. Pass each node "
+                "exactly the total its consumers sent (the given gradient, or ones, for the loss itself).")
+        sent = self.calls[first].sent
+        arrays = self._arrays(step)
+        for k, a in enumerate(step.args):
+            if not (isinstance(a, self.Tensor) and a.requires_grad):
+                continue
+            gk = None if sent is None or k >= len(sent) else sent[k]
+            ordinal = _ORDINAL[k] if k < len(_ORDINAL) else f"input {k + 1}"
+            flow = f"the gradient flowing out of {where} into its {ordinal} input"
+            if gk is None:
+                return "vjp", f"{flow} is None, although that input requires grad."
+            error = _local_vjp_error(step.name, step.params, arrays, k, got, gk, rng)
+            if error is not None:
+                shape_in, shape_out = arrays[k].shape, np.shape(step.out.data)
+                broadcast = shape_in != shape_out and step.name in ("add", "sub", "mul", "div", "pow")
+                why = (f" That input (shape {shape_in}) was broadcast to {shape_out}: Node.input_grads "
+                       "reduced its gradient with your sum_to_shape." if broadcast else
+                       " The node's VJPs are the given table's, so the node was recorded with the wrong "
+                       "inputs, params or output: see apply_op.")
+                return "vjp", f"{flow} is wrong: {error}.{why}"
+        return None
+
+    def _judge_leaf(self, leaf: object, parts: list) -> str | None:
+        name = self.names.get(id(leaf), "a leaf")
+        expected = _total([p[3] for p in parts])
+        written = [t for i, t in self.writes if i == id(leaf)]
+        late = [p for p in parts if written and p[0] >= written[-1]]
+        if late:
+            return (f"backward wrote {name}.grad before {self._sender(late[0])} had sent its share, so the "
+                    "leaf got only part of its gradient. A node may run only after ALL its consumers, and "
+                    "that holds for AccumulateGrad nodes too: walk the nodes in reverse topological order (a "
+                    "post-order depth-first search, reversed), not breadth-first from the loss.")
+        if leaf.grad is None:
+            return (f"leaf {name} has .grad None, although {self._sender(parts[0])} sent a gradient to its "
+                    "AccumulateGrad node. That node is missing from your order, or your loop does not handle "
+                    "it: push every entry of next_functions that is not None, and for an AccumulateGrad node "
+                    "add the gradient into node.variable.grad.")
+        got = np.asarray(leaf.grad, dtype=float)
+        if got.shape == expected.shape and _close(got, expected, parts):
+            return None
+        if len(parts) > 1 and any(p[3].shape == got.shape and _close(got, p[3]) for p in parts):
+            return (f"{name}.grad holds only one of the {len(parts)} gradients sent to its AccumulateGrad "
+                    "node: the leaf is used more than once, and its gradient is the SUM of what every use "
+                    "sends. Add each contribution (into the dictionary entry, and leaf.grad + g), do not "
+                    "overwrite it.")
+        return (f"{name}.grad is not the sum of the {len(parts)} gradient(s) sent to its AccumulateGrad "
+                f"node: {_differ(got, expected)}.")
+
+
+def _total(arrays: list[np.ndarray]) -> np.ndarray:
+    total = arrays[0]
+    for a in arrays[1:]:
+        total = total + a
+    return np.asarray(total, dtype=float)
+
+
+def _close(got: np.ndarray, want: np.ndarray, parts: list | None = None) -> bool:
+    """Equal up to the rounding of summing `parts` (the contributions `want` is the sum of) in any order."""
+    size = np.abs(want) if not parts else _total([np.abs(p[3]) for p in parts])
+    scale = max(1.0, float(np.max(size))) if want.size else 1.0
+    return bool(np.all(np.abs(got - want) <= 1e-8 * size + 1e-10 * scale))
+
+
+def _differ(got: np.ndarray, want: np.ndarray) -> str:
+    if got.shape != want.shape:
+        return f"it has shape {got.shape}, the sum has shape {want.shape}"
+    i = np.unravel_index(int(np.argmax(np.abs(got - want))), want.shape) if want.ndim else ()
+    at = f" at index {[int(j) for j in i]}" if want.ndim else ""
+    return f"{float(got[i]):.6g}{at} where the sum is {float(want[i]):.6g}"
+
+
+def _local_vjp_error(name: str, params: dict, arrays: list[np.ndarray], k: int, g: np.ndarray,
+                     got: np.ndarray, rng: np.random.Generator) -> str | None:
+    """Does `got` match the VJP of the op alone for input k and upstream g? Judged along random directions
+    by central differences of <g, op(...)>, the op evaluated by the check's own numpy forward."""
+    x = arrays[k]
+    if got.shape != x.shape:
+        return f"it has shape {got.shape}, but that input has shape {x.shape}"
+    forward = NUMPY_OPS[name]
+    h = 1e-6 * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
+    with quiet():  # the rounding error of <g, op(...)> bounds what a difference quotient can resolve
+        roundoff = 16 * np.finfo(float).eps * float(np.sum(np.abs(g * forward(*arrays, **params)))) / h
+    for _ in range(2):
+        u = rng.standard_normal(x.shape)
+        if name == "relu":
+            u = np.where(np.abs(x) < 1e-3, 0.0, u)
+
+        def phi(t: float, u: np.ndarray = u) -> float:
+            moved = list(arrays)
+            moved[k] = x + t * u
+            with quiet():
+                return float(np.sum(g * forward(*moved, **params)))
+
+        fd = (phi(h) - phi(-h)) / (2 * h)
+        claimed = float(np.sum(u * got))
+        size = float(np.sqrt(np.sum(u * u) * np.sum(got * got)))
+        tol = 1e-5 * (abs(fd) + abs(claimed)) + 1e-7 * size + roundoff + 1e-9
+        if not abs(fd - claimed) <= tol:
+            return (f"along a random direction u, <u, what it sent> = {claimed:.6g}, but finite differences "
+                    f"of {name} alone, with the gradient it received, give {fd:.6g}")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -268,35 +597,62 @@ def random_leaves(rng: np.random.Generator, prog: Program) -> list[np.ndarray]:
     return [rng.standard_normal(s) * (0.5 if len(s) == 2 and s[0] == 4 else 1.0) for s in prog.leaf_shapes]
 
 
-def tensor_gradients(
-    prog: Program,
-    arrays: list[np.ndarray],
-    Tensor: type,
-    op: Callable[..., object],
-    backward: Callable[[object], None],
-    *,
-    raw_constants: bool = False,
-) -> tuple[np.ndarray, ...]:
-    """Build prog on fresh leaf Tensors with op(name, *args, **params), call backward(loss), read .grad.
+class _Explained(CheckFailure):
+    """A failure whose message already names its cause (the replay found it)."""
+
+
+def explain(graph: Graph, loss: object, start: np.ndarray, seed: int, fallback: str) -> str:
+    """The replay's diagnosis of a wrong or failed backward pass, or `fallback` when it finds no cause.
+
+    In a student's kit the graph was built with the student's own apply_op: the message says so only when
+    the replay finds the fault in what apply_op recorded."""
+    found = graph.diagnose(loss, start, np.random.default_rng(seed))
+    if found is None:
+        return fallback
+    cause, text = found
+    note = f"\n  {KIT_NOTE}" if _trusted is None and cause in ("apply_op", "vjp") else ""
+    return (f"{text}\n  (Found by replaying the graph node by node from the loss, judging each node by the "
+            f"gradients it received and sent; seed {seed}){note}")
+
+
+def build_and_backward(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
+                       backward: Callable[..., None], *, raw_constants: bool = False,
+                       what: str = "backward") -> tuple[Graph, object, CheckFailure | None]:
+    """Build prog on fresh leaf Tensors through a logging Graph, call backward(loss): the graph, the loss
+    and the failure backward ended in, if any.
 
     Constants are wrapped as Tensors, or (raw_constants) passed as the numbers/arrays they are, which is
-    how the Tensor's operators meet them in user code.
-    """
-    leaves = [Tensor(np.array(a, dtype=float), requires_grad=True) for a in arrays]
-    loss = prog.run(
-        leaves, op, (lambda c: c) if raw_constants else (lambda c: Tensor(np.array(c, dtype=float)))
-    )
-    with quiet():
-        backward(loss)
-    grads = []
-    for i, leaf in enumerate(leaves):
-        if leaf.grad is None:
-            raise CheckFailure(
-                f"after backward, leaf x{i} (shape {leaf.shape}) has .grad None although the loss depends on "
-                "it. Every leaf that requires grad and is reached from the loss must receive its gradient."
-            )
-        grads.append(np.array(leaf.grad, dtype=float))
-    return tuple(grads)
+    how the Tensor's operators meet them in user code."""
+    graph = Graph(op, Tensor)
+    for a in arrays:
+        graph.leaf(a)
+    const = (lambda c: c) if raw_constants else (lambda c: Tensor(np.array(c, dtype=float)))
+    loss = call_student("apply_op", prog.run, list(graph.leaves), graph, const)
+    try:
+        call_student(what, backward, loss)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        return graph, loss, exc
+    return graph, loss, None
+
+
+def tensor_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
+                     backward: Callable[..., None], *, raw_constants: bool = False, what: str = "backward",
+                     seed: int = 0) -> tuple[np.ndarray, ...]:
+    """The leaves' .grad after backward on prog; a failure is explained by replaying the graph."""
+    graph, loss, failure = build_and_backward(prog, arrays, Tensor, op, backward,
+                                              raw_constants=raw_constants, what=what)
+    missing = [i for i, leaf in enumerate(graph.leaves) if leaf.grad is None]
+    if failure is None and missing:
+        failure = CheckFailure(
+            f"after {what}, leaf x{missing[0]} (shape {graph.leaves[missing[0]].shape}) has .grad None "
+            "although the loss depends on it. Every leaf that requires grad and is reached from the loss "
+            "must receive its gradient.")
+    if failure is not None:
+        raise _Explained(explain(graph, loss, np.ones_like(np.asarray(loss.data, dtype=float)), seed,
+                                 str(failure)))
+    return tuple(np.array(leaf.grad, dtype=float) for leaf in graph.leaves)
 
 
 def torch_gradients(prog: Program, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...] | None:
@@ -317,30 +673,77 @@ def torch_gradients(prog: Program, arrays: list[np.ndarray]) -> tuple[np.ndarray
     return tuple(leaf.grad.numpy().copy() for leaf in leaves)
 
 
-def check_program_gradients(
-    prog: Program, arrays: list[np.ndarray], grads_of: Callable[..., tuple], seed: int, what: str
-) -> None:
-    """Compare grads_of(*arrays) with finite differences (and PyTorch when installed)."""
+def check_program_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
+                            backward: Callable[..., None], *, seed: int, what: str,
+                            raw_constants: bool = False) -> None:
+    """The leaves' gradients after `backward` on prog against finite differences (and PyTorch when
+    installed). A wrong gradient is traced to the first node that got it wrong by replaying the graph."""
+    options = {"raw_constants": raw_constants, "what": what}
 
     def loss(*xs: np.ndarray) -> float:
         return prog.numpy_loss(*xs)
 
     def gradients(*xs: np.ndarray) -> tuple:
-        return grads_of(*xs)
+        return tensor_gradients(prog, list(xs), Tensor, op, backward, seed=seed, **options)
 
     loss.__name__ = "program"
-    gradients.__name__ = what
+    gradients.__name__ = f"the gradients after {what}"
+    program = f"\n  The random program was: {prog.describe()}"
     try:
         check_gradient(loss, gradients, *arrays, seed=seed)
+        expected = torch_gradients(prog, arrays)
+        if expected is not None:
+            for i, (g, e) in enumerate(zip(gradients(*arrays), expected, strict=True)):
+                check_close(g, e, name=f"{what}: gradient of leaf x{i} compared with PyTorch", rtol=1e-7,
+                            atol=1e-10)
+    except _Explained as exc:
+        raise CheckFailure(f"{exc}{program}") from None
     except CheckFailure as exc:
-        raise CheckFailure(f"{exc}\n  The random program was: {prog.describe()}") from None
-    expected = torch_gradients(prog, arrays)
-    if expected is not None:
-        got = grads_of(*arrays)
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            check_close(
-                g, e, name=f"{what}: gradient of leaf x{i} compared with PyTorch", rtol=1e-7, atol=1e-10
-            )
+        graph, root, _ = build_and_backward(prog, arrays, Tensor, op, backward, **options)
+        start = np.ones_like(np.asarray(root.data, dtype=float))
+        raise CheckFailure(explain(graph, root, start, seed, str(exc)) + program) from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# "Without recursion", judged by what the code does
+# ---------------------------------------------------------------------------------------------------------
+
+RECURSION_MARGIN = 200
+"""Frames a student's function may use on top of the check's own while it walks a deep graph."""
+
+
+def call_without_recursion(what: str, fn: Callable[..., object], *args: object, depth: int) -> object:
+    """Call fn(*args) on a graph `depth` nodes deep under a recursion limit RECURSION_MARGIN frames above
+    the current stack, so only a loop with an explicit stack finishes. sys.setrecursionlimit is refused
+    meanwhile (raising the limit hides the recursion; a deeper graph would still crash); the limit and the
+    function are restored afterwards."""
+    frames, frame = 0, sys._getframe()
+    while frame is not None:
+        frames, frame = frames + 1, frame.f_back
+    limit, set_limit = sys.getrecursionlimit(), sys.setrecursionlimit
+    low = frames + RECURSION_MARGIN
+    asked: list[int] = []
+    sys.setrecursionlimit(low)
+    sys.setrecursionlimit = asked.append
+    try:
+        result = call_student(what, fn, *args)
+        raised = sys.getrecursionlimit() != low
+    except CheckFailure as exc:
+        if "RecursionError" not in str(exc):
+            raise
+        raised = True
+    finally:
+        sys.setrecursionlimit = set_limit
+        sys.setrecursionlimit(limit)
+    if raised:
+        tried = (f" It called sys.setrecursionlimit({asked[0]}): a higher limit only moves the crash to a "
+                 "deeper graph, so the check keeps its own." if asked else "")
+        raise CheckFailure(
+            f"{what} recurses: on a chain {depth} ops deep it needed more than {RECURSION_MARGIN} nested "
+            f"Python calls, so it would crash on the deep graphs of real networks.{tried} Walk the graph "
+            "with a loop and an explicit stack (a list you push to and pop from) instead of a function "
+            "that calls itself.")
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -376,25 +779,68 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np.n
     return x
 
 
-def check_apply_op(
-    apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int | None = None
-) -> str:
+def _call_apply_op(apply_op: Callable[..., object], label: str, prim: object, *args: object,
+                   **params: object) -> object:
+    """apply_op(prim, *args, **params); an exception becomes one message naming the call and its fix."""
+    try:
+        return call_student("apply_op", apply_op, prim, *args, **params)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        text = str(exc)
+        if "'Tensor'" in text or "Tensor'" in text:
+            hint = ("prim.forward works on numpy arrays: call it with the inputs' .data (after wrapping "
+                    "constants as Tensors), and put its result into a new Tensor.")
+        elif "has no attribute" in text:
+            hint = ("wrap every input that is not a Tensor as a constant Tensor(x) first, so `t * 2` and "
+                    "`2 - t` work.")
+        elif params and "argument" in text:
+            hint = f"this call passed {params}: hand **params on to prim.forward and to Node unchanged."
+        else:
+            hint = ""
+        advice = f"\n  Hint: {hint}" if hint else ""
+        raise CheckFailure(f"{text}\n  (the call was apply_op({label})){advice}") from None
+
+
+def _check_node(out: object, name: str, params: dict, seed: int) -> None:
+    """The recorded Node got the call's params and the output's data array (what its VJPs will read)."""
+    node = out.grad_fn
+    recorded = getattr(node, "params", params)
+    if recorded != params:
+        raise CheckFailure(
+            f"apply_op({name}) was called with {params}, but its Node was recorded with params {recorded}: "
+            "the params are not passed on. Give **params to Node(prim, tensors, params, out_data) too: the "
+            f"VJPs of sum, mean, reshape and transpose read them. (seed {seed})")
+    saved = getattr(node, "saved", None)
+    if saved is None:
+        return
+    ans = saved[0]
+    if not isinstance(ans, np.ndarray) or np.shape(ans) != out.shape:
+        passed_as = (f"a {type(ans).__name__}" if not isinstance(ans, np.ndarray)
+                     else f"something of shape {np.shape(ans)}")
+        raise CheckFailure(
+            f"apply_op({name}) gave Node {passed_as} as its 4th argument (ans), where the output has shape "
+            f"{out.shape}. Pass the forward's output ARRAY (out.data, or what prim.forward returned), not "
+            f"the output Tensor: the VJPs compute with it as a numpy array. (seed {seed})")
+
+
+def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
+                   ) -> str:
     """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
-    seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     previous = GradMode.enabled
     GradMode.enabled = True
     try:
         for flags in ((True, False), (False, True)):
             ins = [Tensor(rng.standard_normal((2, 3)), requires_grad=f) for f in flags]
-            with quiet():
-                out = apply_op(OPS["mul"], *ins)
+            out = _call_apply_op(apply_op, "mul", OPS["mul"], *ins)
             if not getattr(out, "requires_grad", False) or getattr(out, "grad_fn", None) is None:
                 raise CheckFailure(
                     f"apply_op(mul) with requires_grad flags {list(flags)} returned a tensor that does not "
                     "require grad. Hint: a gradient must flow if ANY input needs one (think of x @ W where "
                     f"only W is a parameter). (seed {seed})"
                 )
+            _check_node(out, "mul", {}, seed)
         for name, (shapes, params, domain) in _SINGLE_OPS.items():
             if name not in OPS:
                 continue
@@ -403,9 +849,8 @@ def check_apply_op(
             flags = [bool(rng.random() < 0.5) for _ in arrays]
             flags[int(rng.integers(len(flags)))] = True  # at least one input needs a gradient
             ins = [Tensor(a.copy(), requires_grad=f) for a, f in zip(arrays, flags, strict=True)]
-            with quiet():
-                out = apply_op(prim, *ins, **params)
-            _check_output(out, Tensor, name, NUMPY_OPS[name](*arrays, **params), seed)
+            out = _call_apply_op(apply_op, name, prim, *ins, **params)
+            _check_output(out, Tensor, name, arrays, params, seed)
             if not out.requires_grad or out.grad_fn is None:
                 raise CheckFailure(
                     f"apply_op({name}): the inputs' requires_grad flags were {flags}, so the output must "
@@ -415,7 +860,7 @@ def check_apply_op(
             node = out.grad_fn
             edges = [t.accumulator if f else None for t, f in zip(ins, flags, strict=True)]
             if (
-                node.prim is not prim
+                getattr(node, "prim", None) is not prim
                 or len(node.next_functions) != len(ins)
                 or any(a is not b for a, b in zip(node.next_functions, edges, strict=True))
             ):
@@ -424,13 +869,13 @@ def check_apply_op(
                     "themselves, in order: Node(prim, tensors, params, out_data). Its next_functions should "
                     f"be {edges}, got {getattr(node, 'next_functions', None)}. (seed {seed})"
                 )
+            _check_node(out, name, params, seed)
             _check_recorded_vjps(apply_op, Tensor, name, prim, arrays, params, seed)
 
         # requires_grad rule with constants only, and with grad mode off
         a = Tensor(rng.standard_normal((2, 3)))
         b = Tensor(rng.standard_normal((2, 3)))
-        with quiet():
-            out = apply_op(OPS["mul"], a, b)
+        out = _call_apply_op(apply_op, "mul", OPS["mul"], a, b)
         if out.requires_grad or out.grad_fn is not None:
             raise CheckFailure(
                 "apply_op(mul) on two tensors that do not require grad returned a tensor with "
@@ -440,8 +885,7 @@ def check_apply_op(
         a.requires_grad = True
         GradMode.enabled = False
         try:
-            with quiet():
-                out = apply_op(OPS["mul"], a, b)
+            out = _call_apply_op(apply_op, "mul", OPS["mul"], a, b)
         finally:
             GradMode.enabled = True
         if out.requires_grad or out.grad_fn is not None:
@@ -458,15 +902,7 @@ def check_apply_op(
         c = float(rng.uniform(1.5, 3.0))
         for label, args, expected in (("mul(t, c)", (t, c), x * c), ("sub(c, t)", (c, t), c - x)):
             prim = OPS["mul"] if label.startswith("mul") else OPS["sub"]
-            try:
-                with quiet():
-                    out = apply_op(prim, *args)
-            except (AttributeError, TypeError) as exc:
-                raise CheckFailure(
-                    f"apply_op({label}) with a Python number c = {c:.3g} failed with {type(exc).__name__}: "
-                    f"{exc}. Hint: wrap every input that is not a Tensor as a constant Tensor(x) first, so "
-                    f"`t * 2` and `2 - t` work. (seed {seed})"
-                ) from None
+            out = _call_apply_op(apply_op, f"{label} with a Python number c = {c:.3g}", prim, *args)
             _check_op_values(out, expected, f"apply_op({label})", seed)
             want = (True, False) if label.startswith("mul") else (False, True)
             if out.grad_fn is None or tuple(out.grad_fn.needs_grad) != want:
@@ -474,28 +910,36 @@ def check_apply_op(
                     f"apply_op({label}): the Node's inputs must be two Tensors, the number wrapped as a "
                     f"constant Tensor that does not require grad (needs_grad {want}). (seed {seed})"
                 )
-    except (CheckFailure, NotImplementedError):  # a blank answer cell shows as not implemented
-        raise
-    except Exception as exc:
-        raise CheckFailure(
-            f"apply_op raised {type(exc).__name__}: {exc}. Hint: prim.forward works on numpy arrays, so call "
-            "it with the inputs' .data (after wrapping constants as Tensors); the result goes into a new "
-            f"Tensor. (seed {seed})"
-        ) from exc
     finally:
         GradMode.enabled = previous
-    return (
-        f"apply_op passed: forward, requires_grad rule and recorded VJPs of {len(_SINGLE_OPS)} ops (seed "
-        f"{seed})"
-    )
+    return f"forward, requires_grad rule and recorded VJPs of {len(_SINGLE_OPS)} ops (seed {seed})"
 
 
-def _check_output(out: object, Tensor: type, name: str, expected: np.ndarray, seed: int) -> None:
+def check_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *,
+                   seed: int | None = None) -> None:
+    """Exercise 1's visible check: prints one line when it passes."""
+    passed("apply_op", judge_apply_op(apply_op, Tensor, OPS, GradMode, seed=new_seed(seed)))
+
+
+def _check_output(out: object, Tensor: type, name: str, arrays: list[np.ndarray], params: dict,
+                  seed: int) -> None:
     if not isinstance(out, Tensor):
         raise CheckFailure(
             f"apply_op({name}) returned {type(out).__name__}, expected a Tensor. (seed {seed})"
         )
-    _check_op_values(out, expected, f"apply_op({name})", seed)
+    if params:
+        with quiet():
+            try:
+                without = NUMPY_OPS[name](*arrays)
+            except TypeError:  # reshape cannot run without its shape
+                without = None
+        data = np.asarray(out.data)
+        if without is not None and data.shape == np.shape(without) and np.allclose(data, without):
+            raise CheckFailure(
+                f"apply_op({name}) was called with {params}, but its output is what prim.forward gives "
+                "without them: the params are not passed on. Call prim.forward(*arrays, **params). "
+                f"(seed {seed})")
+    _check_op_values(out, NUMPY_OPS[name](*arrays, **params), f"apply_op({name})", seed)
 
 
 def _check_op_values(out: object, expected: np.ndarray, what: str, seed: int) -> None:
@@ -523,13 +967,14 @@ def _check_recorded_vjps(
     def vjp_for(k: int) -> Callable[..., np.ndarray]:
         def recorded_vjp(g: np.ndarray, ans: np.ndarray, *xs: np.ndarray) -> np.ndarray:
             ins = [Tensor(np.array(x, dtype=float), requires_grad=(j == k)) for j, x in enumerate(xs)]
-            out = apply_op(prim, *ins, **params)
+            out = _call_apply_op(apply_op, name, prim, *ins, **params)
             if out.grad_fn is None:
                 raise CheckFailure(
                     f"apply_op({name}) recorded no Node when only input {k} requires grad; record one if ANY "
                     f"input requires grad. (seed {seed})"
                 )
-            return out.grad_fn.input_grads(np.array(g))[k]
+            return call_student(f"the Node apply_op({name}) recorded", out.grad_fn.input_grads,
+                                np.array(g))[k]
 
         recorded_vjp.__name__ = f"the VJP recorded by apply_op({name}) for input {k}"
         return recorded_vjp
@@ -549,51 +994,82 @@ _UNARY = ["exp", "tanh", "neg", "relu"]
 _BINARY = ["add", "sub", "mul"]
 
 
-def _random_tree(
-    rng: np.random.Generator, Tensor: type, op: Callable[..., object], depth: int
-) -> tuple[object, list[str]]:
-    """A random tree-shaped graph and the lines format_graph must print for it (built bottom-up)."""
+def _random_graph(rng: np.random.Generator, Tensor: type, op: Callable[..., object], depth: int,
+                  pool: list[tuple[object, list[str]]]) -> tuple[object, list[str]]:
+    """A random graph and the lines format_graph must print for it (built bottom-up). Sub-graphs already
+    made are reused from `pool` now and then (and then appended again, so the pool counts the reuse): some
+    nodes are reached by several paths and their lines appear once per path."""
+    if pool and rng.random() < 0.3:
+        pool.append(pool[int(rng.integers(len(pool)))])
+        return pool[-1]
     if depth == 0 or rng.random() < 0.25:
         needs = bool(rng.random() < 0.75)
         t = Tensor(rng.standard_normal((2, 2)) * 0.5, requires_grad=needs)
-        return t, ["AccumulateGrad" if needs else "None"]
-    if rng.random() < 0.4:
-        name = str(rng.choice(_UNARY))
-        kids = [_random_tree(rng, Tensor, op, depth - 1)]
+        made = (t, ["AccumulateGrad" if needs else "None"])
     else:
-        name = str(rng.choice(_BINARY))
-        kids = [_random_tree(rng, Tensor, op, depth - 1) for _ in range(2)]
-    out = op(name, *(k[0] for k in kids))
-    if out.grad_fn is None:
-        return out, ["None"]
-    lines = [out.grad_fn.name]
-    for _, kid_lines in kids:
-        lines += ["  " + line for line in kid_lines]
-    return out, lines
+        if rng.random() < 0.4:
+            name = str(rng.choice(_UNARY))
+            kids = [_random_graph(rng, Tensor, op, depth - 1, pool)]
+        else:
+            name = str(rng.choice(_BINARY))
+            kids = [_random_graph(rng, Tensor, op, depth - 1, pool) for _ in range(2)]
+        out = op(name, *(k[0] for k in kids))
+        if out.grad_fn is None:
+            made = (out, ["None"])
+        else:
+            made = (out, [out.grad_fn.name] + ["  " + line for _, kid in kids for line in kid])
+    pool.append(made)
+    return made
 
 
-@with_kit_note
-def check_format_graph(
-    format_graph: Callable[[object], str],
-    Tensor: type,
-    Node: type,
-    OPS: dict,
-    *,
-    seed: int | None = None,
-    trees: int = 6,
-) -> str:
-    """format_graph prints every grad_fn, depth-first, inputs in order, two spaces per level."""
-    seed = new_seed(seed)
+def _diamond(rng: np.random.Generator, Tensor: type, op: Callable[..., object]) -> tuple[object, list[str]]:
+    """u = f(x); w = g(h(u), u); out = k(w, constant): the node of u is reached by two paths, and so is x's
+    AccumulateGrad; the constant input prints as None."""
+    x = Tensor(rng.standard_normal((2, 2)), requires_grad=True)
+    u = op(str(rng.choice(_UNARY)), x)
+    v = op(str(rng.choice(_UNARY)), u)
+    w = op(str(rng.choice(_BINARY)), v, u)
+    out = op(str(rng.choice(_BINARY)), w, Tensor(rng.standard_normal((2, 2))))
+    u_lines = [u.grad_fn.name, "  AccumulateGrad"]
+    w_lines = [w.grad_fn.name, "  " + v.grad_fn.name, *("    " + s for s in u_lines),
+               *("  " + s for s in u_lines)]
+    return out, [out.grad_fn.name] + ["  " + s for s in w_lines] + ["  None"]
+
+
+def _with_apply_op_note(graph: Graph, exc: CheckFailure) -> CheckFailure:
+    """In a student's kit, a failure on a graph that the student's apply_op recorded wrongly says so."""
+    problem = graph.structure_error() if _trusted is None else None
+    if problem is None:
+        return exc
+    return CheckFailure(f"{exc}\n  {KIT_NOTE} Here: {problem}.")
+
+
+def judge_format_graph(format_graph: Callable[[object], str], Tensor: type, Node: type, OPS: dict, *,
+                       seed: int, graphs: int = 6, depth: int = 1000) -> str:
+    """format_graph prints every grad_fn, depth-first, inputs in order, two spaces per level, a shared
+    node once per path, and walks a deep chain without recursion."""
     rng = np.random.default_rng(seed)
-    op = graph_op(Tensor, Node, OPS)
+    graph = Graph(graph_op(Tensor, Node, OPS), Tensor)
+    try:
+        return _judge_format_graph(format_graph, Tensor, graph, rng, seed, graphs, depth)
+    except CheckFailure as exc:
+        raise _with_apply_op_note(graph, exc) from None
+
+
+def _judge_format_graph(format_graph: Callable[[object], str], Tensor: type, op: Callable[..., object],
+                        rng: np.random.Generator, seed: int, graphs: int, depth: int) -> str:
     made = 0
-    while made < trees:
-        root, lines = _random_tree(rng, Tensor, op, depth=4)
+    while made < graphs:
+        pool: list[tuple[object, list[str]]] = []
+        if made == 0:
+            (root, lines), shared = _diamond(rng, Tensor, op), True
+        else:
+            root, lines = _random_graph(rng, Tensor, op, 4, pool)
+            shared = len({id(t) for t, _ in pool}) < len(pool)
         if root.grad_fn is None or len(lines) < 3:
             continue
         made += 1
-        with quiet():
-            got = format_graph(root)
+        got = call_student("format_graph", format_graph, root)
         if not isinstance(got, str):
             raise CheckFailure(
                 f"format_graph returned {type(got).__name__}; it must return one string (lines joined with "
@@ -605,26 +1081,43 @@ def check_format_graph(
                 (i for i, (a, b) in enumerate(zip(got_lines, lines, strict=False)) if a != b),
                 min(len(got_lines), len(lines)),
             )
+            hint = ("print a node's name, then each entry of its next_functions in order (None for a "
+                    "constant input), each one level (two spaces) deeper; AccumulateGrad nodes end a branch.")
+            if len(got_lines) < len(lines) and shared:
+                hint = ("this graph reaches some nodes by more than one path, and your output is shorter: a "
+                        "shared node must be printed once PER PATH, with everything below it, exactly as "
+                        "following next_functions shows it. Do not skip nodes you have already printed (no "
+                        "'visited' set here, unlike backward).")
             raise CheckFailure(
                 "format_graph printed the wrong graph.\n  expected:\n    "
                 + "\n    ".join(lines)
                 + "\n  got:\n    "
                 + "\n    ".join(got_lines)
-                + f"\n  first difference at line {diff + 1}. Hint: print a node's name, then each entry of "
-                "its next_functions in order (None for a constant input), each one level (two spaces) "
-                f"deeper; AccumulateGrad nodes end a branch. (seed {seed})"
+                + f"\n  first difference at line {diff + 1}. Hint: {hint} (seed {seed})"
             )
     leaf = Tensor(rng.standard_normal(3), requires_grad=True)
     const = Tensor(rng.standard_normal(3))
     for t, want in ((leaf, "AccumulateGrad"), (const, "None")):
-        with quiet():
-            got = format_graph(t)
+        got = call_student("format_graph", format_graph, t)
         if not isinstance(got, str) or got.strip("\n") != want:
             raise CheckFailure(
                 f"format_graph of a tensor without grad_fn that has requires_grad={t.requires_grad} should "
                 f"be the single line {want!r}, got {got!r}. (seed {seed})"
             )
-    return f"format_graph passed on {trees} random graphs (seed {seed})"
+    h = Tensor(rng.standard_normal(2), requires_grad=True)
+    for _ in range(depth):
+        h = op("tanh", h)
+    got = call_without_recursion("format_graph", format_graph, h, depth=depth)
+    if not isinstance(got, str) or got.rstrip("\n").count("\n") != depth:
+        raise CheckFailure(f"format_graph of a chain of {depth} tanh ops must have {depth + 1} lines. "
+                           f"(seed {seed})")
+    return f"{graphs} random graphs with shared nodes and a chain {depth} ops deep (seed {seed})"
+
+
+def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node: type, OPS: dict, *,
+                       seed: int | None = None) -> None:
+    """Exercise 2's visible check: prints one line when it passes."""
+    passed("format_graph", judge_format_graph(format_graph, Tensor, Node, OPS, seed=new_seed(seed)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -632,33 +1125,25 @@ def check_format_graph(
 # ---------------------------------------------------------------------------------------------------------
 
 
-@with_kit_note
-def check_backward(
-    backward: Callable[..., None],
-    Tensor: type,
-    Node: type,
-    OPS: dict,
-    *,
-    seed: int | None = None,
-    programs: int = 3,
-    n_steps: int = 8,
-) -> str:
-    """backward on random programs (with shared sub-expressions) matches finite differences and PyTorch."""
-    seed = new_seed(seed)
+def judge_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int,
+                   programs: int = 3, n_steps: int = 8) -> str:
+    """backward on random programs (with shared sub-expressions) matches finite differences and PyTorch;
+    a wrong gradient is traced to the first node that went wrong."""
     rng = np.random.default_rng(seed)
     op = graph_op(Tensor, Node, OPS)
     for k in range(programs):
         prog = random_program(rng, n_steps)
-        arrays = random_leaves(rng, prog)
-        check_program_gradients(
-            prog,
-            arrays,
-            lambda *xs, prog=prog: tensor_gradients(prog, list(xs), Tensor, op, backward),
-            seed + k,
-            "your backward",
-        )
+        check_program_gradients(prog, random_leaves(rng, prog), Tensor, op, backward, seed=seed + k,
+                                what="backward")
     _check_unequal_paths(backward, Tensor, op, rng, seed)
-    return f"backward passed on {programs} random programs (seed {seed})"
+    return (f"{programs} random programs against finite differences, and one graph with unequal paths "
+            f"(seed {seed})")
+
+
+def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
+                   seed: int | None = None) -> None:
+    """Exercise 3's visible check: prints one line when it passes."""
+    passed("backward", judge_backward(backward, Tensor, Node, OPS, seed=new_seed(seed)))
 
 
 def _check_unequal_paths(
@@ -669,38 +1154,49 @@ def _check_unequal_paths(
     seed: int,
 ) -> None:
     """h = w*c reaches the loss directly and through a longer path: its node must wait for both."""
+    graph = Graph(op, Tensor)
     w0 = rng.standard_normal(4)
     c = rng.uniform(1.5, 2.5, 4)
     r = rng.standard_normal(4)
-    w = Tensor(w0.copy(), requires_grad=True)
-    h = op("mul", w, Tensor(c))
-    long = op("exp", op("tanh", op("tanh", h)))
-    loss = op("sum", op("mul", op("add", long, h), Tensor(r)))
-    with quiet():
-        backward(loss)
+    w = graph.leaf(w0)
+    h = graph("mul", w, Tensor(c))
+    long = graph("exp", graph("tanh", graph("tanh", h)))
+    loss = graph("sum", graph("mul", graph("add", long, h), Tensor(r)))
     hv = w0 * c
     t1 = np.tanh(hv)
     expected = r * (np.exp(np.tanh(t1)) * (1 - np.tanh(t1) ** 2) * (1 - t1**2) + 1) * c
-    check_close(
-        w.grad,
-        expected,
-        name="w.grad for loss = sum(r * (exp(tanh(tanh(h))) + h)), h = w * c",
-        rtol=1e-9,
-        atol=1e-12,
-        hint="h reaches the loss by a short and a long path. A node's VJP may run only after ALL "
-        "gradient contributions to it have arrived: process nodes in reverse topological order, not "
-        f"breadth-first from the loss. (seed {seed})",
-    )
+    try:
+        call_student("backward", backward, loss)
+        check_close(
+            w.grad,
+            expected,
+            name="w.grad for loss = sum(r * (exp(tanh(tanh(h))) + h)), h = w * c",
+            rtol=1e-9,
+            atol=1e-12,
+            hint="h reaches the loss by a short and a long path. A node's VJP may run only after ALL "
+            "gradient contributions to it have arrived: process nodes in reverse topological order, not "
+            f"breadth-first from the loss. (seed {seed})",
+        )
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(explain(graph, loss, np.ones(()), seed, str(exc))) from None
 
 
-@with_kit_note
-def check_backward_semantics(
-    backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int | None = None
-) -> str:
-    """PyTorch's observable rules: accumulation, only leaves keep .grad, errors, freeing saved arrays."""
-    seed = new_seed(seed)
+def judge_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int,
+                             depth: int = 1000) -> str:
+    """PyTorch's observable rules: accumulation, only leaves keep .grad, errors, freeing saved arrays, and
+    a deep chain walked without recursion."""
     rng = np.random.default_rng(seed)
-    op = graph_op(Tensor, Node, OPS)
+    graph = Graph(graph_op(Tensor, Node, OPS), Tensor)
+    try:
+        return _judge_semantics(backward, Tensor, graph, rng, seed, depth)
+    except CheckFailure as exc:
+        raise _with_apply_op_note(graph, exc) from None
+
+
+def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[..., object],
+                     rng: np.random.Generator, seed: int, depth: int) -> str:
     a0, b0 = rng.standard_normal(2)
 
     # c = a + b, three calls: 1, 2, then 1 after zeroing
@@ -708,13 +1204,10 @@ def check_backward_semantics(
     b = Tensor(b0, requires_grad=True)
     c = op("add", a, b)
     seen = []
-    with quiet():
-        backward(c)
-        seen.append(None if a.grad is None else float(np.asarray(a.grad)))
-        backward(c)
-        seen.append(None if a.grad is None else float(np.asarray(a.grad)))
-        a.grad = None
-        backward(c)
+    for reset in (False, False, True):
+        if reset:
+            a.grad = None
+        call_student("backward", backward, c)
         seen.append(None if a.grad is None else float(np.asarray(a.grad)))
     if seen != [1.0, 2.0, 1.0]:
         raise CheckFailure(
@@ -729,8 +1222,7 @@ def check_backward_semantics(
     a = Tensor(rng.standard_normal(3), requires_grad=True)
     b = Tensor(rng.standard_normal(3), requires_grad=True)
     upstream = rng.standard_normal(3)
-    with quiet():
-        backward(op("add", a, b), upstream.copy())
+    call_student("backward", backward, op("add", a, b), upstream.copy())
     a_grad, b_grad = np.asarray(a.grad), np.asarray(b.grad)
     if np.shares_memory(a_grad, b_grad):
         raise CheckFailure(
@@ -744,8 +1236,7 @@ def check_backward_semantics(
     g0 = rng.standard_normal((3, 4))
     x = Tensor(x0.copy(), requires_grad=True)
     y = op("tanh", x)
-    with quiet():
-        backward(y, g0.copy())
+    call_student("backward", backward, y, g0.copy())
     check_close(
         x.grad,
         g0 * (1 - np.tanh(x0) ** 2),
@@ -763,12 +1254,17 @@ def check_backward_semantics(
     try:
         with quiet():
             backward(y)
+    except NotImplementedError:
+        raise NotDone("backward") from None
     except (RuntimeError, ValueError) as exc:
         if "shape" not in str(exc) and "scalar" not in str(exc):
             raise CheckFailure(
                 f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message should say that "
                 "a gradient is needed because the tensor is not a scalar, and name its shape."
             ) from None
+    except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
+        raise CheckFailure(f"backward of a (3, 4) tensor without a gradient raised {type(exc).__name__}: "
+                           f"{exc}; it should raise a RuntimeError that names the shape.") from None
     else:
         raise CheckFailure(
             "backward of a (3, 4) tensor without a gradient argument must raise a RuntimeError (only a "
@@ -778,8 +1274,7 @@ def check_backward_semantics(
     # a constant input never receives .grad
     w = Tensor(rng.standard_normal(4), requires_grad=True)
     k = Tensor(rng.standard_normal(4))
-    with quiet():
-        backward(op("sum", op("mul", w, k)))
+    call_student("backward", backward, op("sum", op("mul", w, k)))
     if k.grad is not None:
         raise CheckFailure(
             "a tensor with requires_grad=False received a .grad; skip inputs that do not need a gradient. "
@@ -790,15 +1285,13 @@ def check_backward_semantics(
     p = Tensor(rng.standard_normal(5), requires_grad=True)
     q = op("exp", p)
     loss = op("sum", op("mul", q, q))
-    with quiet():
-        backward(loss, retain_graph=True)
+    call_student("backward", backward, loss, retain_graph=True)
     if q.grad_fn.saved is None:
         raise CheckFailure(
             "backward(..., retain_graph=True) freed the saved arrays; with retain_graph the graph must stay "
             "usable for another backward."
         )
-    with quiet():
-        backward(loss)
+    call_student("backward", backward, loss)
     if q.grad_fn.saved is not None or loss.grad_fn.next_functions[0].saved is not None:
         raise CheckFailure(
             "after backward (retain_graph=False) a node still holds its saved arrays. Call node.release() "
@@ -813,20 +1306,20 @@ def check_backward_semantics(
         hint="gradients accumulate across backward calls",
     )
 
-    # deep graphs must not hit Python's recursion limit
+    # deep graphs must not need recursion
     z = Tensor(rng.uniform(-0.5, 0.5, 2), requires_grad=True)
     h = z
-    for _ in range(5000):
+    for _ in range(depth // 2):
         h = op("add", op("tanh", h), z)
-    try:
-        with quiet():
-            backward(op("sum", h))
-    except RecursionError:
-        raise CheckFailure(
-            "backward hit Python's recursion limit on a chain of 10000 ops. Build the topological order "
-            "with an explicit stack instead of recursion."
-        ) from None
-    return f"backward follows PyTorch's rules (seed {seed})"
+    call_without_recursion("backward", backward, op("sum", h), depth=depth)
+    return f"accumulation, copies, gradient argument, freeing, and a chain {depth} ops deep (seed {seed})"
+
+
+def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
+                             seed: int | None = None) -> None:
+    """Exercise 3's second visible check: prints one line when it passes."""
+    passed("backward (PyTorch's rules)",
+           judge_backward_semantics(backward, Tensor, Node, OPS, seed=new_seed(seed)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -844,11 +1337,8 @@ _PAIRS = [
 ]
 
 
-def check_sum_to_shape(
-    sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int | None = None
-) -> str:
+def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
-    seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(_PAIRS))
     for k in order:
@@ -858,24 +1348,22 @@ def check_sum_to_shape(
             return np.broadcast_to(x, big).copy()
 
         def vjp(g: np.ndarray, ans: np.ndarray, x: np.ndarray) -> np.ndarray:
-            return sum_to_shape(g, x.shape)
+            return call_student("sum_to_shape", sum_to_shape, g, x.shape)
 
         broadcast.__name__ = f"broadcast_to(x of shape {small}, {big})"
         vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
         try:
             check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k))
-        except (CheckFailure, NotImplementedError):
+        except (NotDone, GradientCheckError):
             raise
-        except Exception as exc:
+        except CheckFailure as exc:
             raise CheckFailure(
-                f"sum_to_shape(g of shape {big}, {small}) raised {type(exc).__name__}: {exc}. Hint: the "
-                "gradient is the larger array; SUM it over the axes broadcasting added (leading ones) or "
-                "stretched (size 1 in the target, keepdims=True); broadcasting it does not shrink it. "
-                f"(seed {seed})"
-            ) from exc
+                f"{exc} (called as sum_to_shape(g of shape {big}, {small}))\n  Hint: the gradient is "
+                "the larger array; SUM it over the axes broadcasting added (leading ones) or stretched (size "
+                f"1 in the target, keepdims=True); broadcasting it does not shrink it. (seed {seed})"
+            ) from None
     g = rng.standard_normal((3, 4))
-    with quiet():
-        same = sum_to_shape(g, (3, 4))
+    same = call_student("sum_to_shape", sum_to_shape, g, (3, 4))
     check_close(
         same,
         g,
@@ -887,19 +1375,30 @@ def check_sum_to_shape(
         try:
             with quiet():
                 sum_to_shape(g, bad)
+        except NotImplementedError:
+            raise NotDone("sum_to_shape") from None
         except ValueError as exc:
             if str(bad) not in str(exc) and str(list(bad)) not in str(exc):
                 raise CheckFailure(
                     f"sum_to_shape(g of shape (3, 4), {bad}) raised ValueError({str(exc)!r}); name the "
                     f"target shape {bad} in the message."
                 ) from None
+        except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
+            raise CheckFailure(f"sum_to_shape(g of shape (3, 4), {bad}) raised {type(exc).__name__}: {exc}; "
+                               "it must raise ValueError naming the shapes.") from None
         else:
             raise CheckFailure(
                 f"sum_to_shape(g of shape (3, 4), {bad}) must raise ValueError: {bad} does not broadcast to "
                 "(3, 4), so this gradient cannot belong to that input. A silent wrong answer hides graph "
                 "bugs."
             )
-    return f"sum_to_shape passed on {len(_PAIRS)} broadcasting pairs (seed {seed})"
+    return f"{len(_PAIRS)} broadcasting pairs against finite differences, and shapes refused (seed {seed})"
+
+
+def check_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *,
+                       seed: int | None = None) -> None:
+    """Exercise 4's visible check: prints one line when it passes."""
+    passed("sum_to_shape", judge_sum_to_shape(sum_to_shape, seed=new_seed(seed)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -907,12 +1406,18 @@ def check_sum_to_shape(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def check_no_grad(no_grad: type, GradMode: type) -> str:
+
+
+def judge_no_grad(no_grad: type, GradMode: type) -> str:
     """no_grad switches recording off and restores the PREVIOUS state on exit, even on an exception."""
+    return call_student("no_grad", _no_grad_rules, no_grad, GradMode)
+
+
+def _no_grad_rules(no_grad: type, GradMode: type) -> str:
     saved = GradMode.enabled
     try:
         GradMode.enabled = True
-        with quiet(), no_grad():
+        with no_grad():
             inside = GradMode.enabled
         if inside is not False:
             raise CheckFailure("inside `with no_grad():` GradMode.enabled must be False.")
@@ -921,7 +1426,7 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
                 "after leaving `with no_grad():` grad mode must be on again (it was on before)."
             )
 
-        with quiet(), no_grad():
+        with no_grad():
             with no_grad():
                 inner_inside = GradMode.enabled
             still_off = GradMode.enabled
@@ -939,7 +1444,7 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             )
 
         GradMode.enabled = False
-        with quiet(), no_grad():
+        with no_grad():
             off_inside = GradMode.enabled
         if off_inside is not False:
             raise CheckFailure(
@@ -952,13 +1457,27 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
                 "previous state, do not assume it was on."
             )
 
+        # the state is read when the block starts, not when the object is made
+        GradMode.enabled = True
+        block = no_grad()
+        GradMode.enabled = False
+        with block:
+            pass
+        if GradMode.enabled is not False:
+            raise CheckFailure(
+                "a no_grad object made while grad mode was on, then entered while it was off, switched grad "
+                "mode ON when the block ended. Save the state in __enter__ (when the block starts), not in "
+                "__init__: an object can be made long before it is used, e.g. `frozen = no_grad()` kept and "
+                "entered later."
+            )
+
         GradMode.enabled = True
 
         class Probe(Exception):
             pass
 
         try:
-            with quiet(), no_grad():
+            with no_grad():
                 raise Probe("raised inside the block")
         except Probe:
             pass
@@ -974,4 +1493,9 @@ def check_no_grad(no_grad: type, GradMode: type) -> str:
             )
     finally:
         GradMode.enabled = saved
-    return "no_grad passed: off inside, previous state restored on exit, nesting and exceptions"
+    return "off inside, the state found on entry restored on exit, nesting, late entry and exceptions"
+
+
+def check_no_grad(no_grad: type, GradMode: type) -> None:
+    """Exercise 5's visible check: prints one line when it passes."""
+    passed("no_grad", judge_no_grad(no_grad, GradMode))
