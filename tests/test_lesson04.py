@@ -209,6 +209,10 @@ def test_in_the_kit_a_stage_on_a_broken_earlier_stage_says_which_exercise_to_fin
     ns = answers()
     for stage in STAGES:
         run_stage(stage, ns)  # correct work passes without the reference
+    ns = answers(forward=fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 1.125},
+        {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 1.0}))
+    visible.check_deltas(ns["deltas"], ns["forward"])  # a slip only for x = +1 does not hold up the deltas
 
 
 def test_a_blank_stage_gets_the_course_wide_not_done_message():
