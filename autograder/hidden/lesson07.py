@@ -34,7 +34,8 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> None
     found = visible._listed("Module.parameters", root.parameters)
     if len(found) != 60:
         raise CheckFailure(
-            f"a chain of 60 nested modules holds 60 Parameters; parameters() found {len(found)}."
+            f"Module.parameters: a chain of 60 nested modules holds 60 Parameters; parameters() found "
+            f"{len(found)}."
         )
 
     class Empty(Module):
@@ -42,7 +43,7 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> None
 
     none = visible._listed("Module.parameters", Empty().parameters)
     if none:
-        raise CheckFailure("a module without Parameters must return an empty list from parameters().")
+        raise CheckFailure("Module.parameters: a module without Parameters must return an empty list.")
     passed("Module.parameters (grading)", f"6 random trees, a 60-deep chain, an empty module (seed {seed})")
 
 
