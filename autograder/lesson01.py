@@ -326,12 +326,12 @@ def call_dtype_hint(f: ArrayFunction) -> str:
     if not kinds:
         return ""
     if any(np.dtype(d).kind in "iub" for d in kinds):
-        return (f"f was called with {kinds[0]} arrays: your copy of x kept x's integer dtype, so x[i] + h is "
-                f"rounded back to an integer (np.copy and np.array(x) keep the dtype). Make a float copy: "
-                f"np.array(x, dtype=float).")
-    return (f"f was called with {kinds[0]} arrays: your copy of x is {kinds[0]}, which keeps only about 7 "
-            f"significant digits, so f(x + h e_i) - f(x - h e_i) loses most of them (section 3 of this "
-            f"lesson). Make the copy float64: np.array(x, dtype=float).")
+        return (f"f was called with {kinds[0]} arrays: the array you perturb has x's integer dtype, so "
+                f"x[i] + h is rounded back to an integer (np.copy(x) and np.array(x) keep the dtype). "
+                f"Perturb a float copy: np.array(x, dtype=float).")
+    return (f"f was called with {kinds[0]} arrays: the array you perturb is {kinds[0]}, which keeps only "
+            f"about 7 significant digits, so f(x + h e_i) - f(x - h e_i) loses most of them (section 3 of "
+            f"this lesson). Perturb a float64 copy: np.array(x, dtype=float).")
 
 
 def gradient_result(raw: object, call: str, shape: tuple[int, ...], seed: int,
@@ -379,7 +379,16 @@ def gradient_case(
     args = "f, x" if h is None else f"f, x, h={h:.3g}"
     call = f"numerical_gradient({args}) with {what or 'x'} of shape {shape}"
     extra = () if h is None else (h,)
-    raw = run_student(call, seed, "numerical_gradient", numerical_gradient, f, x, *extra)
+    try:
+        raw = run_student(call, seed, "numerical_gradient", numerical_gradient, f, x, *extra)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        if not isinstance(x_before, list):
+            raise
+        raise CheckFailure(f"{exc}\nHint: x here is a Python list, which has no array methods and no "
+                           f"arithmetic of its own; np.array(x, dtype=float) turns a list, an integer or a "
+                           f"float array alike into a float copy to work on.") from None
     if type(x) is not type(x_before) or np.shape(x) != shape or not np.array_equal(x, x_before):
         changed = int(np.sum(np.asarray(x) != np.asarray(x_before))) if np.shape(x) == shape else np.size(x)
         raise CheckFailure(

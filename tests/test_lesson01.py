@@ -205,6 +205,8 @@ def numerical_gradient(f, x, h=1e-5):
                         "forgot to divide by 2h"),
         "own_step": (CORRECT_GRADIENT.replace("    point = ", "    h = 0.05\n    point = "),
                      "Use the h passed in"),
+        "list_without_conversion": (CORRECT_GRADIENT.replace("np.array(x, dtype=float)", "x.astype(float)"),
+                                    "x here is a Python list"),
         "rows_not_entries": ("""
 def numerical_gradient(f, x, h=1e-5):
     point = np.array(x, dtype=float)
