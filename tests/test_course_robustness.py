@@ -435,7 +435,7 @@ def test_sigkill_leaves_no_workers_or_kernels_and_a_second_run_waits(course: Pat
     for student in ("spin1", "spin2"):
         _write(inbox / f"{student}_toy.ipynb", _answered(_release_nb(course), loop))
     assert main(["collect", str(inbox)]) == 0
-    proc = subprocess.Popen([COURSE, "autograde", "--jobs", "2", "--timeout", "60"], cwd=course,
+    proc = subprocess.Popen([COURSE, "autograde", "--jobs", "2", "--timeout", "300"], cwd=course,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(_descendants(proc.pid)) < 4:   # 2 workers + 2 kernels

@@ -77,9 +77,11 @@ def build_submission(course: Course, recipe: dict[str, Any], answers: dict[str, 
                     meta.update(grade=True, points=100)
                 elif meta.get("grade"):
                     meta.update(grade=False, points=0)
-        elif op == "duplicate":
+        elif op == "duplicate":    # as Jupyter's copy and paste: same metadata, a new cell id
             cell = _cell(nb, tamper["cell"])
-            nb.cells.insert(nb.cells.index(cell) + 1, copy.deepcopy(cell))
+            twin = copy.deepcopy(cell)
+            twin.id = f"{cell.get('id', 'cell')}-copy"
+            nb.cells.insert(nb.cells.index(cell) + 1, twin)
         elif op == "bom":
             text = "\ufeff" + (text if text is not None else nbformat.writes(nb))
         elif op == "nbformat3":
