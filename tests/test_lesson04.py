@@ -216,11 +216,13 @@ def test_in_the_kit_a_stage_on_a_broken_earlier_stage_says_which_exercise_to_fin
 
 
 def test_a_blank_stage_gets_the_course_wide_not_done_message():
-    blank = "deltas = {'d1': None, 'd2': None, 'd3': None, 'd4': None, 'd5': None}\n"
-    ns = answers(deltas=blank)
-    for module in (visible, hidden):
-        with pytest.raises(NotDone, match=r"exercise 3 \(deltas\) is not written yet"):
-            module.check_deltas(ns["deltas"], ns["forward"])
+    blank = {stage: re.sub(r"-?\d+\.\d+", "None", source) for stage, source in RIGHT.items()}
+    ns = answers(**blank)
+    exercises = ("2 (forward)", "3 (deltas)", "4 (grads)", "5 (updated)")
+    for stage, exercise in zip(STAGES, exercises, strict=True):
+        for module in (visible, hidden):
+            with pytest.raises(NotDone, match=rf"exercise {re.escape(exercise)} is not written yet"):
+                run_stage(stage, ns, module)
 
 
 def test_a_passing_check_prints_one_line(capsys):
