@@ -231,6 +231,18 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
             "Linear: two layers built with generators from the same seed differ: draw every random number "
             "from the `rng` argument (not np.random.* or a new default_rng())."
         )
+    try:
+        a, b = (call_student(f"Linear({n_in}, {n_out}) without an rng", Linear, n_in, n_out) for _ in "ab")
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(f"{exc}.\n  Hint: rng=None is allowed: then make a generator of your own with "
+                           "np.random.default_rng().") from None
+    if np.array_equal(a.weight.data, b.weight.data):
+        raise CheckFailure(
+            f"Linear: Linear({n_in}, {n_out}) without an rng gave two identical layers: when rng is None use "
+            "np.random.default_rng() (unseeded), so that unseeded layers differ."
+        )
 
     big_in, big_out = 400, 250
     big = call_student("Linear", Linear, big_in, big_out, rng=np.random.default_rng(seed + 1))
@@ -247,7 +259,17 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
             )
 
     x0 = rng.standard_normal((int(rng.integers(3, 7)), n_in))
-    out = call_student("Linear.forward", lin, Tensor(x0))
+    try:
+        out = call_student("Linear.forward", lin, Tensor(x0))
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        if "matmul" not in str(exc):
+            raise
+        raise CheckFailure(
+            f"{exc}.\n  Hint: x has shape (batch, in_features) = {x0.shape} and weight (out_features, "
+            f"in_features) = {lin.weight.shape}: the product needs the weight transposed, as in x @ W.T + b."
+        ) from None
     check_close(
         getattr(out, "data", None),
         x0 @ lin.weight.data.T + lin.bias.data,

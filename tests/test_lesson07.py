@@ -257,6 +257,30 @@ BUGS: dict[str, tuple[str, str, str]] = {
 """,
         "uniform",
     ),
+    "linear_no_generator_when_rng_is_none": (
+        "linear",
+        _LINEAR_HEAD.replace("rng = np.random.default_rng() if rng is None else rng", "pass")
+        + """
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features))
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+""",
+        "rng=None is allowed",
+    ),
+    "linear_forward_without_transpose": (
+        "linear",
+        _LINEAR_HEAD
+        + """
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features))
+
+    def forward(self, x):
+        return x @ self.weight + self.bias
+""",
+        "weight transposed",
+    ),
     "sgd_momentum_as_average": (
         "sgd_step",
         _edited(_SGD, ("+ p.grad", "+ (1 - self.momentum) * p.grad"),

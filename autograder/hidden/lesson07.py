@@ -48,7 +48,7 @@ def check_module_parameters(Module: type, Parameter: type, Tensor: type) -> None
 
 
 def check_linear(Linear: type, Parameter: type, Tensor: type) -> None:
-    """Linear(1, 1), unseeded layers that differ, and the gradients of torch.nn.functional.linear."""
+    """Linear(1, 1) and the gradients of torch.nn.functional.linear."""
     seed = new_seed(None)
     visible.verify_linear(Linear, Parameter, Tensor, seed=seed)
     rng = np.random.default_rng(seed)
@@ -58,17 +58,11 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> None:
         getattr(out, "data", None), 2.0 * one.weight.data + one.bias.data, name="Linear(1, 1) on one example",
         rtol=1e-12,
     )
-    a, b = call_student("Linear", Linear, 3, 2), call_student("Linear", Linear, 3, 2)
-    if np.array_equal(a.weight.data, b.weight.data):
-        raise CheckFailure(
-            "Linear(3, 2) without an rng gave two identical layers: use np.random.default_rng() when rng is "
-            "None, so unseeded layers differ."
-        )
     try:
         with quiet():
             import torch
     except ImportError:
-        passed("Linear (grading)", f"Linear(1, 1), unseeded layers differ; no PyTorch here (seed {seed})")
+        passed("Linear (grading)", f"Linear(1, 1); no PyTorch here to compare with (seed {seed})")
         return
     lin = call_student("Linear", Linear, 6, 4, rng=rng)
     x = rng.standard_normal((5, 6))
@@ -91,7 +85,7 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> None:
             rtol=1e-10,
             atol=1e-12,
         )
-    passed("Linear (grading)", f"Linear(1, 1), unseeded layers differ, gradients as PyTorch's (seed {seed})")
+    passed("Linear (grading)", f"Linear(1, 1), gradients as PyTorch's (seed {seed})")
 
 
 def _reference_run(
