@@ -1,15 +1,22 @@
 """Visible checks for lesson 03 (scalar backprop), and the graph drawing its notebook uses.
 
-The lesson builds its `Value` class one method at a time, so each check tests ONE piece. On the grader's
-machine it installs trusted versions of every other primitive (and of the backward pass) from the hidden
-`lesson03_trusted` on the student's class for the duration of the check, then restores the class exactly
-as it was: a bug in `mul` costs the `mul` points only, even though the `add` check builds expressions that
-multiply. This module is shipped to students, so it holds no working engine (that would answer the
-lesson): in a student's kit the checks use the student's own other methods, say so when they fail, and
-judge orders and sweeps against the order in which the check itself created the nodes.
+The lesson builds its `Value` class one method at a time, so each check tests ONE piece, in a student's kit
+as well as on the grader's machine:
 
-Every check draws fresh random inputs, compares forward values with float math and gradients with float64
-finite differences (`autograder.checks`), and names the operation that is wrong.
+* an operation's check calls its `_backward` closure directly on one-op graphs, then records every node the
+  operation makes in random expressions and replays each one alone (value against float math, the gradient
+  it sends to each input against finite differences): no backward pass is involved;
+* the backprop check builds graphs of its own linear nodes, whose local rules are the check's, so none of the
+  student's operations is involved; the topological-sort check needs no other method at all;
+* the network and training checks need a whole engine. On the grader's machine they install trusted versions
+  of every primitive and of the backward pass from the hidden `lesson03_trusted` on the student's class for
+  the duration of the check (the class is restored exactly afterwards). In a student's kit, which must hold
+  no working engine (it would answer the lesson), they use the student's own, say so, and when they fail
+  replay the recorded graph node by node to name the first operation whose own gradient is wrong, or the
+  backward pass if it fails on a small graph.
+
+Every check draws fresh random inputs, compares values with float math and gradients with float64 finite
+differences (`autograder.checks`), names the operation that is wrong, and prints one line when it passes.
 """
 
 from __future__ import annotations
@@ -50,8 +57,6 @@ __all__ = [
     "draw_graph",
 ]
 
-# The methods the lesson's exercises put on `Value`, and the backward pass that uses them.
-PRIMITIVES = ("__add__", "__mul__", "power", "exp", "log", "tanh", "relu")
 
 
 def _close(got: float, want: float, rtol: float = 1e-9) -> bool:
@@ -320,6 +325,7 @@ def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, .
 
 _OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu")
 _METHOD_OF = {**_BINARY, "power": "power", "exp": "exp", "log": "log", "tanh": "tanh", "relu": "relu"}
+PRIMITIVES = tuple(_METHOD_OF.values())  # the methods the lesson's exercises put on `Value`
 _LABEL = {"add": "`add` (a + b)", "mul": "`mul` (a * b)", "power": "`power` (a ** k)",
           **{op: f"`{op}` (a.{op}())" for op in _FORWARD}}
 _HINT = {

@@ -2,7 +2,9 @@
 
 Each hidden check first reruns the visible check with a fresh seed, then adds what the visible one leaves
 out: conventions (relu'(0) = 0), extreme inputs (tanh at 1000), more exponents, deeper and wider graphs,
-other network shapes, and gradients compared with `reference_impl.scalar` computed at check time.
+other network shapes, and gradients compared with `reference_impl.scalar` computed at check time. When
+those disagree, the recorded graph is replayed node by node to name the first operation whose own gradient
+is wrong.
 """
 
 from __future__ import annotations
