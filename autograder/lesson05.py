@@ -4,13 +4,21 @@ Every VJP is checked with ``autograder.checks.check_vjp`` against float64 finite
 check's OWN numpy forward (never the notebook's), with a random upstream gradient and random inputs drawn
 inside the op's domain and away from kinks. Shapes are non-square wherever a transposed answer could hide,
 and binary operations are tried first on equal shapes and then on broadcasting pairs, so a failure says
-whether the derivative or only the broadcasting is wrong.
+whether the derivative or only the broadcasting is wrong. What finite differences cannot judge is tested as
+a property: relu'(0) = 0 at inputs that are exactly 0, and how jacobian_from_vjp is built (a numpy array,
+f called once, one pullback per row). While student code runs, the notebook's own finite-difference helpers
+refuse to work (under every name bound to them), so an answer cannot pass by approximating instead of
+applying its derivative. The likelihood exercise (nll) is judged by properties that determine it, never by
+computing it here.
 
 Isolation from ``unbroadcast``: the binary-op VJPs call the student's ``unbroadcast`` by name. This
 module ships to students, so it holds no implementation of it; the visible check runs the broadcasting
-cases only when the student's own ``unbroadcast`` passes its check, and otherwise says that it skipped
-them. The hidden check (instructor only) swaps a trusted ``unbroadcast`` into the notebook's namespace for
-the duration of the check, so a bug in exercise 2 never costs exercise 3's points.
+cases only when the student's own ``unbroadcast`` passes its check, and otherwise runs the same-shape cases
+with a stand-in that returns g (all unbroadcast does there) and says that it skipped the rest. The hidden
+check (instructor only) swaps a trusted ``unbroadcast`` into the notebook's namespace for the duration of
+the check, so a bug in exercise 2 never costs exercise 3's points.
+
+Every failure ends with the call that reproduces it (the check the student ran, with its seed).
 """
 
 from __future__ import annotations
@@ -130,8 +138,10 @@ def numerical_helpers_refused(fn: Callable, label: str) -> Iterator[None]:
     They are the check's tool, not an answer: a VJP that calls them approximates instead of applying its
     derivative, and a finite-difference check cannot tell the two apart. The names are restored after."""
     space = getattr(fn, "__globals__", None)
-    names = [n for n in NUMERICAL_HELPERS if isinstance(space, dict) and callable(space.get(n))]
-    saved = {n: space[n] for n in names}
+    helpers = {n: space[n] for n in NUMERICAL_HELPERS if isinstance(space, dict) and callable(space.get(n))}
+    names = {alias: n for alias, value in (space.items() if helpers else ())  # aliases too: f = numerical_vjp
+             for n, helper in helpers.items() if value is helper}
+    saved = {alias: space[alias] for alias in names}
 
     def refusing(name: str) -> Callable:
         def refused(*args: Any, **kwargs: Any) -> Any:
@@ -145,12 +155,12 @@ def numerical_helpers_refused(fn: Callable, label: str) -> Iterator[None]:
         return refused
 
     try:
-        for name in names:
-            space[name] = refusing(name)
+        for alias, name in names.items():
+            space[alias] = refusing(name)
         yield
     finally:
-        for name in names:
-            space[name] = saved[name]
+        for alias in names:
+            space[alias] = saved[alias]
 
 
 class StudentCallFailure(CheckFailure):

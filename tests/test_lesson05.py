@@ -74,6 +74,9 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "tanh_by_numerical_vjp": (by_finite_differences("unary_vjps", "return g * (1.0 - ans**2)",
                                                         "return numerical_vjp(np.tanh, [x], 0, g)"),
                                   "calls the notebook's numerical_vjp"),
+        "exp_by_an_alias_of_the_helper": (edited(
+            "unary_vjps", ("def vjp_exp(g, ans, x):", "approx = numerical_vjp\n\n\ndef vjp_exp(g, ans, x):"),
+            ("return g * ans", "return approx(np.exp, [x], 0, g)")), "calls the notebook's numerical_vjp"),
         "tanh_uses_x_not_ans": (edited("unary_vjps", ("g * (1.0 - ans**2)", "g * (1.0 - x**2)")), "np.tanh"),
         "relu_of_the_gradient": (edited("unary_vjps", ("g * (x > 0)", "np.maximum(g, 0.0)")), "relu"),
         "exp_ignores_g": (edited("unary_vjps", ("return g * ans", "return ans")), "upstream gradient"),
