@@ -38,6 +38,7 @@ import pkgutil
 import pwd
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,10 +266,18 @@ def write_kernel_spec(memory_mb: int, cpu_seconds: int, sandbox: dict | None = N
 
 
 def new_run(spec_root: Path) -> Path:
-    """A fresh run folder for one kernel: its sockets, connection file, `home/` and working folder `work/`."""
+    """A fresh run folder for one kernel: its sockets, connection file, `home/` and working folder `work/`.
+
+    The grader's matplotlib font list is copied into the kernel's matplotlib folder, so a kernel that
+    plots does not spend a moment rebuilding it.
+    """
     run = Path(tempfile.mkdtemp(prefix="run", dir=spec_root))
     (run / "work").mkdir()
-    (run / "home").mkdir()
+    (run / "home" / "matplotlib").mkdir(parents=True)
+    cache = Path(os.environ.get("MPLCONFIGDIR") or
+                 Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "matplotlib")
+    for fonts in cache.glob("fontlist-*.json"):
+        shutil.copyfile(fonts, run / "home" / "matplotlib" / fonts.name)
     return run
 
 
@@ -438,6 +447,7 @@ def _namespaces(settings: dict) -> None:
             os.close(status_w)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             return
+        # This init keeps its privileges: a kernel without them may neither ptrace nor signal it.
         os.chdir("/")
         while True:                    # reap orphans until the kernel itself ends
             pid, status = os.wait()
@@ -492,6 +502,7 @@ def main() -> None:
             _new_root(settings, run)
             os.chdir(work)
         _drop_privileges(settings, run)
+        _die_with_parent()  # a change of user clears it (in mode "user" the kernel is this process)
         _kernel_environment(run)
     _forget_course_modules()
     apply_limits(int(os.environ.get(MEMORY_ENV, "0")), int(os.environ.get(CPU_ENV, "0")))
