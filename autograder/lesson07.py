@@ -334,12 +334,13 @@ def _run_optimizer(
         except NotDone:
             raise
         except CheckFailure as exc:
-            cause = (
-                " One of the parameters has .grad None (it took no part in the loss): skip it, as PyTorch "
-                "does."
-                if "NoneType" in str(exc) and any(g is None for g in step_grads)
-                else ""
-            )
+            cause = ""
+            if "NoneType" in str(exc) and any(g is None for g in step_grads):
+                cause = (" One of the parameters has .grad None (it took no part in the loss): skip it, as "
+                         "PyTorch does.")
+            elif "broadcast" in str(exc):
+                cause = (" The parameters have different shapes: keep each one's state in its own slot "
+                         "(self.velocity[i], self.m[i], self.v[i]), shaped like that parameter.")
             raise CheckFailure(f"{exc} (in step() number {t + 1}).{cause}") from None
         values = []
         for i, p in enumerate(params):
@@ -351,6 +352,13 @@ def _run_optimizer(
                     f"{type(p.data).__name__}, not a numpy array: compute the new value from the arrays "
                     "p.data and p.grad, not from the Parameter itself."
                 ) from None
+            if values[-1].shape != starts[i].shape:
+                raise CheckFailure(
+                    f"{name}: after step() number {t + 1} parameter {i} has shape {values[-1].shape}, but it "
+                    f"started with shape {starts[i].shape}; a step never changes a parameter's shape. Keep "
+                    "each parameter's state in its own slot (self.velocity[i], self.m[i], self.v[i]), shaped "
+                    "like that parameter, and update p.data from p's own gradient."
+                )
             if not np.all(np.isfinite(values[-1])):
                 raise CheckFailure(_nonfinite(name, t, i, make, Parameter, starts, grads, diagnose))
         history.append(values)
@@ -1192,6 +1200,10 @@ def run_evaluate(
     except NotDone:
         raise
     except CheckFailure as exc:
+        if "context manager" in str(exc):
+            raise CheckFailure(
+                f"{exc}.\n  Hint: no_grad is a class: write `with no_grad():`, with parentheses."
+            ) from None
         if "'Tensor' object has no attribute" in str(exc):
             raise CheckFailure(
                 f"{exc}. A Tensor offers only the engine's operations: for plain numpy work such as argmax, "

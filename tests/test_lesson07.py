@@ -304,6 +304,11 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_SGD, ("+ p.grad", "+ (1 - self.momentum) * p.grad")),
         "exponential average",
     ),
+    "sgd_one_velocity_for_all_parameters": (
+        "sgd_step",
+        _edited(_SGD, ("self.velocity[i]", "self.velocity[0]")),
+        "its own slot",
+    ),
     "sgd_no_check_for_missing_grad": (
         "sgd_step",
         _edited(_SGD, ("            if p.grad is None:\n                continue\n", ""),
@@ -445,6 +450,11 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_EVALUATE, ("total_loss += loss_fn(out, yb).item() * len(xb)",
                             "total_loss = total_loss + loss_fn(out, yb) * len(xb)")),
         "plain numbers",
+    ),
+    "evaluate_no_grad_without_parentheses": (
+        "evaluate",
+        _edited(_EVALUATE, ("with no_grad():", "with no_grad:")),
+        "with parentheses",
     ),
     "evaluate_argmax_over_the_batch": (
         "evaluate",
