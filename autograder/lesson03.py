@@ -749,10 +749,15 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
                                    f"instead of overwriting it (seed {seed}).")
         if name == "relu":
             _relu_at_zero(Value, label, rng, seed)
+        if name == "tanh":
+            _tanh_saturates(Value, label)
         replayed = check_expressions(Value, name, label, seed)
     passed(f"check_{name}", f"value and local gradient at 6 random points (random out.grad), += "
-                            f"accumulation{', a = 0 exactly' if name == 'relu' else ''}, and {replayed} "
+                            f"accumulation{_EXTRA_POINTS.get(name, '')}, and {replayed} "
                             f"`{name}` nodes of 3 random expressions replayed one by one (seed {seed})")
+
+
+_EXTRA_POINTS = {"relu": ", a = 0 exactly", "tanh": ", a = ±1000"}
 
 
 def _relu_at_zero(Value: type, label: str, rng: np.random.Generator, seed: int) -> None:
@@ -765,6 +770,22 @@ def _relu_at_zero(Value: type, label: str, rng: np.random.Generator, seed: int) 
                            f"relu gave "
                            f"{float(out.data):.6g} and a.grad = {float(a.grad):.6g}. Pass the gradient only "
                            f"where the input is strictly positive (seed {seed}).")
+
+
+def _tanh_saturates(Value: type, label: str) -> None:
+    """tanh(±1000) is ±1 with slope 0: the text's promise that math.tanh never overflows."""
+    hint = "Use math.tanh: formulas with exp overflow or lose all precision far from 0."
+    for x in (1000.0, -1000.0):
+        try:
+            out, (a,) = _local(Value, f"{label} at a = {x:g}", lambda a: a.tanh(), [x], 1.0, [0.0])
+        except NotDone:
+            raise
+        except CheckFailure as exc:
+            raise CheckFailure(f"{exc}. {hint}") from None
+        if not (_close(float(out.data), math.copysign(1.0, x)) and abs(float(a.grad)) < 1e-12):
+            raise CheckFailure(f"{label} at a = {x:g} should give {math.copysign(1.0, x):g} with a.grad = 0 "
+                               f"(tanh is flat out there), got {float(out.data):.6g} and "
+                               f"{float(a.grad):.6g}. {hint}")
 
 
 def check_add(add: Callable, Value: type, seed: int | None = None) -> None:

@@ -139,6 +139,9 @@ def backprop(root, order):
         "train_step", "test_train_step", "    zero_grad(params)\n", "", "zero_grad"),
     "training step moves up the gradient": (
         "train_step", "test_train_step", "p.data -= lr * p.grad", "p.data += lr * p.grad", "UP the gradient"),
+    "tanh from exp, which overflows far from 0": (
+        "tanh_relu", "test_tanh", "t = math.tanh(self.data)",
+        "t = (math.exp(2 * self.data) - 1) / (math.exp(2 * self.data) + 1)", "Use math.tanh"),
     "relu with slope 1 at 0": (
         "tanh_relu", "test_relu", "positive = self.data > 0", "positive = self.data >= 0", "a = 0 exactly"),
     "Neuron without ValueError for an unknown activation": (
