@@ -299,11 +299,13 @@ class Graph:
 
     # -- the replay ---------------------------------------------------------------------------------------
 
-    def diagnose(self, loss: object, start: np.ndarray, rng: np.random.Generator) -> tuple[str, str] | None:
+    def diagnose(self, loss: object, start: np.ndarray, rng: np.random.Generator, *,
+                 crashed: bool = False) -> tuple[str, str] | None:
         """(cause, message) for the first node, from the loss down, whose own behaviour is wrong.
 
         cause is "apply_op" (the graph was recorded wrongly), "vjp" (a node's local gradient is wrong) or
-        "backward" (order, accumulation or a skipped node)."""
+        "backward" (order, accumulation or a skipped node). After a backward pass that `crashed`, nodes it
+        never reached and leaves it never wrote prove nothing, so only what did run is judged."""
         structure = self.structure_error()
         if structure is not None:
             return "apply_op", f"apply_op recorded the graph wrongly: {structure}."
@@ -340,10 +342,12 @@ class Graph:
                 expected = _total([p[3] for p in parts])
             else:
                 continue
+            if crashed and id(node) not in runs:
+                continue
             problem = self._judge_node(step, node, parts, expected, runs.get(id(node), []), rng)
             if problem is not None:
                 return problem
-        for leaf in self.leaves:
+        for leaf in [] if crashed else self.leaves:
             parts = received.get(id(leaf.accumulator), []) if leaf.requires_grad else []
             if parts:
                 problem = self._judge_leaf(leaf, parts)
@@ -364,9 +368,11 @@ class Graph:
         if not runs:
             via = f", although {self._sender(parts[0])} sent it a gradient" if parts else ""
             return "backward", (
-                f"backward never ran the VJPs of {where}{via}. That node is missing from your order: the "
-                "depth-first search must push EVERY entry of next_functions that is not None (skip a None "
-                "and carry on with the next entry).")
+                f"backward never ran the VJPs of {where}{via}. Either the node is missing from your order "
+                "(the depth-first search must push EVERY entry of next_functions that is not None: skip a "
+                "None and carry on with the next entry), or your loop met it before that consumer had run "
+                "and skipped it (walk the post-order list in REVERSE, so each node comes after all its "
+                "consumers).")
         first = runs[0]
         late = [p for p in parts if p[0] > first]
         if late:
@@ -459,16 +465,17 @@ def _differ(got: np.ndarray, want: np.ndarray) -> str:
 def _local_vjp_error(name: str, params: dict, arrays: list[np.ndarray], k: int, g: np.ndarray,
                      got: np.ndarray, rng: np.random.Generator) -> str | None:
     """Does `got` match the VJP of the op alone for input k and upstream g? Judged along random directions
-    by central differences of <g, op(...)>, the op evaluated by the check's own numpy forward."""
+    (each element moved in proportion to its own size) by central differences of <g, op(...)> at two steps,
+    combined by Richardson extrapolation, the op evaluated by the check's own numpy forward."""
     x = arrays[k]
     if got.shape != x.shape:
         return f"it has shape {got.shape}, but that input has shape {x.shape}"
     forward = NUMPY_OPS[name]
-    h = 1e-6 * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
+    h = 1e-5
     with quiet():  # the rounding error of <g, op(...)> bounds what a difference quotient can resolve
         roundoff = 16 * np.finfo(float).eps * float(np.sum(np.abs(g * forward(*arrays, **params)))) / h
     for _ in range(2):
-        u = rng.standard_normal(x.shape)
+        u = rng.standard_normal(x.shape) * np.maximum(1.0, np.abs(x))
         if name == "relu":
             u = np.where(np.abs(x) < 1e-3, 0.0, u)
 
@@ -478,10 +485,11 @@ def _local_vjp_error(name: str, params: dict, arrays: list[np.ndarray], k: int, 
             with quiet():
                 return float(np.sum(g * forward(*moved, **params)))
 
-        fd = (phi(h) - phi(-h)) / (2 * h)
+        wide, narrow = (phi(h) - phi(-h)) / (2 * h), (phi(h / 2) - phi(-h / 2)) / h
+        fd = (4 * narrow - wide) / 3
         claimed = float(np.sum(u * got))
         size = float(np.sqrt(np.sum(u * u) * np.sum(got * got)))
-        tol = 1e-5 * (abs(fd) + abs(claimed)) + 1e-7 * size + roundoff + 1e-9
+        tol = 1e-6 * (abs(fd) + abs(claimed)) + 1e-8 * size + abs(narrow - wide) + 2 * roundoff + 1e-12
         if not abs(fd - claimed) <= tol:
             return (f"along a random direction u, <u, what it sent> = {claimed:.6g}, but finite differences "
                     f"of {name} alone, with the gradient it received, give {fd:.6g}")
@@ -601,12 +609,13 @@ class _Explained(CheckFailure):
     """A failure whose message already names its cause (the replay found it)."""
 
 
-def explain(graph: Graph, loss: object, start: np.ndarray, seed: int, fallback: str) -> str:
+def explain(graph: Graph, loss: object, start: np.ndarray, seed: int, fallback: str, *,
+            crashed: bool = False) -> str:
     """The replay's diagnosis of a wrong or failed backward pass, or `fallback` when it finds no cause.
 
     In a student's kit the graph was built with the student's own apply_op: the message says so only when
     the replay finds the fault in what apply_op recorded."""
-    found = graph.diagnose(loss, start, np.random.default_rng(seed))
+    found = graph.diagnose(loss, start, np.random.default_rng(seed), crashed=crashed)
     if found is None:
         return fallback
     cause, text = found
@@ -633,8 +642,20 @@ def build_and_backward(prog: Program, arrays: list[np.ndarray], Tensor: type, op
     except NotDone:
         raise
     except CheckFailure as exc:
-        return graph, loss, exc
+        return graph, loss, CheckFailure(f"{exc}{_crash_hint(str(exc))}")
     return graph, loss, None
+
+
+def _crash_hint(text: str) -> str:
+    """The usual reason behind the exceptions a backward pass over Nodes raises."""
+    if "KeyError" in text:
+        return ("\n  Hint: a node's entry was read from the gradient dictionary before any contribution had "
+                "arrived. Create the entry with the first contribution and add the later ones to it (check "
+                "`key in grads` or use grads.get), and skip a node whose entry never appeared.")
+    if "AccumulateGrad" in text and "input_grads" in text:
+        return ("\n  Hint: an AccumulateGrad node has no VJPs to run: when you reach one, add the gradient "
+                "into node.variable.grad instead of calling node.input_grads.")
+    return ""
 
 
 def tensor_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
@@ -643,6 +664,7 @@ def tensor_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: 
     """The leaves' .grad after backward on prog; a failure is explained by replaying the graph."""
     graph, loss, failure = build_and_backward(prog, arrays, Tensor, op, backward,
                                               raw_constants=raw_constants, what=what)
+    crashed = failure is not None
     missing = [i for i, leaf in enumerate(graph.leaves) if leaf.grad is None]
     if failure is None and missing:
         failure = CheckFailure(
@@ -650,8 +672,8 @@ def tensor_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: 
             "although the loss depends on it. Every leaf that requires grad and is reached from the loss "
             "must receive its gradient.")
     if failure is not None:
-        raise _Explained(explain(graph, loss, np.ones_like(np.asarray(loss.data, dtype=float)), seed,
-                                 str(failure)))
+        start = np.ones_like(np.asarray(getattr(loss, "data", 0.0), dtype=float))
+        raise _Explained(explain(graph, loss, start, seed, str(failure), crashed=crashed))
     return tuple(np.array(leaf.grad, dtype=float) for leaf in graph.leaves)
 
 
@@ -699,9 +721,10 @@ def check_program_gradients(prog: Program, arrays: list[np.ndarray], Tensor: typ
     except _Explained as exc:
         raise CheckFailure(f"{exc}{program}") from None
     except CheckFailure as exc:
-        graph, root, _ = build_and_backward(prog, arrays, Tensor, op, backward, **options)
-        start = np.ones_like(np.asarray(root.data, dtype=float))
-        raise CheckFailure(explain(graph, root, start, seed, str(exc)) + program) from None
+        graph, root, failure = build_and_backward(prog, arrays, Tensor, op, backward, **options)
+        start = np.ones_like(np.asarray(getattr(root, "data", 0.0), dtype=float))
+        message = explain(graph, root, start, seed, str(exc), crashed=failure is not None)
+        raise CheckFailure(message + program) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1153,24 +1176,27 @@ def _check_unequal_paths(
     rng: np.random.Generator,
     seed: int,
 ) -> None:
-    """h = w*c reaches the loss directly and through a longer path: its node must wait for both."""
+    """h = c*w reaches the loss directly and through a longer path: its node must wait for both. The
+    constant c comes first, so h's next_functions start with None and a search must go on past it."""
     graph = Graph(op, Tensor)
     w0 = rng.standard_normal(4)
     c = rng.uniform(1.5, 2.5, 4)
     r = rng.standard_normal(4)
     w = graph.leaf(w0)
-    h = graph("mul", w, Tensor(c))
+    h = graph("mul", Tensor(c), w)
     long = graph("exp", graph("tanh", graph("tanh", h)))
     loss = graph("sum", graph("mul", graph("add", long, h), Tensor(r)))
     hv = w0 * c
     t1 = np.tanh(hv)
     expected = r * (np.exp(np.tanh(t1)) * (1 - np.tanh(t1) ** 2) * (1 - t1**2) + 1) * c
     try:
+        crashed = True
         call_student("backward", backward, loss)
+        crashed = False
         check_close(
             w.grad,
             expected,
-            name="w.grad for loss = sum(r * (exp(tanh(tanh(h))) + h)), h = w * c",
+            name="w.grad for loss = sum(r * (exp(tanh(tanh(h))) + h)), h = c * w",
             rtol=1e-9,
             atol=1e-12,
             hint="h reaches the loss by a short and a long path. A node's VJP may run only after ALL "
@@ -1180,7 +1206,7 @@ def _check_unequal_paths(
     except NotDone:
         raise
     except CheckFailure as exc:
-        raise CheckFailure(explain(graph, loss, np.ones(()), seed, str(exc))) from None
+        raise CheckFailure(explain(graph, loss, np.ones(()), seed, str(exc), crashed=crashed)) from None
 
 
 def judge_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int,

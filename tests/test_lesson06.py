@@ -311,6 +311,15 @@ def backward(tensor, gradient=None, retain_graph=False):
     "backward_overwrites_contributions": (
         "backward", _edited(_BACKWARD, (_ADD_CONTRIBUTION, "grads[id(child)] = gi")),
         "only one of the"),
+    "backward_reads_missing_entries": (
+        "backward", _edited(_BACKWARD, (_ADD_CONTRIBUTION, "grads[id(child)] += gi")),
+        "before any contribution"),
+    "backward_walks_the_order_forward": (
+        "backward", _edited(_BACKWARD, ("for node in reversed(order):", "for node in order:")), "REVERSE"),
+    "backward_runs_vjps_of_accumulate_grad": (
+        "backward",
+        _edited(_BACKWARD, ("        if isinstance(node, AccumulateGrad):\n", "        if False:\n")),
+        "no VJPs to run"),
     "backward_recursive_with_raised_limit": (
         "backward",
         _edited(_BACKWARD, ("    order, seen, stack = [], set(), [(root, False)]\n", """    import sys
