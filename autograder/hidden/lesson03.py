@@ -191,6 +191,11 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     _own_code(topological_sort, "topological_sort")
     seed = visible.new_seed(seed)
     _silently(visible.check_topological_sort, topological_sort, Value, seed)
+    with visible.gc_paused():
+        _large_orders(topological_sort, Value, seed)
+
+
+def _large_orders(topological_sort: Callable, Value: type, seed: int) -> None:
     rng = np.random.default_rng(seed + 1)
     label = "`topological_sort`"
     deep = visible.chain(Value, 15_000)
