@@ -352,13 +352,18 @@ def autograde(course: Course, lessons: list[str], *, jobs: int = 1, limits: Grad
               say: Callable[[str], None] = print) -> list[TaskResult]:
     """Grade every submission of `lessons` not already graded; returns one result per submission.
 
-    `say` gets the one-line notices of this run (a gradebook recreated, and so on).
+    `say` gets the notices of this run, once each: what is not isolated on this machine, a gradebook
+    recreated.
     """
     from nbgrader.api import Gradebook, MissingEntry
     from tqdm import tqdm
 
+    from .sandbox import isolation_warning
+
     limits = limits or GradingLimits()
     with exclusive(course):
+        if warning := isolation_warning():
+            say(warning)
         _ensure_gradebook(course, lessons, say)
         with Gradebook(course.db_url, course.course_id) as gb:
             for lesson in lessons:
