@@ -265,9 +265,9 @@ def _earlier(stage: Callable[[], object], exercise: str) -> tuple[object, str]:
     """An earlier stage's numbers when they pass its own check, else None and what to tell the student."""
     try:
         return stage(), ""
-    except CheckFailure:
-        return None, (f"{exercise} does not pass its own check yet: complete {exercise} first, then run "
-                      "this cell again.")
+    except CheckFailure as exc:
+        state = "is not written yet" if isinstance(exc, NotDone) else "does not pass its own check yet"
+        return None, f"{exercise} {state}: complete {exercise} first, then run this cell again."
 
 
 def _forward(forward: object) -> dict[float, dict[str, float]]:
