@@ -302,13 +302,13 @@ def _result_from_record(task: Task, record: dict[str, Any], resumed: str) -> Tas
     return TaskResult(task, skipped=True, resumed=resumed, notes=record.get("notes", []), **fields)
 
 
-def _ensure_gradebook(course: Course, lessons: list[str], say: Callable[[str], None]) -> None:
-    """Recreate a missing gradebook (deleted, or set aside as damaged) from the released lessons."""
+def _ensure_gradebook(course: Course, say: Callable[[str], None]) -> None:
+    """Recreate a missing gradebook (deleted, or set aside as damaged) with every released lesson."""
     from .release import generate
 
     if course.db_path.exists():
         return
-    released = [lesson for lesson in lessons if course.sub("release", lesson).is_dir()]
+    released = [lesson for lesson in course.lessons() if course.sub("release", lesson).is_dir()]
     if not released:
         raise CourseError(f"no gradebook in {course.course_dir}: run `course release` first")
     say(f"no gradebook.db in {course.course_dir}: recreating it from the released lessons "
@@ -364,7 +364,7 @@ def autograde(course: Course, lessons: list[str], *, jobs: int = 1, limits: Grad
     with exclusive(course):
         if warning := isolation_warning():
             say(warning)
-        _ensure_gradebook(course, lessons, say)
+        _ensure_gradebook(course, say)
         with Gradebook(course.db_url, course.course_id) as gb:
             for lesson in lessons:
                 try:
