@@ -99,7 +99,8 @@ def _unpack(source: Path, root: Path, course: Course, report: CollectReport) -> 
             name = info.filename.replace("\\", "/")   # zips made on Windows may use backslashes
             parts = PurePosixPath(name).parts
             if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
-                kept = course.sub("rejected", UNSAFE, re.sub(r"[/:]", "__", name))
+                flat = "__".join("up" if p == ".." else p.replace(":", "") for p in parts if p != "/")
+                kept = course.sub("rejected", UNSAFE, flat)
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 kept.write_bytes(zf.read(info))
                 report.problems.append((info.filename, "its path leaves the archive ('..' or absolute), so "
