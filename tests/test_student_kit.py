@@ -51,7 +51,8 @@ def kit(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def kit_python(kit: Path, tmp_path_factory) -> Path:
-    """The python of a fresh venv into which the kit was installed as its README says."""
+    """The python of a fresh venv into which the kit was installed as its README says (some 600 MB, left to
+    pytest's rotation of its temporary folders: deleting it at once costs a minute on a busy machine)."""
     venv = tmp_path_factory.mktemp("venv") / ".venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env(), timeout=300)
     python = venv / "bin" / "python"
