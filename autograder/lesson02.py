@@ -61,15 +61,17 @@ except ImportError:
 
 @dataclass
 class Graph:
-    """A random DAG: edges (u, v) -> dv/du in shuffled order, one source, one sink, plus stray nodes."""
+    """A DAG: edges (u, v) -> dv/du in shuffled order, one source, one sink, plus stray nodes; `kind` says
+    in messages what sort of graph it is."""
 
     edges: dict[Edge, float]
     src: Hashable
     dst: Hashable
     nodes: list[Hashable]
+    kind: str = "a random graph"
 
     def describe(self) -> str:
-        return f"a random graph with {len(self.nodes)} nodes and {len(self.edges)} edges"
+        return f"{self.kind} with {len(self.nodes)} nodes and {len(self.edges)} edges"
 
 
 def random_graph(
@@ -124,7 +126,8 @@ def layered_graph(rng: np.random.Generator, layers: int, width: int) -> Graph:
         for u in here:
             for v in there:
                 edges[(u, v)] = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.3))
-    return Graph(edges, "src", "dst", [n for level in levels for n in level])
+    return Graph(edges, "src", "dst", [n for level in levels for n in level],
+                 f"a graph of {layers} fully connected layers of {width} nodes")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -517,7 +520,7 @@ def check_sum_over_paths(sum_over_paths: Callable, *, seed: int | None = None) -
 # The worked example of the notebook, e = (a + b)(b + 1) at a = 2, b = 1, with its edges stored children
 # first; its two sweeps are the table in the notebook.
 EXAMPLE = Graph({("c", "e"): 2.0, ("d", "e"): 3.0, ("a", "c"): 1.0, ("b", "c"): 1.0, ("b", "d"): 1.0},
-                "b", "e", ["a", "b", "c", "d", "e"])
+                "b", "e", ["a", "b", "c", "d", "e"], "the worked example e = (a + b)(b + 1)")
 EXAMPLE_SWEEPS = {
     "forward_mode": {"a": 0.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 5.0},
     "reverse_mode": {"a": 2.0, "b": 5.0, "c": 2.0, "d": 3.0, "e": 1.0},
@@ -1026,11 +1029,12 @@ def check_adjoint_trace(adjoints: object) -> None:
             detail = (f"With your {yours}, {name}bar is 0 whatever the local derivative; yours is "
                       f"{got[name]:.6g}.")
         else:
-            detail = (f"With your {yours}, your {name}bar = {got[name]:.6g} is not this sum: check both "
-                      "local "
-                      f"derivatives. Enter the final value, after the += line.")
+            detail = f"With your {yours}, your {name}bar = {got[name]:.6g} is not this sum. "
             if any(abs(got[name] - t) <= 1e-6 * max(1.0, abs(t)) for t in terms):
-                detail += " Your value is only ONE of these contributions: add the other one (the += line)."
+                detail += ("Your value is only ONE of these contributions: enter the final value, after the "
+                           "+= line that adds the other one.")
+            else:
+                detail += "Check both local derivatives, and enter the final value, after the += line."
         raise CheckFailure(
             f"adjoints[{name!r}] = {got[name]!r} does not follow from your later adjoints.\n"
             f"Rule: {rule}\n{detail}"
@@ -1292,8 +1296,9 @@ def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], se
         if error <= rtol or abs(got - want) <= fd_error:
             continue
         at = ", ".join(f"{name} = {value:g}" for name, value in env.items() if name in show(case.expr))
+        at = f"at {at}" if at else "everywhere"
         raise CheckFailure(
-            f"{what}: your derivative evaluates to {got!r} at {at}, but finite differences of "
+            f"{what}: your derivative evaluates to {got!r} {at}, but finite differences of "
             f"{show(case.expr)} give {want!r} (seed {seed}).\nHint: {diff_hint(case, env, got, want)}")
     return worst
 

@@ -460,7 +460,7 @@ def forward_mode(edges, src):
     "adjoint_trace": {
         "missing_plus_equals": (
             with_change("adjoint_trace", 'adjoints["v0"] += adjoints["v2"] * x1\n', ""),
-            "the += line",
+            "the += line that adds the other one",
         ),
         "sign_of_v3": (with_change("adjoint_trace", 'adjoints["v5"] * -1.0', 'adjoints["v5"] * 1.0'),
                        "dv5/dv3 = 1"),

@@ -52,7 +52,7 @@ __all__ = [
 def renamed(g: Graph, rename: Callable) -> Graph:
     """The same graph with other node labels (ints, tuples): nothing may depend on labels being strings."""
     edges = {(rename(u), rename(v)): d for (u, v), d in g.edges.items()}
-    return Graph(edges, rename(g.src), rename(g.dst), [rename(n) for n in g.nodes])
+    return Graph(edges, rename(g.src), rename(g.dst), [rename(n) for n in g.nodes], g.kind)
 
 
 def int_label(name: str) -> int:
