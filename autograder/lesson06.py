@@ -208,7 +208,8 @@ class Graph:
 
         def write(t: object, value: object) -> None:
             t.__dict__["_grad"] = value
-            graph.writes.append((id(t), len(graph.calls)))
+            if value is not None:  # None is Tensor.__init__ (or zero_grad), not an AccumulateGrad node
+                graph.writes.append((id(t), len(graph.calls)))
 
         # a leaf that logs when its .grad is written, so the replay sees WHEN its AccumulateGrad node ran
         grad = property(lambda t: t.__dict__.get("_grad"), write)
