@@ -1107,7 +1107,10 @@ def _judge_format_graph(format_graph: Callable[[object], str], Tensor: type, op:
             )
             hint = ("print a node's name, then each entry of its next_functions in order (None for a "
                     "constant input), each one level (two spaces) deeper; AccumulateGrad nodes end a branch.")
-            if len(got_lines) < len(lines) and shared:
+            if [x for x in lines if x.strip() != "None"] == got_lines:
+                hint = ("every line but the None ones is right: a constant input is an entry None in "
+                        "next_functions, and it gets its own line `None`, indented like its siblings.")
+            elif len(got_lines) < len(lines) and shared:
                 hint = ("this graph reaches some nodes by more than one path, and your output is shorter: a "
                         "shared node must be printed once PER PATH, with everything below it, exactly as "
                         "following next_functions shows it. Do not skip nodes you have already printed (no "
@@ -1381,8 +1384,14 @@ def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], 
         vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
         try:
             check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k))
-        except (NotDone, GradientCheckError):
+        except NotDone:
             raise
+        except GradientCheckError as exc:
+            if "returned shape" not in str(exc) or 1 not in small:
+                raise
+            raise CheckFailure(
+                f"{exc}\n  Hint: where the target shape {small} has a 1, broadcasting stretched that axis: "
+                "sum over it with keepdims=True, so the result keeps the 1.") from None
         except CheckFailure as exc:
             raise CheckFailure(
                 f"{exc} (called as sum_to_shape(g of shape {big}, {small}))\n  Hint: the gradient is "
