@@ -1090,8 +1090,8 @@ def evaluate(e: object, env: Env, what: str) -> float:
         if kind not in EXPRESSION_FIELDS:
             raise CheckFailure(
                 f"{what} contains {node!r} ({kind}). A derivative must be an expression built from Const, "
-                "Var, "
-                f"Add, Mul, Sin, Cos and Exp only: wrap a number as Const(0.0), never return it bare.")
+                f"Var, Add, Mul, Sin, Cos and Exp only: wrap a number as Const(0.0), never return it bare"
+                + (" (None: does every branch of your diff return an expression?)." if node is None else "."))
         if kind == "Const":
             values[id(node)] = as_number(node.value, f"a Const in {what}")
         elif kind == "Var":
@@ -1276,6 +1276,9 @@ def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], se
     expression (or `expected`, the grader's exact values). Returns the worst relative error."""
     what = f"diff({show(case.expr)}, {case.var!r})"
     d = call_student("diff", diff, case.expr, case.var)
+    if d is None:
+        raise CheckFailure(f"{what} returned None: does every branch of your diff return an expression "
+                           f"(seed {seed})?")
     if not isinstance(d, Expr):
         raise CheckFailure(f"{what} returned {d!r} ({type(d).__name__}); it must return an expression "
                            "built from "
