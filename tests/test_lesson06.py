@@ -616,6 +616,21 @@ def test_the_replay_names_the_op_and_input_whose_local_gradient_is_wrong(which: 
     assert "out of MulBackward (v" in message and f"into its {which} input is wrong" in message, message
 
 
+def test_the_replay_names_the_broadcast_input_whose_reduction_is_wrong() -> None:
+    """On the hidden broadcasting programs, a sum_to_shape that forgets size-1 axes is traced to the op whose
+    input was broadcast, and to sum_to_shape."""
+    ns = _namespace({"sum_to_shape": BUGS["sum_to_shape_leading_axes_only"][1]})
+    op = trusted.recording_op(ns["Tensor"], ns["Node"], ns["OPS"])
+    rng = np.random.default_rng(3)
+    prog = checks.random_program(rng, 6, broadcasting=True)
+    with pytest.raises(CheckFailure) as info:
+        checks.check_program_gradients(prog, checks.random_leaves(rng, prog), ns["Tensor"], op,
+                                       hidden.trusted_backward, seed=0, what="the grader's backward")
+    message = str(info.value)
+    assert "into its second input is wrong: it has shape (3, 4)" in message, message
+    assert "reduced its gradient with your sum_to_shape" in message, message
+
+
 def test_bugs_do_not_touch_other_exercises() -> None:
     """With a bug in one exercise, the OTHER exercises' checks still pass (isolation), in-process; a few
     bugs also go through the real grading path below."""
