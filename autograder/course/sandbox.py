@@ -28,7 +28,6 @@ student code) while their files are unreadable. Emptying `PRELOAD` ends that.
 from __future__ import annotations
 
 import ctypes
-import errno
 import functools
 import importlib
 import importlib.util
@@ -53,9 +52,8 @@ SANDBOX_ENV = "COURSE_SANDBOX"
 SANDBOX_USER = "course-sandbox"
 
 PRELOAD = ("autograder.hidden", "reference_impl")
-"""Packages (with every submodule) the kernel imports before it hides the repository (see docstring).
-`preload_for` narrows `autograder.hidden` to the lesson being graded; `reference_impl` is imported whole,
-because the hidden checks import parts of it only when called."""
+"""The hidden checks and the library they use: imported by the kernel before it hides the repository (see
+docstring). `preload_for` narrows them to what the graded lesson's hidden modules name."""
 
 VISIBLE_CHECKS = ("__init__.py", "checks.py", "lesson[0-9][0-9].py")
 """The files of the `autograder` package a student's kit installs: the only ones the kernel can read."""
@@ -168,6 +166,7 @@ def _probe(*, user: bool) -> None:
         _unshare(user=user)
         _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
         _mount("probe", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, "size=4k")
+        _read_only("/tmp")
     except OSError as exc:
         sys.exit(str(exc))
 
@@ -200,18 +199,19 @@ def private_connection(folder: str | Path) -> dict[str, str]:
 
 def preload_for(source_notebook: Path | None) -> list[str]:
     """What the kernel grading ``source_notebook`` imports before hiding: the hidden modules its test cells
-    name, with their `_trusted` companions, and `reference_impl`; all of `PRELOAD` when the source is unknown.
-    """
+    name, with their `_trusted` companions, and the `reference_impl` modules those name (they import them
+    only when called). All of `PRELOAD`, every submodule, when the source is unknown."""
     if not PRELOAD or source_notebook is None or not source_notebook.is_file():
         return list(PRELOAD)
-    hidden_package, *others = PRELOAD
-    text = source_notebook.read_text()
+    hidden_package, reference = PRELOAD
     pattern = rf"{re.escape(hidden_package)}(?:\.(\w+)|\s+import\s+(\w+))"
-    named = {a or b for a, b in re.findall(pattern, text)}
+    named = {a or b for a, b in re.findall(pattern, source_notebook.read_text())}
     folder = Path(importlib.util.find_spec(hidden_package).submodule_search_locations[0])
-    modules = [f"{hidden_package}.{m.name}" for m in pkgutil.iter_modules([str(folder)])
-               if any(m.name == n or m.name.startswith(n + "_") for n in named)]
-    return modules + others
+    chosen = [m.name for m in pkgutil.iter_modules([str(folder)])
+              if any(m.name == n or m.name.startswith(n + "_") for n in named)]
+    code = "".join((folder / f"{name}.py").read_text() for name in chosen)
+    used = set(re.findall(rf"\b{re.escape(reference)}(\.\w+)?", code))
+    return [f"{hidden_package}.{name}" for name in chosen] + sorted(reference + sub for sub in used)
 
 
 def sandbox_settings(iso: Isolation, hidden: list[Path], preload: list[str] | None = None) -> dict:
@@ -336,19 +336,9 @@ def _read_only(path: str) -> None:
                     ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
     attr = MountAttr(_MOUNT_ATTR_RDONLY, 0, 0, 0)
-    if _LIBC.syscall(_SYS_MOUNT_SETATTR, -100, path.encode(), _AT_RECURSIVE, ctypes.byref(attr),
-                     ctypes.sizeof(attr)) == 0:
-        return
-    if ctypes.get_errno() != errno.ENOSYS:
-        _check(-1, f"read-only {path}")
-    # Linux before 5.12: remount each mount, keeping the flags a user namespace may not drop
-    flag_bits = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        point = fields[4].encode().decode("unicode_escape")
-        if point == path or point.startswith(path.rstrip("/") + "/"):
-            flags = sum(bit for name, bit in flag_bits.items() if name in fields[5].split(","))
-            _mount(None, point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | flags)
+    result = _LIBC.syscall(_SYS_MOUNT_SETATTR, -100, path.encode(), _AT_RECURSIVE, ctypes.byref(attr),
+                           ctypes.sizeof(attr))
+    _check(result, f"read-only {path} (mount_setattr needs Linux 5.12 or later)")
 
 
 def _bind(source: str, root: str, *, writable: bool = False) -> None:
