@@ -244,12 +244,12 @@ class Graph:
         original = node.input_grads
 
         def logged(g: object) -> object:
-            call = _Call(node, np.array(g, dtype=float, copy=True))
+            call = _Call(node, _floats(g))
             self.calls.append(call)
             result = original(g)
             try:
-                call.sent = [None if r is None else np.array(r, dtype=float, copy=True) for r in result]
-            except (TypeError, ValueError):
+                call.sent = [None if r is None else _floats(r) for r in result]
+            except TypeError:  # not a sequence: the replay then finds what this node sent unusable
                 call.sent = None
             return result
 
@@ -318,8 +318,9 @@ class Graph:
             step = next(s for s in self.steps if s.out.grad_fn is again.node)
             return "backward", (
                 f"backward ran the VJPs of {self._where(step, again.node)} {len(runs[id(again.node)])} times "
-                "in one backward pass (a second run finds the node's saved arrays freed, hence the engine's "
-                "'Pass retain_graph=True' error: retaining the graph is not the fix). Each node must run "
+                "in one backward pass (once a run has released the node, the next finds its saved arrays "
+                "freed: that is the engine's 'Pass retain_graph=True' error, and retaining the graph is not "
+                "the fix). Each node must run "
                 "exactly once, with the sum of everything its consumers send: build a topological order "
                 "(a post-order depth-first search, visiting each node once) and walk it in reverse, "
                 "instead of queueing a node again for every path that reaches it.")
@@ -439,6 +440,14 @@ class Graph:
                     "overwrite it.")
         return (f"{name}.grad is not the sum of the {len(parts)} gradient(s) sent to its AccumulateGrad "
                 f"node: {_differ(got, expected)}.")
+
+
+def _floats(x: object) -> np.ndarray:
+    """A float copy of what student code passed along (NaN where it is not numbers, so it never matches)."""
+    try:
+        return np.array(x, dtype=float, copy=True)
+    except (TypeError, ValueError):
+        return np.array(np.nan)
 
 
 def _total(arrays: list[np.ndarray]) -> np.ndarray:
