@@ -321,12 +321,11 @@ def test_grader_failure_is_in_the_export_with_its_cause(course: Path, monkeypatc
 def test_lost_or_damaged_gradebook_comes_back_from_the_records(course: Path, capsys) -> None:
     inbox = course / "inbox"
     inbox.mkdir()
-    _write(inbox / "good_toy.ipynb", _answered(_release_nb(course), GOOD))
     _write(inbox / "half_toy.ipynb", _answered(_release_nb(course), {"cube": GOOD["cube"]}))
     assert main(["collect", str(inbox)]) == 0
-    assert main(["autograde", "--jobs", "2", *FAST]) == 0
+    assert main(["autograde", *FAST]) == 0
     expected = grades(course)
-    assert expected[("good", "test_square")] == 2.0 and expected[("half", "test_square")] == 0.0
+    assert expected == {("half", "test_square"): 0.0, ("half", "test_cube"): 1.0}
     db = course / "course_data" / "gradebook.db"
     records = {p.name: p.read_text() for p in (course / "course_data" / RECORDS).glob("*.json")}
 
@@ -335,7 +334,7 @@ def test_lost_or_damaged_gradebook_comes_back_from_the_records(course: Path, cap
     assert main(["release"]) == 0
     capsys.readouterr()
     assert main(["autograde", *FAST]) == 0
-    assert capsys.readouterr().out.count("restored from its record") == 2
+    assert capsys.readouterr().out.count("restored from its record") == 1
     assert grades(course) == expected
 
     # random bytes over the gradebook: set aside, rebuilt from the records by autograde alone
@@ -345,7 +344,7 @@ def test_lost_or_damaged_gradebook_comes_back_from_the_records(course: Path, cap
     assert main(["autograde", *FAST]) == 0
     captured = capsys.readouterr()
     assert "is damaged" in captured.err and "recreating it" in captured.err
-    assert captured.out.count("restored from its record") == 2
+    assert captured.out.count("restored from its record") == 1
     assert list(db.parent.glob("gradebook.db.damaged-*")) and grades(course) == expected
 
     # a gradebook edited behind the grader's back: export flags it, autograde regrades it
@@ -353,12 +352,11 @@ def test_lost_or_damaged_gradebook_comes_back_from_the_records(course: Path, cap
         con.execute("UPDATE grade SET auto_score = 0")
     assert main(["export", "--format", "json"]) == 0
     rows = json.loads((course / "course_data" / "exports" / "grades.json").read_text())["grades"]
-    good = next(r for r in rows if r["student"] == "good")
-    assert good["status"] == "gradebook disagrees with record" and "test_cube, test_square" in good["notes"]
+    [half] = rows
+    assert half["status"] == "gradebook disagrees with record" and "test_cube differ" in half["notes"]
     capsys.readouterr()
     assert main(["autograde", *FAST]) == 0
-    out = capsys.readouterr().out
-    assert "half" in out and out.count("already graded") == 0
+    assert capsys.readouterr().out.count("already graded") == 0
     assert grades(course) == expected
     assert {p.name for p in (course / "course_data" / RECORDS).glob("*.json")} == set(records)
 
