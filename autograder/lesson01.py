@@ -250,6 +250,7 @@ class ArrayFunction:
         self.B = rng.normal(size=(last, 2)) / np.sqrt(last)
         self.calls = 0
         self.dtypes: set[np.dtype] = set()
+        self.points: list[np.ndarray] = []
 
     def value(self, X: np.ndarray) -> float:
         """The function itself, in float64 (the trusted forward)."""
@@ -267,7 +268,16 @@ class ArrayFunction:
                 f"{self.shape}. Call f with a perturbed copy of x that keeps x's shape (use "
                 f"np.ndindex(x.shape) or a flat view of a reshaped copy to visit the entries)."
             )
+        if len(self.points) < 200:
+            self.points.append(np.array(arr, dtype=float))
         return self.value(arr)
+
+    def typical_step(self, x: np.ndarray) -> float | None:
+        """How far from x the points f was called at lay (the median of max|point - x|, x itself left out):
+        what the student's code actually used as its step, whatever it was named."""
+        moved = [float(np.max(np.abs(p - x))) if p.size else 0.0 for p in self.points]
+        moved = [m for m in moved if m > 0]
+        return float(np.median(moved)) if moved else None
 
     def quadratic_gradient(self, X: np.ndarray) -> np.ndarray:
         """Gradient of the two quadratic terms (exactly what a central difference of them gives)."""
@@ -406,12 +416,20 @@ def gradient_case(
     expected = cands["central"]
     scale = max(1.0, float(np.max(np.abs(expected))))
     err = np.abs(got - expected)
+    used = f.typical_step(np.asarray(x_before, dtype=float))
+    step_hint = "" if used is None or abs(used - step) <= 0.01 * step else (
+        f"f was called at points {used:.3g} away from x, but the step is h = {step:.3g}"
+        f"{' (the default in the def line)' if h is None else ''}: move each entry by exactly h, not by a "
+        f"step of your own.")
     if np.all(err <= 1e-7 * scale):
         if f.calls < 2 * np.size(x):
             raise CheckFailure(
                 f"{call} called f only {f.calls} times; central differences need two calls per entry "
                 f"({2 * np.size(x)}). Is the gradient computed from f, or from something else? (seed {seed})"
             )
+        if step_hint:
+            raise CheckFailure(f"{call}: the values are close, but not with the step asked for "
+                               f"(seed {seed}).\nHint: {step_hint}")
         return float(np.max(err) / scale) if err.size else 0.0
     cands |= {"negative": -expected, "not divided": 2 * step * expected, "divided by 2 only": step * expected}
     worst = np.unravel_index(int(np.argmax(err)), shape)
@@ -424,6 +442,8 @@ def gradient_case(
         hint = call_dtype_hint(f)
     elif matches:
         hint = GRADIENT_HINTS[matches[0]]
+    elif step_hint:
+        hint = step_hint
     elif np.all(err <= 1e-2 * scale):
         hint = (
             f"every entry is close to the right value but not equal, as if computed with another step. Use "

@@ -204,7 +204,8 @@ def numerical_gradient(f, x, h=1e-5):
         "not_divided": (CORRECT_GRADIENT.replace("(f_plus - f_minus) / (2 * h)", "f_plus - f_minus"),
                         "forgot to divide by 2h"),
         "own_step": (CORRECT_GRADIENT.replace("    point = ", "    h = 0.05\n    point = "),
-                     "Use the h passed in"),
+                     "0.05 away from x, but the step is h = 0.001"),
+        "other_default_step": (CORRECT_GRADIENT.replace("h=1e-5", "h=1e-4"), "the default in the def line"),
         "list_without_conversion": (CORRECT_GRADIENT.replace("np.array(x, dtype=float)", "x.astype(float)"),
                                     "x here is a Python list"),
         "rows_not_entries": ("""
