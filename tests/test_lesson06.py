@@ -631,17 +631,18 @@ def test_the_replay_names_the_broadcast_input_whose_reduction_is_wrong() -> None
     assert "reduced its gradient with your sum_to_shape" in message, message
 
 
-def test_bugs_do_not_touch_other_exercises() -> None:
+@pytest.mark.parametrize("name", list(BUGS))
+def test_a_bug_does_not_touch_other_exercises(name: str) -> None:
     """With a bug in one exercise, the OTHER exercises' checks still pass (isolation), in-process; a few
     bugs also go through the real grading path below."""
-    for name, (gid, source, _) in BUGS.items():
-        ns = _namespace({gid: source})
-        for other in EXERCISE_TESTS:
-            if other != gid:
-                try:
-                    _run_check(other, ns)
-                except CheckFailure as exc:  # pragma: no cover - the message is the diagnosis
-                    pytest.fail(f"bug {name} in {gid} made the check of {other} fail: {exc}")
+    gid, source, _ = BUGS[name]
+    ns = _namespace({gid: source})
+    for other in EXERCISE_TESTS:
+        if other != gid:
+            try:
+                _run_check(other, ns)
+            except CheckFailure as exc:  # pragma: no cover - the message is the diagnosis
+                pytest.fail(f"bug {name} in {gid} made the check of {other} fail: {exc}")
 
 
 def test_random_programs_differ_and_cover_every_op() -> None:
