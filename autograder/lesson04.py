@@ -8,8 +8,9 @@ edge from unit i to unit j, ``z_j`` a unit's input sum, ``h_j`` its output and `
 This module is shipped to students, so it never states the number a cell should hold. It checks each
 entry against the rule that produces it, applied to the student's OWN numbers: h1 from x and the given
 weights, z3 from the student's h1 and h2, yhat from their h3 and h4, d5 from their yhat, each delta from
-their z and later deltas, each dL/dw from their delta and value, the step from their derivatives. A slip is
-reported once, where it happened, with its cause and the student's numbers.
+their z and the deltas of later units, each dL/dw from their delta and value, the step from their
+derivatives. A slip is reported once, where it happened, with its cause; entries computed from it are held
+back until it is fixed, and a cause is named only when the student's numbers fit that one cause alone.
 
 A later stage is judged on the earlier stages only when those pass their own check (an all-zero delta
 table must not make all-zero derivatives look consistent). When grading, the hidden reference is
@@ -22,20 +23,44 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable
+from types import MappingProxyType
 
 from autograder.checks import CheckFailure, NotDone, passed
 
 __all__ = [
     "WEIGHTS", "BIAS", "X", "Y", "LR", "UNITS", "DELTAS", "WEIGHT_NAMES", "STAGES",
-    "check_forward", "check_deltas", "check_weight_grads", "check_update", "draw_network",
+    "check_forward", "check_deltas", "check_weight_grads", "check_update", "draw_network", "verdict",
 ]
 
-WEIGHTS: dict[str, float] = {
+# The checks read this private, read-only copy: whatever a notebook does to WEIGHTS cannot change them.
+_W = MappingProxyType({
     "w10": 1.0, "w20": -2.0,  # input -> linear units 1, 2
     "w31": 0.5, "w32": 1.0,  # units 1, 2 -> ReLU unit 3
     "w41": 2.0, "w42": 0.5,  # units 1, 2 -> ReLU unit 4
     "w53": 2.0, "w54": -1.0,  # ReLU units 3, 4 -> output unit 5
-}
+})
+
+
+class _GivenWeights(dict):
+    """The network's weights as the notebook sees them: a dict that refuses changes.
+
+    An SGD step written in place (`updated = WEIGHTS; updated[k] -= ...`) would otherwise change the
+    given network for every later cell of the kernel; this way the step fails at once, saying what to do."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("WEIGHTS is the given network and cannot be changed: build a new dict for your "
+                        "answer, e.g. updated = dict(WEIGHTS), and change that one.")
+
+    __setitem__ = __delitem__ = __ior__ = update = pop = popitem = clear = setdefault = _refuse
+
+    def __copy__(self) -> dict[str, float]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict[str, float]:
+        return dict(self)
+
+
+WEIGHTS: dict[str, float] = _GivenWeights(_W)
 BIAS = -0.5  # of the two ReLU units; every other bias is 0 (and no bias is trained here)
 X = (-1.0, 1.0)
 Y = (0.5, 0.5)
@@ -44,14 +69,41 @@ STEP_X, STEP_Y = -1.0, 0.5  # the example the deltas, derivatives and SGD step a
 
 UNITS = ("h1", "h2", "z3", "h3", "z4", "h4", "yhat", "L")
 DELTAS = ("d1", "d2", "d3", "d4", "d5")
-WEIGHT_NAMES = tuple(WEIGHTS)
+WEIGHT_NAMES = tuple(_W)
 STAGES = {"forward": "exercise 2 (forward)", "deltas": "exercise 3 (deltas)",
           "grads": "exercise 4 (grads)", "updated": "exercise 5 (updated)"}
 TOL = 1e-4  # hand-worked numbers here are exact at two decimals
 
+# What each entry is computed from, in the order a slip propagates: an entry whose inputs are wrong is
+# held back (judging it against a wrong input would report one slip several times).
+_FORWARD_NEEDS = {"h1": (), "h2": (), "z3": ("h1", "h2"), "h3": ("z3",), "z4": ("h1", "h2"), "h4": ("z4",),
+                  "yhat": ("h3", "h4"), "L": ("yhat",)}
+_DELTA_NEEDS = {"d5": (), "d3": ("d5",), "d4": ("d5",), "d1": ("d3", "d4"), "d2": ("d3", "d4")}
+
 
 def _close(got: float, want: float) -> bool:
     return abs(got - want) <= TOL * max(1.0, abs(want))
+
+
+def verdict(yours: object, confirmed: float) -> str:
+    """One line for the confirmation cells: your entry and whether it agrees, never the confirming number."""
+    if not isinstance(yours, int | float) or isinstance(yours, bool):
+        return f"{'—':>9}  (not filled in)"
+    agrees = _close(float(yours), confirmed)
+    return f"{yours + 0.0:9.4f}  " + ("agrees" if agrees else "DIFFERS: look again at this path")
+
+
+def _cause(candidates: list[tuple[bool, str]], otherwise: str) -> str:
+    """The one cause the student's numbers fit, or both when two fit equally, else the plain rule.
+
+    At hand-picked numbers two different slips can give the same value (x = -1 makes a missing factor x
+    look like a flipped sign); naming only one of them would send the student the wrong way."""
+    fits = list(dict.fromkeys(text for ok, text in candidates if ok))
+    if len(fits) == 1:
+        return fits[0]
+    if len(fits) == 2:
+        return f"either {fits[0]}, or {fits[1]} (at these numbers the two give the same value)"
+    return otherwise
 
 
 def _entries(answer: object, keys: tuple[str, ...], name: str) -> dict[str, float]:
@@ -59,13 +111,19 @@ def _entries(answer: object, keys: tuple[str, ...], name: str) -> dict[str, floa
 
     A template that is still entirely None is an exercise not started: it gets the course's one
     blank-exercise message."""
+    if answer is WEIGHTS:
+        raise CheckFailure(f"{name} is the given WEIGHTS dict itself, not your answer: build a new dict, "
+                           f"e.g. {name} = dict(WEIGHTS), and change that one.")
     if not isinstance(answer, dict):
         raise CheckFailure(f"{name} should be a dict with keys {list(keys)}, got {type(answer).__name__}.")
     missing = [k for k in keys if k not in answer]
     if missing:
         raise CheckFailure(f"{name} is missing the key(s) {missing}; keep every key of the template.")
     if all(answer[k] is None for k in keys):
-        raise NotDone(STAGES.get(name.split("[")[0], name))
+        if "[" in name:
+            raise CheckFailure(f"{name} is still empty: replace every None in it with the number you worked "
+                               "out, then run its cell and this one again.")
+        raise NotDone(STAGES.get(name, name))
     values = {}
     for k in keys:
         v = answer[k]
@@ -80,7 +138,8 @@ def _entries(answer: object, keys: tuple[str, ...], name: str) -> dict[str, floa
     return values
 
 
-def _forward_entries(forward: object) -> dict[float, dict[str, float]]:
+def _forward_entries(forward: object, xs: tuple[float, ...] = X) -> dict[float, dict[str, float]]:
+    """The forward numbers for the examples xs; the blank message only when no example is started."""
     if not isinstance(forward, dict):
         raise CheckFailure("forward should be a dict {-1: {...}, 1: {...}}, got "
                            f"{type(forward).__name__}.")
@@ -89,7 +148,7 @@ def _forward_entries(forward: object) -> dict[float, dict[str, float]]:
             raise CheckFailure(f"forward has no entry for x = {x:g}; keep the keys -1 and 1 of the template.")
     if all(isinstance(forward[x], dict) and all(forward[x].get(k) is None for k in UNITS) for x in X):
         raise NotDone(STAGES["forward"])
-    return {x: _entries(forward[x], UNITS, f"forward[{x:g}]") for x in X}
+    return {x: _entries(forward[x], UNITS, f"forward[{x:g}]") for x in xs}
 
 
 def _reference() -> dict | None:
@@ -109,6 +168,21 @@ def _fail(errors: list[str]) -> None:
         raise CheckFailure("\n".join(errors))
 
 
+def _held_back(errors: dict[str, str], needs: dict[str, tuple[str, ...]], prefix: str) -> list[str]:
+    """The messages of the entries that broke their rule on correct-looking inputs, and one line naming the
+    entries not judged yet because they are computed from a wrong one."""
+    wrong = set(errors)
+    waiting = []
+    for key, inputs in needs.items():
+        if any(i in wrong or i in waiting for i in inputs):
+            waiting.append(key)
+    shown = [text for key, text in errors.items() if key not in waiting]
+    if waiting:
+        shown.append(f"(not judged yet, because they are computed from an entry above: "
+                     f"{', '.join(f'{prefix}[{k!r}]' for k in waiting)}; fix the entry above first)")
+    return shown
+
+
 def _h(f: dict[str, float], x: float = STEP_X) -> dict[str, float]:
     """The value each weight carries, by the number of its source unit (h_0 = x)."""
     return {"0": x, "1": f["h1"], "2": f["h2"], "3": f["h3"], "4": f["h4"]}
@@ -121,128 +195,131 @@ def _h(f: dict[str, float], x: float = STEP_X) -> dict[str, float]:
 
 def forward_errors(f: dict[str, float], x: float, y: float) -> list[str]:
     """Each forward entry against its rule applied to the student's own earlier entries for this x."""
-    w, b = WEIGHTS, BIAS
+    w, b = _W, BIAS
     at = f"forward[{x:g}]"
-    errors = []
+    errors: dict[str, str] = {}
     for j in ("1", "2"):
         h = f[f"h{j}"]
         if _close(h, w[f"w{j}0"] * x):
             continue
         other = "2" if j == "1" else "1"
-        why = (f"you used w{other}0, the weight into unit {other}" if _close(h, w[f"w{other}0"] * x)
-               else f"unit {j} is linear with bias 0")
-        errors.append(f"{at}['h{j}'] = {h:g} is not w{j}0 * x with w{j}0 = {w[f'w{j}0']:g} and x = {x:g}: "
-                      f"{why}.")
+        why = _cause([(_close(h, w[f"w{other}0"] * x), f"you used w{other}0, the weight into unit {other}"),
+                      (_close(h, -w[f"w{j}0"] * x), "the sign is flipped")],
+                     f"unit {j} is linear with bias 0")
+        errors[f"h{j}"] = f"{at}['h{j}'] = {h:g} is not w{j}0 * x with x = {x:g}: {why}."
     for j in ("3", "4"):
-        z, h1, h2 = f[f"z{j}"], f["h1"], f["h2"]
-        w1, w2 = w[f"w{j}1"], w[f"w{j}2"]
-        if not _close(z, w1 * h1 + w2 * h2 + b):
-            rule = (f"z{j} = w{j}1*h1 + w{j}2*h2 + b with your h1 = {h1:g}, h2 = {h2:g}, w{j}1 = {w1:g}, "
-                    f"w{j}2 = {w2:g} and b = {b:g}")
-            errors.append(f"{at}['z{j}'] = {z:g} does not follow from {rule}: {_z_cause(z, j, h1, h2)}")
+        z = f[f"z{j}"]
+        if not _close(z, w[f"w{j}1"] * f["h1"] + w[f"w{j}2"] * f["h2"] + b):
+            errors[f"z{j}"] = (f"{at}['z{j}'] = {z:g} does not follow from your h1 and h2 by z{j} = "
+                               f"w{j}1*h1 + w{j}2*h2 + b: {_z_cause(z, j, f['h1'], f['h2'])}")
         h = f[f"h{j}"]
         if not _close(h, max(z, 0.0)):
-            cause = (f"you copied z{j}, but unit {j} is a ReLU" if _close(h, z) and z < 0
-                     else f"unit {j} is a ReLU")
-            errors.append(f"{at}['h{j}'] = {h:g} does not follow from your z{j} = {z:g}: {cause}, "
-                          f"h{j} = relu(z{j}) = max(z{j}, 0).")
-    yhat, h3, h4 = f["yhat"], f["h3"], f["h4"]
-    if not _close(yhat, w["w53"] * h3 + w["w54"] * h4):
-        from_z = _close(yhat, w["w53"] * f["z3"] + w["w54"] * f["z4"])
-        cause = ("you used z3 and z4; the output reads the ReLU OUTPUTS h3 and h4" if from_z
-                 else "the output unit is linear, bias 0")
-        errors.append(f"{at}['yhat'] = {yhat:g} does not follow from your h3 = {h3:g} and h4 = {h4:g}: "
-                      f"yhat = w53*h3 + w54*h4 with w53 = {w['w53']:g}, w54 = {w['w54']:g} ({cause}).")
+            cause = _cause([(_close(h, z) and z < 0, f"you copied z{j}, but unit {j} is a ReLU")],
+                           f"unit {j} is a ReLU")
+            errors[f"h{j}"] = (f"{at}['h{j}'] = {h:g} does not follow from your z{j} = {z:g}: {cause}, "
+                               f"h{j} = relu(z{j}) = max(z{j}, 0).")
+    yhat = f["yhat"]
+    if not _close(yhat, w["w53"] * f["h3"] + w["w54"] * f["h4"]):
+        cause = _cause([(_close(yhat, w["w53"] * f["z3"] + w["w54"] * f["z4"]),
+                         "you used z3 and z4; the output reads the ReLU OUTPUTS h3 and h4")],
+                       "the output unit is linear, bias 0")
+        errors["yhat"] = (f"{at}['yhat'] = {yhat:g} does not follow from your h3 and h4 by "
+                          f"yhat = w53*h3 + w54*h4 ({cause}).")
     loss = f["L"]
     if not _close(loss, (yhat - y) ** 2 / 2):
-        cause = ("the 1/2 is missing" if _close(loss, (yhat - y) ** 2)
-                 else "a squared error is never negative" if loss < 0 else "square the error, then halve it")
-        errors.append(f"{at}['L'] = {loss:g} does not follow from your yhat = {yhat:g}: "
-                      f"L = (yhat - y)**2 / 2 with y = {y:g} ({cause}).")
-    return errors
+        cause = _cause([(_close(loss, (yhat - y) ** 2), "the 1/2 is missing"),
+                        (_close(loss, abs(yhat - y) / 2), "the error is not squared"),
+                        (loss < 0, "a squared error is never negative")],
+                       "square the error, then halve it")
+        errors["L"] = (f"{at}['L'] = {loss:g} does not follow from your yhat = {yhat:g}: "
+                       f"L = (yhat - y)**2 / 2 with y = {y:g} ({cause}).")
+    return _held_back(errors, _FORWARD_NEEDS, at)
 
 
 def _z_cause(z: float, j: str, h1: float, h2: float) -> str:
-    """The usual reason a z is off: the bias, or weights taken from the wrong edges."""
-    w, b = WEIGHTS, BIAS
-    w1, w2 = w[f"w{j}1"], w[f"w{j}2"]
-    if _close(z, w1 * h1 + w2 * h2):
-        return f"the bias b = {b:g} is missing."
-    into = ("w31", "w32", "w41", "w42")
+    """The usual reason a z is off: the bias, or weights taken from the wrong edges (named only when the
+    student's numbers fit that reason alone)."""
+    w, b = _W, BIAS
     right = (f"w{j}1", f"w{j}2")
-    pairs = sorted(((a, c) for a in into for c in into if (a, c) != right),
-                   key=lambda pair: (pair[0] != right[0]) + (pair[1] != right[1]))  # one slip before two
-    for a, c in pairs:
-        if _close(z, w[a] * h1 + w[c] * h2 + b):
-            return (f"you used {a} and {c}. w_ji is the weight on the edge FROM unit i INTO unit j, so "
-                        f"z{j} uses w{j}1 (from unit 1) and w{j}2 (from unit 2).")
-    if _close(z, w1 * h1 + w2 * h2 - b):
-        return f"the bias is b = {b:g}: add it, do not subtract it."
-    return "recompute it from your h1 and h2."
+    into = ("w31", "w32", "w41", "w42")
+    candidates = [(_close(z, w[right[0]] * h1 + w[right[1]] * h2), f"the bias b = {b:g} is missing"),
+                  (_close(z, w[right[0]] * h1 + w[right[1]] * h2 - b), "the bias was subtracted, not added")]
+    candidates += [(_close(z, w[a] * h1 + w[c] * h2 + b), f"you used {a} and {c}")
+                   for a in into for c in into if (a, c) != right]
+    rule = (f"w_ji is the weight on the edge FROM unit i INTO unit j, so z{j} uses w{j}1 (from unit 1) and "
+            f"w{j}2 (from unit 2), plus b = {b:g}")
+    cause = _cause(candidates, "")
+    return f"{cause}. {rule}." if cause else f"recompute it: {rule}."
 
 
 def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float = STEP_Y) -> list[str]:
-    """Each delta against its backward rule, applied to forward values f and the student's later deltas.
+    """Each delta against its backward rule, applied to forward values f and the deltas of later units.
 
-    ``own`` says whether f is the student's forward pass (its numbers may be quoted) or the correct one."""
-    w = WEIGHTS
-
-    def val(name: str) -> str:
-        return f" = {f[name]:g}" if own else ""
-
+    ``own`` says whether f is the student's forward pass or the correct one (whose numbers are not shown)."""
+    w = _W
     whose = "your" if own else "the correct"
-    errors = []
+    errors: dict[str, str] = {}
     if not _close(d["d5"], f["yhat"] - y):
-        cause = ("the sign is flipped: d5 = dL/dyhat = yhat - y, not y - yhat"
-                 if _close(d["d5"], y - f["yhat"]) else "d5 = dL/dyhat = yhat - y for L = (yhat - y)**2 / 2")
-        errors.append(f"deltas['d5'] = {d['d5']:g} does not follow from {whose} yhat{val('yhat')} and "
-                      f"y = {y:g}: {cause}.")
+        cause = _cause([(_close(d["d5"], y - f["yhat"]), "the sign is flipped: d5 = yhat - y, not y - yhat")],
+                       "d5 = dL/dyhat = yhat - y for L = (yhat - y)**2 / 2")
+        errors["d5"] = f"deltas['d5'] = {d['d5']:g} does not follow from {whose} yhat and y = {y:g}: {cause}."
     for j in ("3", "4"):
-        active = f[f"z{j}"] > 0
-        want = w[f"w5{j}"] * d["d5"] if active else 0.0
-        if _close(d[f"d{j}"], want):
+        z, dj = f[f"z{j}"], d[f"d{j}"]
+        active = z > 0
+        shown = f"{whose} z{j} = {z:g}" if own else f"{whose} z{j}"  # the value that decides, if theirs
+        if _close(dj, w[f"w5{j}"] * d["d5"] if active else 0.0):
             continue
         if not active:
-            cause = (f"unit {j}'s ReLU is inactive ({whose} z{j}{val(f'z{j}')} <= 0), so relu'(z{j}) = 0 and "
-                     f"no gradient passes back through it")
+            cause = (f"unit {j}'s ReLU is inactive ({shown} <= 0), so relu'(z{j}) = 0 and no gradient "
+                     f"passes back through it")
         else:
-            cause = (f"unit {j}'s ReLU is active ({whose} z{j}{val(f'z{j}')} > 0), so relu'(z{j}) = 1 and "
-                     f"d{j} = w5{j} * d5 with w5{j} = {w[f'w5{j}']:g} and your d5 = {d['d5']:g}")
-        errors.append(f"deltas['d{j}'] = {d[f'd{j}']:g} breaks d{j} = relu'(z{j}) * w5{j} * d5: {cause}.")
+            cause = (f"unit {j}'s ReLU is active ({shown} > 0), so relu'(z{j}) = 1; " + _cause(
+                [(_close(dj, max(z, 0.0) * w[f"w5{j}"] * d["d5"]),
+                  f"you multiplied by relu(z{j}), but the rule takes its slope relu'(z{j})"),
+                 (_close(dj, -w[f"w5{j}"] * d["d5"]), "the sign is flipped"),
+                 (_close(dj, d["d5"]), f"the factor w5{j} is missing")],
+                f"d{j} = w5{j} * d5 with your d5"))
+        errors[f"d{j}"] = f"deltas['d{j}'] = {dj:g} breaks d{j} = relu'(z{j}) * w5{j} * d5: {cause}."
     for j in ("1", "2"):
-        if _close(d[f"d{j}"], w[f"w3{j}"] * d["d3"] + w[f"w4{j}"] * d["d4"]):
+        dj, first, second = d[f"d{j}"], w[f"w3{j}"] * d["d3"], w[f"w4{j}"] * d["d4"]
+        if _close(dj, first + second):
             continue
-        errors.append(f"deltas['d{j}'] = {d[f'd{j}']:g} does not follow from your d3 = {d['d3']:g} and "
-                      f"d4 = {d['d4']:g}: unit {j} is linear and feeds units 3 and 4, so d{j} = w3{j} * d3 + "
-                      f"w4{j} * d4 with w3{j} = {w[f'w3{j}']:g} and w4{j} = {w[f'w4{j}']:g} (the weights "
-                      f"on the edges OUT of unit {j}).")
-    return errors
+        cause = _cause([(_close(dj, w[f"w4{j}"] * d["d3"] + w[f"w3{j}"] * d["d4"]),
+                         f"you swapped w3{j} and w4{j}")],
+                       f"unit {j} is linear and feeds units 3 and 4, so d{j} sums over both paths")
+        errors[f"d{j}"] = (f"deltas['d{j}'] = {dj:g} does not follow from your d3 and d4 by "
+                           f"d{j} = w3{j} * d3 + w4{j} * d4 (the weights on the edges OUT of unit {j}): "
+                           f"{cause}.")
+    return _held_back(errors, _DELTA_NEEDS, "deltas")
 
 
 def grad_errors(g: dict[str, float], d: dict[str, float], f: dict[str, float], own: bool) -> list[str]:
     """Each dL/dw_ji against d_j * h_i with deltas d and forward values f (h_0 = x)."""
     h = _h(f)
     names = {"0": "x", "1": "h1", "2": "h2", "3": "h3", "4": "h4"}
+    carried = {**{names[k]: v for k, v in h.items()}, "z3": f["z3"], "z4": f["z4"]}
+    bad = [n for n in WEIGHT_NAMES if not _close(g[n], d[f"d{n[1]}"] * h[n[2]])]
+    flipped = [n for n in WEIGHT_NAMES if d[f"d{n[1]}"] * h[n[2]] != 0]
+    if bad and flipped and all(_close(g[n], -d[f"d{n[1]}"] * h[n[2]]) for n in WEIGHT_NAMES):
+        return ["Every entry of grads has the wrong sign: dL/dw_ji = +d_j * h_i (the step then goes "
+                "AGAINST the gradient, in exercise 5)."]
+    whose = "your" if own else "the correct"
     errors = []
-    for name in WEIGHT_NAMES:
+    for name in bad:
         j, i = name[1], name[2]
-        dj, hi = d[f"d{j}"], h[i]
-        if _close(g[name], dj * hi):
-            continue
-        numbers = f" = {dj:g}" if own else ""
-        carried = f" = {hi:g}" if own else ""
-        others = [k for k in (*names, "z3", "z4") if k != i and (h[k] if k in h else f[k]) != 0
-                  and _close(g[name], dj * (h[k] if k in h else f[k]))]
-        if _close(g[name], dj):
-            cause = f"the factor {names[i]} is missing"
-        elif others and dj != 0:
-            used = names.get(others[0], others[0])
-            cause = (f"it is d{j} times {used}, but {name} carries {names[i]} (from unit {i} into unit {j}); "
-                     "a weight's derivative uses the value on its own edge")
-        else:
-            cause = f"use the delta of the unit the weight feeds (unit {j}) times the value it carries"
-        errors.append(f"grads[{name!r}] = {g[name]:g} is not d{j} * {names[i]} with "
-                      f"{'your' if own else 'the correct'} d{j}{numbers} and {names[i]}{carried}: {cause}.")
+        dj = d[f"d{j}"]
+        candidates = [(_close(g[name], -dj * h[i]) and dj * h[i] != 0, "the sign is flipped"),
+                      (_close(g[name], dj) and h[i] != 1, f"the factor {names[i]} is missing")]
+        candidates += [(_close(g[name], dj * v) and abs(v) not in (1, abs(h[i])) and dj != 0,  # 1: missing
+                        f"it is d{j} times {k}, but {name} carries {names[i]} (from unit {i} into unit {j})")
+                       for k, v in carried.items()]
+        candidates += [(_close(g[name], d[k] * h[i]) and d[k] != dj and h[i] != 0,
+                        f"it is {k} times {names[i]}, but {name} feeds unit {j}, so it takes d{j}")
+                       for k in DELTAS]
+        cause = _cause(candidates, f"use the delta of the unit the weight feeds (d{j}) times the value the "
+                                   f"weight carries ({names[i]})")
+        errors.append(f"grads[{name!r}] = {g[name]:g} is not d{j} * {names[i]} with {whose} d{j} and "
+                      f"{names[i]}: {cause}.")
     return errors
 
 
@@ -261,13 +338,17 @@ def _judge(stage: str, errors_from: Callable[[object, bool], list[str]], own_bas
     raise CheckFailure(f"{stage} is judged on your earlier answers, and {own_problem}")
 
 
-def _earlier(stage: Callable[[], object], exercise: str) -> tuple[object, str]:
-    """An earlier stage's numbers when they pass its own check, else None and what to tell the student."""
-    try:
-        return stage(), ""
-    except CheckFailure as exc:
-        state = "is not written yet" if isinstance(exc, NotDone) else "does not pass its own check yet"
-        return None, f"{exercise} {state}: complete {exercise} first, then run this cell again."
+def _earlier(stages: list[tuple[Callable[[], object], str]]) -> tuple[object, str]:
+    """The last of the earlier stages' numbers when each passes its own check, else None and the EARLIEST
+    exercise to finish first (a slip in the forward pass is named there, not two exercises later)."""
+    value: object = None
+    for stage, exercise in stages:
+        try:
+            value = stage()
+        except CheckFailure as exc:
+            state = "is not written yet" if isinstance(exc, NotDone) else "does not pass its own check yet"
+            return None, f"{exercise} {state}: complete {exercise} first, then run this cell again."
+    return value, ""
 
 
 def _forward(forward: object) -> dict[float, dict[str, float]]:
@@ -278,29 +359,39 @@ def _forward(forward: object) -> dict[float, dict[str, float]]:
 
 def _forward_for_step(forward: object) -> dict[str, float]:
     """The forward values of the example the later stages use (x = -1), when they pass their rules: a slip
-    in the other example does not hold up the deltas."""
-    f = _forward_entries(forward)[STEP_X]
+    in, or a blank, other example does not hold up the deltas."""
+    f = _forward_entries(forward, (STEP_X,))[STEP_X]
     _fail(forward_errors(f, STEP_X, STEP_Y))
     return f
 
 
 def _deltas(deltas: object, forward: object) -> dict[str, float]:
     d = _entries(deltas, DELTAS, "deltas")
-    own, problem = _earlier(lambda: _forward_for_step(forward), STAGES["forward"])
+    own, problem = _earlier([(lambda: _forward_for_step(forward), STAGES["forward"])])
     ref = _reference()
     _judge("deltas", lambda f, mine: delta_errors(d, f, mine), own, problem,
            ref["forward"][STEP_X] if ref else None)
     return d
 
 
+def _overwritten_by_a_step(g: dict[str, float], d: dict[str, float], f: dict[str, float]) -> bool:
+    """Whether grads holds weights after an SGD step: (w - grads) / lr then follows the derivative rules."""
+    as_gradient = {n: (_W[n] - g[n]) / LR for n in WEIGHT_NAMES}
+    return not grad_errors(as_gradient, d, f, True)
+
+
 def _grads(grads: object, deltas: object, forward: object) -> dict[str, float]:
     g = _entries(grads, WEIGHT_NAMES, "grads")
-    own, problem = _earlier(lambda: _forward_for_step(forward), STAGES["forward"])
-    if own is not None:
-        own_deltas, problem = _earlier(lambda: _deltas(deltas, forward), STAGES["deltas"])
-        own = (own, own_deltas) if own_deltas is not None else None
+    own, problem = _earlier([(lambda: _forward_for_step(forward), STAGES["forward"]),
+                             (lambda: _deltas(deltas, forward), STAGES["deltas"])])
+    base = (_forward_for_step(forward), own) if own is not None else None
+    if base and grad_errors(g, base[1], base[0], True) and _overwritten_by_a_step(g, base[1], base[0]):
+        raise CheckFailure("grads now holds weights after an SGD step, not derivatives: your exercise 5 cell "
+                           "changed the grads dict in place (`updated = grads` makes both names one dict). "
+                           "Build a new dict there, e.g. updated = dict(grads), then run exercise 4's cell, "
+                           "exercise 5's cell and both tests again.")
     ref = _reference()
-    _judge("grads", lambda base, mine: grad_errors(g, base[1], base[0], mine), own, problem,
+    _judge("grads", lambda b, mine: grad_errors(g, b[1], b[0], mine), base, problem,
            (ref["forward"][STEP_X], ref["deltas"]) if ref else None)
     return g
 
@@ -308,13 +399,13 @@ def _grads(grads: object, deltas: object, forward: object) -> dict[str, float]:
 def _step_errors(new: dict[str, float], g: dict[str, float], mine: bool) -> list[str]:
     out = []
     for name in WEIGHT_NAMES:
-        if _close(new[name], WEIGHTS[name] - LR * g[name]):
+        if _close(new[name], _W[name] - LR * g[name]):
             continue
-        cause = ("the step goes AGAINST the gradient: w - lr * dL/dw" if _close(
-            new[name], WEIGHTS[name] + LR * g[name]) else "w_new = w - lr * dL/dw with lr = 0.1")
-        numbers = f" = {g[name]:g}" if mine else ""
-        out.append(f"updated[{name!r}] = {new[name]:g} is not one step from {name} = {WEIGHTS[name]:g} "
-                   f"with {'your' if mine else 'the correct'} grads[{name!r}]{numbers}: {cause}.")
+        cause = _cause([(_close(new[name], _W[name] + LR * g[name]),
+                         "the step goes AGAINST the gradient: w - lr * dL/dw")],
+                       f"w_new = w - lr * dL/dw with lr = {LR:g}")
+        out.append(f"updated[{name!r}] = {new[name]:g} is not one step from {name} = {_W[name]:g} "
+                   f"with {'your' if mine else 'the correct'} grads[{name!r}]: {cause}.")
     return out
 
 
@@ -330,9 +421,9 @@ def check_forward(forward: object) -> None:
 
 
 def check_deltas(deltas: object, forward: object = None) -> None:
-    """The deltas for x = -1: d5 from your yhat, each other delta from your z's and later deltas."""
+    """The deltas for x = -1: d5 from your yhat, each other delta from your z and the later units' deltas."""
     _deltas(deltas, forward)
-    passed("deltas", "all 5 follow from the backward rules, the forward values and your later deltas")
+    passed("deltas", "all 5 follow from the backward rules, your forward values and later units' deltas")
 
 
 def check_weight_grads(grads: object, deltas: object = None, forward: object = None) -> None:
@@ -344,8 +435,14 @@ def check_weight_grads(grads: object, deltas: object = None, forward: object = N
 def check_update(updated: object, grads: object = None, deltas: object = None,
                  forward: object = None) -> None:
     """Weights after one SGD step (lr = 0.1): w - 0.1 * dL/dw with your own derivatives."""
+    if updated is grads and grads is not None:
+        raise CheckFailure("updated and grads are the same dict (`updated = grads`), so the step overwrote "
+                           "your derivatives: build a new dict, e.g. updated = dict(grads), then run "
+                           "exercise 4's cell, exercise 5's cell and both tests again.")
     new = _entries(updated, WEIGHT_NAMES, "updated")
-    own, problem = _earlier(lambda: _grads(grads, deltas, forward), STAGES["grads"])
+    own, problem = _earlier([(lambda: _forward_for_step(forward), STAGES["forward"]),
+                             (lambda: _deltas(deltas, forward), STAGES["deltas"]),
+                             (lambda: _grads(grads, deltas, forward), STAGES["grads"])])
     ref = _reference()
     _judge("updated", lambda g, mine: _step_errors(new, g, mine), own, problem, ref["grads"] if ref else None)
     passed("updated", f"all {len(WEIGHT_NAMES)} weights are one SGD step (lr = {LR:g}) against the gradient")
@@ -360,7 +457,7 @@ def draw_network(ax=None, title: str | None = "The network of lesson 4"):
     pos = {"0": (0, 0), "1": (1.6, 1), "2": (1.6, -1), "3": (3.2, 1), "4": (3.2, -1), "5": (4.8, 0)}
     text = {"0": "x", "1": "1\nlinear", "2": "2\nlinear", "3": "3\nReLU\nb = -0.5", "4": "4\nReLU\nb = -0.5",
             "5": "5 = ŷ\nlinear"}
-    for name, value in WEIGHTS.items():
+    for name, value in _W.items():
         (x0, y0), (x1, y1) = pos[name[2]], pos[name[1]]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops={"arrowstyle": "->", "color": "0.4", "shrinkA": 24, "shrinkB": 26})
