@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from autograder.checks import CheckFailure
 from autograder.lesson04 import (
+    _W,
     BIAS,
     DELTAS,
     LR,
     STEP_X,
     UNITS,
     WEIGHT_NAMES,
-    WEIGHTS,
     X,
     Y,
     _close,
@@ -33,7 +33,7 @@ def reference_answers() -> dict:
 
     answers: dict = {"forward": {}}
     for x, y in zip(X, Y, strict=True):
-        w = {name: Value(v) for name, v in WEIGHTS.items()}
+        w = {name: Value(v) for name, v in _W.items()}  # the private copy
         h1, h2 = w["w10"] * x, w["w20"] * x
         z3 = w["w31"] * h1 + w["w32"] * h2 + BIAS
         z4 = w["w41"] * h1 + w["w42"] * h2 + BIAS
@@ -46,7 +46,7 @@ def reference_answers() -> dict:
             loss.backward()
             answers["deltas"] = {"d1": h1.grad, "d2": h2.grad, "d3": z3.grad, "d4": z4.grad, "d5": yhat.grad}
             answers["grads"] = {name: w[name].grad for name in WEIGHT_NAMES}
-            answers["updated"] = {name: WEIGHTS[name] - LR * w[name].grad for name in WEIGHT_NAMES}
+            answers["updated"] = {name: _W[name] - LR * w[name].grad for name in WEIGHT_NAMES}
     return answers
 
 
