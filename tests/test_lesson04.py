@@ -70,13 +70,33 @@ BUGS = {
         "the weights on the edges OUT of unit 1", "w31 * d3 + w41 * d4"),
     "first-layer derivatives without x": (
         "weight_grads", "grads = {'w10': 1.5, 'w20': 3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
-        "'w53': 1.5, 'w54': 0.0}\n", "the factor x is missing", "h_0 = x"),
+        "'w53': 1.5, 'w54': 0.0}\n", "or the factor x is missing", "h_0 = x"),
     "derivative uses z instead of h": (
         "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
         "'w53': 1.5, 'w54': -2.25}\n", "d5 times z4, but w54 carries h4", "w54"),
     "dL/dw31 with the wrong activation": (
         "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': 6.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
         "'w53': 1.5, 'w54': 0.0}\n", "d3 times h2, but w31 carries h1", "w31"),
+    "every derivative with the wrong sign": (
+        "weight_grads", "grads = {'w10': 1.5, 'w20': 3.0, 'w31': 3.0, 'w32': -6.0, 'w41': 0.0, 'w42': 0.0, "
+        "'w53': -1.5, 'w54': 0.0}\n", "Every entry of grads has the wrong sign", "d_j * h_i"),
+    "dL/dw53 from d3 and h3 (fits several slips: no single cause named)": (
+        "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
+        "'w53': 3.0, 'w54': 0.0}\n", "use the delta of the unit the weight feeds (d5)", "w53"),
+    "dL/dw32 from d2 and h3 (fits several slips: no single cause named)": (
+        "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 3.0, 'w41': 0.0, 'w42': 0.0, "
+        "'w53': 1.5, 'w54': 0.0}\n", "use the delta of the unit the weight feeds (d3)", "w32"),
+    "w41 and w42 swapped in z4 (two pairs fit: both named)": ("forward", fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": 3.0, "h4": 3.0, "yhat": -1.0, "L": 1.125},
+        {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": -4.0, "h4": 0.0, "yhat": 0.0, "L": 0.125}),
+        "either you used w31 and w41, or you used w42 and w41", "w41*h1 + w42*h2"),
+    "a typo in z3 (its consequences held back)": ("forward", fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.001, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 1.125},
+        {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 0.5}),
+        "not judged yet, because they are computed from an entry above: forward[-1]['h3']", "z3"),
+    "a slip in d3 alone (d1 and d2 held back)": (
+        "deltas", "deltas = {'d1': 1.5, 'd2': 3.0, 'd3': 2.0, 'd4': 0.0, 'd5': 1.5}\n",
+        "not judged yet, because they are computed from an entry above: deltas['d1'], deltas['d2']", "d3"),
     "update with + instead of -": (
         "updated_weights", "updated = {'w10': 0.85, 'w20': -2.3, 'w31': 0.2, 'w32': 1.6, 'w41': 2.0, "
         "'w42': 0.5, 'w53': 2.15, 'w54': -1.0}\n", "AGAINST the gradient", "against the gradient"),
@@ -161,6 +181,92 @@ def test_a_typical_mistake_leaves_the_other_stages_passing(name):
         if other != stage:
             run_stage(other, ns)
             run_stage(other, ns, hidden)
+
+
+def test_one_slip_is_one_message():
+    """The reviewer's case: a wrong d3 with correct d1 and d2 gave three messages, a z3 typo flagged h3."""
+    for stage, name in (("deltas", "a slip in d3 alone (d1 and d2 held back)"),
+                        ("forward", "a typo in z3 (its consequences held back)")):
+        ns = answers(**{stage: BUGS[name][1]})
+        with pytest.raises(CheckFailure) as info:
+            run_stage(stage, ns)
+        assert len(re.findall(r"does not follow|breaks", str(info.value))) == 1, str(info.value)
+
+
+def test_an_ambiguous_guess_names_no_single_wrong_cause():
+    for name in ("dL/dw53 from d3 and h3 (fits several slips: no single cause named)",
+                 "dL/dw32 from d2 and h3 (fits several slips: no single cause named)"):
+        ns = answers(weight_grads=BUGS[name][1])
+        with pytest.raises(CheckFailure) as info:
+            visible.check_weight_grads(ns["grads"], ns["deltas"], ns["forward"])
+        assert "times h2" not in str(info.value) and "is missing" not in str(info.value), str(info.value)
+
+
+def test_the_given_weights_cannot_be_changed_and_the_checks_do_not_depend_on_them():
+    import copy
+
+    ns = answers()
+    with pytest.raises(TypeError, match=r"cannot be changed: build a new dict.*dict\(WEIGHTS\)"):
+        exec("updated = WEIGHTS\nfor k in updated:\n    updated[k] -= 0.1 * grads[k]\n",
+             {**ns, "WEIGHTS": visible.WEIGHTS})
+    for change in (lambda w: w.update(w10=0.0), lambda w: w.pop("w10"), lambda w: w.clear()):
+        with pytest.raises(TypeError):
+            change(visible.WEIGHTS)
+    assert dict(visible.WEIGHTS) == copy.copy(visible.WEIGHTS) == visible.WEIGHTS.copy() == dict(visible._W)
+    with pytest.raises(CheckFailure, match="is the given WEIGHTS dict itself"):
+        visible.check_update(visible.WEIGHTS, ns["grads"], ns["deltas"], ns["forward"])
+    for stage in STAGES:
+        run_stage(stage, ns)
+
+
+def test_updated_as_an_alias_of_grads_is_named_in_both_tests():
+    ns = answers()
+    exec("updated = grads\nfor k in updated:\n    updated[k] = WEIGHTS[k] - 0.1 * updated[k]\n",
+         {**ns, "WEIGHTS": visible.WEIGHTS}, ns)
+    with pytest.raises(CheckFailure, match=r"grads now holds weights after an SGD step.*= dict\(grads\)"):
+        visible.check_weight_grads(ns["grads"], ns["deltas"], ns["forward"])
+    with pytest.raises(CheckFailure, match="updated and grads are the same dict"):
+        visible.check_update(ns["updated"], ns["grads"], ns["deltas"], ns["forward"])
+    with pytest.raises(CheckFailure):
+        hidden.check_weight_grads(ns["grads"], ns["deltas"], ns["forward"])
+    for stage in ("forward", "deltas"):
+        run_stage(stage, ns)
+        run_stage(stage, ns, hidden)
+
+
+def test_a_half_done_forward_pass_names_the_empty_example_and_does_not_hold_up_the_deltas():
+    ns = answers()
+    ns["forward"][1] = dict.fromkeys(visible.UNITS)
+    for module in (visible, hidden):
+        with pytest.raises(CheckFailure, match=r"forward\[1\] is still empty") as info:
+            module.check_forward(ns["forward"])
+        assert not isinstance(info.value, NotDone)
+    for stage in ("deltas", "weight_grads", "updated_weights"):
+        run_stage(stage, ns)
+
+
+def test_in_the_kit_a_later_stage_names_the_earliest_failing_exercise(monkeypatch):
+    monkeypatch.setattr(visible, "_reference", lambda: None)
+    ns = answers(forward=BUGS["loss without the 1/2"][1])
+    with pytest.raises(CheckFailure, match=r"exercise 2 \(forward\) does not pass its own check yet"):
+        visible.check_update(ns["updated"], ns["grads"], ns["deltas"], ns["forward"])
+
+
+def test_the_confirmation_cells_leave_no_answer_and_rebind_no_name():
+    """The finite-difference and engine cells print verdicts only; each runs on its own; the student's
+    own variables (x, h1, ..., L, w, b, h) survive them."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    mine = {name: f"mine {name}" for name in ("x", "h", "h1", "h2", "z3", "z4", "yhat", "L", "w", "b", "loss",
+                                              "network", "tape", "adjoint", "engine_deltas", "error")}
+    for cell in ("given_finite_differences", "given_tape_engine"):
+        ns = {**answers(), **mine}
+        exec(by_id["given_imports"], ns)
+        exec(by_id[cell], ns)  # alone: no other given cell ran before
+        assert {k: ns[k] for k in mine} == mine, cell
+        new = set(ns) - set(answers()) - set(mine) - {"__builtins__"}
+        import_names = {"plt", "np", "BIAS", "LR", "WEIGHTS", "X", "Y", "draw_network", "verdict"}
+        assert new - import_names <= {"confirm_by_finite_differences", "confirm_with_the_engine", "Tape"}, new
 
 
 def test_the_hidden_message_says_why_an_inactive_relu_has_zero_delta():
