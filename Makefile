@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint browser demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check .
 
+# The browser tests drive Debian's Chromium (Playwright with executable_path). As root (CI, a container)
+# it is installed here from Debian's packages; elsewhere those tests skip and say how to get it.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "no Chromium: the browser tests will be skipped"
+
 # Test files run in parallel on two processes: most of the time goes to notebook kernels.
-test: lint
+test: lint browser
 	$(BIN)/pytest -n 2 --dist loadfile
 
 demo: install

@@ -124,3 +124,48 @@ def test_gradescope_results_for_a_demo_submission(demo: Path, tmp_path: Path) ->
             assert t["score"] == expected[name], name
         assert t["visibility"] == ("after_published" if name.startswith("test_") else "visible")
     assert "autograder.hidden" not in json.dumps(results)
+
+
+def test_feedback_math_renders_offline_in_a_real_browser(demo: Path) -> None:
+    """Every formula of a feedback page is laid out as MathML by Chromium; no raw `$` is left in its prose
+    and nothing is requested from outside the file."""
+    from browser import look_at
+
+    page = next((demo / "feedback").glob("alice/01_finite_differences/*.html"))
+    seen = look_at(page)
+    assert seen.formulas > 50 and seen.empty_formulas == 0
+    assert "$" not in seen.prose_text, [ln for ln in seen.prose_text.splitlines() if "$" in ln][:3]
+    assert [u for u in seen.requests if not u.startswith(("file:", "data:"))] == []
+
+
+def test_class_report_shows_the_class(demo: Path) -> None:
+    """The report of each lesson: both figures, every test cell in notebook order, the counted failure
+    messages, the written answers waiting for hand grading and the grader problems of the demo class."""
+    from autograder.course.report import test_cell_order
+
+    course = open_course(REPO / "lessons", demo)
+    for lesson in MANIFEST["lessons"]:
+        folder = demo / "reports" / lesson
+        page = (folder / "report.html").read_text()
+        for png in ("score_distribution.png", "pass_rates.png"):
+            assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert page.count("data:image/png;base64,") == 2
+        order = test_cell_order(course, lesson)
+        failing = [c for c in order if f"<h3>{c}: " in page]
+        assert failing == sorted(failing, key=order.index) and failing, lesson
+        assert "NotDone" in page  # the blank student's cells, counted as one message per cell
+    page01 = (demo / "reports" / "01_finite_differences" / "report.html").read_text()
+    assert "written_central_vs_forward" in page01  # alice's written answers wait for a grader
+    assert "segmentation fault" in page01 or "killed" in page01  # a kernel death is a grader problem
+
+
+def test_lms_files_name_every_graded_student(demo: Path) -> None:
+    graded = {r["student"] for r in MANIFEST["submissions"] if "rejected" not in r}
+    with (demo / "exports" / "canvas_grades.csv").open(newline="") as f:
+        canvas = list(csv.reader(f))
+    assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert canvas[1][0] == "Points Possible"
+    assert graded <= {row[3] for row in canvas[2:]}
+    with (demo / "exports" / "moodle_grades.csv").open(newline="") as f:
+        moodle = list(csv.reader(f))
+    assert moodle[0][0] == "Username" and graded <= {row[0] for row in moodle[1:]}

@@ -188,6 +188,18 @@ def test_gradebook_of_another_course_is_refused(course: Path, tmp_path_factory, 
     assert "is the gradebook of course" in err and "--course-dir" in err and err.count("\n") == 0
 
 
+def test_export_and_report_before_any_grading_say_so(course: Path, capsys) -> None:
+    for command in (["export"], ["export", "--format", "canvas"], ["report"]):
+        capsys.readouterr()
+        assert main(command) == 2, command
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "course autograde" in err, err
+    exports = course / "course_data" / "exports"
+    assert not exports.exists() or not any(exports.iterdir())
+    assert main(["export", "--roster", "x.csv"]) == 2
+    assert "--format canvas or moodle" in capsys.readouterr().err
+
+
 def test_release_has_no_solution_or_hidden_test(course: Path) -> None:
     text = released(course).read_text()
     assert "x * x" not in text and "x ** 3" not in text and "square(-4)" not in text

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from autograder.course.layout import CourseError
-from autograder.course.lms import CANVAS_FIELDS, read_roster, write_lms
+from autograder.course.lms import CANVAS_FIELDS, left_empty, read_roster, write_lms
 
+L1, L2 = "01_finite_differences", "02_chain_rule"
 ROWS = [
-    {"student": "alice", "lesson": "01_finite_differences", "score": 12.0, "max_score": 12.0},
-    {"student": "alice", "lesson": "02_chain_rule", "score": 17.5, "max_score": 19.0},
-    {"student": "bob", "lesson": "01_finite_differences", "score": 4.0, "max_score": 12.0},
-    {"student": "bob", "lesson": "02_chain_rule", "score": 0.0, "max_score": 19.0},
+    {"student": "alice", "lesson": L1, "score": 12.0, "max_score": 12.0, "status": "graded"},
+    {"student": "alice", "lesson": L2, "score": 17.5, "max_score": 19.0, "status": "needs manual grading"},
+    {"student": "bob", "lesson": L1, "score": 4.0, "max_score": 12.0, "status": "graded"},
+    {"student": "bob", "lesson": L2, "score": 0.0, "max_score": 19.0, "status": "missing"},
 ]
 
 
@@ -84,3 +85,11 @@ def test_an_unreadable_or_empty_roster_is_one_clear_error(tmp_path):
         read_roster(empty)
     with pytest.raises(CourseError, match="cannot read the roster"):
         read_roster(tmp_path / "absent.csv")
+
+
+def test_a_grade_the_course_does_not_stand_behind_is_left_empty_and_listed(tmp_path):
+    rows = [*ROWS[:3], {**ROWS[3], "status": "grader failed", "notes": "kernel died"}]
+    canvas = read(write_lms("canvas", rows, tmp_path, None))
+    assert canvas[3][-1] == ""  # Canvas reads an empty cell as "no change"
+    assert read(write_lms("moodle", rows, tmp_path, None))[2][-1] == ""
+    assert left_empty(rows) == [f"alice {L2}: needs manual grading", f"bob {L2}: grader failed"]

@@ -402,11 +402,15 @@ def autograde(course: Course, lessons: list[str], *, jobs: int = 1, limits: Grad
     return [results[t] for t in tasks]
 
 
-def summary_table(results: list[TaskResult]) -> str:
-    """One line per submission: score, time, and what happened (kernel deaths, timeouts, failures)."""
+def summary_table(results: list[TaskResult], waiting: dict[tuple[str, str], list[str]] | None = None) -> str:
+    """One line per submission: score, time, and what happened (kernel deaths, timeouts, failures, and
+    the written answers in `waiting`, by (student, lesson), that still need a grader's hand)."""
     rows = [("student", "lesson", "score", "time", "notes")]
     for r in results:
         notes = r.notes + [f"{e['cell']}: {e['cause']}" for e in r.events]
+        hand = (waiting or {}).get((r.task.student, r.task.lesson))
+        if hand:
+            notes.append(f"waits for hand grading: {', '.join(hand)}")
         if not r.ok:
             notes.insert(0, f"GRADER FAILED: {r.error}")
         elif r.skipped:

@@ -45,9 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("feedback", help="HTML feedback per student and lesson (no hidden tests)")
     s.add_argument("lesson", nargs="*")
 
-    s = sub.add_parser("export", help="grades per student and lesson and per test cell")
-    s.add_argument("--format", choices=["csv", "json"], default="csv")
+    s = sub.add_parser("export", help="grades per student, lesson and test cell, or an LMS import")
+    s.add_argument("--format", choices=["csv", "json", "canvas", "moodle"], default="csv",
+                   help="csv/json: every grade and cell; canvas/moodle: that LMS's grade-import CSV")
     s.add_argument("--output", type=Path, help="output folder (default: COURSE_DIR/exports)")
+    s.add_argument("--roster", type=Path, help="canvas/moodle: the LMS's own gradebook export, to take each "
+                   "student's LMS ids from (default: the course ids are used as logins)")
+
+    s = sub.add_parser("report", help="an HTML page per lesson: scores, pass rates, frequent failures")
+    s.add_argument("lesson", nargs="*")
+    s.add_argument("--output", type=Path, help="output folder (default: COURSE_DIR/reports)")
 
     s = sub.add_parser("gradescope", help="build a Gradescope autograder zip for one lesson")
     s.add_argument("lesson")
@@ -123,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
         results = autograde(course, _released(course, args.lesson), jobs=args.jobs,
                             limits=_limits(args), force=args.force,
                             say=lambda line: print(f"course: {line}", file=sys.stderr))
-        print(summary_table(results))
+        from .export import gradebook_rows
+
+        waiting = {(r["student"], r["lesson"]): [c["cell"] for c in r["cells"] if c["needs_manual_grade"]]
+                   for r in gradebook_rows(course)}
+        print(summary_table(results, waiting))
         failed = [r for r in results if not r.ok]
         if failed:
             print(f"course: the grader failed on {len(failed)} submission(s); logs in "
@@ -141,8 +152,22 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "export":
         from .export import export
 
-        for path in export(course, fmt=args.format, output=args.output):
+        if args.roster and args.format not in ("canvas", "moodle"):
+            raise CourseError("--roster is for --format canvas or moodle: add one of them, or drop --roster")
+        for path in export(course, fmt=args.format, output=args.output, roster=args.roster):
             print(f"wrote {path}")
+        if args.format in ("canvas", "moodle"):
+            from .export import gradebook_rows
+            from .lms import left_empty
+
+            for line in left_empty(gradebook_rows(course)):
+                print(f"  ! {line}" + ("" if line.endswith("needs manual grading") else " (left empty)"))
+        return 0
+    if args.command == "report":
+        from .report import write_reports
+
+        for page in write_reports(course, _released(course, args.lesson), output=args.output):
+            print(f"wrote {page}")
         return 0
     if args.command == "gradescope":
         from .gradescope import build_autograder

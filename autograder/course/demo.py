@@ -8,10 +8,11 @@ add a byte-order mark, save as nbformat 3) and writes the file under the name (a
 hand over. So the class stays valid when the
 lesson text changes, and the broken cases are still real files.
 
-Stages: release -> build the LMS folder -> collect -> autograde (--jobs) -> feedback -> export (csv and
-json). The gradebook is then printed beside the expected score of every graded cell; the exit status is 0
-only when every grade matches, every rejected file was reported and kept, every graded submission has
-feedback, and the grader itself failed nowhere. The course folder is left in build/demo_course to browse.
+Stages: release -> build the LMS folder -> collect -> autograde (--jobs) -> feedback -> export (csv, json,
+Canvas and Moodle) -> class report. The gradebook is then printed beside the expected score of every
+graded cell; the exit status is 0 only when every grade matches, every rejected file was reported and
+kept, every graded submission has feedback, and the grader itself failed nowhere. The course folder is
+left in build/demo_course to browse.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def run_demo(*, jobs: int = 2, output: Path | None = None) -> int:
     from .export import export, gradebook_rows
     from .feedback import feedback
     from .release import release
+    from .report import write_reports
 
     start = time.monotonic()
     manifest = json.loads((DEMO_DIR / "class.json").read_text())
@@ -180,8 +182,13 @@ def run_demo(*, jobs: int = 2, output: Path | None = None) -> int:
     print(f"   {len(fb.written)} HTML files, none showing hidden tests")
 
     print("== export")
-    for path in export(course, fmt="csv") + export(course, fmt="json"):
+    for path in [*export(course, fmt="csv"), *export(course, fmt="json"), *export(course, fmt="canvas"),
+                 *export(course, fmt="moodle")]:
         print(f"   {path}")
+
+    print("== report")
+    for page in write_reports(course, lessons):
+        print(f"   {page}")
 
     rows = {(r["student"], r["lesson"]): r for r in gradebook_rows(course)}
     print("== gradebook vs expected")

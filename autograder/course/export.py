@@ -3,7 +3,8 @@
 nbgrader's own export has one row per student and assignment. Here `--format csv` writes
 `grades.csv` (student, lesson, score, max_score, status, notes) and `grades_by_cell.csv` (one row per
 graded cell: autograded test cells and manually graded answers); `--format json` writes both views
-nested in `grades.json`. A student with no submission for a lesson gets status `missing` and score 0;
+nested in `grades.json`; `--format canvas|moodle` writes the grade-import file of that LMS (lms.py).
+A student with no submission for a lesson gets status `missing` and score 0;
 `notes` carries what autograde recorded (cells that killed or hung the kernel, and why; what could not be
 taken from the submitted file).
 
@@ -107,11 +108,23 @@ def gradebook_rows(course: Course) -> list[dict[str, Any]]:
     return rows
 
 
-def export(course: Course, *, fmt: str = "csv", output: Path | None = None) -> list[Path]:
-    """Write the export files; returns their paths."""
+GRADED = ("graded", "needs manual grading", "gradebook disagrees with record")
+"""Statuses whose score the gradebook holds; every other row has no grade to export yet."""
+
+
+def export(course: Course, *, fmt: str = "csv", output: Path | None = None,
+           roster: Path | None = None) -> list[Path]:
+    """Write the export files; returns their paths. Refuses before anything has been graded."""
     rows = gradebook_rows(course)
+    if not any(r["status"] in GRADED for r in rows):
+        raise CourseError(f"nothing has been graded in {course.course_dir} yet, so there is nothing to "
+                          "export: run `course autograde` first")
     out = (output or course.sub("exports")).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if fmt in ("canvas", "moodle"):
+        from .lms import write_lms
+
+        return [write_lms(fmt, rows, out, roster)]
     if fmt == "json":
         path = out / "grades.json"
         path.write_text(json.dumps({"course": course.course_id, "grades": rows}, indent=1) + "\n")

@@ -6,18 +6,21 @@ each error output is reduced to the exception's one-line message (which the cour
 students). Every HTML file written is then scanned for hidden-test lines and markers. A file that shows
 any is withheld (moved to `feedback_withheld/`, never handed out) and reported with the student's name;
 the other students' files are kept, since one student's output (a print of the marker text, say) must
-not cost everyone their feedback.
+not cost everyone their feedback. Math in prose and written answers is rendered as MathML when the page
+is written (mathml.py), so the page loads nothing from the internet and reads the same offline.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbformat import NotebookNode
 
 from .layout import Course, CourseError
+from .mathml import notebook_with_mathml, without_remote_mathjax
 
 HIDDEN = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -43,16 +46,16 @@ def hide_hidden_tests(nb: NotebookNode) -> NotebookNode:
     return nb
 
 
-def _preprocessor_class() -> type:
+def _preprocessor_class(transform: Callable[[NotebookNode], NotebookNode]) -> type:
+    """An nbgrader preprocessor that applies `transform` to the notebook before it becomes HTML."""
     from nbgrader.preprocessors import NbGraderPreprocessor
 
-    class HideHiddenTests(NbGraderPreprocessor):
-        """nbgrader preprocessor wrapper around `hide_hidden_tests`."""
-
+    class Transform(NbGraderPreprocessor):
         def preprocess(self, nb, resources):  # noqa: ANN001, ANN201 (nbconvert's signature)
-            return hide_hidden_tests(nb), resources
+            return transform(nb), resources
 
-    return HideHiddenTests
+    Transform.__name__ = Transform.__qualname__ = f"Apply_{transform.__name__}"
+    return Transform
 
 
 def hidden_lines(course: Course, lesson: str) -> set[str]:
@@ -88,7 +91,9 @@ def feedback(course: Course, lessons: list[str]) -> FeedbackReport:
     from .nbgrader_run import NbgraderFailed, run_converter
 
     config = nbgrader_config(course)
-    config.GenerateFeedback.preprocessors = [_preprocessor_class(), GetGrades, CSSHTMLHeaderPreprocessor]
+    config.GenerateFeedback.preprocessors = [_preprocessor_class(hide_hidden_tests),
+                                             _preprocessor_class(notebook_with_mathml),
+                                             GetGrades, CSSHTMLHeaderPreprocessor]
     report = FeedbackReport()
     for lesson in lessons:
         students = sorted(p.parent.name for p in course.sub("autograded").glob(f"*/{lesson}"))
@@ -101,6 +106,7 @@ def feedback(course: Course, lessons: list[str]) -> FeedbackReport:
         secret = hidden_lines(course, lesson)
         for path in sorted(course.sub("feedback").glob(f"*/{lesson}/*.html")):
             student = path.parent.parent.name
+            path.write_text(without_remote_mathjax(path.read_text()))
             found = leaks(path, secret)
             if not found:
                 report.written.append(path)

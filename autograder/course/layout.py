@@ -108,14 +108,19 @@ def open_course(lessons_dir: Path, course_dir: Path, *, create: bool = False) ->
 def _write_formgrader_config(course: Course) -> None:
     """Let nbgrader's own formgrader (started in the course folder) grade the written answers."""
     path = course.course_dir / "nbgrader_config.py"
+    exchange = course.sub("exchange")
+    exchange.mkdir(exist_ok=True)
     text = (
         "# Written by `course`: lets `jupyter lab` started in this folder open nbgrader's formgrader on\n"
-        "# this course, to grade the written (manually graded) answers.\n"
+        "# this course, to grade the written (manually graded) answers. The exchange folder exists only so\n"
+        "# that nbgrader's screens do not report a missing one: this course hands out and collects through\n"
+        "# `course release`/`course collect`, not through nbgrader's exchange.\n"
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.root = {str(course.course_dir)!r}\n"
         f"c.CourseDirectory.source_directory = {str(course.lessons_dir)!r}\n"
         f"c.CourseDirectory.course_id = {course.course_id!r}\n"
         f"c.CourseDirectory.db_url = {course.db_url!r}\n"
+        f"c.Exchange.root = {str(exchange)!r}\n"
     )
     if not path.exists() or path.read_text() != text:
         path.write_text(text)

@@ -82,17 +82,31 @@ def match_roster(students: Iterable[str], roster: Sequence[Mapping[str, str]],
     return matched
 
 
+SCORED = ("graded", "needs manual grading", "missing")
+"""Rows whose score is sent: a missing submission counts 0. Any other status (the grader failed, not
+graded yet, the gradebook lost it or disagrees with the record) leaves the cell empty, which both LMSs
+read as "no change", so no student is sent a grade the course does not stand behind."""
+
+
 def lesson_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], dict, dict[str, float]]:
-    """(students, lessons, {(student, lesson): score}, {lesson: max_score}) from export's gradebook rows."""
+    """(students, lessons, {(student, lesson): score or None}, {lesson: max_score}) from export's rows."""
     students = sorted({r["student"] for r in rows})
     lessons = sorted({r["lesson"] for r in rows})
-    scores = {(r["student"], r["lesson"]): float(r["score"] or 0.0) for r in rows}
+    scores = {(r["student"], r["lesson"]): float(r["score"] or 0.0) if r["status"] in SCORED else None
+              for r in rows}
     maxima = {r["lesson"]: float(r["max_score"] or 0.0) for r in rows}
     return students, lessons, scores, maxima
 
 
-def _number(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".")
+def left_empty(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """'student lesson: status' of each grade left out of an LMS file, and of each still missing hand
+    grading, for the instructor to see before importing."""
+    return [f"{r['student']} {r['lesson']}: {r['status']}" for r in rows
+            if r["status"] not in SCORED or r["status"] == "needs manual grading"]
+
+
+def _number(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}".rstrip("0").rstrip(".")
 
 
 def write_canvas(rows: Sequence[Mapping[str, Any]], path: Path, roster: Sequence[Mapping[str, str]] | None,
@@ -108,7 +122,7 @@ def write_canvas(rows: Sequence[Mapping[str, Any]], path: Path, roster: Sequence
             row = matched.get(s)
             identity = ([row.get(c, "") for c in CANVAS_FIELDS] if row
                         else [s, "", "", s, ""])  # no roster: the course id is the SIS Login ID
-            writer.writerow([*identity, *(_number(scores.get((s, x), 0.0)) for x in lessons)])
+            writer.writerow([*identity, *(_number(scores.get((s, x))) for x in lessons)])
     return path
 
 
@@ -123,7 +137,7 @@ def write_moodle(rows: Sequence[Mapping[str, Any]], path: Path, roster: Sequence
         writer.writerow([*ids, *lessons])
         for s in students:
             identity = [matched[s].get(c, "") for c in ids] if matched else [s]
-            writer.writerow([*identity, *(_number(scores.get((s, x), 0.0)) for x in lessons)])
+            writer.writerow([*identity, *(_number(scores.get((s, x))) for x in lessons)])
     return path
 
 

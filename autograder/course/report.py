@@ -84,6 +84,7 @@ def _failure_messages(course: Course, student: str, lesson: str, cells: set[str]
 def gather(course: Course, lesson: str, rows: list[dict[str, Any]]) -> LessonReport:
     """Collect one lesson's report from the export rows, the autograded notebooks and grading records."""
     from .autograde import RECORDS
+    from .export import GRADED
 
     mine = [r for r in rows if r["lesson"] == lesson]
     report = LessonReport(lesson, 0.0, test_cells=test_cell_order(course, lesson))
@@ -93,11 +94,11 @@ def gather(course: Course, lesson: str, rows: list[dict[str, Any]]) -> LessonRep
         if row["status"] == "missing":
             report.missing.append(student)
             continue
+        if row["status"] not in GRADED:  # the grader failed, not graded yet, or the gradebook is in doubt
+            report.failures.append((student, f"{row['status']}: {row['notes']}"))
+            continue
         record_path = course.sub(RECORDS, f"{student}--{lesson}.json")
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
-        if record and not record.get("ok", True):
-            report.failures.append((student, record.get("error") or "the grader failed"))
-            continue
         report.failures += [(student, f"{e['cell']}: {e['cause']}") for e in record.get("events", [])]
         auto = [c for c in row["cells"] if c["cell"] in tests]
         report.scores.append(sum(float(c["score"] or 0) for c in auto))
@@ -206,10 +207,10 @@ def render(report: LessonReport, figures: dict[str, bytes]) -> str:
 
 def write_reports(course: Course, lessons: list[str], output: Path | None = None) -> list[Path]:
     """Write reports/<lesson>/report.html plus its PNGs for each lesson; returns the pages written."""
-    from .export import gradebook_rows
+    from .export import GRADED, gradebook_rows
 
     rows = gradebook_rows(course)
-    graded = {r["lesson"] for r in rows if r["status"] != "missing"}
+    graded = {r["lesson"] for r in rows if r["status"] in GRADED}
     if not graded & set(lessons):
         raise CourseError(f"nothing has been graded for {', '.join(lessons)}: run `course autograde` first")
     pages = []
