@@ -29,7 +29,8 @@ from autograder.checks import CheckFailure, NotDone, passed
 
 __all__ = [
     "WEIGHTS", "BIAS", "X", "Y", "LR", "UNITS", "DELTAS", "WEIGHT_NAMES", "STAGES",
-    "check_forward", "check_deltas", "check_weight_grads", "check_update", "draw_network", "verdict",
+    "check_forward", "check_deltas", "check_deltas_plus", "check_weight_grads", "check_update",
+    "draw_network", "verdict",
 ]
 
 # The checks read this private, read-only copy: whatever a notebook does to WEIGHTS cannot change them.
@@ -71,6 +72,7 @@ UNITS = ("h1", "h2", "z3", "h3", "z4", "h4", "yhat", "L")
 DELTAS = ("d1", "d2", "d3", "d4", "d5")
 WEIGHT_NAMES = tuple(_W)
 STAGES = {"forward": "exercise 2 (forward)", "deltas": "exercise 3 (deltas)",
+          "deltas_plus": "exercise 3b (deltas_plus)",
           "grads": "exercise 4 (grads)", "updated": "exercise 5 (updated)"}
 TOL = 1e-4  # hand-worked numbers here are exact at two decimals
 
@@ -252,17 +254,19 @@ def _z_cause(z: float, j: str, h1: float, h2: float) -> str:
     return f"{cause}. {rule}." if cause else f"recompute it: {rule}."
 
 
-def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float = STEP_Y) -> list[str]:
+def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float = STEP_Y,
+                 at: str = "deltas") -> list[str]:
     """Each delta against its backward rule, applied to forward values f and the deltas of later units.
 
-    ``own`` says whether f is the student's forward pass or the correct one (whose numbers are not shown)."""
+    ``own`` says whether f is the student's forward pass or the correct one (whose numbers are not shown);
+    ``at`` names the student's dict."""
     w = _W
     whose = "your" if own else "the correct"
     errors: dict[str, str] = {}
     if not _close(d["d5"], f["yhat"] - y):
         cause = _cause([(_close(d["d5"], y - f["yhat"]), "the sign is flipped: d5 = yhat - y, not y - yhat")],
                        "d5 = dL/dyhat = yhat - y for L = (yhat - y)**2 / 2")
-        errors["d5"] = f"deltas['d5'] = {d['d5']:g} does not follow from {whose} yhat and y = {y:g}: {cause}."
+        errors["d5"] = f"{at}['d5'] = {d['d5']:g} does not follow from {whose} yhat and y = {y:g}: {cause}."
     for j in ("3", "4"):
         z, dj = f[f"z{j}"], d[f"d{j}"]
         active = z > 0
@@ -279,7 +283,7 @@ def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float =
                  (_close(dj, -w[f"w5{j}"] * d["d5"]), "the sign is flipped"),
                  (_close(dj, d["d5"]), f"the factor w5{j} is missing")],
                 f"d{j} = w5{j} * d5 with your d5"))
-        errors[f"d{j}"] = f"deltas['d{j}'] = {dj:g} breaks d{j} = relu'(z{j}) * w5{j} * d5: {cause}."
+        errors[f"d{j}"] = f"{at}['d{j}'] = {dj:g} breaks d{j} = relu'(z{j}) * w5{j} * d5: {cause}."
     for j in ("1", "2"):
         dj, first, second = d[f"d{j}"], w[f"w3{j}"] * d["d3"], w[f"w4{j}"] * d["d4"]
         if _close(dj, first + second):
@@ -287,10 +291,10 @@ def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float =
         cause = _cause([(_close(dj, w[f"w4{j}"] * d["d3"] + w[f"w3{j}"] * d["d4"]),
                          f"you swapped w3{j} and w4{j}")],
                        f"unit {j} is linear and feeds units 3 and 4, so d{j} sums over both paths")
-        errors[f"d{j}"] = (f"deltas['d{j}'] = {dj:g} does not follow from your d3 and d4 by "
+        errors[f"d{j}"] = (f"{at}['d{j}'] = {dj:g} does not follow from your d3 and d4 by "
                            f"d{j} = w3{j} * d3 + w4{j} * d4 (the weights on the edges OUT of unit {j}): "
                            f"{cause}.")
-    return _held_back(errors, _DELTA_NEEDS, "deltas")
+    return _held_back(errors, _DELTA_NEEDS, at)
 
 
 def grad_errors(g: dict[str, float], d: dict[str, float], f: dict[str, float], own: bool) -> list[str]:
@@ -357,20 +361,20 @@ def _forward(forward: object) -> dict[float, dict[str, float]]:
     return values
 
 
-def _forward_for_step(forward: object) -> dict[str, float]:
-    """The forward values of the example the later stages use (x = -1), when they pass their rules: a slip
+def _forward_for_step(forward: object, x: float = STEP_X) -> dict[str, float]:
+    """The forward values of one example (x = -1 for the later stages), when they pass their rules: a slip
     in, or a blank, other example does not hold up the deltas."""
-    f = _forward_entries(forward, (STEP_X,))[STEP_X]
-    _fail(forward_errors(f, STEP_X, STEP_Y))
+    f = _forward_entries(forward, (x,))[x]
+    _fail(forward_errors(f, x, Y[X.index(x)]))
     return f
 
 
-def _deltas(deltas: object, forward: object) -> dict[str, float]:
-    d = _entries(deltas, DELTAS, "deltas")
-    own, problem = _earlier([(lambda: _forward_for_step(forward), STAGES["forward"])])
+def _deltas(deltas: object, forward: object, x: float = STEP_X, name: str = "deltas") -> dict[str, float]:
+    d = _entries(deltas, DELTAS, name)
+    own, problem = _earlier([(lambda: _forward_for_step(forward, x), STAGES["forward"])])
     ref = _reference()
-    _judge("deltas", lambda f, mine: delta_errors(d, f, mine), own, problem,
-           ref["forward"][STEP_X] if ref else None)
+    _judge(name, lambda f, mine: delta_errors(d, f, mine, Y[X.index(x)], name), own, problem,
+           ref["forward"][x] if ref else None)
     return d
 
 
@@ -424,6 +428,14 @@ def check_deltas(deltas: object, forward: object = None) -> None:
     """The deltas for x = -1: d5 from your yhat, each other delta from your z and the later units' deltas."""
     _deltas(deltas, forward)
     passed("deltas", "all 5 follow from the backward rules, your forward values and later units' deltas")
+
+
+def check_deltas_plus(deltas_plus: object, forward: object = None) -> None:
+    """The deltas for the other example, x = +1, where the other ReLU blocks: the same rules, on your own
+    forward values for x = +1 (a method that only works at x = -1 shows here)."""
+    _deltas(deltas_plus, forward, X[1], "deltas_plus")
+    passed("deltas_plus", "all 5 follow from the backward rules, your forward values for x = +1 and later "
+                          "units' deltas")
 
 
 def check_weight_grads(grads: object, deltas: object = None, forward: object = None) -> None:

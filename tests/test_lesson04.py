@@ -20,9 +20,8 @@ from autograder.hidden import lesson04 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "04_hand_worked" / "hand_worked.ipynb"
 
-TEST_CELLS = {"forward": "test_forward", "deltas": "test_deltas", "weight_grads": "test_weight_grads",
-              "updated_weights": "test_update"}
-VARIABLE = {"forward": "forward", "deltas": "deltas", "weight_grads": "grads", "updated_weights": "updated"}
+TEST_CELLS = {"forward": "test_forward", "deltas": "test_deltas", "deltas_plus": "test_deltas_plus",
+              "weight_grads": "test_weight_grads", "updated_weights": "test_update"}
 
 
 def fwd(m1: dict, p1: dict) -> str:
@@ -34,6 +33,7 @@ RIGHT = {
         {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 1.125},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 0.5}),
     "deltas": "deltas = {'d1': 1.5, 'd2': 3.0, 'd3': 3.0, 'd4': 0.0, 'd5': 1.5}\n",
+    "deltas_plus": "deltas_plus = {'d1': 2.0, 'd2': 0.5, 'd3': 0.0, 'd4': 1.0, 'd5': -1.0}\n",
     "weight_grads": "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
                     "'w53': 1.5, 'w54': 0.0}\n",
     "updated_weights": "updated = {'w10': 1.15, 'w20': -1.7, 'w31': 0.8, 'w32': 0.4, 'w41': 2.0, 'w42': 0.5, "
@@ -97,6 +97,12 @@ BUGS = {
     "a slip in d3 alone (d1 and d2 held back)": (
         "deltas", "deltas = {'d1': 1.5, 'd2': 3.0, 'd3': 2.0, 'd4': 0.0, 'd5': 1.5}\n",
         "not judged yet, because they are computed from an entry above: deltas['d1'], deltas['d2']", "d3"),
+    "relu(z) instead of relu'(z) in the deltas (passes at x = -1, where z3 = 1)": (
+        "deltas_plus", "deltas_plus = {'d1': 1.0, 'd2': 0.25, 'd3': 0.0, 'd4': 0.5, 'd5': -1.0}\n",
+        "you multiplied by relu(z4), but the rule takes its slope relu'(z4)", "active"),
+    "the second path dropped from d1 and d2 (passes at x = -1, where d4 = 0)": (
+        "deltas_plus", "deltas_plus = {'d1': 0.0, 'd2': 0.0, 'd3': 0.0, 'd4': 1.0, 'd5': -1.0}\n",
+        "sums over both paths", "w31 * d3 + w41 * d4"),
     "update with + instead of -": (
         "updated_weights", "updated = {'w10': 0.85, 'w20': -2.3, 'w31': 0.2, 'w32': 1.6, 'w41': 2.0, "
         "'w42': 0.5, 'w53': 2.15, 'w54': -1.0}\n", "AGAINST the gradient", "against the gradient"),
@@ -108,6 +114,7 @@ BUGS = {
 ALL_ZERO = {
     "forward": fwd(dict.fromkeys(visible.UNITS, 0.0), dict.fromkeys(visible.UNITS, 0.0)),
     "deltas": f"deltas = {dict.fromkeys(visible.DELTAS, 0.0)!r}\n",
+    "deltas_plus": f"deltas_plus = {dict.fromkeys(visible.DELTAS, 0.0)!r}\n",
     "weight_grads": f"grads = {dict.fromkeys(visible.WEIGHT_NAMES, 0.0)!r}\n",
     "updated_weights": f"updated = {dict.fromkeys(visible.WEIGHT_NAMES, 0.0)!r}\n",
 }
@@ -134,6 +141,7 @@ def run_stage(stage: str, ns: dict, module=visible) -> None:
     f, d, g, u = ns["forward"], ns["deltas"], ns["grads"], ns["updated"]
     {"forward": lambda: module.check_forward(f),
      "deltas": lambda: module.check_deltas(d, f),
+     "deltas_plus": lambda: module.check_deltas_plus(ns["deltas_plus"], f),
      "weight_grads": lambda: module.check_weight_grads(g, d, f),
      "updated_weights": lambda: module.check_update(u, g, d, f)}[stage]()
 
@@ -156,6 +164,7 @@ def test_the_notebook_solution_matches_the_reference_engine():
         for key in visible.UNITS:
             assert ns["forward"][int(x)][key] == pytest.approx(ref["forward"][x][key])
     assert ns["deltas"] == pytest.approx(ref["deltas"])
+    assert ns["deltas_plus"] == pytest.approx(ref["deltas_plus"])
     assert ns["grads"] == pytest.approx(ref["grads"])
     assert ns["updated"] == pytest.approx(ref["updated"])
 
@@ -324,7 +333,7 @@ def test_in_the_kit_a_stage_on_a_broken_earlier_stage_says_which_exercise_to_fin
 def test_a_blank_stage_gets_the_course_wide_not_done_message():
     blank = {stage: re.sub(r"-?\d+\.\d+", "None", source) for stage, source in RIGHT.items()}
     ns = answers(**blank)
-    exercises = ("2 (forward)", "3 (deltas)", "4 (grads)", "5 (updated)")
+    exercises = ("2 (forward)", "3 (deltas)", "3b (deltas_plus)", "4 (grads)", "5 (updated)")
     for stage, exercise in zip(STAGES, exercises, strict=True):
         for module in (visible, hidden):
             with pytest.raises(NotDone, match=rf"exercise {re.escape(exercise)} is not written yet"):

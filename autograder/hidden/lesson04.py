@@ -24,11 +24,12 @@ from autograder.lesson04 import (
     _forward_entries,
 )
 
-__all__ = ["reference_answers", "check_forward", "check_deltas", "check_weight_grads", "check_update"]
+__all__ = ["reference_answers", "check_forward", "check_deltas", "check_deltas_plus", "check_weight_grads",
+           "check_update"]
 
 
 def reference_answers() -> dict:
-    """Forward values for both examples; deltas, weight derivatives and the SGD step for x = -1."""
+    """Forward values and deltas for both examples; weight derivatives and the SGD step for x = -1."""
     from reference_impl.scalar import Value
 
     answers: dict = {"forward": {}}
@@ -42,9 +43,10 @@ def reference_answers() -> dict:
         loss = (yhat - y) ** 2 / 2
         nodes = {"h1": h1, "h2": h2, "z3": z3, "h3": h3, "z4": z4, "h4": h4, "yhat": yhat, "L": loss}
         answers["forward"][x] = {k: v.data for k, v in nodes.items()}
+        loss.backward()
+        deltas = {"d1": h1.grad, "d2": h2.grad, "d3": z3.grad, "d4": z4.grad, "d5": yhat.grad}
+        answers["deltas" if x == STEP_X else "deltas_plus"] = deltas
         if x == STEP_X:
-            loss.backward()
-            answers["deltas"] = {"d1": h1.grad, "d2": h2.grad, "d3": z3.grad, "d4": z4.grad, "d5": yhat.grad}
             answers["grads"] = {name: w[name].grad for name in WEIGHT_NAMES}
             answers["updated"] = {name: _W[name] - LR * w[name].grad for name in WEIGHT_NAMES}
     return answers
@@ -67,13 +69,13 @@ def check_forward(forward: object) -> None:
         raise CheckFailure("\n".join(errors))
 
 
-def check_deltas(deltas: object, forward: object = None) -> None:
+def check_deltas(deltas: object, forward: object = None, x: float = STEP_X, name: str = "deltas") -> None:
     ref = reference_answers()
-    got = _entries(deltas, DELTAS, "deltas")
-    f = ref["forward"][STEP_X]
+    got = _entries(deltas, DELTAS, name)
+    f = ref["forward"][x]
     errors = []
     for k in DELTAS:
-        want = ref["deltas"][k]
+        want = ref[name][k]
         if _close(got[k], want):
             continue
         j = k[1]
@@ -81,15 +83,19 @@ def check_deltas(deltas: object, forward: object = None) -> None:
             why = ("the sign is flipped: dL/dyhat = yhat - y." if _close(got[k], -want)
                    else "d5 = dL/dyhat = yhat - y.")
         elif j in "34" and f[f"z{j}"] <= 0:
-            why = (f"unit {j}'s ReLU is inactive for x = -1 (z{j} < 0), so it passes no gradient: "
+            why = (f"unit {j}'s ReLU is inactive for x = {x:g} (z{j} < 0), so it passes no gradient: "
                    f"relu'(z{j}) = 0.")
         elif j in "34":
             why = f"unit {j}'s ReLU is active, so d{j} = w5{j} * d5."
         else:
             why = f"d{j} = w3{j} * d3 + w4{j} * d4, with d3 and d4 the deltas of the units unit {j} feeds."
-        errors.append(f"deltas[{k!r}] = {got[k]:g} is wrong: {why}")
+        errors.append(f"{name}[{k!r}] = {got[k]:g} is wrong: {why}")
     if errors:
         raise CheckFailure("\n".join(errors))
+
+
+def check_deltas_plus(deltas_plus: object, forward: object = None) -> None:
+    check_deltas(deltas_plus, forward, X[1], "deltas_plus")
 
 
 def _compare(answer: object, name: str, key: str, hint: str) -> None:
