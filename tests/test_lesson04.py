@@ -278,6 +278,27 @@ def test_the_confirmation_cells_leave_no_answer_and_rebind_no_name():
         assert new - import_names <= {"confirm_by_finite_differences", "confirm_with_the_engine", "Tape"}, new
 
 
+def test_a_filled_dict_whose_cell_still_raises_gets_a_note(monkeypatch, capsys):
+    """The reviewer's case: the dict is filled but `raise NotImplementedError()` stayed in the answer cell,
+    so that cell errors (and Run All stops there) while the test passes: the passing test says so."""
+    import types
+
+    import IPython
+
+    ns = answers()
+    history = ["from autograder.lesson04 import WEIGHTS",
+               "deltas = {'d1': None}\n# YOUR CODE HERE\nraise NotImplementedError()",
+               "deltas = {'d1': 1.5, 'd2': 3.0}\nraise NotImplementedError()"]
+    shell = types.SimpleNamespace(user_ns={"In": history})
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    visible.check_deltas(ns["deltas"], ns["forward"])
+    assert "the cell that sets deltas still ends in `raise NotImplementedError()`" in capsys.readouterr().out
+    history.append("deltas = {'d1': 1.5, 'd2': 3.0}\n")  # the line deleted and the cell run again
+    visible.check_deltas(ns["deltas"], ns["forward"])
+    visible.check_forward(ns["forward"])  # no cell of this history sets forward
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_the_hidden_message_says_why_an_inactive_relu_has_zero_delta():
     ns = answers(deltas=BUGS["inactive ReLU passes gradient"][1])
     with pytest.raises(CheckFailure, match=r"unit 4's ReLU is inactive .* passes no gradient"):
