@@ -303,7 +303,8 @@ def test_declared_data_files_must_be_files_of_the_lesson_folder(tmp_path: Path) 
     _, lessons, source = _course(tmp_path)
     assert declared_data_files(source) == [(lessons / LESSON / "data" / "points.csv").resolve()]
     assert declared_data_files(tmp_path / "missing.ipynb") == []
-    for bad in ("../../course/gradebook.db", "/etc/passwd", "data/none.csv"):
+    (lessons / LESSON / "data" / "link.csv").symlink_to(tmp_path / "course" / "gradebook.db")
+    for bad in ("../../course/gradebook.db", "/etc/passwd", "data/none.csv", "data/link.csv"):
         nb = nbformat.read(str(source), as_version=4)
         nb.metadata["course"]["data_files"] = [bad]
         nbformat.write(nb, str(source))

@@ -19,10 +19,9 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, ClassVar
 
-import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
@@ -54,8 +53,8 @@ def declared_data_files(source_notebook: Path) -> list[Path]:
     folder = source_notebook.parent.resolve()
     files = []
     for name in names:
-        path = (folder / name).resolve()
-        if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts or not path.is_file():
+        path = (folder / name).resolve()  # resolved: neither "..", an absolute name nor a link leads out
+        if folder not in path.parents or not path.is_file():
             raise ValueError(f"{source_notebook} declares the data file {name!r}, which is not a file inside "
                              f"{folder}: list files of the lesson folder by relative name in the notebook's "
                              "metadata course.data_files")
@@ -103,7 +102,7 @@ class SafeExecute(Execute):
     def _fill_work_folder(self, work: Path) -> None:
         """The kernel's working folder: this notebook and its lesson's declared data files, nothing else."""
         name = (self.resources or {}).get("nbgrader", {}).get("notebook", "notebook")
-        nbformat.write(self.nb, str(work / f"{name}.ipynb"))
+        (work / f"{name}.ipynb").write_text(json.dumps(self.nb, indent=1, ensure_ascii=False))
         source = self._source_notebook()
         if source is not None:
             for path in declared_data_files(source):
