@@ -20,6 +20,7 @@ import numpy as np
 
 from autograder import lesson05 as visible
 from autograder.checks import check_close, passed
+from autograder.hidden import lesson05_trusted as trusted
 
 __all__ = [
     "check_unary_vjps",
@@ -61,7 +62,8 @@ def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = No
     visible.run_case("np.tanh on inputs of size 2 to 4", np.tanh,
                      [visible.student_vjp(vjp_tanh, "your VJP of np.tanh")],
                      3.0 * visible.away_from_zero(run.rng, (6,)), run=run,
-                     hint="use the saved output: 1 - ans**2.")
+                     hint=visible.unary_hint("np.tanh"),
+                     diagnoses=trusted.unary_diagnoses("np.tanh"))
     (vjp_relu,) = visible.registered(vjps_of, relu, "relu", 1)
     x = np.array([[-1.5, 0.0, 2.0], [0.0, 0.7, -0.3]])
     g = visible.normal(run.rng, x.shape)
@@ -74,10 +76,11 @@ def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = No
 
 
 def check_unbroadcast(unbroadcast: Callable, *, seed: int | None = None) -> None:
-    """Rank-4 targets, length-1 targets, all-ones shapes and the no-op scalar case."""
+    """Rank-4 and rank-5 targets (up to four added leading axes), length-1 targets, all-ones shapes and the
+    no-op scalar case."""
     run = hidden_run(seed)
     cases = [((2, 1, 4), (5, 2, 3, 4)), ((1,), (3,)), ((1, 1), (2, 3, 4)), ((), ()), ((), (5,)),
-             ((3, 1), (3, 1)), ((2, 1, 1), (2, 3, 4))]
+             ((3, 1), (3, 1)), ((2, 1, 1), (2, 3, 4)), ((3,), (2, 2, 2, 2, 3))]
     count = visible.check_unbroadcast_cases(unbroadcast, cases, run)
     passed("hidden unbroadcast checks", f"{count} cases (seed {run.seed})")
 
@@ -111,10 +114,11 @@ def check_reduction_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
 
 
 def check_shape_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
-    """Inferred reshape sizes, rank changes, and permutations that are not their own inverse."""
+    """Inferred reshape sizes, rank changes, permutations that are not their own inverse, negative axes."""
     run = hidden_run(seed)
     reshapes = [((2, 3, 4), (4, -1)), ((6,), (1, 2, 3)), ((2, 6), (3, 2, 2)), ((), (1, 1))]
-    transposes = [((2, 3, 4), (2, 0, 1)), ((2, 3, 4), None), ((2, 3, 4, 5), (3, 1, 0, 2)), ((4, 4), (1, 0))]
+    transposes = [((2, 3, 4), (2, 0, 1)), ((2, 3, 4), None), ((2, 3, 4, 5), (3, 1, 0, 2)), ((4, 4), (1, 0)),
+                  ((2, 3, 4), (-2, -1, 0)), ((2, 3, 4, 5), (1, -1, 0, -2))]
     count = visible.check_shape_cases(vjps_of, reshapes, transposes, run)
     passed("hidden shape checks", f"{count} cases (seed {run.seed})")
 
@@ -189,7 +193,8 @@ def check_nll(nll: Callable, *, seed: int | None = None) -> None:
             grad[idx] = (plus - minus) / (2 * h)
         check_close(grad, (visible.trusted_softmax(z) - np.eye(classes)[labels]) / n,
                     name=f"the gradient of your nll(softmax(z)) by central differences (seed {run.seed})",
-                    rtol=1e-5, atol=1e-8, hint="with p = softmax(z), the gradient of the mean negative "
-                    "log-likelihood is (p - onehot(labels)) / N.")
+                    rtol=1e-5, atol=1e-8, hint="nll(softmax(z)) is the cross-entropy of the logits z, so "
+                    "its gradient is the cross-entropy's: take -log of the label's probability only, and "
+                    "average over the batch.")
         count += 2
     passed("hidden nll checks", f"{count} properties and comparisons (seed {run.seed})")

@@ -1,4 +1,4 @@
-"""Recognisable wrong VJPs for lesson 05's softmax exercise (instructor only, never shipped).
+"""Recognisable wrong VJPs for lesson 05's unary and softmax exercises (instructor only, never shipped).
 
 Each diagnosis is a wrong formula a student typically writes; several are one step from the right VJP
 (swap ans for exp(ans), subtract the one-hot term), so a shipped copy would hand students the answer. The
@@ -11,6 +11,32 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.lesson05 import Diagnosis, numerical_vjp, trusted_cross_entropy, trusted_softmax
+
+
+def unary_diagnoses(name: str) -> list[Diagnosis]:
+    """Typical wrong elementwise VJPs, each named by the rule it breaks (not by the right formula)."""
+    table: dict[str, list[Diagnosis]] = {
+        "np.log": [
+            ("you used the output ans: log's derivative is a function of its input x.",
+             lambda g, ans, x: [g * ans, g / ans]),
+            ("you multiplied g by x: the derivative of log x is not x (differentiate log, then multiply).",
+             lambda g, ans, x: [g * x]),
+        ],
+        "np.tanh": [
+            ("you used the input x where tanh's derivative needs tanh(x) itself, which ans already holds.",
+             lambda g, ans, x: [g * (1.0 - x**2)]),
+            ("you squared (1 - ans): recheck which quantity tanh's derivative squares.",
+             lambda g, ans, x: [g * (1.0 - ans) ** 2]),
+        ],
+        "np.exp": [
+            ("you multiplied g by x: exp's derivative is not x.", lambda g, ans, x: [g * x]),
+        ],
+        "relu": [
+            ("you applied relu to g: whether gradient flows depends on the sign of x, not of g.",
+             lambda g, ans, x: [np.maximum(g, 0.0)]),
+        ],
+    }
+    return table.get(name, [])
 
 
 def softmax_diagnoses(axis: int) -> list[Diagnosis]:
