@@ -151,7 +151,7 @@ def _probe_namespaces(*, user: bool) -> str:
     """"" when this process may create the kernel's namespaces and mount in them, else what refused it."""
     code = f"from autograder.course.sandbox import _probe; _probe(user={user})"
     try:
-        done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"namespaces could not be tried: {exc}"
     if done.returncode == 0:
