@@ -94,8 +94,10 @@ def call_student(what: str, fn: Callable, *args: object, **kwargs: object) -> ob
             return fn(*args, **kwargs)
     except CheckFailure:
         raise
-    except NotImplementedError:
-        raise NotDone(what) from None
+    except NotImplementedError as exc:
+        if not exc.args:  # the released cell's bare `raise NotImplementedError()`
+            raise NotDone(what) from None
+        raise CheckFailure(f"{what} raised NotImplementedError: {exc}") from None  # the student's own raise
     except RecursionError:
         raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError): deep graphs need a loop "
                            "with an explicit stack or list, not a function that calls itself.") from None

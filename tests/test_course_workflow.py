@@ -200,6 +200,23 @@ def test_export_and_report_before_any_grading_say_so(course: Path, capsys) -> No
     assert "--format canvas or moodle" in capsys.readouterr().err
 
 
+def test_formgrader_pages_load_mathjax_from_the_server_not_a_cdn(course: Path) -> None:
+    """nbgrader's formgrader renders a submission with nbconvert's 'formgrade' template, configured by the
+    course folder's nbgrader_config.py: its MathJax must come from jupyter-server-mathjax's static path."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course / "course_data")).load_config()
+    config.HTMLExporter.template_name = "formgrade"
+    page, _ = HTMLExporter(config=config).from_notebook_node(
+        nbformat.read(released(course), as_version=4), resources={"base_url": "", "index": 0, "total": 1,
+                                                                    "assignment_id": "01_toy"})
+    assert "cdnjs" not in page and "/static/jupyter_server_mathjax/MathJax.js" in page
+    assert (course / "course_data" / "exchange").is_dir()  # nbgrader's screens find an exchange folder
+    assert handlers.template_path in config.HTMLExporter.extra_template_basedirs
+
+
 def test_release_has_no_solution_or_hidden_test(course: Path) -> None:
     text = released(course).read_text()
     assert "x * x" not in text and "x ** 3" not in text and "square(-4)" not in text

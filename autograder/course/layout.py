@@ -22,6 +22,10 @@ from pathlib import Path
 COURSE_FILE = "course.json"
 
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+"""nbconvert templates of the course's own (formgrader pages with MathJax served locally)."""
+
+
 class CourseError(Exception):
     """A problem the instructor can fix; the CLI prints it as one line (problem, then fix)."""
 
@@ -121,6 +125,9 @@ def _write_formgrader_config(course: Course) -> None:
         f"c.CourseDirectory.course_id = {course.course_id!r}\n"
         f"c.CourseDirectory.db_url = {course.db_url!r}\n"
         f"c.Exchange.root = {str(exchange)!r}\n"
+        "# Formgrader pages load MathJax from this Jupyter server (jupyter-server-mathjax), not a CDN.\n"
+        "from nbgrader.server_extensions.formgrader import handlers as _formgrader\n"
+        f"c.HTMLExporter.extra_template_basedirs = [{str(TEMPLATES)!r}, _formgrader.template_path]\n"
     )
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
