@@ -25,6 +25,8 @@ from autograder.course.gradescope import (
     MARK_MIME,
     VISIBILITIES,
     BadUpload,
+    GradedCell,
+    LessonPlan,
     build_autograder,
     choose_submission,
     lesson_plan,
@@ -283,3 +285,18 @@ def test_results_split_points_honestly() -> None:
     assert tests["test_relative_error: visible checks"]["output"] == "CheckFailure: no"
     assert res["output"].startswith("a note\n")
     assert not any(t["name"].startswith("written") for t in res["tests"])
+
+
+def test_a_cell_without_hidden_tests_is_one_visible_entry_with_its_points() -> None:
+    cells = [GradedCell("test_square", 2.0, True), GradedCell("test_cube", 1.0, False)]
+    plan = LessonPlan("01_toy", "toy.ipynb", cells, [("written_why", 3.0)],
+                      frozenset({"square", "cube", "written_why"}))
+    res = results(plan, {"test_square": 0.0, "test_cube": 1.0}, set(), {"test_square": "AssertionError: no"},
+                  [""], 1.0)
+    assert_valid(res)
+    assert [(t["name"], t["score"], t["max_score"], t["visibility"]) for t in res["tests"]] == [
+        ("test_square: visible checks", 0.0, 0.0, "visible"),
+        ("test_square: all checks (hidden ones included)", 0.0, 2.0, "after_published"),
+        ("test_cube", 1.0, 1.0, "visible")]
+    assert res["score"] == 1.0 and "written_why (3 point(s))" in res["output"]
+    assert not res["output"].startswith("\n")

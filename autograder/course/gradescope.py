@@ -128,7 +128,7 @@ def build_autograder(course: Course, lesson: str, *, output: Path | None = None,
 # ---------------------------------------------------------------- what the lesson asks for
 
 @dataclass(frozen=True)
-class TestCell:
+class GradedCell:
     grade_id: str
     points: float
     has_hidden: bool
@@ -140,7 +140,7 @@ class LessonPlan:
 
     lesson: str
     notebook: str                          # file name students submit, e.g. finite_differences.ipynb
-    tests: list[TestCell]                  # autograded test cells, in notebook order
+    tests: list[GradedCell]                  # autograded test cells, in notebook order
     written: list[tuple[str, float]]       # hand-graded answers (grade_id, points), in notebook order
     answers: frozenset[str]                # grade_ids of every answer cell
 
@@ -161,7 +161,7 @@ def lesson_plan(source: Path) -> LessonPlan:
             if meta.get("grade"):
                 written.append((gid, float(meta.get("points", 0))))
         elif meta.get("grade"):
-            tests.append(TestCell(gid, float(meta.get("points", 0)), BEGIN_HIDDEN in cell.source))
+            tests.append(GradedCell(gid, float(meta.get("points", 0)), BEGIN_HIDDEN in cell.source))
     return LessonPlan(source.parent.name, source.name, tests, written, frozenset(answers))
 
 
