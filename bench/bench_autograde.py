@@ -3,13 +3,15 @@
 Both grade the same demo-class submissions with the same grading settings (per-cell timeout, no
 iopub-timeout failure, missing tests re-added, warnings ignored, output limited, one BLAS thread per
 kernel), each from its own copy of the same collected course folder. Prints wall times, the speed-up
-(target >= 1.7x on 2 cores), the per-notebook overhead of our machinery (sandboxed kernel, private
+(target >= 2.4x on 2 cores), the per-notebook overhead of our machinery (sandboxed kernel, private
 gradebook copy and merge, resume records) measured with `--jobs 1` against plain nbgrader, and checks
 that all three runs give identical per-cell grades (exit 1 if not).
 
-Submissions that kill or hang their kernel are left out: plain nbgrader loses the whole submission
-(or waits out every remaining cell), so there is no like-for-like time to compare; the demo and the tests
-cover them. Part of the per-notebook difference is nbgrader's graceful kernel shutdown (about 1 s per
+Submissions plain nbgrader cannot survive are left out (UNSURVIVABLE): one that kills or hangs its
+kernel loses the whole submission (or waits out every remaining cell), one that allocates without bound
+fills the machine's memory (plain nbgrader sets no limit), and malformed metadata makes nbgrader itself
+fail; there is no like-for-like time to compare. The demo and the tests cover them. Part of the
+per-notebook difference is nbgrader's graceful kernel shutdown (about 1 s per
 notebook here), which our sandboxed runs replace by an immediate one.
 Run: .venv/bin/python bench/bench_autograde.py
 """
@@ -33,8 +35,16 @@ from autograder.course.export import gradebook_rows
 from autograder.course.layout import open_course
 from autograder.course.release import release
 
-# recipes whose kernel dies, ignores interrupts or times out (see module docstring)
-KILLERS = {"erin", "fay", "gus", "ivy"}
+# Submissions plain nbgrader cannot survive (see module docstring), left out of every run:
+UNSURVIVABLE = {
+    "erin": "hangs", "fay": "ignores interrupts", "gus": "kills its kernel", "ivy": "segfaults",
+    # no memory limit in plain nbgrader: the kernel fills the machine and the system's OOM killer,
+    # which may take other processes with it, ends the run
+    "oli": "allocates without bound",
+    # nbgrader itself fails on these (KeyError, MissingEntry); course autograde rebuilds them
+    "pia": "another lesson's notebook", "quinn": "metadata stripped", "rita": "metadata retyped",
+    "uma": "nbformat 3 with a byte-order mark",
+}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "MPLBACKEND": "Agg"}
 
@@ -61,7 +71,7 @@ def build_class(base: Path) -> tuple[list[str], int]:
     inbox = base / "lms_export"
     inbox.mkdir()
     for recipe in manifest["submissions"]:
-        if recipe["student"] not in KILLERS and "rejected" not in recipe:
+        if recipe["student"] not in UNSURVIVABLE and "rejected" not in recipe:
             build_submission(course, recipe, answers, inbox)
     report = collect(course, inbox)
     return lessons, len(report.imported)
@@ -111,8 +121,8 @@ def main() -> int:
     for name, label in labels.items():
         print(f"{label:37}: {times[name]:7.1f} s  ({times[name] / n:.2f} s per notebook)")
     speedup = times["nbgrader"] / times["jobs2"]
-    print(f"speed-up of --jobs 2 over plain nbgrader: {speedup:.2f}x (target >= 1.7x) "
-          f"{'MET' if speedup >= 1.7 else 'NOT MET'}")
+    print(f"speed-up of --jobs 2 over plain nbgrader: {speedup:.2f}x (target >= 2.4x) "
+          f"{'MET' if speedup >= 2.4 else 'NOT MET'}")
     print(f"per-notebook overhead of course autograde (--jobs 1 vs nbgrader): "
           f"{(times['jobs1'] - times['nbgrader']) / n:+.2f} s")
     same = grades["nbgrader"] == grades["jobs1"] == grades["jobs2"]
