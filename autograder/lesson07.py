@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import re
 import weakref
 from collections.abc import Callable
 
@@ -51,6 +52,25 @@ __all__ = [
     "check_train_epoch",
     "check_evaluate",
 ]
+
+
+_SEED_NOTE = re.compile(r"[ \t]*\(seed \d+(?:: call [^\n]*? to reproduce)?\)")
+
+
+def _reproducibly(what: str, call: str, verify: Callable[..., str], args: tuple, seed: int | None) -> None:
+    """Run a visible check's work; print its one passed: line, or end its failure with the exact call that
+    repeats the same test (the seed it drew), in place of the bare seed notes inside the message."""
+    seed = new_seed(seed)
+    try:
+        detail = verify(*args, seed=seed)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        text = _SEED_NOTE.sub("", str(exc)).rstrip()
+        again = f"run checks.{call}, seed={seed}) to repeat this exact test"
+        raise CheckFailure(f"{text}\n  (seed {seed}: {again})") from None
+    passed(what, detail)
+
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,10 +129,13 @@ def _listed(what: str, method: Callable[[], object]) -> list:
     out = call_student(what, method)
     if out is None:
         raise CheckFailure(f"{what} returned None: return the list you built.")
-    try:
-        return list(out)
-    except TypeError:
-        raise CheckFailure(f"{what} must return a list, got {type(out).__name__}.") from None
+    if not isinstance(out, list):
+        raise CheckFailure(
+            f"{what} returned a {type(out).__name__}, not a list: the exercise asks both methods to return "
+            "lists (an iterator or generator can be read only once, and len() and indexing fail on it). "
+            "Build a list and return it."
+        )
+    return out
 
 
 def _describe(paths: list[str]) -> str:
@@ -120,10 +143,23 @@ def _describe(paths: list[str]) -> str:
     return shown + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
 
 
-def check_module_parameters(Module: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> None:
+def _where(missing: list[str]) -> str:
+    """What the missed objects' places have in common, as the hint; else the general rule."""
+    steps = [[step for step in path.split(".") if step] for path in missing]
+    if all(any(step.endswith("]") for step in path) for path in steps):
+        return ("every one missed is reached through a list or tuple attribute: search the items of lists "
+                "and tuples too")
+    if all(len(path) > 1 for path in steps):
+        return ("every one missed sits inside a sub-module: search each sub-module too (modules() lists them "
+                "all, at every depth)")
+    return ("look through every attribute of every module: Parameters and sub-Modules, and the items of "
+            "lists and tuples")
+
+
+def check_module_parameters(Module: type, Parameter: type, Tensor: type, seed: int | None = None) -> None:
     """parameters() finds every Parameter once (attributes, lists, tuples, sub-modules); so does modules()."""
-    detail = verify_module_parameters(Module, Parameter, Tensor, seed=seed)
-    passed("Module.parameters and Module.modules", detail)
+    _reproducibly("Module.parameters and Module.modules", "check_module_parameters(Module, Parameter, Tensor",
+                  verify_module_parameters, (Module, Parameter, Tensor), seed)
 
 
 def verify_module_parameters(
@@ -140,6 +176,38 @@ def verify_module_parameters(
         n_params, n_modules = n_params + len(params), n_modules + len(modules)
         mods = _listed("Module.modules", root.modules)  # first: parameters() may use it, blank or not
         found = _listed("Module.parameters", root.parameters)
+        mids = [id(m) for m in mods]
+        if mods and mods[0] is not root and any(m is root for m in mods):
+            raise CheckFailure(
+                "Module.modules: modules() must return the model itself FIRST, then its sub-modules; yours "
+                f"put the model at position {next(k for k, m in enumerate(mods) if m is root)}. (seed {seed})"
+            )
+        if all(m is not root for m in mods):
+            raise CheckFailure(
+                "Module.modules: modules() left out the model itself: the list starts with self, then the "
+                "sub-modules (parameters(), train() and eval() rely on it to reach the model's own "
+                f"attributes). (seed {seed})"
+            )
+        lost = [path for mid, path in modules.items() if mid not in set(mids)]
+        if lost:
+            raise CheckFailure(
+                f"Module.modules: modules() missed {len(lost)} of {len(modules) - 1} sub-modules, e.g. "
+                f"{_describe(lost)}: {_where(lost)}. "
+                f"(seed {seed})"
+            )
+        if len(mids) != len(set(mids)):
+            raise CheckFailure(
+                f"Module.modules: modules() returned the same module more than once ({len(mids)} modules, "
+                f"{len(set(mids))} distinct): a module reachable twice (through two attributes, say) must "
+                "appear once, or parameters() would visit it twice. Hint: keep a set of id(m) already "
+                f"returned. (seed {seed})"
+            )
+        if mods[0] is not root or set(mids) != set(modules):
+            raise CheckFailure(
+                "Module.modules: "
+                "modules() must return the model itself first, then every sub-module once: expected "
+                f"{len(modules)} modules, got {len(mods)} ({len(set(mids))} distinct). (seed {seed})"
+            )
         ids = [id(p) for p in found]
         if len(ids) != len(set(ids)):
             raise CheckFailure(
@@ -150,16 +218,10 @@ def verify_module_parameters(
             )
         missing = [path for pid, path in params.items() if pid not in set(ids)]
         if missing:
-            where = (
-                "inside a list or tuple attribute"
-                if any("[" in p for p in missing)
-                else "in a nested sub-module"
-            )
             raise CheckFailure(
                 "Module.parameters: "
-                f"parameters() missed {len(missing)} of {len(params)} Parameters, e.g. {_describe(missing)} "
-                f"({where}). Look through every attribute: Parameters, sub-Modules (search them too) and the "
-                f"items of lists and tuples. (seed {seed})"
+                f"parameters() missed {len(missing)} of {len(params)} Parameters, e.g. {_describe(missing)}: "
+                f"{_where(missing)}. (seed {seed})"
             )
         extra = [p for p in found if id(p) not in params]
         if extra:
@@ -168,18 +230,6 @@ def verify_module_parameters(
                 f"parameters() returned {len(extra)} object(s) that are not Parameters of the model (e.g. a "
                 f"{type(extra[0]).__name__}). Collect only isinstance(value, Parameter): plain Tensors, even "
                 f"with requires_grad=True, are not learnable parameters. (seed {seed})"
-            )
-        mids = [id(m) for m in mods]
-        if mods and mods[0] is not root and any(m is root for m in mods):
-            raise CheckFailure(
-                "Module.modules: modules() must return the model itself FIRST, then its sub-modules; yours "
-                f"put the model at position {next(k for k, m in enumerate(mods) if m is root)}. (seed {seed})"
-            )
-        if not mods or mods[0] is not root or len(mids) != len(set(mids)) or set(mids) != set(modules):
-            raise CheckFailure(
-                "Module.modules: "
-                "modules() must return the model itself first, then every sub-module once: expected "
-                f"{len(modules)} modules, got {len(mods)} ({len(set(mids))} distinct). (seed {seed})"
             )
         call_student("Module.eval (through your modules())", root.eval)
         if any(m.training for m in mods):
@@ -198,9 +248,10 @@ def verify_module_parameters(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def check_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> None:
+def check_linear(Linear: type, Parameter: type, Tensor: type, seed: int | None = None) -> None:
     """Shapes (out, in), PyTorch's init range and spread, reproducibility, forward and gradients."""
-    passed("Linear", verify_linear(Linear, Parameter, Tensor, seed=seed))
+    _reproducibly("Linear", "check_linear(Linear, Parameter, Tensor", verify_linear,
+                  (Linear, Parameter, Tensor), seed)
 
 
 def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | None = None) -> str:
@@ -249,6 +300,13 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
     bound = 1 / np.sqrt(big_in)
     for name, arr, tol in (("weight", big.weight.data, 0.05), ("bias", big.bias.data, 0.25)):
         spread = float(np.std(arr))
+        if np.min(arr) >= 0 and np.max(arr) > 0:
+            raise CheckFailure(
+                f"Linear({big_in}, {big_out}).{name}: every value is >= 0 (the smallest is "
+                f"{np.min(arr):.4f}): the range is symmetric around zero, from -1/sqrt(in_features) = "
+                f"-{bound:.4f} up to {bound:.4f}; the lower bound of rng.uniform is -bound, not 0. "
+                f"(seed {seed})"
+            )
         if np.max(np.abs(arr)) > bound * (1 + 1e-12) or abs(spread / (bound / np.sqrt(3)) - 1) > tol:
             raise CheckFailure(
                 f"Linear({big_in}, {big_out}).{name}: values should be uniform on [-1/sqrt(in_features), "
@@ -326,18 +384,20 @@ def _run_optimizer(
     opt = call_student("the optimiser's __init__", make, params)
     name = f"{type(opt).__name__}.step"
     history = []
+    handed: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (step, parameter, array given, its copy)
     for t, step_grads in enumerate(grads):
-        for p, g in zip(params, step_grads, strict=True):
+        for i, (p, g) in enumerate(zip(params, step_grads, strict=True)):
             p.grad = None if g is None else g.copy()
+            if g is not None:
+                handed.append((t, i, p.grad, g.copy()))
         try:
             call_student(name, opt.step)
         except NotDone:
             raise
         except CheckFailure as exc:
             cause = ""
-            if "NoneType" in str(exc) and any(g is None for g in step_grads):
-                cause = (" One of the parameters has .grad None (it took no part in the loss): skip it, as "
-                         "PyTorch does.")
+            if "NoneType" in str(exc) and diagnose:
+                cause = _none_cause(make, Parameter, starts, grads[: t + 1])
             elif "broadcast" in str(exc):
                 cause = (" The parameters have different shapes: keep each one's state in its own slot "
                          "(self.velocity[i], self.m[i], self.v[i]), shaped like that parameter.")
@@ -361,8 +421,36 @@ def _run_optimizer(
                 )
             if not np.all(np.isfinite(values[-1])):
                 raise CheckFailure(_nonfinite(name, t, i, make, Parameter, starts, grads, diagnose))
+        for k, i, array, copy in handed:
+            if array.shape != copy.shape or not np.array_equal(array, copy):
+                raise CheckFailure(
+                    f"{name}: step() number {t + 1} changed the gradient array that parameter {i} had as its "
+                    f".grad at step {k + 1}. Your state shares that array: after `state = p.grad` they are "
+                    "one array, so an in-place update of the state (*=, +=) rewrites the gradient (and a "
+                    "gradient used twice then counts wrongly). Store a copy, np.array(p.grad, copy=True), "
+                    "or update the state with `state = ... + ...`, which makes a new array."
+                )
         history.append(values)
     return history
+
+
+def _none_cause(make: Callable[[list], object], Parameter: type, starts: list[np.ndarray],
+                grads: list[list[np.ndarray | None]]) -> str:
+    """Why a step met None: rerun the same steps with zeros for every missing .grad. If it still fails,
+    the None is the optimiser's own state (a velocity still None at a parameter's first step)."""
+    filled = [[np.zeros_like(s) if g is None else g for s, g in zip(starts, gs, strict=True)] for gs in grads]
+    try:
+        _run_optimizer(make, Parameter, starts, filled, diagnose=False)
+    except CheckFailure as exc:
+        if "NoneType" in str(exc):
+            return (" No .grad was None here, so the None is your optimiser's state: "
+                    "self.velocity[i] is None until the parameter's first step. At that step set it to a "
+                    "copy of the gradient (b = g), and use momentum * b + g only after it.")
+        return ""
+    if any(g is None for gs in grads for g in gs):
+        return (" One of the parameters has .grad None (it took no part in the loss): skip it, leaving its "
+                "state and value as they are, as PyTorch does.")
+    return ""
 
 
 def _nonfinite(name: str, t: int, i: int, make: Callable[[list], object], Parameter: type,
@@ -433,12 +521,12 @@ SGD_RULE = (
 )
 
 
-def check_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> None:
+def check_sgd_step(SGD: type, Parameter: type, seed: int | None = None) -> None:
     """SGD(params, lr, momentum).step(): PyTorch's update, judged by what it must do to a gradient history.
 
     When grading, the parameters are compared with the closed form over random histories; everywhere, the
     update is checked by properties of the rule (no answer is written out here, this module is shipped)."""
-    passed("SGD.step", verify_sgd_step(SGD, Parameter, seed=seed))
+    _reproducibly("SGD.step", "check_sgd_step(SGD, Parameter", verify_sgd_step, (SGD, Parameter), seed)
 
 
 def verify_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> str:
@@ -449,7 +537,8 @@ def verify_sgd_step(SGD: type, Parameter: type, *, seed: int | None = None) -> s
     if _trusted is not None:
         _sgd_against_closed_forms(SGD, Parameter, rng, seed)
     return (f"plain steps, one gradient's decaying push, a gradient arriving at a later step, linearity in "
-            f"the gradients and a parameter without .grad, over 4-6 steps on 4 parameters (seed {seed})")
+            f"the gradients, parameters without .grad left alone, the gradient arrays left unchanged, "
+            f"over 3-6 steps (seed {seed})")
 
 
 _SGD_EMA = (
@@ -502,6 +591,25 @@ def _sgd_against_closed_forms(SGD: type, Parameter: type, rng: np.random.Generat
             starts=starts,
             rule=SGD_RULE,
         )
+
+
+def _left_alone_without_grad(make: Callable[[list], object], Parameter: type, rng: np.random.Generator,
+                             label: str, state: str, seed: int) -> None:
+    """A parameter with a gradient at step 1 and .grad None after it stays where step 1 left it."""
+    starts = [rng.standard_normal(3), rng.standard_normal(2)]
+    grads = [[rng.standard_normal(3), rng.standard_normal(2)]]
+    grads += [[rng.standard_normal(3), None] for _ in range(2)]
+    got = _run_optimizer(make, Parameter, starts, grads)
+    for t in (1, 2):
+        if not np.array_equal(got[t][1], got[0][1]):
+            raise CheckFailure(
+                f"{label}: parameter 1 had a gradient at step 1 and .grad None at steps 2 and 3, so it must "
+                f"stay where step 1 left it; at step {t + 1} it moved by up to "
+                f"{float(np.max(np.abs(got[t][1] - got[t - 1][1]))):.3g}. A .grad of None means the "
+                f"parameter took no part in the loss: skip it (continue), rather than treating it as "
+                f"zeros, with "
+                f"which its {state} would keep moving it. (seed {seed})"
+            )
 
 
 def _sgd_properties(SGD: type, Parameter: type, rng: np.random.Generator, seed: int) -> None:
@@ -564,6 +672,7 @@ def _sgd_properties(SGD: type, Parameter: type, rng: np.random.Generator, seed: 
             starts=starts,
             rule=SGD_RULE,
         )
+    _left_alone_without_grad(make, Parameter, rng, f"SGD(lr={lr:.3g}, momentum={mu:.3g})", "velocity", seed)
     # linear in the history: the moves for G + c * H are the moves for G plus c times those for H
     steps = 5
     grads_g = [[rng.standard_normal(s) for s in shapes] + [None] for _ in range(steps)]
@@ -590,19 +699,20 @@ def _sgd_properties(SGD: type, Parameter: type, rng: np.random.Generator, seed: 
 
 
 ADAM_RULE = (
-    "Compare each term with: t += 1 once per step() (not per parameter); m = beta1 * m + (1 - beta1) * g; "
+    "Compare each term with: each parameter counts its own steps (self.t[i] += 1 in every step() in which "
+    "it has a gradient, then t = self.t[i]); m = beta1 * m + (1 - beta1) * g; "
     "v = beta2 * v + (1 - beta2) * g**2; m_hat = m / (1 - beta1**t); v_hat = v / (1 - beta2**t); "
     "p <- p - lr * m_hat / (sqrt(v_hat) + eps), with eps OUTSIDE the square root."
 )
 
 
-def check_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> None:
+def check_adam_step(Adam: type, Parameter: type, seed: int | None = None) -> None:
     """Adam.step(): the first step moves each entry by ~lr * sign(g), a constant gradient keeps doing so,
     eps sits outside the square root, betas are used and the update ignores the gradients' scale.
 
     When grading, the parameters are also compared with the closed form over random histories (not in this
     shipped module: it would be the answer)."""
-    passed("Adam.step", verify_adam_step(Adam, Parameter, seed=seed))
+    _reproducibly("Adam.step", "check_adam_step(Adam, Parameter", verify_adam_step, (Adam, Parameter), seed)
 
 
 def verify_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) -> str:
@@ -612,20 +722,28 @@ def verify_adam_step(Adam: type, Parameter: type, *, seed: int | None = None) ->
     _adam_properties(Adam, Parameter, rng, seed)  # first: the same message in the kit and when graded
     if _trusted is not None:
         _adam_against_closed_forms(Adam, Parameter, rng, seed)
-    return (f"the first step (about lr per entry), a constant gradient with two (betas, eps), betas (0, 0), "
-            f"scale invariance and a parameter without .grad, over 5 steps on 3 parameters (seed {seed})")
+    return (f"the first step (about lr per entry), a parameter's first step arriving late, parameters "
+            f"without .grad left alone, betas (0, beta2) with changing gradients, a constant gradient with "
+            f"two (betas, eps), betas (0, 0) and scale invariance, over 3-6 steps (seed {seed})")
 
 
 _ADAM_NO_CORRECTION = (
     "The bias correction is missing: m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t)."
 )
 _ADAM_FROZEN_T = (
-    "The bias correction always uses t = 1: increment self.t once per step() call, before using it."
+    "The bias correction always uses t = 1: increment the parameter's step count self.t[i] at each of its "
+    "steps, before using it."
 )
 _ADAM_DEFAULTS = "Use self.betas and self.eps, not the default values."
 _ADAM_T_PER_PARAMETER = (
-    "The step count t grows once per parameter: t counts calls of step(), so increment it once, before "
-    "the loop over the parameters."
+    "One step count shared by the parameters grows once per parameter visited, so at the first step the "
+    "second parameter was corrected with t = 2. Each parameter keeps its own count, self.t[i], incremented "
+    "once per step() in which that parameter has a gradient."
+)
+_ADAM_GLOBAL_T = (
+    "This is the bias correction with one step count for the whole optimiser (t = the number of step() "
+    "calls). PyTorch counts steps per parameter, only those in which the parameter had a gradient: keep "
+    "self.t[i] and increment it only when p.grad is not None."
 )
 
 
@@ -661,10 +779,58 @@ def _adam_first_step(
     _compare_steps(got, expected, f"Adam(lr={lr:.3g}), first step", alts, seed, starts=starts, rule=ADAM_RULE)
 
 
+def _adam_late_first_gradient(Adam: type, Parameter: type, rng: np.random.Generator, seed: int,
+                              lr: float) -> None:
+    """A parameter whose first gradient arrives at step 3 makes its own first step then: about lr * sign(g)
+    per entry (PyTorch counts each parameter's steps; one global count gives 0.64 lr at step 3)."""
+    starts = [rng.standard_normal(4), rng.standard_normal(3)]
+    late = rng.choice([-1.0, 1.0], 3) * rng.uniform(0.1, 3.0, 3)
+    grads = [[rng.standard_normal(4), None], [rng.standard_normal(4), None], [rng.standard_normal(4), late]]
+    got = _run_optimizer(lambda ps: Adam(ps, lr=lr), Parameter, starts, grads)
+    move = got[2][1] - starts[1]
+    ratio = float(np.median(np.abs(move))) / lr
+    if abs(ratio - 1) > 1e-3 or np.any(np.sign(move) != -np.sign(late)):
+        b1, b2 = 0.9, 0.999
+        global_t = (1 - b1) / (1 - b1**3) / np.sqrt((1 - b2) / (1 - b2**3))
+        hint = _ADAM_GLOBAL_T if abs(ratio - global_t) < 1e-3 else ADAM_RULE
+        raise CheckFailure(
+            f"Adam(lr={lr:.3g}): parameter 1 had .grad None at steps 1 and 2 and its first gradient at "
+            f"step 3, so step 3 was ITS first step and must move each entry by about lr against the "
+            f"gradient's "
+            f"sign (m_hat = g, v_hat = g**2 at a parameter's first step); yours moved a typical entry by "
+            f"{ratio:.4g} x lr. {hint} (seed {seed})"
+        )
+
+
+def _adam_betas_in_their_places(Adam: type, Parameter: type, rng: np.random.Generator, seed: int,
+                                shapes: list, lr: float) -> None:
+    """With betas = (0, beta2), m_hat is this step's gradient: every entry moves against its current sign,
+    whatever the earlier gradients were. Swapped betas average the gradient itself and break this."""
+    beta2 = float(rng.uniform(0.8, 0.95))
+    starts = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) * rng.uniform(0.5, 2.0) for s in shapes] for _ in range(6)]
+    got = _run_optimizer(lambda ps: Adam(ps, lr=lr, betas=(0.0, beta2)), Parameter, starts, grads)
+    before = [starts] + got[:-1]
+    for t in range(len(grads)):
+        for i, g in enumerate(grads[t]):
+            wrong = np.sign(got[t][i] - before[t][i]) != -np.sign(g)
+            if np.any(wrong):
+                raise CheckFailure(
+                    f"Adam(lr={lr:.3g}, betas=(0, {beta2:.3g})): with beta1 = 0, m is this step's gradient, "
+                    f"so every entry must move against the sign of its current gradient; at step {t + 1}, "
+                    f"{int(wrong.sum())} entries of parameter {i} moved the other way. Check that beta1 = "
+                    "self.betas[0] averages the gradient (m) and beta2 = self.betas[1] its square (v): "
+                    f"unpack self.betas in that order, beta1 first. (seed {seed})"
+                )
+
+
 def _adam_properties(Adam: type, Parameter: type, rng: np.random.Generator, seed: int) -> None:
     shapes = [(3, 4), (5,)]
     lr = float(rng.uniform(0.005, 0.05))
     _adam_first_step(Adam, Parameter, rng, seed, shapes, lr)
+    _left_alone_without_grad(lambda ps: Adam(ps, lr=lr), Parameter, rng, f"Adam(lr={lr:.3g})", "m", seed)
+    _adam_late_first_gradient(Adam, Parameter, rng, seed, lr)
+    _adam_betas_in_their_places(Adam, Parameter, rng, seed, shapes, lr)
 
     # a constant gradient: the bias-corrected averages equal g and g**2 at every step, so every step moves
     # each entry by lr * g / (|g| + eps); eps comparable to |g| tells where eps sits
@@ -1131,11 +1297,12 @@ def check_order_from_rng(
 
 
 def check_train_epoch(
-    train_epoch: Callable[..., object], Tensor: type, Parameter: type, *, seed: int | None = None
+    train_epoch: Callable[..., object], Tensor: type, Parameter: type, seed: int | None = None
 ) -> None:
     """One epoch: train mode, shuffled complete minibatches with their own labels, zeroed gradients, an
     order reproducible from the rng, no graph kept across batches, mean loss per example."""
-    passed("train_epoch", verify_train_epoch(train_epoch, Tensor, Parameter, seed=seed))
+    _reproducibly("train_epoch", "check_train_epoch(train_epoch, Tensor, Parameter", verify_train_epoch,
+                  (train_epoch, Tensor, Parameter), seed)
 
 
 def verify_train_epoch(
@@ -1275,10 +1442,11 @@ def run_evaluate(
 
 
 def check_evaluate(
-    evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, *, seed: int | None = None
+    evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type, seed: int | None = None
 ) -> None:
     """evaluate: eval mode, no graph, loss and accuracy over every example, parameters untouched."""
-    passed("evaluate", verify_evaluate(evaluate, Tensor, Parameter, GradMode, seed=seed))
+    _reproducibly("evaluate", "check_evaluate(evaluate, Tensor, Parameter, GradMode", verify_evaluate,
+                  (evaluate, Tensor, Parameter, GradMode), seed)
 
 
 def verify_evaluate(

@@ -69,7 +69,7 @@ class Adam(Optimizer):
         self.lr, self.betas, self.eps = lr, betas, eps
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
-        self.t = 0
+        self.t = [0] * len(self.params)
 """
 
 # Correct answers written for these tests; most bugs below are one of them with a line or two changed.
@@ -87,14 +87,14 @@ _SGD = _SGD_HEAD + """
 
 _ADAM = _ADAM_HEAD + """
     def step(self):
-        self.t += 1
         b1, b2 = self.betas
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
+            self.t[i] += 1
             self.m[i] = b1 * self.m[i] + (1 - b1) * p.grad
             self.v[i] = b2 * self.v[i] + (1 - b2) * p.grad ** 2
-            m_hat, v_hat = self.m[i] / (1 - b1 ** self.t), self.v[i] / (1 - b2 ** self.t)
+            m_hat, v_hat = self.m[i] / (1 - b1 ** self.t[i]), self.v[i] / (1 - b2 ** self.t[i])
             p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 """
 
@@ -137,17 +137,42 @@ def _edited(source: str, *replacements: tuple[str, str]) -> str:
 
 _FIRST_VELOCITY = "self.velocity[i] = p.grad.copy()"
 _VELOCITY = "self.velocity[i] = self.momentum * self.velocity[i] + p.grad"
-_CORRECTED = "m_hat, v_hat = self.m[i] / (1 - b1 ** self.t), self.v[i] / (1 - b2 ** self.t)"
+_CORRECTED = "m_hat, v_hat = self.m[i] / (1 - b1 ** self.t[i]), self.v[i] / (1 - b2 ** self.t[i])"
+_SKIP = "            if p.grad is None:\n                continue\n"
+_COUNT = "            self.t[i] += 1\n"
+_ONE_COUNT = ("self.t = [0] * len(self.params)", "self.t = 0")
+_CORRECT_MODULES = """
+    def modules(self):
+        found, seen, stack = [], set(), [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            found.append(module)
+            stack.extend(reversed([item for value in vars(module).values()
+                                   for item in (value if isinstance(value, (list, tuple)) else (value,))
+                                   if isinstance(item, Module)]))
+        return found
+"""
+_CORRECT_PARAMETERS = """
+    def parameters(self):
+        out = []
+        for module in self.modules():
+            for value in vars(module).values():
+                for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                    if isinstance(item, Parameter) and all(item is not p for p in out):
+                        out.append(item)
+        return out
+"""
 _ACCURACY = "correct += int((out.data.argmax(axis=1) == yb).sum())"
 
 BUGS: dict[str, tuple[str, str, str]] = {
     "parameters_direct_attributes_only": (
         "module_parameters",
         _MODULE_HEAD
+        + _CORRECT_MODULES
         + """
-    def modules(self):
-        return [self]
-
     def parameters(self):
         out = []
         for value in vars(self).values():
@@ -156,7 +181,7 @@ BUGS: dict[str, tuple[str, str, str]] = {
                     out.append(item)
         return out
 """,
-        "missed",
+        "search each sub-module too",
     ),
     "parameters_ignores_lists": (
         "module_parameters",
@@ -177,7 +202,31 @@ BUGS: dict[str, tuple[str, str, str]] = {
                     out.append(value)
         return out
 """,
-        "list or tuple",
+        "through a list or tuple attribute",
+    ),
+    "modules_returns_an_iterator": (
+        "module_parameters",
+        _MODULE_HEAD + _CORRECT_MODULES.replace("return found", "return iter(found)") + _CORRECT_PARAMETERS,
+        "not a list",
+    ),
+    "parameters_returns_a_generator": (
+        "module_parameters",
+        _MODULE_HEAD + _CORRECT_MODULES + """
+    def parameters(self):
+        seen = set()
+        for module in self.modules():
+            for value in vars(module).values():
+                for item in (value if isinstance(value, (list, tuple)) else (value,)):
+                    if isinstance(item, Parameter) and id(item) not in seen:
+                        seen.add(id(item))
+                        yield item
+""",
+        "not a list",
+    ),
+    "modules_leaves_out_the_model": (
+        "module_parameters",
+        _MODULE_HEAD + _CORRECT_MODULES.replace("return found", "return found[1:]") + _CORRECT_PARAMETERS,
+        "left out the model itself",
     ),
     "modules_puts_the_model_last": (
         "module_parameters",
@@ -245,6 +294,18 @@ BUGS: dict[str, tuple[str, str, str]] = {
 """,
         "not a Parameter",
     ),
+    "linear_uniform_from_zero": (
+        "linear",
+        _LINEAR_HEAD
+        + """
+        self.weight = Parameter(rng.uniform(0, bound, (out_features, in_features)))
+        self.bias = Parameter(rng.uniform(0, bound, out_features))
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+""",
+        "lower bound of rng.uniform is -bound",
+    ),
     "linear_gaussian_init": (
         "linear",
         _LINEAR_HEAD
@@ -304,6 +365,25 @@ BUGS: dict[str, tuple[str, str, str]] = {
         _edited(_SGD, ("+ p.grad", "+ (1 - self.momentum) * p.grad")),
         "exponential average",
     ),
+    "sgd_velocity_assumed_zero": (
+        "sgd_step",
+        _edited(_SGD, ("            if self.velocity[i] is None:\n                " + _FIRST_VELOCITY
+                       + "\n            else:\n                " + _VELOCITY + "\n",
+                       "            " + _VELOCITY + "\n")),
+        "self.velocity[i] is None until",
+    ),
+    "sgd_missing_grad_as_zeros": (
+        "sgd_step",
+        _edited(_SGD, (_SKIP, "            g = np.zeros_like(p.data) if p.grad is None else p.grad\n"),
+                ("p.grad.copy()", "g.copy()"), ("+ p.grad", "+ g")),
+        "rather than treating it as zeros",
+    ),
+    "sgd_velocity_shares_the_gradient_array": (
+        "sgd_step",
+        _edited(_SGD, (_FIRST_VELOCITY, "self.velocity[i] = p.grad"),
+                (_VELOCITY, "self.velocity[i] *= self.momentum\n                self.velocity[i] += p.grad")),
+        "shares that array",
+    ),
     "sgd_one_velocity_for_all_parameters": (
         "sgd_step",
         _edited(_SGD, ("self.velocity[i]", "self.velocity[0]")),
@@ -322,8 +402,8 @@ BUGS: dict[str, tuple[str, str, str]] = {
     ),
     "adam_step_count_frozen": (
         "adam_step",
-        _edited(_ADAM, ("self.t += 1", "t = self.t + 1"), ("b1 ** self.t", "b1 ** t"),
-                ("b2 ** self.t", "b2 ** t")),
+        _edited(_ADAM, ("self.t[i] += 1", "t = self.t[i] + 1"), ("b1 ** self.t[i]", "b1 ** t"),
+                ("b2 ** self.t[i]", "b2 ** t")),
         "t = 1",
     ),
     "adam_gradient_not_squared": (
@@ -333,20 +413,37 @@ BUGS: dict[str, tuple[str, str, str]] = {
     ),
     "adam_no_check_for_missing_grad": (
         "adam_step",
-        _edited(_ADAM, ("            if p.grad is None:\n                continue\n", "")),
+        _edited(_ADAM, (_SKIP, "")),
         ".grad None",
+    ),
+    "adam_missing_grad_as_zeros": (
+        "adam_step",
+        _edited(_ADAM, (_SKIP, "            g = np.zeros_like(p.data) if p.grad is None else p.grad\n"),
+                ("* p.grad", "* g")),
+        "rather than treating it as zeros",
     ),
     "adam_step_count_incremented_after_use": (
         "adam_step",
-        _edited(_ADAM, ("        self.t += 1\n", ""),
-                ("(np.sqrt(v_hat) + self.eps)\n", "(np.sqrt(v_hat) + self.eps)\n        self.t += 1\n")),
+        _edited(_ADAM, (_COUNT, ""),
+                ("(np.sqrt(v_hat) + self.eps)\n", "(np.sqrt(v_hat) + self.eps)\n" + _COUNT)),
         "division by zero",
     ),
-    "adam_step_count_per_parameter": (
+    "adam_one_step_count_for_the_optimiser": (
         "adam_step",
-        _edited(_ADAM, ("        self.t += 1\n", ""),
-                ("                continue\n", "                continue\n            self.t += 1\n")),
-        "once per parameter",
+        _edited(_ADAM, _ONE_COUNT, (_COUNT, ""), ("        b1, b2 = self.betas\n",
+                                                  "        self.t += 1\n        b1, b2 = self.betas\n"),
+                ("self.t[i])", "self.t)")),
+        "one step count for the whole optimiser",
+    ),
+    "adam_one_count_incremented_per_parameter": (
+        "adam_step",
+        _edited(_ADAM, _ONE_COUNT, (_COUNT, "            self.t += 1\n"), ("self.t[i])", "self.t)")),
+        "own count",
+    ),
+    "adam_betas_swapped": (
+        "adam_step",
+        _edited(_ADAM, ("b1, b2 = self.betas", "b2, b1 = self.betas")),
+        "in that order",
     ),
     "adam_eps_inside_sqrt": (
         "adam_step",
@@ -520,17 +617,17 @@ OTHER_STYLES: dict[str, tuple[str, str]] = {
         + """
     def step(self):
         import math
-        self.t += 1
         beta1, beta2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
+        for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
             if p.grad is None:
                 continue
+            self.t[i] += 1
             m *= beta1
             m += (1 - beta1) * p.grad
             v *= beta2
             v += (1 - beta2) * p.grad * p.grad
-            step_size = self.lr / (1 - beta1 ** self.t)
-            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** self.t) + self.eps
+            step_size = self.lr / (1 - beta1 ** self.t[i])
+            denom = np.sqrt(v) / math.sqrt(1 - beta2 ** self.t[i]) + self.eps
             p.data -= step_size * m / denom
 """,
     ),
@@ -715,7 +812,7 @@ SOLUTION_MARKERS = [
     "self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)))",
     "return x @ self.weight.T + self.bias",
     "self.velocity[i] = self.momentum * self.velocity[i] + g",
-    "m_hat = self.m[i] / (1 - b1 ** self.t)",
+    "m_hat = self.m[i] / (1 - b1 ** t)",
     "total += loss.item() * len(idx)",
     "correct += int((out.data.argmax(axis=1) == yb).sum())",
     "the direction is dominated by old gradients",

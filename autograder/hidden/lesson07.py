@@ -157,7 +157,7 @@ def check_adam_step(Adam: type, Parameter: type) -> None:
         ),
     ):
         starts = [rng.standard_normal(s) for s in shapes]
-        grads = _gradient_history(rng, shapes, 12, gaps=False)
+        grads = _gradient_history(rng, shapes, 12, gaps=True)
         got = visible._run_optimizer(
             lambda ps, lr=lr, b=betas, e=eps: Adam(ps, lr=lr, betas=b, eps=e), Parameter, starts, grads
         )
