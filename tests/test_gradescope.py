@@ -207,7 +207,8 @@ def test_a_kernel_killing_answer_costs_only_its_exercise(archive: Path, tmp_path
     tests = _by_name(res)
     assert res["score"] == 5.0   # backward, central, numerical gradient
     dead = tests["test_forward_difference: visible checks"]
-    assert dead["status"] == "failed" and "forward_difference" in dead["output"]
+    assert dead["status"] == "failed" and dead["output"].startswith(
+        "Your cell forward_difference was skipped so the rest of the notebook could be graded: the kernel")
     assert "forward_difference: the kernel process exited with status 1" in res["output"]
     assert "Graded my_work.ipynb as finite_differences.ipynb" in res["output"]
     visible, whole = tests["test_relative_error: visible checks"], tests[
@@ -225,6 +226,9 @@ def test_the_plan_lists_test_cells_in_notebook_order_and_written_answers_apart()
     assert {c.grade_id: c.points for c in plan.tests} == POINTS
     assert plan.written == [("written_central_vs_forward", 2.0), ("written_float32_small_h", 2.0)]
     assert {"forward_difference", "relative_error", "written_float32_small_h"} <= plan.answers
+    assert plan.tested_by["forward_difference"] == "test_forward_difference"
+    assert plan.tested_by["relative_error"] == "test_relative_error"
+    assert "written_float32_small_h" not in plan.tested_by
 
 
 def test_a_renamed_notebook_is_found_by_its_cells_and_checkpoints_are_ignored(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ import tempfile
 import time
 import traceback
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +140,10 @@ class LessonPlan:
 
     lesson: str
     notebook: str                          # file name students submit, e.g. finite_differences.ipynb
-    tests: list[GradedCell]                  # autograded test cells, in notebook order
+    tests: list[GradedCell]                # autograded test cells, in notebook order
     written: list[tuple[str, float]]       # hand-graded answers (grade_id, points), in notebook order
     answers: frozenset[str]                # grade_ids of every answer cell
+    tested_by: dict[str, str] = field(default_factory=dict)   # code answer -> the test cell after it
 
 
 def lesson_plan(source: Path) -> LessonPlan:
@@ -150,7 +151,7 @@ def lesson_plan(source: Path) -> LessonPlan:
     from .submission import nbgrader_meta, read_notebook
 
     nb = read_notebook(source)
-    tests, written, answers = [], [], set()
+    tests, written, answers, untested, tested_by = [], [], set(), [], {}
     for cell in nb.cells:
         meta = nbgrader_meta(cell)
         gid = meta.get("grade_id")
@@ -160,9 +161,13 @@ def lesson_plan(source: Path) -> LessonPlan:
             answers.add(gid)
             if meta.get("grade"):
                 written.append((gid, float(meta.get("points", 0))))
+            elif cell.cell_type == "code":
+                untested.append(gid)
         elif meta.get("grade"):
             tests.append(GradedCell(gid, float(meta.get("points", 0)), BEGIN_HIDDEN in cell.source))
-    return LessonPlan(source.parent.name, source.name, tests, written, frozenset(answers))
+            tested_by.update((answer, gid) for answer in untested)
+            untested.clear()
+    return LessonPlan(source.parent.name, source.name, tests, written, frozenset(answers), tested_by)
 
 
 # ---------------------------------------------------------------- which file to grade
@@ -272,6 +277,19 @@ def cell_messages(graded: Any) -> dict[str, str]:
     return out
 
 
+def blame_skipped_answers(plan: LessonPlan, events: list[dict], messages: dict[str, str]) -> dict[str, str]:
+    """The test cells' messages, where an answer cell before a test killed or hung the kernel saying so
+    first: the test itself only sees that answer undefined, which alone would mislead."""
+    out = dict(messages)
+    for event in events:
+        test = plan.tested_by.get(event["cell"])
+        if test:
+            then = f" This test then failed with {out[test]}" if out.get(test) else ""
+            out[test] = (f"Your cell {event['cell']} was skipped so the rest of the notebook could be "
+                         f"graded: {event['cause']}.{then}")
+    return out
+
+
 # ---------------------------------------------------------------- results.json
 
 def _test(name: str, score: float, max_score: float, passed: bool, output: str, visibility: str) -> dict:
@@ -362,7 +380,8 @@ def run(root: Path) -> dict:
     seen = visible_passed(graded, token)
     print("visible checks ran to the end in: "
           + ", ".join(c.grade_id for c in plan.tests if c.grade_id in seen))
-    return results(plan, scores, seen, cell_messages(graded), notes, time.monotonic() - start)
+    messages = blame_skipped_answers(plan, result.events, cell_messages(graded))
+    return results(plan, scores, seen, messages, notes, time.monotonic() - start)
 
 
 def main() -> None:
