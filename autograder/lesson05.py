@@ -297,7 +297,9 @@ def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndar
         raise
     except CheckFailure as exc:
         text = f"{case}:\n{_CHECK_VJP_SEED.sub('', str(exc))}"
-        ignored = not isinstance(exc, StudentCallFailure) and all(ignores_g(v, f, xs, run.rng) for v in vjps)
+        said = "upstream gradient of all ones" in text  # the checker names it itself when g has many entries
+        ignored = not isinstance(exc, StudentCallFailure) and not said and all(
+            ignores_g(v, f, xs, run.rng) for v in vjps)
         if ignored:  # the ratio to the right result is 1/g, a number that only puzzles
             text = re.sub(r"\n *(Hint: )?Your result is the right one times [^\n]*", "", text)
             found = IGNORED_G
