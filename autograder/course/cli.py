@@ -170,11 +170,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {page}")
         return 0
     if args.command == "gradescope":
-        from .gradescope import build_autograder
+        from .gradescope import build_autograder, lesson_plan
 
         lesson = course.resolve_lessons([args.lesson])[0]
         out = build_autograder(course, lesson, output=args.output, limits=_limits(args))
         print(f"wrote {out}")
+        written = lesson_plan(course.notebooks(lesson)[0]).written
+        if written:
+            print("written answers to grade by hand (one manually graded Gradescope question each): "
+                  + ", ".join(f"{gid} ({points:g} points)" for gid, points in written))
         return 0
     raise AssertionError(args.command)
 
