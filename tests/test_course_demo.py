@@ -1,6 +1,7 @@
 """End to end on the demo class (examples/demo_class): `course demo` must reproduce every expected grade,
-and its outputs are checked here independently: feedback without hidden-test source, both exports, a
-the class report, the LMS files, math in feedback read in a real browser, and no submitted file lost. Takes a few minutes."""
+and its outputs are checked here independently: feedback without hidden-test source, the exports, the
+class report, the LMS files, math in feedback read in a real browser, and no submitted file lost. Takes a
+few minutes."""
 
 from __future__ import annotations
 
