@@ -927,9 +927,13 @@ def _validate_order(got: object, root, label: str, want: list) -> None:
         raise CheckFailure(f"{label}: your order contains {len(extra)} node(s) the root does not depend on "
                            "(or that are not Values of the graph); follow .inputs from the root only.")
     if len(got) != len(want):
+        kept = {float(n.data) for n in got}
+        twin = any(id(n) not in position and float(n.data) in kept for n in want)
         raise CheckFailure(f"{label}: the graph has {len(want)} node(s) (the root and everything it depends "
                            f"on) but your order has {len(got)}. Every node reachable through .inputs "
-                           "must appear once.")
+                           "must appear once." + (" A missing node holds the same number as one in your "
+                           "list: two different nodes may hold equal .data, so remember the nodes "
+                           "themselves as seen, not their numbers." if twin else ""))
     if got and got[0] is root and len(got) > 1:
         raise CheckFailure(f"{label}: your list starts with the root. The order must put each node AFTER "
                            "the nodes it was computed from (leaves first, root last); backprop then walks "
@@ -937,9 +941,13 @@ def _validate_order(got: object, root, label: str, want: list) -> None:
     for node in got:
         for parent in node.inputs:
             if position[id(parent)] > position[id(node)]:
-                raise CheckFailure(f"{label}: a node appears before one of its inputs ({parent!r} comes "
-                                   f"after {node!r}). Append a node only after all its inputs are in "
-                                   "the list (post-order depth-first search).")
+                raise CheckFailure(
+                    f"{label}: the node at position {position[id(node)]} of your list (op {node.op!r}, "
+                    f"{node!r}) comes before its own input at position {position[id(parent)]} ({parent!r}). "
+                    "Append a node only after ALL its inputs are in the list: a node is finished when its "
+                    "inputs are, however it was reached (mark it seen when you pop it, not when you push "
+                    "it; a breadth-first or distance-from-the-root order breaks when one input is reached by "
+                    "a short and a long path).")
 
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
@@ -956,6 +964,31 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     passed("check_topological_sort", f"orders of a leaf, b = a + a; c = b + b, a diamond, 16 doublings, 4 "
                                      f"random graphs and chains {RECURSION_PROBE:,} and 10,000 deep, calls "
                                      f"nested at most {deepest} deep (seed {seed})")
+
+
+def _shared_input_graphs(Value: type) -> list[tuple[str, object]]:
+    """Graphs where the root uses a node directly and again through a longer path (r = a + 3 * a with
+    a = tanh(c)), in both input orders, and distinct nodes holding equal numbers: fixed cases that a sort
+    marking nodes seen when pushed, a reversed breadth-first order, an order by distance from the root, or
+    one that tells nodes apart by .data gets wrong every time."""
+    graphs = []
+    for flip in (False, True):
+        c = _node(Value, 0.5)
+        a = _node(Value, math.tanh(0.5), (c,), "tanh")
+        b = _node(Value, 3 * a.data, (a, _node(Value, 3.0)), "*")
+        r = _node(Value, a.data + b.data, (b, a) if flip else (a, b), "+")
+        graphs.append((f"r = {'3 * a + a' if flip else 'a + 3 * a'} with a = tanh(c)", r))
+        x = _node(Value, 0.2)
+        d1 = _node(Value, 1.2, (x,), "+1")
+        d2 = _node(Value, 2.2, (d1,), "+1")
+        d3 = _node(Value, 3.2, (d2,), "+1")
+        r = _node(Value, 3.4, (d3, x) if flip else (x, d3), "+")
+        graphs.append((f"r = {'d3 + x' if flip else 'x + d3'} where d3 is x after three steps", r))
+    p, q = _node(Value, 1.0), _node(Value, 1.0)
+    s, t = _node(Value, 2.0, (p,), "*2"), _node(Value, 2.0, (q,), "*2")
+    graphs.append(("r = 2p + 2q with p and q distinct leaves both holding 1.0 (and 2p, 2q both 2.0)",
+                   _node(Value, 4.0, (s, t), "+")))
+    return graphs
 
 
 RECURSION_PROBE = 3_000  # chain depth for the recursion probe: beyond Python's default limit of 1 000 frames
@@ -1003,6 +1036,8 @@ def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Genera
     for _ in range(16):  # 16 levels of x_{k+1} = x_k + x_k: 2**16 paths, 17 nodes
         node = _node(Value, 2 * node.data, (node, node), "+")
     validate(node, f"{label} on a chain of 16 doublings")
+    for what, root in _shared_input_graphs(Value):
+        validate(root, f"{label} on {what}")
     for _ in range(4):
         _, root = random_graph(Value, rng)
         validate(root, f"{label} on a random graph (seed {seed})")
@@ -1103,7 +1138,14 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
 def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, label: str, log: list,
                   seed: int) -> None:
     def run(root) -> None:
-        _call(label, backprop, root, _logged_order(root, log))
+        order = _logged_order(root, log)
+        given = list(order)
+        _call(label, backprop, root, order)
+        if len(order) != len(given) or any(x is not y for x, y in zip(order, given, strict=False)):
+            raise CheckFailure(f"{label} changed the list `order` it was given (reversed or reordered it in "
+                               "place, e.g. with order.reverse()): the caller's list is not yours to change, "
+                               "and a second call would then walk it the wrong way. Walk it backwards "
+                               "without modifying it (a reversed view or copy).")
 
     graph = LinearGraph([_node(Value, float(rng.uniform(0.5, 2.0)))])
     graph.add(Value, (0, 0), (1.0, 1.0))
@@ -1111,6 +1153,16 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
     (a,), c = graph.leaves, graph.root
     run(c)
     _judge_first_sweep(float(a.grad), float(c.grad), label)
+
+    leaf = _node(Value, 0.3)
+    held = float(rng.uniform(0.5, 2.0))
+    leaf.grad = held
+    run(leaf)
+    if not _close(float(leaf.grad), held + 1.0):
+        raise CheckFailure(f"{label}: with a leaf as the root, holding grad {held:.4g} from an earlier call, "
+                           f"backprop(leaf, [leaf]) should leave {held + 1:.6g} (what it held plus 1), got "
+                           f"{float(leaf.grad):.6g}. Step 2 ADDS 1 to root.grad: a leaf keeps what earlier "
+                           f"calls left there (seed {seed}).")
 
     x = _node(Value, float(rng.uniform(0.5, 2.0)))
     diamond = LinearGraph([x])

@@ -192,6 +192,68 @@ def backprop(root, order):
         "add_mul", "test_mul", MUL,
         "self.grad += other.data * out.grad\n        other.grad += other.data * out.grad",
         "b (the second input)"),
+    "topological sort that marks nodes seen when pushed": (
+        "topological_sort", "test_topological_sort", None, """
+def topological_sort(root):
+    order, seen = [], {root}
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        else:
+            stack.append((node, True))
+            for parent in node.inputs:
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append((parent, False))
+    return order
+""", "mark it seen when you pop it"),
+    "topological sort as a reversed breadth-first order": (
+        "topological_sort", "test_topological_sort", None, """
+def topological_sort(root):
+    order, seen, queue = [root], {root}, [root]
+    while queue:
+        node = queue.pop(0)
+        for parent in node.inputs:
+            if parent not in seen:
+                seen.add(parent)
+                order.append(parent)
+                queue.append(parent)
+    return order[::-1]
+""", "comes before its own input"),
+    "topological sort by a stale distance from the root": (
+        "topological_sort", "test_topological_sort", None, """
+def topological_sort(root):
+    depth, stack = {root: 0}, [root]
+    while stack:
+        node = stack.pop()
+        for parent in node.inputs:
+            if parent not in depth:
+                depth[parent] = depth[node] + 1
+                stack.append(parent)
+    return sorted(depth, key=lambda node: -depth[node])
+""", "comes before its own input"),
+    "topological sort that tells nodes apart by .data": (
+        "topological_sort", "test_topological_sort", None, """
+def topological_sort(root):
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+        elif node.data not in seen:
+            seen.add(node.data)
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node.inputs if parent.data not in seen)
+    return order
+""", "not their numbers"),
+    "backprop that reverses the caller's order in place": (
+        "backprop", "test_backprop", "    for node in reversed(order):\n",
+        "    order.reverse()\n    for node in order:\n", "changed the list `order`"),
+    "backprop that sets the root's grad to 1 instead of adding 1": (
+        "backprop", "test_backprop", "root.grad += 1.0", "root.grad = 1.0", "ADDS 1 to root.grad"),
 }
 
 # Operation bugs a whole-graph check meets in a student's kit (checks of the network and of train_step run on
