@@ -744,6 +744,22 @@ def test_each_bug_fails_its_checks_with_its_cause_and_costs_nothing_else(name: s
             _run_check(other, ns)
 
 
+def test_a_failure_ends_with_the_call_that_repeats_it() -> None:
+    """The last line names the exact call with the seed; running it (seed given by position too) repeats the
+    same failure word for word, and no other seed note is left inside the message."""
+    gid, source, _ = BUGS["sgd_momentum_average_after_first_step"]
+    ns = _namespace({gid: source})
+    with pytest.raises(CheckFailure) as info:
+        checks.check_sgd_step(*_args(gid, ns))
+    text = str(info.value)
+    found = re.search(r"\(seed (\d+): run checks\.check_sgd_step\(SGD, Parameter, seed=\1\) to repeat this "
+                      r"exact test\)$", text)
+    assert found and text.count("seed ") == 1, text
+    with pytest.raises(CheckFailure) as again:
+        checks.check_sgd_step(*_args(gid, ns), int(found.group(1)))
+    assert str(again.value) == text
+
+
 def _blank(gid: str) -> str:
     """Answer cell `gid` as released: each solution block becomes `raise NotImplementedError()`."""
     cell = next(c for c in nbformat.read(NOTEBOOK, as_version=4).cells
