@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,18 +134,24 @@ def isolation_warning() -> str:
 
 def ensure_sandbox_user() -> tuple[int, int]:
     """(uid, gid) of `course-sandbox`, created on first use (system user, no home, no login shell)."""
-    for attempt in range(2):
+    command = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+               "--shell", "/usr/sbin/nologin", SANDBOX_USER]
+    cause = "useradd did not run"
+    for attempt in range(50):
         try:
             entry = pwd.getpwnam(SANDBOX_USER)
             return entry.pw_uid, entry.pw_gid
         except KeyError:
-            if attempt:
-                raise
-        # another grading process may create it at the same moment: its failure is harmless
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-                        "/nonexistent", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
-                       capture_output=True, check=False)
-    raise AssertionError("unreachable")
+            pass
+        if attempt == 0:
+            try:
+                cause = subprocess.run(command, capture_output=True, text=True, check=False).stderr.strip()
+            except OSError as exc:
+                cause = str(exc)
+        else:
+            time.sleep(0.1)  # a parallel grading process may be creating it right now
+    raise RuntimeError(f"could not create the user {SANDBOX_USER} ({cause}): create it with "
+                       f"`{' '.join(command)}`")
 
 
 def _probe_namespaces(*, user: bool) -> str:
