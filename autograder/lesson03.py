@@ -1346,16 +1346,38 @@ def _check_params(params: list, structure: list, Value: type, what: str) -> None
         raise CheckFailure(f"{what}.parameters() should contain only Values.")
 
 
-def _numpy_forward(structure: list, acts: list[str], theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _numpy_forward(structure: list, acts: list[str], theta: np.ndarray, x: np.ndarray,
+                   bias_outside: bool = False) -> np.ndarray:
     h, k = np.asarray(x, dtype=float), 0
     for layer, act in zip(structure, acts, strict=True):
-        z = []
+        z, b = [], []
         for w, _ in layer:
             n = len(w)
-            z.append(float(theta[k:k + n] @ h) + float(theta[k + n]))
+            z.append(float(theta[k:k + n] @ h) + (0.0 if bias_outside else float(theta[k + n])))
+            b.append(float(theta[k + n]) if bias_outside else 0.0)
             k += n + 1
-        h = _ACT[act](np.array(z))
+        h = _ACT[act](np.array(z)) + np.array(b)
     return h
+
+
+def _forward_slips(structure: list, acts: list[str], theta: np.ndarray, x: np.ndarray,
+                   what: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(hint, the output it would give) for the usual wiring slips of Neuron, Layer and MLP."""
+    if any(act != "linear" for act in acts):
+        yield (" The bias is added after the activation; it belongs inside: activation(w . x + b).",
+               _numpy_forward(structure, acts, theta, x, bias_outside=True))
+    if len(acts) == 1 and what.startswith("Layer"):
+        for other in _ACT:
+            if other != acts[0]:
+                yield (f" Your Layer applied {other}, not {acts[0]}: pass the Layer's activation on to every "
+                       "Neuron it builds.", _numpy_forward(structure, [other], theta, x))
+    if len(acts) > 1:
+        yield (" Your last layer applies tanh; the output layer must be linear.",
+               _numpy_forward(structure, acts[:-1] + ["tanh"], theta, x))
+        by_size = ["linear" if len(layer) == 1 else "tanh" for layer in structure]
+        if by_size != acts:
+            yield (" A layer's activation follows from its position (every layer tanh, the last one "
+                   "linear), not from how many neurons it has.", _numpy_forward(structure, by_size, theta, x))
 
 
 @dataclasses.dataclass
@@ -1387,33 +1409,39 @@ def _check_model(model: Model, Value: type, n_in: int, rng: np.random.Generator)
 
 def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generator) -> None:
     structure, acts, what = model.structure, model.acts, model.what
-    params = [v for layer in structure for w, b in layer for v in (*w, b)]
-    theta = np.array([float(p.data) for p in params])
     weights = np.array([float(v.data) for layer in structure for w, _ in layer for v in w])
     if weights.size > 1 and np.ptp(weights) == 0:
         raise CheckFailure(f"{what}: the initial weights are all equal; draw them at random so the "
                            "neurons can learn different things (equal weights stay equal forever).")
+    for _, b in (pair for layer in structure for pair in layer):
+        if float(b.data) == 0.0:  # a bias of 0 would hide where it is added
+            b.data = float(rng.uniform(0.2, 0.6) * rng.choice([-1.0, 1.0]))
+    params = [v for layer in structure for w, b in layer for v in (*w, b)]
+    theta = np.array([float(p.data) for p in params])
     x = rng.normal(size=n_in)
 
     def outputs(what_call: str) -> list:
         out = _call(what_call, model.obj, [float(v) for v in x], own=model.own)
         if model.single:
             if not isinstance(out, Value):
-                raise CheckFailure(f"{what}(x) should return a single Value when the last layer has one "
-                                   f"neuron, got {type(out).__name__}.")
+                rule = ("a Neuron returns one Value, computed from its weight Values with Value operations"
+                        if what.startswith("Neuron") else
+                        "an MLP whose last layer has one neuron returns that one Value")
+                raise CheckFailure(f"{what}(x) returned {type(out).__name__} {out!r}: {rule}.")
             return [out]
+        n = len(structure[-1])
         if not isinstance(out, list | tuple) or not all(isinstance(v, Value) for v in out):
-            raise CheckFailure(f"{what}(x) should return a list of Values, one per neuron.")
+            rule = ("a Layer always returns a list, even of one Value (only MLP unwraps a single output)"
+                    if what.startswith("Layer") else
+                    f"its last layer has {n} neurons, so it returns the list of their {n} outputs")
+            raise CheckFailure(f"{what}(x) returned {type(out).__name__} {out!r}: {rule}.")
         return list(out)
 
     got = np.array([float(v.data) for v in outputs(f"{what}(x)")])
     want = _numpy_forward(structure, acts, theta, x)
     if got.shape != want.shape or not np.allclose(got, want, rtol=1e-9, atol=1e-12):
-        hint = ""
-        if len(acts) > 1 and acts[-1] == "linear":
-            alt = _numpy_forward(structure, acts[:-1] + ["tanh"], theta, x)
-            if alt.shape == got.shape and np.allclose(got, alt, rtol=1e-9):
-                hint = " Your last layer applies tanh; the output layer must be linear."
+        hint = next((h for h, other in _forward_slips(structure, acts, theta, x, what)
+                     if other.shape == got.shape and np.allclose(got, other, rtol=1e-9)), "")
         raise CheckFailure(f"{what}(x) computed {np.round(got, 6).tolist()}, expected "
                            f"{np.round(want, 6).tolist()} = activation(w . x + b) layer by layer.{hint}")
     g = rng.normal(size=want.shape)
@@ -1478,21 +1506,22 @@ def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
                 neuron.b.data = 0.3
             model = Model(neuron, structure, [act], f"Neuron(activation={act!r})", True, own, made)
             _check_model(model, Value, n_in, rng)
-        n_in, n_out = 3, 4
-        layer = _call(f"Layer({n_in}, {n_out})", Layer, n_in, n_out, "tanh", own=own)
-        structure = [_layer_parts(layer, "Layer")]
-        if len(structure[0]) != n_out:
-            raise CheckFailure(f"Layer({n_in}, {n_out}) should hold {n_out} neurons, got "
-                               f"{len(structure[0])}.")
-        _check_wiring(structure, n_in, f"Layer({n_in}, {n_out})")
-        _check_params(_params(layer, "Layer"), _require_values(structure, Value), Value, "Layer")
-        _check_model(Model(layer, structure, ["tanh"], "Layer", False, own, made), Value, n_in, rng)
-        sizes = [4, 3, 1]
-        check_mlp_shape(MLP, Value, 2, sizes, rng, own, made)
+        n_in = 3
+        for n_out, act in ((4, "tanh"), (1, "tanh"), (2, "linear")):
+            what = f"Layer({n_in}, {n_out}, activation={act!r})"
+            layer = _call(what, Layer, n_in, n_out, act, own=own)
+            structure = [_layer_parts(layer, what)]
+            if len(structure[0]) != n_out:
+                raise CheckFailure(f"{what} should hold {n_out} neurons, got {len(structure[0])}.")
+            _check_wiring(structure, n_in, what)
+            _check_params(_params(layer, what), _require_values(structure, Value), Value, what)
+            _check_model(Model(layer, structure, [act], what, False, own, made), Value, n_in, rng)
+        for n_in, sizes in ((2, [4, 3, 1]), (3, [1, 2])):
+            check_mlp_shape(MLP, Value, n_in, sizes, rng, own, made)
         check_unknown_activation(Neuron)
     passed("check_mlp", f"structure, parameters, forward values and parameter gradients of Neurons (tanh, "
-                        f"relu, linear), a Layer and MLP(2, {sizes}), and ValueError for an unknown "
-                        f"activation (seed {seed})")
+                        f"relu, linear), Layers of 4 tanh, 1 tanh and 2 linear neurons, MLP(2, [4, 3, 1]) "
+                        f"and MLP(3, [1, 2]), and ValueError for an unknown activation (seed {seed})")
 
 
 def check_mlp_shape(MLP: type, Value: type, n_in: int, sizes: list[int], rng: np.random.Generator,

@@ -254,6 +254,26 @@ def topological_sort(root):
         "    order.reverse()\n    for node in order:\n", "changed the list `order`"),
     "backprop that sets the root's grad to 1 instead of adding 1": (
         "backprop", "test_backprop", "root.grad += 1.0", "root.grad = 1.0", "ADDS 1 to root.grad"),
+    "MLP that always returns the first output": (
+        "mlp", "test_mlp", "        return x[0] if len(x) == 1 else x", "        return x[0]",
+        "returns the list of their 2 outputs"),
+    "Layer that unwraps a single output itself": (
+        "mlp", "test_mlp", "        return [neuron(x) for neuron in self.neurons]",
+        "        outs = [neuron(x) for neuron in self.neurons]\n"
+        "        return outs[0] if len(outs) == 1 else outs",
+        "a Layer always returns a list"),
+    "MLP whose layer is linear when it has one neuron": (
+        "mlp", "test_mlp", '"linear" if i == last else "tanh"', '"linear" if sizes[i + 1] == 1 else "tanh"',
+        "not from how many neurons it has"),
+    "Neuron that adds the bias after the activation": (
+        "mlp", "test_mlp", "            return z.tanh()", "            return (z - self.b).tanh() + self.b",
+        "after the activation"),
+    "Layer that does not pass its activation on": (
+        "mlp", "test_mlp", "Neuron(n_inputs, activation) for _", "Neuron(n_inputs) for _",
+        "pass the Layer's activation on"),
+    "Neuron that returns a float": (
+        "mlp", "test_mlp", "            return z.tanh()", "            return z.tanh().data",
+        "a Neuron returns one Value"),
 }
 
 # Operation bugs a whole-graph check meets in a student's kit (checks of the network and of train_step run on
