@@ -1563,6 +1563,20 @@ class _TinyModel:
         return out
 
 
+def _call_on_model(label: str, train_step: Callable, model: _TinyModel, *args: object) -> object:
+    """train_step on the check's model, which has only __call__ and parameters(), as the text promises."""
+    try:
+        return _call(label, train_step, model, *args, own=_codes(train_step))
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        if f"'{type(model).__name__}' object has no attribute" in str(exc):
+            raise CheckFailure(f"{exc}.\n  The model passed to {label} may be any model: count only on "
+                               "model(x) and model.parameters() (not .layers or other attributes of your "
+                               "MLP); use model.parameters() to reach every weight and bias.") from None
+        raise
+
+
 def _mean_logistic_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     """Mean log(1 + exp(-y s)) of the tiny model, in float64 numpy (the forward pass only)."""
     w1, b1, w2, b2 = theta[:6].reshape(3, 2), theta[6:9], theta[9:12], theta[12]
@@ -1598,11 +1612,13 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
     rtol, atol = (1e-8, 1e-10) if _trusted is not None else (1e-6, 1e-8)  # exact vs finite differences
     with _engine(Value), _recording(Value) as made:
         model = _TinyModel(Value, theta0)
-        theta, grads = theta0.copy(), []
+        for p in model.parameters():  # as after an earlier step or an evaluation: train_step must zero them
+            p.grad = float(rng.normal())
+        theta = theta0.copy()
         for step in (1, 2):
             want_loss, g = _loss_and_gradient(theta, X, y)
-            grads.append(g)
-            loss = _call(label, train_step, model, X.tolist(), y.tolist(), lr, own=_codes(train_step))
+            held = np.array([float(p.grad) for p in model.parameters()])
+            loss = _call_on_model(label, train_step, model, X.tolist(), y.tolist(), lr)
             if isinstance(loss, Value):
                 raise CheckFailure(f"{label} returned a Value; return the loss as a plain float (loss.data), "
                                    "so that a training loop can store and plot it without keeping the graph.")
@@ -1617,15 +1633,22 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
                 if culprit:
                     raise CheckFailure(f"{wrong}{culprit} (seed {seed})")
                 before = theta + lr * g
+                zeroed = all(float(p.grad) == 0.0 for p in model.parameters())
                 candidates = {
                     "You moved the parameters UP the gradient: the update is p.data -= lr * p.grad.":
                         before + lr * g,
-                    "Gradients from the previous step were still in p.grad: set every parameter's grad to 0 "
-                    "before the backward pass (zero_grad).": before - lr * sum(grads),
+                    "The parameters came in holding gradients from before this call, and your update used "
+                    "them too: zero every parameter's grad FIRST (zero_grad), before loss.backward(); "
+                    "zeroing at the end is too late, the caller may have left gradients there.":
+                        before - lr * (held + g),
                     "You used the SUM of the per-example losses; the loss is their MEAN.":
                         before - lr * len(X) * g,
-                    "The parameters did not change: after loss.backward(), update p.data for every p in "
-                    "model.parameters().": before,
+                    "The step was lr * lr * p.grad: multiply the gradient by lr once.": before - lr * lr * g,
+                    ("The parameters did not change because p.grad was 0 when you updated: you zeroed the "
+                     "gradients between loss.backward() and the update. Zero them first, then backward, then "
+                     "update." if zeroed else
+                     "The parameters did not change: after loss.backward(), update p.data for every p in "
+                     "model.parameters()."): before,
                 }
                 hint = next((h for h, c in candidates.items()
                              if np.allclose(got, c, rtol=10 * rtol, atol=atol)),

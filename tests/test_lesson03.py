@@ -274,6 +274,29 @@ def topological_sort(root):
     "Neuron that returns a float": (
         "mlp", "test_mlp", "            return z.tanh()", "            return z.tanh().data",
         "a Neuron returns one Value"),
+    "training step that zeroes the gradients at the end": (
+        "train_step", "test_train_step", None, """
+def train_step(model, X, y, lr):
+    params = model.parameters()
+    losses = [(1 + (-yi * model(xi)).exp()).log() for xi, yi in zip(X, y)]
+    loss = sum(losses) / len(losses)
+    loss.backward()
+    for p in params:
+        p.data -= lr * p.grad
+    zero_grad(params)
+    return loss.data
+""", "before loss.backward()"),
+    "training step that zeroes the gradients between backward and the update": (
+        "train_step", "test_train_step", "    loss.backward()\n",
+        "    loss.backward()\n    zero_grad(params)\n",
+        "between loss.backward() and the update"),
+    "training step that multiplies by lr twice": (
+        "train_step", "test_train_step", "p.data -= lr * p.grad", "p.data -= lr * lr * p.grad",
+        "multiply the gradient by lr once"),
+    "training step that reaches the parameters through model.layers": (
+        "train_step", "test_train_step", "    params = model.parameters()\n",
+        "    params = [p for layer in model.layers for p in layer.parameters()]\n",
+        "count only on model(x) and model.parameters()"),
 }
 
 # Operation bugs a whole-graph check meets in a student's kit (checks of the network and of train_step run on

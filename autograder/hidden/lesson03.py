@@ -220,7 +220,7 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
     _silently(visible.check_backprop, backprop, Value, seed)
 
     def run(root: object) -> None:
-        backprop(root, trusted_order(root))
+        visible._call("`backprop`", backprop, root, trusted_order(root))
 
     with visible._engine(Value):
         for k, focus in enumerate(("mul", "tanh", "power")):
