@@ -250,7 +250,7 @@ adjoints = {
     "v3": -1,
     "v2": 1,
     "v1": 1,
-    "v0": 2 - math.cos(5),
+    "v0": 1.7163,  # rounded to 4 decimals, as the notebook allows
     "v-1": 5 + 1 / 2,
 }
 """,
@@ -291,6 +291,26 @@ def forward_mode(edges, src):
                 if n != src:
                     deriv[n] = sum(deriv[u] * float(plain[(u, v)]) for (u, v) in plain if v == n)
                 done.add(n)
+    return deriv
+"""
+
+SCAN_REMAINING_NODES = """
+def forward_mode(edges, src):
+    parents = {}
+    for (u, v), d in edges.items():  # each edge read once
+        parents.setdefault(v, []).append((u, d))
+        parents.setdefault(u, [])
+    deriv = {n: 0.0 for n in parents}
+    deriv[src] = 1.0
+    done, remaining = set(), list(parents)
+    while remaining:
+        for n in remaining:  # look for a node whose parents are all done: a scan of all nodes every time
+            if all(u in done for u, _ in parents[n]):
+                if n != src:
+                    deriv[n] = sum(deriv[u] * d for u, d in parents[n])
+                done.add(n)
+                remaining.remove(n)
+                break
     return deriv
 """
 
@@ -346,6 +366,46 @@ def count_paths(edges, src, dst):
                         "count_paths(edges, u, dst) for (u, v) in edges if v == src"),
             "backwards",
         ),
+        "counts_reachable_nodes": (
+            """
+def count_paths(edges, src, dst):
+    seen, stack = {src}, [src]
+    while stack:
+        node = stack.pop()
+        for (u, v) in edges:
+            if u == node and v not in seen:
+                seen.add(v)
+                stack.append(v)
+    return len(seen) if dst in seen else 0
+""",
+            "counted reachable nodes",
+        ),
+        "memo_as_default_argument": (
+            """
+def count_paths(edges, src, dst, memo={}):
+    if src == dst:
+        return 1
+    if src not in memo:
+        memo[src] = sum(count_paths(edges, v, dst) for (u, v) in edges if u == src)
+    return memo[src]
+""",
+            "keeps state between calls",
+        ),
+        "empties_edges": (
+            """
+def count_paths(edges, src, dst):
+    out = {}
+    while edges:
+        (u, v), _ = edges.popitem()
+        out.setdefault(u, []).append(v)
+
+    def walk(node):
+        return 1 if node == dst else sum(walk(child) for child in out.get(node, []))
+
+    return walk(src)
+""",
+            "changed the edges dictionary",
+        ),
     },
     "sum_over_paths": {
         "adds_along_a_path": (
@@ -355,6 +415,10 @@ def count_paths(edges, src, dst):
             "ADD",
         ),
         "counts_paths": (with_change("sum_over_paths", "product * d", "product"), "number of paths"),
+        "clears_edges": (
+            with_change("sum_over_paths", "    return total", "    edges.clear()\n    return total"),
+            "changed the edges dictionary",
+        ),
     },
     "forward_mode": {
         "storage_order": (
@@ -399,6 +463,7 @@ def forward_mode(edges, src):
         "copies_edges_then_follows_paths": (
             COPY_THEN_FOLLOW_PATHS.format(name="forward_mode", pair="start, n"), "Python steps"),
         "scans_all_edges_per_node": (SCAN_PER_NODE, "scans all edges again for every node"),
+        "scans_remaining_nodes_for_a_ready_one": (SCAN_REMAINING_NODES, "scans all remaining nodes"),
     },
     "reverse_mode": {
         "forward_topological_order": (
@@ -412,6 +477,10 @@ def forward_mode(edges, src):
         "forgets_to_start_from_one": (
             with_change("reverse_mode", "grad[dst] = 1.0", "pass"),
             "start the sweep from 1.0",
+        ),
+        "forgets_the_childs_adjoint": (
+            with_change("reverse_mode", "edges[(u, v)] * grad[v]", "edges[(u, v)]"),
+            "the factor from the child is missing",
         ),
         "copies_edges_then_follows_paths": (
             COPY_THEN_FOLLOW_PATHS.format(name="reverse_mode", pair="n, start"), "Python steps"),
@@ -449,7 +518,23 @@ def forward_mode(edges, src):
                 "        other = Dual.lift(other)\n        return Dual(self.value + other.value",
                 "        return Dual(self.value + other.value",
             ),
-            "Dual(c, 0.0)",
+            "Dual.lift(other)",
+        ),
+        "mul_without_lift": (
+            with_change("dual",
+                        "        other = Dual.lift(other)\n        return Dual(self.value * other.value",
+                        "        return Dual(self.value * other.value"),
+            "Dual.lift(other)",
+        ),
+        "radd_calls_itself": (
+            with_change("dual", "    __radd__ = __add__\n",
+                        "    def __radd__(self, other):\n        return other + self\n"),
+            "calls itself again",
+        ),
+        "neg_negates_only_the_value": (
+            with_change("dual", "return Dual(-self.value, -self.deriv)",
+                        "return Dual(-self.value, self.deriv)"),
+            "negate the value AND the derivative",
         ),
         "one_method_left_blank": (
             with_change("dual", "        return Dual(-self.value, -self.deriv)",
@@ -468,6 +553,7 @@ def forward_mode(edges, src):
             with_change("adjoint_trace", 'adjoints["v2"] * x2', 'adjoints["v2"] * x1'),
             "v-1bar = v1bar * dv1/dv-1 + v2bar * dv2/dv-1",
         ),
+        "too_few_digits": (SOLUTIONS["adjoint_trace"] + 'adjoints["v0"] = 1.72\n', "give more digits"),
         "quoted_number": (
             SOLUTIONS["adjoint_trace"] + 'adjoints["v-1"] = "5.5"\n',
             "without quotes",
@@ -518,6 +604,11 @@ def forward_mode(edges, src):
             + "    h = 1e-5\n"
             "    return Mul(Const(0.5 / h), Add(shifted(e, h), Mul(Const(-1.0), shifted(e, -h))))\n",
             "did you build a finite difference",
+        ),
+        "crashes_on_exp": (
+            with_change("diff", "return Mul(Exp(e.arg), diff(e.arg, var))",
+                        "return Mul(Exp(e.argument), diff(e.arg, var))"),
+            "diff(exp(x), 'x') raised AttributeError",
         ),
     },
 }
