@@ -46,13 +46,14 @@ BUGS = {
         "self.grad += 1.0\n        other.grad += 1.0", "dropped the upstream gradient"),
     "mul swaps the local derivatives": (
         "add_mul", "test_mul", MUL,
-        "self.grad += self.data * out.grad\n        other.grad += other.data * out.grad", "`mul`"),
+        "self.grad += self.data * out.grad\n        other.grad += other.data * out.grad",
+        "swapped the two inputs' derivatives"),
     "mul overwrites instead of accumulating": (
         "add_mul", "test_mul", MUL,
         "self.grad = other.data * out.grad\n        other.grad = self.data * out.grad", "+="),
     "pow derivative misses the exponent factor": (
         "power", "test_power", "self.grad += k * self.data ** (k - 1) * out.grad",
-        "self.grad += self.data ** (k - 1) * out.grad", "factor k is missing"),
+        "self.grad += self.data ** (k - 1) * out.grad", "is missing: the local derivative of a**k"),
     "pow derivative uses k * a**k": (
         "power", "test_power", "self.grad += k * self.data ** (k - 1) * out.grad",
         "self.grad += k * self.data ** k * out.grad", "`power`"),
@@ -191,7 +192,7 @@ def backprop(root, order):
     "mul sends the wrong gradient to its second input": (
         "add_mul", "test_mul", MUL,
         "self.grad += other.data * out.grad\n        other.grad += other.data * out.grad",
-        "b (the second input)"),
+        "to b.grad"),
     "topological sort that marks nodes seen when pushed": (
         "topological_sort", "test_topological_sort", None, """
 def topological_sort(root):
@@ -297,6 +298,23 @@ def train_step(model, X, y, lr):
         "train_step", "test_train_step", "    params = model.parameters()\n",
         "    params = [p for layer in model.layers for p in layer.parameters()]\n",
         "count only on model(x) and model.parameters()"),
+    "mul adds a Value into .grad (no .data)": (
+        "add_mul", "test_mul", "self.grad += other.data * out.grad", "self.grad += other * out.grad",
+        "a.grad became a Value"),
+    "add never assigns its _backward closure": (
+        "add_mul", "test_add", "        other.grad += out.grad\n\n    out._backward = _backward\n",
+        "        other.grad += out.grad\n\n", "out._backward is still the default"),
+    "exp's _backward returns the gradient": (
+        "exp_log", "test_exp", "self.grad += e * out.grad", "return e * out.grad",
+        "must add each input's share"),
+    "add reads out.grad when the operation is built": (
+        "add_mul", "test_add",
+        "    def _backward():\n        self.grad += out.grad\n        other.grad += out.grad",
+        "    upstream = out.grad\n\n    def _backward():\n        self.grad += upstream\n"
+        "        other.grad += upstream", "not when the operation is built"),
+    "add changes its input's data in place": (
+        "add_mul", "test_add", "    out = Value(self.data + other.data",
+        "    self.data += other.data\n    out = Value(self.data", "do not modify the inputs"),
 }
 
 # Operation bugs a whole-graph check meets in a student's kit (checks of the network and of train_step run on
@@ -497,7 +515,7 @@ def test_checks_report_the_seed_and_vary_it():
     for _ in range(3):
         with pytest.raises(CheckFailure) as info:
             visible.check_add(ns["add"], ns["Value"])
-        messages.add(re.search(r"seed (\d+)", str(info.value)).group(1))
+        messages.add(re.search(r"seed=(\d+)", str(info.value)).group(1))
     assert len(messages) == 3
 
 
