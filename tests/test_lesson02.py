@@ -669,6 +669,8 @@ def test_each_bug_fails_its_own_checks_with_its_cause_and_costs_nothing_else(nam
         message = failure(CHECKS[name][0], ns, name, seed)
         assert fragment in message, message
         assert "Traceback" not in message and "Edges:" not in message
+        if name != "adjoint_trace":  # randomised checks: the failure says how to repeat it
+            assert f"seed={seed}) to reproduce)" in message, message
     failure(CHECKS[name][1], ns, name, 11)
     for other in EXERCISES:
         if other != name:
@@ -697,6 +699,27 @@ def test_adjoint_messages_give_the_rule_and_the_students_numbers_never_the_value
             want = correct[entry]
             for text in (repr(want), f"{want:.6g}", f"{want:g}", f"{want:.4f}"):
                 assert f"= {text}" not in message and f"be {text}" not in message, (text, message)
+
+
+def test_adjoint_entries_rounded_to_four_decimals_pass_and_three_are_called_close():
+    rounded = {"v5": 1.0, "v4": 1.0, "v3": -1.0, "v2": 1.0, "v1": 1.0, "v0": 1.7163, "v-1": 5.5}
+    visible.check_adjoint_trace(rounded)
+    hidden.check_adjoint_trace(rounded)
+    for check in CHECKS["adjoint_trace"]:
+        with pytest.raises(CheckFailure, match="give more digits"):
+            check({**rounded, "v0": 1.716})
+
+
+def test_notebook_leaves_the_trace_to_the_student():
+    """No cell before exercise 7 prints the gradient of f at (2, 5), and the table asks for every partial of
+    v2 = v-1 * v0 (one of them would give the other away)."""
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells]
+    before = "\n".join(cell.source for cell in nb.cells[: ids.index("adjoint_trace")])
+    for leak in ("5.5", "2 - cos 5", "2 - math.cos(5", "1.7163", "= v_0$", "= v_{-1}$"):
+        assert leak not in before, leak
 
 
 def test_sweep_budget_counts_the_students_steps_not_the_checkers():
