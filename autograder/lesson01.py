@@ -11,9 +11,15 @@ integer copy, ...), says so. A passing check prints one line saying what it comp
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import linecache
 import math
-from collections.abc import Callable
+import numbers
+import os
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -48,6 +54,7 @@ class SmoothFunction:
         self.terms.append(("exp", float(c) / 2, rate) if kind != 0 else ("pow", float(c), 3.0))
         if kind == 2:
             self.terms.append(("pow", float(a * c), 2.0))
+        self.arg_types: set[type] = set()  # what the student's code called f with (float32 is named)
 
     def derivative(self, x: float, order: int) -> float:
         """The order-th derivative at x (order 0 is the value itself)."""
@@ -64,6 +71,7 @@ class SmoothFunction:
         return total
 
     def __call__(self, x: float) -> float:
+        self.arg_types.add(type(x))
         return self.derivative(float(x), 0)
 
     def __str__(self) -> str:
@@ -142,30 +150,79 @@ FORMULAS = {
 }
 
 
-def as_real_scalar(value: object, name: str) -> float:
-    """Convert a student's return value to float, or fail saying what was returned instead."""
+def as_real_scalar(value: object, call: str, seed: int, *, python_float: bool = False) -> float:
+    """Convert a student's return value to float, or fail naming the type that was returned instead.
+
+    Strings, tuples, lists and arrays of one number are refused even though numpy would convert them: a
+    caller doing arithmetic with the result would get something else. python_float also refuses numbers
+    that are not Python floats (the text of exercise 5 asks for one)."""
+    kind = type(value).__name__
     if value is None:
-        raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailure(f"{name} returned {value!r}, which is not a number.") from exc
-    if arr.ndim != 0:
-        raise CheckFailure(f"{name} returned an array of shape {arr.shape}; it should return one number.")
-    out = float(arr)
+        raise CheckFailure(f"{call} returned None (seed {seed}). Did you forget the `return` statement?")
+    if isinstance(value, str | bytes):
+        raise CheckFailure(f"{call} returned the string {value!r} (seed {seed}): return the number itself, "
+                           f"not its text (no str(...) or f-string).")
+    if isinstance(value, tuple | list):
+        comma = " A trailing comma (`return v,`) makes a tuple." if isinstance(value, tuple) else ""
+        raise CheckFailure(f"{call} returned a {kind} {value!r}, not one number (seed {seed}).{comma} Return "
+                           f"the number itself.")
+    if isinstance(value, np.ndarray):
+        if python_float or value.ndim != 0 or value.dtype.kind not in "fiu":
+            raise CheckFailure(f"{call} returned a numpy array of shape {value.shape}, dtype {value.dtype} "
+                               f"(seed {seed}); it should return one Python float: wrap the result in "
+                               f"float(...).")
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise CheckFailure(f"{call} returned a {kind} ({value!r}), not a real number (seed {seed}).")
+    elif python_float and not isinstance(value, float):
+        raise CheckFailure(f"{call} returned a {kind} ({value!r}) (seed {seed}); the exercise asks for a "
+                           f"Python float: return float(...) (and 0.0, not 0).")
+    out = float(value)
     if not math.isfinite(out):
-        raise CheckFailure(f"{name} returned {out}, which is not a finite number.")
+        raise CheckFailure(f"{call} returned {out}, which is not a finite number (seed {seed}).")
     return out
 
 
+_NOT_STUDENT = tuple(os.path.dirname(p) + os.sep for p in (__file__, np.__file__)) + (
+    sysconfig.get_paths()["stdlib"] + os.sep,)
+
+
+def student_line(error: BaseException | None) -> str:
+    """Where in the student's own code an exception was raised, as a sentence ('' if it cannot be told):
+    the checker's message replaces the traceback, so the line number must travel in the message."""
+    if error is None:
+        return ""
+    frames = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(error.__traceback__)]
+    own = [(name, line) for name, line in frames if not os.path.abspath(name).startswith(_NOT_STUDENT)]
+    if not own:
+        return ""
+    name, line = own[-1]
+    text = linecache.getline(name, line).strip()
+    return f"It happened at line {line} of your answer cell" + (f": `{text}`" if text else "") + ". "
+
+
 def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) -> object:
-    """call_student, with the failing case and the seed put in front of any message but the blank one."""
+    """call_student, with the failing case, the seed and the line of the student's code that raised put into
+    any message but the blank one."""
     try:
         return call_student(name, fn, *args)
     except NotDone:
         raise
     except CheckFailure as exc:
-        raise CheckFailure(f"{call} (seed {seed}): {exc}") from None
+        where = student_line(exc.__context__)
+        raise CheckFailure(f"{call} (seed {seed}): {exc}\n{where}Run {call.split(' with ')[0]} yourself in a "
+                           f"cell to see the whole traceback.") from None
+
+
+@contextlib.contextmanager
+def repeatable(check: str, arguments: str, seed: int) -> Iterator[None]:
+    """End every failure of a randomised visible check with the call that repeats exactly that test."""
+    try:
+        yield
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(f"{exc}\nRun checks.{check}({arguments}, seed={seed}) in a cell of your own to "
+                           f"repeat this exact test.") from None
 
 
 def close(got: float, expected: float, rtol: float = 1e-8) -> bool:
@@ -184,13 +241,20 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
         h = float(10.0 ** rng.uniform(-3, -1.5))
         candidates = scalar_candidates(f, x, h)
         call = f"{name}(f, x={x!r}, h={h!r}) with f(x) = {f}"
-        got = as_real_scalar(run_student(call, seed, name, student, f, x, h), name)
+        raw = run_student(call, seed, name, student, f, x, h)
+        got = as_real_scalar(raw, call, seed)
         expected = candidates[wanted]
         if close(got, expected):
             worst = max(worst, abs(got - expected) / max(abs(expected), 1e-300))
             continue
         matches = [k for k, v in candidates.items() if k != wanted and close(got, v)]
-        if matches:
+        low = sorted(t.__name__ for t in f.arg_types | {type(raw)} if t in (np.float32, np.float16))
+        if low:
+            hint = (f"your code works in {low[0]} (f was called with {low[0]} numbers, or your result is "
+                    f"{low[0]}), which keeps only about 7 significant digits, so f(x + h) and f(x - h) lose "
+                    f"most of them when subtracted (section 3 of this lesson). Compute in float64: use x, h "
+                    f"and f's values as they are, without converting them to {low[0]}.")
+        elif matches:
             hint = (f"{HINTS[matches[0]]}. The exercise asks for the {wanted} difference, "
                     f"{FORMULAS[wanted]}.")
         elif abs(got - expected) <= 0.05 * abs(expected):
@@ -210,7 +274,8 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
 def report_difference(student: Callable, name: str, wanted: str, seed: int | None) -> None:
     """The visible check of one scalar formula: six random cases, then the one-line pass report."""
     seed = new_seed(seed)
-    worst = check_difference(student, name, wanted, seed, trials=6)
+    with repeatable(f"check_{name}", name, seed):
+        worst = check_difference(student, name, wanted, seed, trials=6)
     passed(name, f"6 random smooth functions and steps, worst relative error {worst:.1e} (seed {seed})")
 
 
@@ -348,16 +413,24 @@ def gradient_result(raw: object, call: str, shape: tuple[int, ...], seed: int,
                     f: ArrayFunction) -> np.ndarray:
     """The student's gradient as a plain float64 array, once it is known to be a float array of x's shape."""
     if raw is None:
-        raise CheckFailure(f"{call} returned None. Did you forget the `return` statement?")
+        raise CheckFailure(f"{call} returned None (seed {seed}). Did you forget the `return` statement?")
     if isinstance(raw, list | tuple):
         raise CheckFailure(
             f"{call} returned a Python {type(raw).__name__} (seed {seed}).\nHint: return a numpy array of "
             f"floats with x's shape: fill in np.zeros(np.shape(x)) and return that array itself."
         )
-    try:
-        arr = np.array(raw, subok=False, copy=True)
-    except (TypeError, ValueError):
-        raise CheckFailure(f"{call} returned a {type(raw).__name__}, not an array of numbers.") from None
+    if not isinstance(raw, np.ndarray):
+        raise CheckFailure(
+            f"{call} returned a {type(raw).__name__} ({raw!r}), not a numpy array (seed {seed}).\nHint: the "
+            f"gradient has one entry per entry of x: fill in np.zeros(np.shape(x)) and return that array.")
+    arr = np.array(raw, subok=False, copy=True)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 8:
+        digits = 3 if arr.itemsize == 2 else 7
+        cause = call_dtype_hint(f) or (f"a {arr.dtype} array keeps only about {digits} "
+                                       f"significant digits; build the gradient with np.zeros(np.shape(x)), "
+                                       f"which is float64.")
+        raise CheckFailure(f"{call} returned a {arr.dtype} array; the gradient must be float64 (seed {seed})."
+                           f"\nHint: {cause}")
     if arr.dtype.kind != "f":
         cause = call_dtype_hint(f) or ("np.zeros_like(x) of an integer x is an integer array: use "
                                        "np.zeros(np.shape(x)).")
@@ -367,12 +440,12 @@ def gradient_result(raw: object, call: str, shape: tuple[int, ...], seed: int,
         )
     if arr.shape != shape:
         raise CheckFailure(
-            f"{call} returned an array of shape {arr.shape}, but x has shape {shape}. The gradient has one "
-            f"entry per entry of x: start from np.zeros(np.shape(x))."
+            f"{call} returned an array of shape {arr.shape}, but x has shape {shape} (seed {seed}). The "
+            f"gradient has one entry per entry of x: start from np.zeros(np.shape(x))."
         )
     out = arr.astype(np.float64)
     if not np.all(np.isfinite(out)):
-        raise CheckFailure(f"{call} returned non-finite values: {out}.")
+        raise CheckFailure(f"{call} returned non-finite values: {out} (seed {seed}).")
     return out
 
 
@@ -444,6 +517,13 @@ def gradient_case(
         hint = GRADIENT_HINTS[matches[0]]
     elif step_hint:
         hint = step_hint
+    elif not np.any(got) and np.any(expected):
+        hint = (
+            "every entry is 0.0: f(x + h e_i) and f(x - h e_i) came out equal, so both calls saw the same "
+            "point. xp = x (or xm = xp) does not copy: both names are one array, so moving one moves the "
+            "other too. Make a real copy for each point (x.copy(), np.array(x, dtype=float)) or put the old "
+            "value back between the two calls."
+        )
     elif np.all(err <= 1e-2 * scale):
         hint = (
             f"every entry is close to the right value but not equal, as if computed with another step. Use "
@@ -471,19 +551,20 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None =
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     worst, entries = 0.0, 0
-    for shape, h in [((5,), 1e-3), ((3, 4), 1e-3), ((4,), None)]:
-        x = rng.uniform(-1.0, 1.0, size=shape) * rng.uniform(0.5, 2.0)
-        worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed))
-        entries += x.size
-    ints = rng.integers(-3, 4, size=5)
-    worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, (5,)), ints, 1e-3, seed,
-                                     what="an integer array"))
-    as_list = [float(v) for v in rng.uniform(-1.0, 1.0, size=4)]
-    worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, (4,)), as_list, 1e-3, seed,
-                                     what="a Python list"))
-    passed("numerical_gradient", f"{entries + 9} entries of 5 inputs (float arrays of shapes (5,), (3, 4) "
-           f"and (4,) with the default h, an integer array, a list), worst relative error {worst:.1e} "
-           f"(seed {seed})")
+    with repeatable("check_numerical_gradient", "numerical_gradient", seed):
+        for shape, h in [((5,), 1e-3), ((3, 4), 1e-3), ((4,), None)]:
+            x = rng.uniform(-1.0, 1.0, size=shape) * rng.uniform(0.5, 2.0)
+            worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed))
+            entries += x.size
+        ints = rng.integers(-3, 4, size=5)
+        worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, (5,)), ints, 1e-3, seed,
+                                         what="an integer array"))
+        as_list = [float(v) for v in rng.uniform(-1.0, 1.0, size=4)]
+        worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, (4,)), as_list, 1e-3, seed,
+                                         what="a Python list"))
+    passed("numerical_gradient", f"{entries + 9} entries of 5 inputs (float arrays of shapes (5,) and (3, 4) "
+           f"with h = 1e-3, of shape (4,) with the default h; an integer array and a list with h = 1e-3), "
+           f"worst relative error {worst:.1e} (seed {seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -512,24 +593,44 @@ def relative_error_case(
     Returns 1, the number of pairs compared, so callers can count them.
     """
     call = f"relative_error({a!r}, {b!r})"
+    before = copy.deepcopy((a, b))
     try:
-        got = as_real_scalar(run_student(call, seed, "relative_error", relative_error, a, b), call)
+        raw = run_student(call, seed, "relative_error", relative_error, a, b)
     except NotDone:
         raise
     except CheckFailure as exc:
         if expected != 0.0:
             raise
         raise CheckFailure(f"{exc}\nHint: {ZERO_HINT}") from None
+    for label, now, then in zip("ab", (a, b), before, strict=True):
+        if not np.array_equal(now, then):
+            raise CheckFailure(
+                f"{call} changed its argument {label}: after the call it is {now!r} (seed {seed}).\nHint: "
+                f"np.asarray does not copy an array that is already float, so np.abs({label}, out={label}) "
+                f"or {label} -= ... writes into the caller's array (the gradient you are checking). Compute "
+                f"into new arrays: np.abs(a - b), np.max(np.abs(a)).")
+    got = as_real_scalar(raw, call, seed, python_float=True)
     if close(got, expected, rtol=1e-9):
         return 1
     an, bn = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     hint = "relative_error(a, b) = max|a - b| / max(max|a|, max|b|)."
     norms = max(np.linalg.norm(an), np.linalg.norm(bn))
-    if over_a is not None and close(got, over_a):
+
+    def slip(value: float | None) -> bool:
+        """got matches this slip's value, and the slip does not happen to give the right answer here."""
+        return value is not None and close(got, value) and not close(value, expected)
+
+    if slip(over_a):
         hint = "you divide by |a| only. Divide by the LARGER of the two sizes, so the error is symmetric."
-    elif over_b is not None and close(got, over_b):
+    elif slip(over_b):
         hint = "you divide by |b| only. Divide by the LARGER of the two sizes, so the error is symmetric."
-    elif entrywise is not None and close(got, entrywise):
+    elif abs(got - expected) <= 1e-5 * abs(expected):
+        hint = (
+            f"your value is off by a relative {abs(got - expected) / abs(expected):.1e}, as if a small "
+            f"number (such as 1e-8) were added to the denominator. Divide by exactly the larger size; the "
+            f"case where both are all zero is handled on its own (return 0.0)."
+        )
+    elif slip(entrywise):
         hint = (
             "you computed a relative error for each entry (its difference over its own size) and took the "
             "largest. Here a tiny entry changed a lot while the large ones agree, which is a small error for "
@@ -640,9 +741,10 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
     """Scalars of both signs and orders, arrays, the all-zero case, and a clear error on mismatched shapes."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    pairs = sum(scaled_pair(rng, seed, relative_error) for _ in range(3))
-    pairs += spiked_pair(rng, seed, relative_error) + small_entry_pair(rng, seed, relative_error)
-    pairs += relative_error_case(relative_error, np.zeros(3), np.zeros(3), 0.0, seed)
-    check_shape_error(relative_error, np.ones(3), np.ones((3, 1)), seed)
+    with repeatable("check_relative_error", "relative_error", seed):
+        pairs = sum(scaled_pair(rng, seed, relative_error) for _ in range(3))
+        pairs += spiked_pair(rng, seed, relative_error) + small_entry_pair(rng, seed, relative_error)
+        pairs += relative_error_case(relative_error, np.zeros(3), np.zeros(3), 0.0, seed)
+        check_shape_error(relative_error, np.ones(3), np.ones((3, 1)), seed)
     passed("relative_error", f"{pairs} pairs (scalars of both signs, arrays, all zeros) compared to 1e-9, "
            f"and a ValueError naming the shapes (3,) and (3, 1) (seed {seed})")

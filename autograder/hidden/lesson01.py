@@ -50,8 +50,9 @@ def check_central_difference(central_difference: Callable, *, seed: int | None =
     rng = np.random.default_rng(seed)
     c, x = float(rng.uniform(1.0, 2.0)), float(rng.uniform(1.0, 3.0))
     h = 0.25  # exact in binary: (f(x+h) - f(x-h)) / 2h = 3c x^2 + c h^2 up to rounding of x
+    call = f"central_difference(f, {x!r}, {h}) with f(t) = {c!r}*t**3"
     got = as_real_scalar(call_student("central_difference", central_difference, lambda t: c * t**3, x, h),
-                         "central_difference")
+                         call, seed)
     expected = 3 * c * x**2 + c * h**2
     if not abs(got - expected) <= 1e-9 * abs(expected):
         raise CheckFailure(
@@ -130,7 +131,8 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
     for _ in range(5):
         a, b = rng.normal(size=(2, 3)) * 10.0 ** rng.uniform(-3, 3), rng.normal(size=(2, 3))
         expected = reference_relative_error(a, b)
-        got = as_real_scalar(call_student("relative_error", relative_error, a, b), "relative_error")
+        got = as_real_scalar(call_student("relative_error", relative_error, a, b),
+                             "relative_error(a, b) with arrays of shape (2, 3)", seed, python_float=True)
         if not abs(got - expected) <= 1e-12 * max(1.0, expected):
             raise CheckFailure(
                 f"relative_error disagrees with the course's reference implementation on arrays of shape "
