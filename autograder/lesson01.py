@@ -158,27 +158,28 @@ def as_real_scalar(value: object, call: str, seed: int, *, python_float: bool = 
     that are not Python floats (the text of exercise 5 asks for one)."""
     kind = type(value).__name__
     if value is None:
-        raise CheckFailure(f"{call} returned None (seed {seed}). Did you forget the `return` statement?")
+        raise CheckFailure(f"{call} returned None (seed {seed}).\nHint: did you forget `return`?")
     if isinstance(value, str | bytes):
-        raise CheckFailure(f"{call} returned the string {value!r} (seed {seed}): return the number itself, "
-                           f"not its text (no str(...) or f-string).")
+        raise CheckFailure(f"{call} returned the string {value!r} (seed {seed}).\nHint: return the number "
+                           f"itself, not its text (no str(...) or f-string).")
     if isinstance(value, tuple | list):
-        comma = " A trailing comma (`return v,`) makes a tuple." if isinstance(value, tuple) else ""
-        raise CheckFailure(f"{call} returned a {kind} {value!r}, not one number (seed {seed}).{comma} Return "
-                           f"the number itself.")
+        comma = "a trailing comma (`return v,`) makes a tuple; " if isinstance(value, tuple) else ""
+        raise CheckFailure(f"{call} returned a {kind}, {value!r}, not one number (seed {seed}).\nHint: "
+                           f"{comma}return the number itself.")
     if isinstance(value, np.ndarray):
         if python_float or value.ndim != 0 or value.dtype.kind not in "fiu":
             raise CheckFailure(f"{call} returned a numpy array of shape {value.shape}, dtype {value.dtype} "
-                               f"(seed {seed}); it should return one Python float: wrap the result in "
-                               f"float(...).")
+                               f"(seed {seed}).\nHint: return one Python float: float(...) of the result.")
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailure(f"{call} returned a {kind} ({value!r}), not a real number (seed {seed}).")
+        raise CheckFailure(f"{call} returned a {kind}, {value!r}, not a real number (seed {seed}).\nHint: "
+                           f"return the number itself.")
     elif python_float and not isinstance(value, float):
-        raise CheckFailure(f"{call} returned a {kind} ({value!r}) (seed {seed}); the exercise asks for a "
-                           f"Python float: return float(...) (and 0.0, not 0).")
+        raise CheckFailure(f"{call} returned a {kind}, {value!r} (seed {seed}).\nHint: the exercise asks "
+                           f"for a Python float: return float(...) (and 0.0, not 0).")
     out = float(value)
     if not math.isfinite(out):
-        raise CheckFailure(f"{call} returned {out}, which is not a finite number (seed {seed}).")
+        raise CheckFailure(f"{call} returned {out}, which is not a finite number (seed {seed}).\nHint: "
+                           f"look for a division by zero or an overflow in your code.")
     return out
 
 
@@ -197,7 +198,17 @@ def student_line(error: BaseException | None) -> str:
         return ""
     name, line = own[-1]
     text = linecache.getline(name, line).strip()
-    return f"It happened at line {line} of your answer cell" + (f": `{text}`" if text else "") + ". "
+    return f"it happened at line {line} of your answer cell" + (f": `{text}`" if text else "") + ". "
+
+
+TRY_IT = {
+    "forward_difference": "forward_difference(np.sin, 0.5, 1e-3)",
+    "backward_difference": "backward_difference(np.sin, 0.5, 1e-3)",
+    "central_difference": "central_difference(np.sin, 0.5, 1e-3)",
+    "numerical_gradient": "numerical_gradient(lambda v: np.sum(v ** 2), np.ones((2, 3)))",
+    "relative_error": "relative_error(np.ones(3), np.arange(3.0))",
+}
+"""A call of each exercise a student can run in a cell of their own to see where their code raises."""
 
 
 def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) -> object:
@@ -209,8 +220,8 @@ def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) ->
         raise
     except CheckFailure as exc:
         where = student_line(exc.__context__)
-        raise CheckFailure(f"{call} (seed {seed}): {exc}\n{where}Run {call.split(' with ')[0]} yourself in a "
-                           f"cell to see the whole traceback.") from None
+        raise CheckFailure(f"{call} (seed {seed}): {exc}\nHint: {where}To see the whole traceback, call it "
+                           f"yourself in a cell of your own, e.g. {TRY_IT[name]}.") from None
 
 
 @contextlib.contextmanager
@@ -469,7 +480,7 @@ def gradient_case(
     except CheckFailure as exc:
         if not isinstance(x_before, list):
             raise
-        raise CheckFailure(f"{exc}\nHint: x here is a Python list, which has no array methods and no "
+        raise CheckFailure(f"{exc}\nAlso: x here is a Python list, which has no array methods and no "
                            f"arithmetic of its own; np.array(x, dtype=float) turns a list, an integer or a "
                            f"float array alike into a float copy to work on.") from None
     if type(x) is not type(x_before) or np.shape(x) != shape or not np.array_equal(x, x_before):
@@ -513,10 +524,6 @@ def gradient_case(
     ]
     if call_dtype_hint(f):
         hint = call_dtype_hint(f)
-    elif matches:
-        hint = GRADIENT_HINTS[matches[0]]
-    elif step_hint:
-        hint = step_hint
     elif not np.any(got) and np.any(expected):
         hint = (
             "every entry is 0.0: f(x + h e_i) and f(x - h e_i) came out equal, so both calls saw the same "
@@ -524,6 +531,10 @@ def gradient_case(
             "other too. Make a real copy for each point (x.copy(), np.array(x, dtype=float)) or put the old "
             "value back between the two calls."
         )
+    elif matches:
+        hint = GRADIENT_HINTS[matches[0]]
+    elif step_hint:
+        hint = step_hint
     elif np.all(err <= 1e-2 * scale):
         hint = (
             f"every entry is close to the right value but not equal, as if computed with another step. Use "

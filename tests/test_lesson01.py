@@ -117,6 +117,10 @@ def forward_difference(f, x, h):
 def forward_difference(f, x, h):
     return f(x + h) - f(x)
 """, "forgot to divide by h"),
+        "returns_string": (SOLUTIONS["forward_difference"].replace("return (f(x + h) - f(x)) / h",
+                                                                   "return str((f(x + h) - f(x)) / h)"),
+                           "returned the string"),
+        "returns_tuple": (SOLUTIONS["forward_difference"].replace(" / h", " / h,"), "trailing comma"),
     },
     "backward_difference": {
         "forward_instead": (renamed("forward_difference", "backward_difference"),
@@ -153,6 +157,16 @@ def central_difference(f, x, h):
 def central_difference(f, x, h):
     return (f(x + h) - f(x - h)) / 2
 """, "forgot h"),
+        "float32": ("""
+def central_difference(f, x, h):
+    x, h = np.float32(x), np.float32(h)
+    return (f(x + h) - f(x - h)) / (2 * h)
+""", "float32 numbers"),
+        "raises_with_its_line": ("""
+def central_difference(f, x, h):
+    points = [x + h, x - h]
+    return (f(points) - f(x - h)) / (2 * h)
+""", "at line 5 of your answer cell"),
     },
     "numerical_gradient": {
         "forward_differences": ("""
@@ -208,6 +222,23 @@ def numerical_gradient(f, x, h=1e-5):
         "other_default_step": (CORRECT_GRADIENT.replace("h=1e-5", "h=1e-4"), "the default in the def line"),
         "list_without_conversion": (CORRECT_GRADIENT.replace("np.array(x, dtype=float)", "x.astype(float)"),
                                     "x here is a Python list"),
+        "float32_result": (CORRECT_GRADIENT.replace("np.zeros_like(point)",
+                                                    "np.zeros(point.shape, np.float32)"),
+                           "returned a float32 array"),
+        "returns_a_number": (CORRECT_GRADIENT.replace("return grad", "return float(grad[0])"),
+                             "returned a float"),
+        "aliased_points": ("""
+def numerical_gradient(f, x, h=1e-5):
+    point = np.array(x, dtype=float)
+    grad = np.zeros(point.shape)
+    for index in np.ndindex(point.shape):
+        xp = point
+        xm = point
+        xp[index] += h
+        xm[index] -= h
+        grad[index] = (f(xp) - f(xm)) / (2 * h)
+    return grad
+""", "does not copy"),
         "rows_not_entries": ("""
 def numerical_gradient(f, x, h=1e-5):
     point = np.array(x, dtype=float)
@@ -281,6 +312,19 @@ def relative_error(a, b):
         return 0.0
     return float(np.max(np.abs(a - b)[sizes > 0] / sizes[sizes > 0]))
 """, "for each entry"),
+        "changes_its_arguments": (SOLUTIONS["relative_error"].replace(
+            "    size = max(np.max(np.abs(a)), np.max(np.abs(b)))",
+            "    top = np.max(np.abs(a - b))\n    np.abs(a, out=a)\n    np.abs(b, out=b)\n"
+            "    size = max(np.max(a), np.max(b))").replace("np.max(np.abs(a - b)) / size", "top / size"),
+                                  "changed its argument"),
+        "returns_string": (SOLUTIONS["relative_error"].replace("return 0.0 if size == 0 else float(",
+                                                               "return '0' if size == 0 else str("),
+                           "returned the string"),
+        "returns_0d_array": (SOLUTIONS["relative_error"].replace("else float(", "else np.array("),
+                             "numpy array of shape ()"),
+        "tiny_offset_in_denominator": (SOLUTIONS["relative_error"].replace(
+            "return 0.0 if size == 0 else float(np.max(np.abs(a - b)) / size)",
+            "return float(np.max(np.abs(a - b)) / (size + 1e-8))"), "added to the denominator"),
         "value_error_names_no_shapes": (SOLUTIONS["relative_error"].replace(
             'f"shapes {a.shape} and {b.shape} differ"', '"the shapes differ"'), "does not name the shape"),
     },
@@ -349,6 +393,11 @@ def test_each_bug_fails_its_own_checks_with_its_cause_and_no_other(name, bug):
         assert fragment in message, message
         assert "Hint" in message or "ValueError" in message, message
         assert f"seed {seed}" in message, message
+        assert message.endswith(f"checks.check_{name}({name}, seed={seed}) in a cell of your own to repeat "
+                                f"this exact test."), message
+    with pytest.raises(CheckFailure) as again:
+        check_visible(ns[name], seed=seed)
+    assert str(again.value) == message, "the call named at the end repeats exactly the same test"
     for seed in range(3):
         with pytest.raises(CheckFailure):
             check_hidden(ns[name], seed=seed)
