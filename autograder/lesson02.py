@@ -990,7 +990,7 @@ def check_dual_op(
             ". Your result is what this gives when x' = 1: multiply by the derivative the input carries "
             "(x.deriv), that is the chain rule."
         )
-    raise CheckFailure(f"{what}: deriv {deriv!r}, expected {want_deriv!r} (seed {seed}).\nHint: {hint}")
+    raise CheckFailure(f"{what}: deriv {deriv!r}, expected {want_deriv:.10g} (seed {seed}).\nHint: {hint}")
 
 
 def composite_functions(rng: np.random.Generator) -> list[tuple[str, Callable, Callable]]:
