@@ -1235,8 +1235,8 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
     if not _close(float(leaf.grad), held + 1.0):
         raise CheckFailure(f"{label}: with a leaf as the root, holding grad {held:.4g} from an earlier call, "
                            f"backprop(leaf, [leaf]) should leave {held + 1:.6g} (what it held plus 1), got "
-                           f"{float(leaf.grad):.6g}. Step 2 ADDS 1 to root.grad: a leaf keeps what earlier "
-                           f"calls left there (seed {seed}).")
+                           f"{float(leaf.grad):.6g}. Add 1 to root.grad, do not set it to 1: a leaf keeps "
+                           f"what earlier calls left there (seed {seed}).")
 
     x = _node(Value, 0.5)
     node, d = x, 1.0
@@ -1254,8 +1254,9 @@ def _judge_first_sweep(a_grad: float, c_grad: float, label: str) -> None:
     if c_grad == 0.0:
         raise CheckFailure(
             f"{label}: after backprop on b = a + a; c = b + b the root c has grad 0 (and a.grad = "
-            f"{a_grad:.6g}): the root's gradient was never seeded. Step 2 adds 1 to root.grad (d root / d "
-            "root = 1), after step 1: the root has inputs, so a seed set before the reset is erased by it.")
+            f"{a_grad:.6g}): the root's gradient was never seeded. Add d root / d root = 1 to root.grad "
+            "after the non-leaf nodes are reset: the root has inputs, so a seed set before the reset is "
+            "erased by it.")
     if not _close(c_grad, 1.0):
         raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
                            f"{c_grad!r}. Seed the root with gradient 1 before the sweep.")
@@ -1727,24 +1728,28 @@ MAX_DRAWN = 40  # more boxes than this are unreadable in a notebook figure
 
 
 def _drawing_order(root) -> list:
-    """The small graph's nodes, inputs first: the recursive search the notebook shows (and explains why it
-    fails on deep graphs), which is fine for the few dozen nodes a readable drawing has."""
-    order: list = []
-    seen: set[int] = set()
-
-    def visit(node) -> None:
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if len(seen) > MAX_DRAWN:
-            raise ValueError(f"draw_graph draws graphs of at most {MAX_DRAWN} Values; this one is larger "
-                             "(draw a smaller example)")
-        for parent in node.inputs:
-            visit(parent)
-        order.append(node)
-
-    visit(root)
-    return order
+    """The small graph's nodes, inputs first: gathered breadth-first, then sorted by their longest distance
+    from a leaf, found by relaxing every edge until nothing changes (fine for the few dozen nodes a readable
+    drawing has, and not the depth-first search the lesson asks students to write)."""
+    nodes, known, k = [root], {id(root)}, 0
+    while k < len(nodes):
+        for parent in nodes[k].inputs:
+            if id(parent) not in known:
+                known.add(id(parent))
+                nodes.append(parent)
+                if len(nodes) > MAX_DRAWN:
+                    raise ValueError(f"draw_graph draws graphs of at most {MAX_DRAWN} Values; this one is "
+                                     "larger (draw a smaller example)")
+        k += 1
+    level = {id(n): 0 for n in nodes}
+    changed = True
+    while changed:
+        changed = False
+        for n in nodes:
+            deepest = 1 + max((level[id(p)] for p in n.inputs), default=-1)
+            if deepest > level[id(n)]:
+                level[id(n)], changed = deepest, True
+    return sorted(nodes, key=lambda n: level[id(n)])
 
 
 def draw_graph(root, ax=None, title: str | None = None):

@@ -254,7 +254,7 @@ def topological_sort(root):
         "backprop", "test_backprop", "    for node in reversed(order):\n",
         "    order.reverse()\n    for node in order:\n", "changed the list `order`"),
     "backprop that sets the root's grad to 1 instead of adding 1": (
-        "backprop", "test_backprop", "root.grad += 1.0", "root.grad = 1.0", "ADDS 1 to root.grad"),
+        "backprop", "test_backprop", "root.grad += 1.0", "root.grad = 1.0", "do not set it to 1"),
     "MLP that always returns the first output": (
         "mlp", "test_mlp", "        return x[0] if len(x) == 1 else x", "        return x[0]",
         "returns the list of their 2 outputs"),
