@@ -422,24 +422,32 @@ _fresh_names = itertools.count()
 
 def state_problem(student: Callable, name: str) -> None:
     """Fail if the answer depends on earlier calls: a memo as a default argument (memo={}) or a global
-    dict keeps the values of an earlier graph for nodes of the same name."""
+    dict keeps the values of an earlier graph for nodes of the same name. (A sweep that returns no dict
+    here is left to the sweep's own checks, which say what is wrong with its result.)"""
     k = next(_fresh_names)
     a, b, c, d = (f"{letter}{k}" for letter in "abcd")
     diamond = {(a, b): 2.0, (a, c): 3.0, (b, d): 5.0, (c, d): 7.0}
     single = {(a, d): 0.5}
-    counting = name == "count_paths"
-    want_diamond, want_single = (2.0, 1.0) if counting else (31.0, 0.5)
-    first = call_on_edges(name, student, diamond, a, d)
-    second = call_on_edges(name, student, single, a, d)
-    third = call_on_edges(name, student, diamond, a, d)
+    want_diamond, want_single = (2.0, 1.0) if name == "count_paths" else (31.0, 0.5)
+    if name in ("count_paths", "sum_over_paths"):
+        what = f"{name}(edges, {a!r}, {d!r})"
+        answers = [call_on_edges(name, student, edges, a, d) for edges in (diamond, single, diamond)]
+    else:
+        start, other = (a, d) if name == "forward_mode" else (d, a)
+        what = f"{name}(edges, {start!r})[{other!r}]"
+        results = [call_student(name, student, dict(edges), start) for edges in (diamond, single, diamond)]
+        if not all(isinstance(r, dict) and isinstance(r.get(other), numbers.Real) for r in results):
+            return
+        answers = [float(r[other]) for r in results]
+    first, second, third = answers
     if (first == want_diamond and second != want_single) or first != third:
         raise CheckFailure(
-            f"{name} keeps state between calls: called on a diamond graph {diamond!r} it returned "
-            f"{first:g}, then on the single edge {single!r} between the same two nodes {second:g} (expected "
+            f"{name} keeps state between calls: {what} on a diamond graph {diamond!r} gave {first:g}, then "
+            f"on the single edge {single!r} between the same two nodes {second:g} (expected "
             f"{want_single:g}), then on the diamond again {third:g}.\nHint: a memo given as a default "
-            f"argument (def {name}(edges, src, dst, memo={{}})) or kept in a global dict is shared by every "
-            f"call, so it answers with the values of an earlier graph. Create the memo inside the function, "
-            f"so each call starts with an empty one.")
+            f"argument (memo={{}} in the def line) or kept in a global dict is shared by every call, so it "
+            f"answers with the values of an earlier graph. Create the memo inside the function, so each "
+            f"call starts with an empty one.")
 
 
 def path_hint(name: str, case: SmallGraph, got: float, swapped: float | None) -> str:
@@ -750,6 +758,7 @@ def check_sweep(student: Callable, name: str, graphs: list[Graph], seed: int) ->
     """The worked example, then `graphs`; one pass line with the work measured."""
     worst = 0.0
     with reproducible(f"check_{name}({name}, seed={seed})"):
+        state_problem(student, name)
         sweep_case(student, name, EXAMPLE, seed, known=EXAMPLE_SWEEPS[name])
         for g in graphs:
             worst = max(worst, sweep_case(student, name, g, seed) / (len(g.edges) + len(g.nodes)))

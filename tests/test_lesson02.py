@@ -464,6 +464,12 @@ def forward_mode(edges, src):
             COPY_THEN_FOLLOW_PATHS.format(name="forward_mode", pair="start, n"), "Python steps"),
         "scans_all_edges_per_node": (SCAN_PER_NODE, "scans all edges again for every node"),
         "scans_remaining_nodes_for_a_ready_one": (SCAN_REMAINING_NODES, "scans all remaining nodes"),
+        "memo_as_default_argument": (
+            OTHER_STYLES["forward_mode"]
+            .replace("def forward_mode(edges, src):", "def forward_mode(edges, src, memo={}):")
+            .replace("    memo = {}\n", ""),
+            "keeps state between calls",
+        ),
     },
     "reverse_mode": {
         "forward_topological_order": (

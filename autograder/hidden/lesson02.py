@@ -32,6 +32,7 @@ from autograder.lesson02 import (
     layered_graph,
     random_expression,
     random_graph,
+    state_problem,
     sweep_case,
 )
 from autograder.lesson02 import check_adjoint_trace as visible_adjoint_check
@@ -119,6 +120,7 @@ def check_forward_mode(forward_mode: Callable, *, seed: int | None = None) -> No
     """Larger and relabelled graphs, a chain, and a graph with 2**25 paths, each within its step budget."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    state_problem(forward_mode, "forward_mode")
     for g in sweep_graphs(rng):
         sweep_case(forward_mode, "forward_mode", g, seed)
 
@@ -127,6 +129,7 @@ def check_reverse_mode(reverse_mode: Callable, *, seed: int | None = None) -> No
     """Larger and relabelled graphs, a chain, and a graph with 2**25 paths, each within its step budget."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
+    state_problem(reverse_mode, "reverse_mode")
     for g in sweep_graphs(rng):
         sweep_case(reverse_mode, "reverse_mode", g, seed)
 
