@@ -531,8 +531,7 @@ def _push(m: Made, inputs: list, g: float) -> list[float]:
             v.grad = 0.0
         m.out.grad = g
         _call(f"your {_LABEL[m.op]}: out._backward()", m.out._backward)
-        return [_number(v.grad, f"your {_LABEL[m.op]}: an input's .grad after out._backward()")
-                for v in inputs]
+        return [_grad_number(v, "ab"[k], f"your {_LABEL[m.op]}") for k, v in enumerate(inputs)]
     finally:
         for v, (data, grad) in zip(inputs, before, strict=True):
             v.data, v.grad = data, grad
