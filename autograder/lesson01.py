@@ -164,17 +164,17 @@ def as_real_scalar(value: object, call: str, seed: int, *, python_float: bool = 
                            f"itself, not its text (no str(...) or f-string).")
     if isinstance(value, tuple | list):
         comma = "a trailing comma (`return v,`) makes a tuple; " if isinstance(value, tuple) else ""
-        raise CheckFailure(f"{call} returned a {kind}, {value!r}, not one number (seed {seed}).\nHint: "
+        raise CheckFailure(f"{call} returned the {kind} {value!r}, not one number (seed {seed}).\nHint: "
                            f"{comma}return the number itself.")
     if isinstance(value, np.ndarray):
         if python_float or value.ndim != 0 or value.dtype.kind not in "fiu":
             raise CheckFailure(f"{call} returned a numpy array of shape {value.shape}, dtype {value.dtype} "
                                f"(seed {seed}).\nHint: return one Python float: float(...) of the result.")
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailure(f"{call} returned a {kind}, {value!r}, not a real number (seed {seed}).\nHint: "
+        raise CheckFailure(f"{call} returned the {kind} {value!r}, not a real number (seed {seed}).\nHint: "
                            f"return the number itself.")
     elif python_float and not isinstance(value, float):
-        raise CheckFailure(f"{call} returned a {kind}, {value!r} (seed {seed}).\nHint: the exercise asks "
+        raise CheckFailure(f"{call} returned the {kind} {value!r} (seed {seed}).\nHint: the exercise asks "
                            f"for a Python float: return float(...) (and 0.0, not 0).")
     out = float(value)
     if not math.isfinite(out):
