@@ -18,6 +18,7 @@ detail, so the hidden checks can run them with more cases without printing twice
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,12 +152,27 @@ def graph_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
     def op(name: str, *args: object, **params: object) -> object:
         try:
             with quiet():
-                return operator_op(name, *args, **params)
+                out = operator_op(name, *args, **params)
         except NotImplementedError:
             raise CheckFailure(
                 "this check builds its graphs with your apply_op (the grader uses a trusted one), and "
                 "apply_op is not written yet: complete exercise 1 (apply_op) first."
             ) from None
+        except Exception as exc:  # noqa: BLE001 - the student's apply_op crashed while the check built a graph
+            problem = f"it raised {type(exc).__name__}: {exc}"
+        else:
+            needs = any(isinstance(a, Tensor) and a.requires_grad for a in args)
+            if not isinstance(out, Tensor):
+                problem = f"it returned a {type(out).__name__}, not a Tensor"
+            elif needs and (not out.requires_grad or out.grad_fn is None):
+                problem = (f"its output has requires_grad={out.requires_grad} and grad_fn={out.grad_fn!r} "
+                           "although an input requires grad")
+            else:
+                return out
+        raise CheckFailure(
+            f"this check builds its graphs with your apply_op (the grader uses a trusted one), and apply_op("
+            f"{name}) went wrong: {problem}. Fix apply_op first, with exercise 1's test cell; this check "
+            "cannot judge your code before that.")
 
     return op
 
@@ -186,6 +202,7 @@ class _Call:
     node: object
     g: np.ndarray
     sent: list | None = None
+    error: str | None = None  # what the VJPs raised, if they did
 
 
 class Graph:
@@ -246,7 +263,11 @@ class Graph:
         def logged(g: object) -> object:
             call = _Call(node, _floats(g))
             self.calls.append(call)
-            result = original(g)
+            try:
+                result = original(g)
+            except Exception as exc:
+                call.error = f"{type(exc).__name__}: {exc}"
+                raise
             try:
                 call.sent = [None if r is None else _floats(r) for r in result]
             except TypeError:  # not a sequence: the replay then finds what this node sent unusable
@@ -394,6 +415,12 @@ class Graph:
             return "backward", (
                 f"{where} received a gradient that is not {what}: {_differ(got, expected)}. Pass each node "
                 "exactly the total its consumers sent (the given gradient, or ones, for the loss itself).")
+        error = self.calls[first].error
+        if error is not None and "freed" in error:
+            return "backward", (
+                f"the VJPs of {where} ran after its saved arrays had been released ({error.split(',')[0]}). "
+                "Call node.release() only AFTER node.input_grads(g) has used them (and not at all with "
+                "retain_graph=True).")
         sent = self.calls[first].sent
         arrays = self._arrays(step)
         for k, a in enumerate(step.args):
@@ -662,6 +689,10 @@ def _crash_hint(text: str) -> str:
         return ("\n  Hint: a node's entry was read from the gradient dictionary before any contribution had "
                 "arrived. Create the entry with the first contribution and add the later ones to it (check "
                 "`key in grads` or use grads.get), and skip a node whose entry never appeared.")
+    if "NameError" in text and "sum_to_shape" in text:
+        return ("\n  Hint: Node.input_grads called sum_to_shape (exercise 4), not defined yet. It does so "
+                "only when a VJP's result has another shape than its input, which this check's graphs "
+                "never give when apply_op records them right: fix apply_op first.")
     if "AccumulateGrad" in text and "input_grads" in text:
         return ("\n  Hint: an AccumulateGrad node has no VJPs to run: when you reach one, add the gradient "
                 "into node.variable.grad instead of calling node.input_grads.")
@@ -675,6 +706,11 @@ def tensor_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: 
     graph, loss, failure = build_and_backward(prog, arrays, Tensor, op, backward,
                                               raw_constants=raw_constants, what=what)
     crashed = failure is not None
+    try:
+        for i, leaf in enumerate(graph.leaves):
+            _grad_is_array(leaf, f"leaf x{i}", f"after {what}")
+    except CheckFailure as exc:
+        raise _Explained(str(exc)) from None
     missing = [i for i, leaf in enumerate(graph.leaves) if leaf.grad is None]
     if failure is None and missing:
         failure = CheckFailure(
@@ -825,8 +861,9 @@ def _call_apply_op(apply_op: Callable[..., object], label: str, prim: object, *a
             hint = ("prim.forward works on numpy arrays: call it with the inputs' .data (after wrapping "
                     "constants as Tensors), and put its result into a new Tensor.")
         elif "has no attribute" in text:
-            hint = ("wrap every input that is not a Tensor as a constant Tensor(x) first, so `t * 2` and "
-                    "`2 - t` work.")
+            hint = ("wrap every input that is not a Tensor (numbers AND numpy arrays) as a constant "
+                    "Tensor(x) first, so `t * 2` and `2 - t` work; then use that list of Tensors everywhere: "
+                    "their .data for prim.forward, and the Tensors themselves for Node.")
         elif params and "argument" in text:
             hint = f"this call passed {params}: hand **params on to prim.forward and to Node unchanged."
         else:
@@ -857,9 +894,32 @@ def _check_node(out: object, name: str, params: dict, seed: int) -> None:
             f"the output Tensor: the VJPs compute with it as a numpy array. (seed {seed})")
 
 
+_REPRODUCE = re.compile(r"\(seed \d+: call .*? to reproduce\)")
+
+
+def _with_call(exc: CheckFailure, call: str) -> CheckFailure:
+    """The same failure, its reproduce line naming the call the student's test cell makes (check_vjp is not
+    in the notebook)."""
+    text = str(exc)
+    line = f"(to see this again: {call})"
+    text = _REPRODUCE.sub(line, text) if _REPRODUCE.search(text) else f"{text}\n  {line}"
+    return type(exc)(text)
+
+
 def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
                    ) -> str:
     """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
+    try:
+        return _judge_apply_op(apply_op, Tensor, OPS, GradMode, seed)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        call = f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"
+        raise _with_call(exc, call) from None
+
+
+def _judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, seed: int
+                    ) -> str:
     rng = np.random.default_rng(seed)
     previous = GradMode.enabled
     GradMode.enabled = True
@@ -867,6 +927,11 @@ def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
         for flags in ((True, False), (False, True)):
             ins = [Tensor(rng.standard_normal((2, 3)), requires_grad=f) for f in flags]
             out = _call_apply_op(apply_op, "mul", OPS["mul"], *ins)
+            if not isinstance(out, Tensor):
+                raise CheckFailure(
+                    f"apply_op(mul) returned a {type(out).__name__}, not a Tensor. Hint: put what "
+                    "prim.forward returned into Tensor(out_data, requires_grad=...) and return that. "
+                    f"(seed {seed})")
             if not getattr(out, "requires_grad", False) or getattr(out, "grad_fn", None) is None:
                 raise CheckFailure(
                     f"apply_op(mul) with requires_grad flags {list(flags)} returned a tensor that does not "
@@ -933,15 +998,21 @@ def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gra
         x = rng.standard_normal((2, 3))
         t = Tensor(x.copy(), requires_grad=True)
         c = float(rng.uniform(1.5, 3.0))
-        for label, args, expected in (("mul(t, c)", (t, c), x * c), ("sub(c, t)", (c, t), c - x)):
+        arr = rng.uniform(1.5, 3.0, (2, 3))
+        for label, args, expected, kind in (
+            ("mul(t, c)", (t, c), x * c, f"a Python number c = {c:.3g}"),
+            ("sub(c, t)", (c, t), c - x, f"a Python number c = {c:.3g}"),
+            ("mul(t, c)", (t, arr), x * arr, "a numpy array c of shape (2, 3)"),
+        ):
             prim = OPS["mul"] if label.startswith("mul") else OPS["sub"]
-            out = _call_apply_op(apply_op, f"{label} with a Python number c = {c:.3g}", prim, *args)
+            out = _call_apply_op(apply_op, f"{label} with {kind}", prim, *args)
             _check_op_values(out, expected, f"apply_op({label})", seed)
             want = (True, False) if label.startswith("mul") else (False, True)
             if out.grad_fn is None or tuple(out.grad_fn.needs_grad) != want:
                 raise CheckFailure(
-                    f"apply_op({label}): the Node's inputs must be two Tensors, the number wrapped as a "
-                    f"constant Tensor that does not require grad (needs_grad {want}). (seed {seed})"
+                    f"apply_op({label}) with {kind}: the Node's inputs must be two Tensors, the constant "
+                    f"wrapped as a Tensor that does not require grad (needs_grad {want}). Wrap every input "
+                    f"that is not a Tensor (numbers AND numpy arrays). (seed {seed})"
                 )
     finally:
         GradMode.enabled = previous
@@ -1247,7 +1318,14 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
         if reset:
             a.grad = None
         call_student("backward", backward, c)
+        _grad_is_array(a, "a", "c = a + b; backward(c)")
         seen.append(None if a.grad is None else float(np.asarray(a.grad)))
+    if seen == [None, None, None]:
+        raise CheckFailure(
+            "c = a + b; after backward(c), a.grad is still None: the gradient never reached the leaf. Either "
+            "the leaf's AccumulateGrad node is missing from your order, or your loop met it before "
+            "AddBackward had sent it anything (walk the post-order list in REVERSE, so each node comes after "
+            f"all its consumers). (seed {seed})")
     if seen != [1.0, 2.0, 1.0]:
         raise CheckFailure(
             f"c = a + b; three backward calls with a.grad reset before the third gave a.grad = {seen}, "
@@ -1256,12 +1334,30 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
             f"None. (seed {seed})"
         )
 
+    # a leaf as the root: its own AccumulateGrad starts the pass
+    r = Tensor(float(a0), requires_grad=True)
+    try:
+        call_student("backward", backward, r)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(
+            f"{exc}\n  The call was backward(r) on a leaf r = Tensor({a0:.3g}, requires_grad=True). Hint: a "
+            "leaf has no grad_fn: start the search from tensor.accumulator when tensor.grad_fn is None."
+        ) from None
+    _grad_is_array(r, "r", "r = Tensor(x, requires_grad=True); backward(r)")
+    if r.grad is None or np.shape(r.grad) != () or float(np.asarray(r.grad)) != 1.0:
+        raise CheckFailure(
+            f"backward(r) on a leaf r = Tensor({a0:.3g}, requires_grad=True) left r.grad = {r.grad!r}; "
+            "PyTorch gives 1.0. Hint: a leaf has no grad_fn: start the search from tensor.accumulator when "
+            f"tensor.grad_fn is None. (seed {seed})")
+
     # a leaf's first .grad must be its own array: add's VJP hands the same g to both inputs, and a caller
     # may reuse the gradient it passed in
     a = Tensor(rng.standard_normal(3), requires_grad=True)
     b = Tensor(rng.standard_normal(3), requires_grad=True)
     upstream = rng.standard_normal(3)
-    call_student("backward", backward, op("add", a, b), upstream.copy())
+    _backward_from(backward, op("add", a, b), upstream.copy(), "c = a + b")
     a_grad, b_grad = np.asarray(a.grad), np.asarray(b.grad)
     if np.shares_memory(a_grad, b_grad):
         raise CheckFailure(
@@ -1275,7 +1371,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
     g0 = rng.standard_normal((3, 4))
     x = Tensor(x0.copy(), requires_grad=True)
     y = op("tanh", x)
-    call_student("backward", backward, y, g0.copy())
+    _backward_from(backward, y, g0.copy(), "y = tanh(x)")
     check_close(
         x.grad,
         g0 * (1 - np.tanh(x0) ** 2),
@@ -1295,7 +1391,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
             backward(y)
     except NotImplementedError:
         raise NotDone("backward") from None
-    except (RuntimeError, ValueError) as exc:
+    except RuntimeError as exc:
         if "shape" not in str(exc) and "scalar" not in str(exc):
             raise CheckFailure(
                 f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message should say that "
@@ -1303,12 +1399,34 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
             ) from None
     except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
         raise CheckFailure(f"backward of a (3, 4) tensor without a gradient raised {type(exc).__name__}: "
-                           f"{exc}; it should raise a RuntimeError that names the shape.") from None
+                           f"{exc}; it should raise a RuntimeError (as PyTorch does) that names the shape."
+                           ) from None
     else:
         raise CheckFailure(
             "backward of a (3, 4) tensor without a gradient argument must raise a RuntimeError (only a "
             "scalar has an obvious starting gradient of 1). It returned silently."
         )
+
+    # a gradient of another shape than the tensor is refused
+    y = op("tanh", Tensor(x0.copy(), requires_grad=True))
+    wrong = rng.standard_normal((4, 3))
+    call = "backward(y, gradient) with y of shape (3, 4) and a gradient of shape (4, 3)"
+    try:
+        with quiet():
+            backward(y, wrong)
+    except NotImplementedError:
+        raise NotDone("backward") from None
+    except ValueError as exc:
+        if "(4, 3)" not in str(exc) or "(3, 4)" not in str(exc):
+            raise CheckFailure(
+                f"{call} raised ValueError({str(exc)!r}); compare the shapes before the pass starts and "
+                "raise a ValueError that names both, (4, 3) and (3, 4).") from None
+    except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
+        raise CheckFailure(f"{call} raised {type(exc).__name__}: {exc}; it should raise a ValueError that "
+                           "names both shapes.") from None
+    else:
+        raise CheckFailure(f"{call} returned silently; it must raise a ValueError that names both shapes "
+                           "(a gradient of another shape belongs to another tensor).")
 
     # a constant input never receives .grad
     w = Tensor(rng.standard_normal(4), requires_grad=True)
@@ -1354,6 +1472,28 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
     return f"accumulation, copies, gradient argument, freeing, and a chain {depth} ops deep (seed {seed})"
 
 
+def _backward_from(backward: Callable[..., None], y: object, gradient: np.ndarray, what: str) -> None:
+    """backward(y, gradient) on a non-scalar y: a crash there usually means the gradient was ignored."""
+    try:
+        call_student("backward", backward, y, gradient)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise CheckFailure(
+            f"{exc}\n  The check called backward(y, gradient) with {what} of shape {gradient.shape} and a "
+            f"gradient of shape {gradient.shape}: when gradient is given, start the backward pass from it "
+            "(only a call without gradient needs a scalar).") from None
+
+
+def _grad_is_array(t: object, name: str, case: str) -> None:
+    """A leaf's .grad is a numpy array (or None): a Tensor there would start a graph of its own."""
+    grad = getattr(t, "grad", None)
+    if grad is not None and not isinstance(grad, np.ndarray | np.generic | float):
+        raise CheckFailure(
+            f"{case}: {name}.grad is a {type(grad).__name__}; .grad must be a numpy array. Hint: store the "
+            "gradient array itself (the VJPs return arrays); do not wrap it in a Tensor.")
+
+
 def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
                              seed: int | None = None) -> None:
     """Exercise 3's second visible check: prints one line when it passes."""
@@ -1378,6 +1518,15 @@ _PAIRS = [
 
 def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
+    try:
+        return _judge_sum_to_shape(sum_to_shape, seed)
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise _with_call(exc, f"checks.check_sum_to_shape(sum_to_shape, seed={seed})") from None
+
+
+def _judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], seed: int) -> str:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(_PAIRS))
     for k in order:
@@ -1481,11 +1630,18 @@ def _no_grad_rules(no_grad: type, GradMode: type) -> str:
                 "Hint: __enter__ sets GradMode.enabled = False whatever it was (do not toggle it), and "
                 "__exit__ puts back the state __enter__ found."
             )
-        if still_off is not False or GradMode.enabled is not True:
+        if still_off is not False:
             raise CheckFailure(
                 "nested no_grad: after the inner block exits, grad mode must still be off (the outer block "
                 f"is still running); got {still_off}. Hint: remember the state found on __enter__ and "
                 "restore THAT on __exit__, instead of switching grad mode back on."
+            )
+        if GradMode.enabled is not True:
+            raise CheckFailure(
+                "nested no_grad: after the OUTER block exits, grad mode must be on again (it was on before "
+                f"the outer block); got {GradMode.enabled}. Hint: keep the saved state on the instance "
+                "(self.prev = ...), not on the class: a class attribute is shared, so the inner block "
+                "overwrote what the outer one saved."
             )
 
         GradMode.enabled = False

@@ -43,6 +43,8 @@ def backward(tensor, gradient=None, retain_graph=False):
         if tensor.data.size != 1:
             raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
         gradient = np.ones_like(tensor.data)
+    if gradient.shape != tensor.shape:
+        raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {tensor.shape}")
     root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
     order, seen, stack = [], set(), [(root, False)]
     while stack:
@@ -138,6 +140,8 @@ def backward(tensor, gradient=None, retain_graph=False):
         if tensor.data.size != 1:
             raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
         gradient = np.ones_like(tensor.data)
+    if gradient.shape != tensor.shape:
+        raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {tensor.shape}")
     root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
     grads = {id(root): gradient}
     queue, done = [root], set()
@@ -168,6 +172,8 @@ def backward(tensor, gradient=None, retain_graph=False):
         if tensor.data.size != 1:
             raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
         gradient = np.ones_like(tensor.data)
+    if gradient.shape != tensor.shape:
+        raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {tensor.shape}")
     root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
     order, seen = [], set()
     def visit(node):
@@ -285,6 +291,8 @@ def backward(tensor, gradient=None, retain_graph=False):
         if tensor.data.size != 1:
             raise RuntimeError(f"gradient needed for non-scalar of shape {tensor.shape}")
         gradient = np.ones_like(tensor.data)
+    if gradient.shape != tensor.shape:
+        raise ValueError(f"gradient of shape {gradient.shape} for a tensor of shape {tensor.shape}")
     root = tensor.grad_fn if tensor.grad_fn is not None else tensor.accumulator
     queue = [(root, gradient)]
     while queue:
@@ -391,6 +399,54 @@ class no_grad:
 """,
         "not in __init__",
     ),
+    # found by a student reviewer of the released notebook
+    "apply_op_wraps_only_numbers": (
+        "apply_op", _edited(_APPLY_OP, ("if isinstance(x, Tensor) else Tensor(x)",
+                                        "if not isinstance(x, (int, float)) else Tensor(x)")),
+        "numbers AND numpy arrays"),
+    "apply_op_returns_the_array": (
+        "apply_op", _edited(_APPLY_OP, ("    return out\n", "    return out_data\n")), "not a Tensor"),
+    "backward_root_is_grad_fn_only": (
+        "backward", _edited(_BACKWARD, ("if tensor.grad_fn is not None else tensor.accumulator", "")),
+        "start the search from tensor.accumulator"),
+    "backward_value_error_without_gradient": (
+        "backward", _edited(_BACKWARD, ('raise RuntimeError(f"gradient', 'raise ValueError(f"gradient')),
+        "should raise a RuntimeError"),
+    "backward_ignores_gradient_argument": (
+        "backward", _edited(_BACKWARD, ("    if gradient is None:\n", "    if True:\n")),
+        "start the backward pass from it"),
+    "backward_no_gradient_shape_check": (
+        "backward", _edited(_BACKWARD, ("    if gradient.shape != tensor.shape:\n", "    if False:\n")),
+        "raise a ValueError that names both"),
+    "backward_grad_as_tensor": (
+        "backward", _edited(_BACKWARD, (_ACCUMULATE, "v.grad = Tensor(g) if v.grad is None else v.grad + g")),
+        ".grad must be a numpy array"),
+    "backward_releases_before_vjps": (
+        "backward", _edited(_BACKWARD, ("        for child, gi in zip(", "        node.release()\n"
+                                                                         "        for child, gi in zip(")),
+        "released"),
+    "sum_to_shape_mean": (
+        "sum_to_shape",
+        """
+def sum_to_shape(g, shape):
+    lead = g.ndim - len(shape)
+    g = g.mean(axis=tuple(range(lead))) if lead else g
+    return g.mean(axis=tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1), keepdims=True)
+""",
+        "checks.check_sum_to_shape(sum_to_shape, seed="),
+    "no_grad_state_on_the_class": (
+        "no_grad",
+        """
+class no_grad:
+    previous = True
+    def __enter__(self):
+        no_grad.previous = GradMode.enabled
+        GradMode.enabled = False
+    def __exit__(self, *exc):
+        GradMode.enabled = no_grad.previous
+        return False
+""",
+        "after the OUTER block exits"),
 }
 
 
