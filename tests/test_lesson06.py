@@ -860,6 +860,19 @@ def test_without_the_trusted_pieces_a_wrong_apply_op_is_named(monkeypatch, gid: 
     assert checks.KIT_NOTE in str(info.value) and "next_functions" in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("bug", ["apply_op_all_instead_of_any", "apply_op_returns_the_array",
+                                 "apply_op_forward_on_tensors"])
+@pytest.mark.parametrize("gid", ["backward", "format_graph"])
+def test_without_the_trusted_pieces_a_broken_apply_op_stops_the_graph_checks(monkeypatch, gid: str,
+                                                                            bug: str) -> None:  # noqa: ANN001
+    """In the kit, an apply_op that records no node, returns an array or crashes is named by the checks that
+    build graphs with it (one message, not a crash inside the checker)."""
+    monkeypatch.setattr(checks, "_trusted", None)
+    ns = _namespace({"apply_op": BUGS[bug][1]})
+    with pytest.raises(CheckFailure, match="Fix apply_op first"):
+        _run_visible(gid, ns)
+
+
 def test_without_the_trusted_pieces_a_blank_apply_op_is_named(monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(checks, "_trusted", None)
     ns = _namespace({"apply_op": "def apply_op(prim, *inputs, **params):\n    raise NotImplementedError()\n"})
