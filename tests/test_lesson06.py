@@ -404,6 +404,9 @@ class no_grad:
         "apply_op", _edited(_APPLY_OP, ("if isinstance(x, Tensor) else Tensor(x)",
                                         "if not isinstance(x, (int, float)) else Tensor(x)")),
         "numbers AND numpy arrays"),
+    "apply_op_node_gets_unwrapped_inputs": (
+        "apply_op", _edited(_APPLY_OP, ("Node(prim, tensors,", "Node(prim, inputs,")),
+        "the Tensors themselves for Node"),
     "apply_op_returns_the_array": (
         "apply_op", _edited(_APPLY_OP, ("    return out\n", "    return out_data\n")), "not a Tensor"),
     "backward_root_is_grad_fn_only": (
@@ -614,8 +617,10 @@ def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
     gid, source, message = BUGS[name]
     ns = _namespace({gid: source})
     with pytest.raises((CheckFailure, RecursionError)) as info:
-        _run_check(gid, ns)
+        _run_visible(gid, ns)
     assert message in str(info.value), str(info.value)
+    with pytest.raises((CheckFailure, RecursionError)):  # the grader's checks catch it on their own too
+        _run_hidden(gid, ns)
 
 
 def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
