@@ -20,7 +20,8 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -906,16 +907,22 @@ def _with_call(exc: CheckFailure, call: str) -> CheckFailure:
     return type(exc)(text)
 
 
-def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
-                   ) -> str:
-    """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
+@contextmanager
+def _repeat_call(call: str) -> Iterator[None]:
+    """A failure inside ends with `call`, the notebook line that repeats it (a blank exercise needs none)."""
     try:
-        return _judge_apply_op(apply_op, Tensor, OPS, GradMode, seed)
+        yield
     except NotDone:
         raise
     except CheckFailure as exc:
-        call = f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"
         raise _with_call(exc, call) from None
+
+
+def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
+                   ) -> str:
+    """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
+    with _repeat_call(f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"):
+        return _judge_apply_op(apply_op, Tensor, OPS, GradMode, seed)
 
 
 def _judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, seed: int
@@ -1224,7 +1231,9 @@ def _judge_format_graph(format_graph: Callable[[object], str], Tensor: type, op:
 def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node: type, OPS: dict, *,
                        seed: int | None = None) -> None:
     """Exercise 2's visible check: prints one line when it passes."""
-    passed("format_graph", judge_format_graph(format_graph, Tensor, Node, OPS, seed=new_seed(seed)))
+    seed = new_seed(seed)
+    with _repeat_call(f"checks.check_format_graph(format_graph, Tensor, Node, OPS, seed={seed})"):
+        passed("format_graph", judge_format_graph(format_graph, Tensor, Node, OPS, seed=seed))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1250,7 +1259,9 @@ def judge_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS:
 def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
                    seed: int | None = None) -> None:
     """Exercise 3's visible check: prints one line when it passes."""
-    passed("backward", judge_backward(backward, Tensor, Node, OPS, seed=new_seed(seed)))
+    seed = new_seed(seed)
+    with _repeat_call(f"checks.check_backward(backward, Tensor, Node, OPS, seed={seed})"):
+        passed("backward", judge_backward(backward, Tensor, Node, OPS, seed=seed))
 
 
 def _check_unequal_paths(
@@ -1497,8 +1508,9 @@ def _grad_is_array(t: object, name: str, case: str) -> None:
 def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *,
                              seed: int | None = None) -> None:
     """Exercise 3's second visible check: prints one line when it passes."""
-    passed("backward (PyTorch's rules)",
-           judge_backward_semantics(backward, Tensor, Node, OPS, seed=new_seed(seed)))
+    seed = new_seed(seed)
+    with _repeat_call(f"checks.check_backward_semantics(backward, Tensor, Node, OPS, seed={seed})"):
+        passed("backward (PyTorch's rules)", judge_backward_semantics(backward, Tensor, Node, OPS, seed=seed))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1518,12 +1530,8 @@ _PAIRS = [
 
 def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
-    try:
+    with _repeat_call(f"checks.check_sum_to_shape(sum_to_shape, seed={seed})"):
         return _judge_sum_to_shape(sum_to_shape, seed)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise _with_call(exc, f"checks.check_sum_to_shape(sum_to_shape, seed={seed})") from None
 
 
 def _judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], seed: int) -> str:

@@ -7,6 +7,7 @@ execute the notebook (source, student version, one run per injected bug) and loo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lesson_harness as harness
@@ -621,6 +622,28 @@ def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
     assert message in str(info.value), str(info.value)
     with pytest.raises((CheckFailure, RecursionError)):  # the grader's checks catch it on their own too
         _run_hidden(gid, ns)
+
+
+@pytest.mark.parametrize("name", [n for n, (gid, _, _) in BUGS.items() if gid != "no_grad"])
+def test_a_failure_ends_with_the_call_that_repeats_it(name: str) -> None:
+    """The last line of a randomised check's message is the notebook call, with its seed, that gives the same
+    message again."""
+    gid, source, _ = BUGS[name]
+    ns = _namespace({gid: source})
+    with pytest.raises((CheckFailure, RecursionError)) as info:
+        _run_visible(gid, ns)
+    if isinstance(info.value, RecursionError):
+        return
+    first = str(info.value)
+    last = first.splitlines()[-1].strip()
+    assert last.startswith("(to see this again: checks.check_") and last.endswith(")"), first
+    call = last.removeprefix("(to see this again: ")[:-1]
+    with pytest.raises(CheckFailure) as again:
+        eval(call, {"checks": checks, **ns})  # noqa: S307 - the line the message tells the student to run
+    def unaddressed(text: str) -> str:  # a KeyError names an id(node), new on every run
+        return re.sub(r"KeyError: \d+", "KeyError: <id>", text)
+
+    assert unaddressed(str(again.value)) == unaddressed(first)
 
 
 def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
