@@ -109,14 +109,21 @@ def gradebook_rows(course: Course) -> list[dict[str, Any]]:
 
 
 GRADED = ("graded", "needs manual grading", "gradebook disagrees with record")
-"""Statuses whose score the gradebook holds; every other row has no grade to export yet."""
+"""Statuses whose score the gradebook holds."""
+NOT_YET = ("missing", "not graded")
+"""Statuses of a submission no autograde has tried yet: an export of only these would be empty."""
+
+
+def nothing_graded(rows: list[dict[str, Any]]) -> bool:
+    """True before any autograde ran on anything collected (a grader failure counts as a run)."""
+    return all(r["status"] in NOT_YET for r in rows)
 
 
 def export(course: Course, *, fmt: str = "csv", output: Path | None = None,
            roster: Path | None = None) -> list[Path]:
     """Write the export files; returns their paths. Refuses before anything has been graded."""
     rows = gradebook_rows(course)
-    if not any(r["status"] in GRADED for r in rows):
+    if nothing_graded(rows):
         raise CourseError(f"nothing has been graded in {course.course_dir} yet, so there is nothing to "
                           "export: run `course autograde` first")
     out = (output or course.sub("exports")).resolve()

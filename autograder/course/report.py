@@ -207,11 +207,10 @@ def render(report: LessonReport, figures: dict[str, bytes]) -> str:
 
 def write_reports(course: Course, lessons: list[str], output: Path | None = None) -> list[Path]:
     """Write reports/<lesson>/report.html plus its PNGs for each lesson; returns the pages written."""
-    from .export import GRADED, gradebook_rows
+    from .export import gradebook_rows, nothing_graded
 
     rows = gradebook_rows(course)
-    graded = {r["lesson"] for r in rows if r["status"] in GRADED}
-    if not graded & set(lessons):
+    if nothing_graded([r for r in rows if r["lesson"] in lessons]):
         raise CourseError(f"nothing has been graded for {', '.join(lessons)}: run `course autograde` first")
     pages = []
     for lesson in lessons:
