@@ -706,16 +706,21 @@ def _swapped(got: list[float], want: list[float]) -> bool:
             and _close(got[1], want[0], 1e-5))
 
 
-def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[[float, float], float],
-                 seed: int | None = None) -> None:
-    """Forward, local gradients (finite differences), accumulation (+=) and reuse (a op a) of `fn`."""
-    seed = new_seed(seed)
+def _repeatable(name: str, seed: int, run: Callable[[], int]) -> int:
+    """Run an op's cases; a failure ends with the call that repeats it (a blank op needs none)."""
     try:
-        replayed = _binary_cases(Value, fn, name, symbol, f, seed)
+        return run()
     except NotDone:
         raise
     except CheckFailure as exc:
         raise CheckFailure(f"{exc}{_again(name, seed)}") from None
+
+
+def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[[float, float], float],
+                 seed: int | None = None) -> None:
+    """Forward, local gradients (finite differences), accumulation (+=) and reuse (a op a) of `fn`."""
+    seed = new_seed(seed)
+    replayed = _repeatable(name, seed, lambda: _binary_cases(Value, fn, name, symbol, f, seed))
     passed(f"check_{name}", f"value and local gradients at 3 random points (random out.grad), += "
                             f"accumulation, a {symbol} a, a plain number, and {replayed} `{name}` nodes of 3 "
                             f"random expressions replayed one by one (seed {seed})")
@@ -777,12 +782,7 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
                 seed: int | None = None) -> None:
     """Forward value, local derivative (finite differences) and accumulation of a one-input primitive."""
     seed = new_seed(seed)
-    try:
-        replayed = _unary_cases(Value, fn, name, points, seed)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}{_again(name, seed)}") from None
+    replayed = _repeatable(name, seed, lambda: _unary_cases(Value, fn, name, points, seed))
     passed(f"check_{name}", f"value and local gradient at 6 random points (random out.grad), += "
                             f"accumulation{_EXTRA_POINTS.get(name, '')}, and {replayed} "
                             f"`{name}` nodes of 3 random expressions replayed one by one (seed {seed})")
