@@ -50,6 +50,7 @@ KERNEL_NAME = "course-sandbox"
 MEMORY_ENV = "COURSE_KERNEL_MEMORY_MB"
 CPU_ENV = "COURSE_KERNEL_CPU_SECONDS"
 SANDBOX_ENV = "COURSE_SANDBOX"
+GRADER_ENV = "COURSE_GRADER_PID"
 SANDBOX_USER = "course-sandbox"
 
 PRELOAD = ("autograder.hidden", "reference_impl")
@@ -266,6 +267,8 @@ def write_kernel_spec(memory_mb: int, cpu_seconds: int, sandbox: dict | None = N
             "MALLOC_ARENA_MAX": "2",
             "MPLBACKEND": "Agg", "PYTHONWARNINGS": "default",
             SANDBOX_ENV: json.dumps({**(sandbox or {"mode": "none"}), "root": str(root / "root")}),
+            # the process that starts the kernel: a launcher whose parent is no longer it is an orphan
+            GRADER_ENV: str(os.getpid()),
         },
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
@@ -428,7 +431,7 @@ def _unshare(*, user: bool) -> None:
             Path("/proc/self", name).write_text(text)
 
 
-def _namespaces(settings: dict) -> None:
+def _namespaces(settings: dict, grader: int) -> None:
     """Enter new namespaces and fork: returns only in the kernel process; the others relay its end."""
     _unshare(user=settings["mode"] == "userns")
     # interrupts are for the kernel; this launcher and the init must not die of them
@@ -452,7 +455,6 @@ def _namespaces(settings: dict) -> None:
                 os.write(status_w, str(status).encode())
                 os._exit(0)            # as PID 1 exits, Linux kills whatever the notebook left running
     os.close(status_w)
-    grader = os.getppid()
     while not os.waitpid(init, os.WNOHANG)[0]:
         if os.getppid() != grader:     # the grader died and the parent-death signal did not reach us
             os.kill(init, signal.SIGKILL)
@@ -493,11 +495,14 @@ def _kernel_environment(run: Path) -> None:
 
 def main() -> None:
     settings = json.loads(os.environ.pop(SANDBOX_ENV, "") or '{"mode": "none"}')
+    grader = int(os.environ.pop(GRADER_ENV, "0") or 0) or os.getppid()
     _die_with_parent()
+    if os.getppid() != grader:  # the grader died before the parent-death signal was armed: nobody waits
+        os._exit(1)
     if settings["mode"] != "none":
         run = Path(sys.argv[sys.argv.index("-f") + 1]).resolve().parent
         if settings["mode"] in ("root", "userns"):
-            _namespaces(settings)          # from here on: the kernel process, PID 2 of its namespace
+            _namespaces(settings, grader)  # from here on: the kernel process, PID 2 of its namespace
             _preload(settings["preload"])
             work = os.getcwd()
             _new_root(settings, run)
