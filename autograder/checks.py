@@ -45,6 +45,7 @@ __all__ = [
     "new_seed",
     "passed",
     "quiet",
+    "readonly",
 ]
 
 FULL_LIMIT = 2048
@@ -237,7 +238,7 @@ def _claim(value: object, what: str, shape: tuple[int, ...]) -> _Claim:
     return _Claim(plain, _array(value, subok=False).dtype)
 
 
-def _readonly(x: np.ndarray) -> np.ndarray:
+def readonly(x: np.ndarray) -> np.ndarray:
     """A private, read-only copy to hand to student code."""
     c = _array(x, copy=True, subok=False)
     c.setflags(write=False)
@@ -659,7 +660,7 @@ def check_gradient(f: Callable[..., float], grad_f: Callable[..., object], *xs: 
         return _scalar_of(f(*a), "f")
 
     def claimed(pts: list[np.ndarray]) -> list[_Claim | None]:
-        handed = [_readonly(p) for p in pts]
+        handed = [readonly(p) for p in pts]
         out = _call_student(grad_f, handed, gname)
         _check_unchanged(pts, handed, [f"input {k}" for k in range(len(pts))], gname)
         if len(pts) == 1 and not isinstance(out, tuple | list):
@@ -726,7 +727,7 @@ def check_vjp(f: Callable[..., object], vjps: Callable | Sequence[Callable | Non
                 res.append(None)
                 continue
             name = f"The VJP for input {k} ({_fn_name(vjp)})"
-            args = [_readonly(g), _readonly(ans)] + [_readonly(p) for p in pts]
+            args = [readonly(g), readonly(ans)] + [readonly(p) for p in pts]
             out = _call_student(vjp, args, name)
             _check_unchanged([g, ans, *pts], args, ["the upstream gradient g", "ans"]
                              + [f"input {j}" for j in range(len(pts))], name)

@@ -31,12 +31,12 @@ import numpy as np
 from autograder.checks import (
     CheckFailure,
     NotDone,
-    _readonly,  # the read-only copies every check hands to student code
     call_student,
     check_close,
     check_gradient,
     new_seed,
     passed,
+    readonly,  # the read-only copies every check hands to student code
 )
 
 try:  # the grader has the optimisers' closed forms; students' kits do not (they would be the answers)
@@ -1094,7 +1094,7 @@ def _epoch(
     opt = RecordingOptimizer(model.parameters(), rng)
     try:
         result = call_student(
-            "train_epoch", train_epoch, model, loss_fn, opt, _readonly(X), _readonly(y), batch_size, order_rng
+            "train_epoch", train_epoch, model, loss_fn, opt, readonly(X), readonly(y), batch_size, order_rng
         )
     except NotDone:
         raise
@@ -1360,7 +1360,7 @@ def run_evaluate(
     before = [p.data.copy() for p in model.parameters()]
     model.train()
     saved = GradMode.enabled
-    args = (model, _CrossEntropy(Tensor), _readonly(X), _readonly(y))
+    args = (model, _CrossEntropy(Tensor), readonly(X), readonly(y))
     args += () if batch_size is None else (batch_size,)
     try:
         result = call_student("evaluate", evaluate, *args)
