@@ -24,8 +24,12 @@ This module depends on numpy only: students install it to run the visible tests.
 from __future__ import annotations
 
 import contextlib
+import linecache
 import math
+import os
 import secrets
+import sysconfig
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,7 +46,11 @@ __all__ = [
     "check_derivative",
     "check_gradient",
     "check_vjp",
+    "in_kernel",
     "new_seed",
+    "student_frame",
+    "StudentObject",
+    "type_name",
     "passed",
     "quiet",
     "readonly",
@@ -82,6 +90,55 @@ class NotDone(CheckFailure):
     def __init__(self, what: str):
         super().__init__(f"{what} is not written yet: replace `raise NotImplementedError()` in its answer "
                          "cell with your code, run that cell, then run this test cell again.")
+
+
+class StudentObject:
+    """Base of the grader's stand-ins for objects that live in a grading kernel (`autograder.course.judge`).
+
+    Checks name a result's type with `type_name`, which sees through the stand-in to the student's class."""
+
+    student_type_name: str
+
+    def run_probe(self, probe: Callable, args: tuple, kwargs: dict) -> object:
+        raise NotImplementedError
+
+
+def in_kernel(probe: Callable, *args: object, **kwargs: object) -> object:
+    """``probe(*args, **kwargs)`` where the student's objects live: here in a student's kernel, and in the
+    grading kernel when any argument stands for an object there (the grader then gets back what the probe
+    returns). A probe is a module-level function of a visible check module that must watch the student's
+    code from inside (a recursion depth, the objects it creates); it returns observations, never verdicts."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, StudentObject):
+            return value.run_probe(probe, args, kwargs)
+    return probe(*args, **kwargs)
+
+
+def type_name(value: object) -> str:
+    """The class name of a student's value, also when the value lives in the grading kernel."""
+    return value.student_type_name if isinstance(value, StudentObject) else type(value).__name__
+
+
+def student_frame(error: BaseException | None) -> tuple[str, int, str] | None:
+    """(file, line, text) of the innermost frame of the student's own code in ``error``'s traceback.
+
+    When grading, the student's code raised in the kernel and the grader's copy of the exception carries
+    the frame as ``student_frame``; in a student's kernel, it is found in the traceback."""
+    if error is None:
+        return None
+    carried = getattr(error, "student_frame", None)
+    if carried is not None:
+        return carried
+    own = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(error.__traceback__)
+           if not os.path.abspath(frame.f_code.co_filename).startswith(_NOT_STUDENT)]
+    if not own:
+        return None
+    name, line = own[-1]
+    return name, line, linecache.getline(name, line).strip()
+
+
+_NOT_STUDENT = tuple(os.path.dirname(p) + os.sep for p in (__file__, np.__file__)) + (
+    sysconfig.get_paths()["stdlib"] + os.sep,)
 
 
 def call_student(what: str, fn: Callable, *args: object, **kwargs: object) -> object:

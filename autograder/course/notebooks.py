@@ -28,6 +28,7 @@ from nbgrader.preprocessors import (
 from nbgrader.utils import determine_grade, is_grade, is_solution
 from traitlets.config import Config
 
+from .judge import JudgedCells
 from .sandbox import private_connection
 
 _LOG = logging.getLogger("autograder.notebooks")
@@ -47,14 +48,19 @@ def load(path: str | Path) -> NotebookNode:
     return nbformat.read(str(path), as_version=4)
 
 
+class _JudgedClient(JudgedCells, NotebookClient):
+    """nbclient's runner with test cells judged in this process (`judge`)."""
+
+
 def execute(nb: NotebookNode, *, timeout: int = 120, cwd: str | Path | None = None) -> NotebookNode:
     """An executed copy of ``nb``: fresh kernel, every cell run even after errors, as nbgrader does."""
     run = copy.deepcopy(nb)
     resources = {"metadata": {"path": str(cwd)}} if cwd is not None else {}
     with tempfile.TemporaryDirectory(prefix="course-ipc-") as sockets:
         config = Config({"KernelManager": private_connection(sockets)})
-        client = NotebookClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources=resources, config=config)
+        client = _JudgedClient(run, timeout=timeout, kernel_name="python3", allow_errors=True,
+                               resources=resources, config=config)
+        client.probe_folder = sockets
         client.execute()
     return run
 

@@ -29,6 +29,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
 from . import sandbox
+from .judge import JudgedCells
 
 
 class _CellKilled(Exception):
@@ -62,7 +63,7 @@ def declared_data_files(source_notebook: Path) -> list[Path]:
     return files
 
 
-class SafeExecute(Execute):
+class SafeExecute(JudgedCells, Execute):
     """Execute with a sandboxed kernel and per-cell recovery (see module docstring)."""
 
     memory_mb = Integer(2048, help="address-space limit of the student kernel (MiB)").tag(config=True)
