@@ -21,8 +21,9 @@ import contextlib
 import io
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,26 @@ def judge(source: str, channel: Channel, label: str) -> list[NotebookNode]:
     if printed.getvalue():
         outputs.insert(0, NotebookNode(output_type="stream", name="stdout", text=printed.getvalue()))
     return outputs
+
+
+@contextlib.contextmanager
+def loopback(namespace: dict, *, timeout: float = 300) -> Iterator[Channel]:
+    """The grading channel inside one process, for tests: a thread serves ``namespace`` as a grading kernel
+    serves its notebook's, so checks run against `Remote` objects exactly as when grading, without a kernel.
+    ``channel.fetch(name)`` gives the student's object; `judge(source, channel, label)` runs a test cell."""
+    from autograder import probe
+
+    ours, theirs = socket.socketpair()
+    server = threading.Thread(target=probe.answer_until_done, args=(theirs, namespace), daemon=True)
+    server.start()
+    channel = Channel(ours, time.monotonic() + timeout)
+    try:
+        yield channel
+    finally:
+        channel.close()
+        server.join(timeout=10)
+        ours.close()
+        theirs.close()
 
 
 SERVE = "__import__('autograder.probe').probe.serve({path!r})"
