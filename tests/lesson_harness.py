@@ -69,6 +69,27 @@ def answer_namespace(path: Path, replace: Mapping[str, str] | None = None) -> di
     return ns
 
 
+def judged_in_process(path: Path, replace: Mapping[str, str] | None = None) -> Scores:
+    """Every autograded test cell of the source notebook (hidden tests included) judged exactly as grading
+    judges it, with the student's objects behind the grading channel, but without a kernel: the answer
+    namespace (`answer_namespace`) is served by a thread (`judge.loopback`). Scored by nbgrader's rule."""
+    from autograder.course.judge import is_autograded_test, judge, loopback
+    from autograder.course.notebooks import CellScore
+
+    nb = nbformat.read(path, as_version=4)
+    scores = {}
+    with loopback(answer_namespace(path, replace)) as channel:
+        for cell in nb.cells:
+            if is_autograded_test(cell):
+                meta = cell.metadata["nbgrader"]
+                outputs = judge(cell.source, channel, f"<test cell {meta['grade_id']}>")
+                errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+                points = float(meta.get("points", 0))
+                scores[meta["grade_id"]] = CellScore(0.0 if errors else points, points,
+                                                     errors[0] if errors else None)
+    return scores
+
+
 def run_and_grade(notebooks: Any, nb: Any) -> Scores:
     """Execute the notebook in a fresh kernel and score it by nbgrader's rule."""
     return notebooks.grade(notebooks.execute(nb))
