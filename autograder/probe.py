@@ -34,7 +34,7 @@ APPLY = {name: getattr(operator, name) for name in (
     "iadd", "isub", "imul", "itruediv", "ifloordiv", "ipow", "imatmul")}
 APPLY.update({name: getattr(builtins, name) for name in (
     "len", "repr", "str", "hash", "bool", "float", "int", "complex", "list", "isinstance", "issubclass",
-    "callable", "dir")})
+    "callable", "dir", "format")})
 APPLY["type_name"] = lambda obj: type(obj).__name__
 """What the grader may apply to the student's objects: Python's own operators and built-ins, nothing else."""
 

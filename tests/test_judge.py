@@ -224,3 +224,11 @@ def test_a_kernel_that_stops_answering_fails_the_cell() -> None:
         with pytest.raises(judge.ChannelError):
             judge.Channel(ours, time.monotonic() + 5).fetch("x")
 
+
+
+def test_numpy_and_format_see_the_students_value(channel: judge.Channel) -> None:
+    namespace_value = channel.fetch("Value")(2.5)
+    assert f"{channel.fetch('as_float32')(0.5):.2f}" == "0.50"
+    assert f"{namespace_value!r:>12}" == "  Value(2.5)"
+    with pytest.raises(TypeError, match="'float' and 'Value'"):  # as in the kernel: Value has no __rmul__
+        np.ones(2) * namespace_value  # noqa: B018

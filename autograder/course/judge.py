@@ -268,6 +268,9 @@ class Remote(StudentObject):
     def __index__(self) -> int:
         return int(self._channel.apply("index", self))
 
+    def __format__(self, spec: str) -> str:
+        return str(self._channel.apply("format", self, spec))
+
     def __instancecheck__(self, obj: object) -> bool:
         return bool(self._channel.apply("isinstance", obj, self))
 
@@ -275,7 +278,7 @@ class Remote(StudentObject):
         return bool(self._channel.apply("issubclass", cls, self))
 
 
-_ATTRIBUTES = {"__name__", "__qualname__", "__doc__", "__module__", "__dict__"}
+_ATTRIBUTES = {"__name__", "__qualname__", "__doc__", "__module__", "__dict__", "__array__"}
 
 
 def _operator(name: str, *, reflected: bool = False) -> Callable:
