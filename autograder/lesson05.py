@@ -15,8 +15,14 @@ Isolation from ``unbroadcast``: the binary-op VJPs call the student's ``unbroadc
 module ships to students, so it holds no implementation of it; the visible check runs the broadcasting
 cases only when the student's own ``unbroadcast`` passes its check, and otherwise runs the same-shape cases
 with a stand-in that returns g (all unbroadcast does there) and says that it skipped the rest. The hidden
-check (instructor only) swaps a trusted ``unbroadcast`` into the notebook's namespace for the duration of
-the check, so a bug in exercise 2 never costs exercise 3's points.
+check (instructor only) binds a trusted ``unbroadcast`` in the notebook's namespace for each call of a
+binary VJP, so a bug in exercise 2 never costs exercise 3's points.
+
+When a notebook is graded, these checks run in the grader and the student's objects stay in the kernel:
+whatever must happen where the student's code lives (looking up the registry by numpy function, refusing
+the finite-difference helpers, binding ``unbroadcast``) is done by the probes ``lookup_probe``,
+``call_probe`` and ``unbroadcast_probe``, which only report what they saw; every verdict is computed here
+from inputs drawn here. Nothing in this module imports the hidden checks.
 
 Every failure ends with the call that reproduces it (the check the student ran, with its seed).
 """
@@ -24,7 +30,6 @@ Every failure ends with the call that reproduces it (the check the student ran, 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ from autograder.checks import (
     call_student,
     check_close,
     check_vjp,
+    in_kernel,
     new_seed,
     passed,
     quiet,
@@ -168,13 +174,51 @@ class StudentCallFailure(CheckFailure):
     the hint that fits, so no value hint is appended after it."""
 
 
-def guarded(fn: Callable, label: str, hint: str = "") -> Callable:
+@contextlib.contextmanager
+def names_bound(fn: Callable, names: dict[str, object] | None) -> Iterator[None]:
+    """Bind ``names`` in ``fn``'s module namespace (the notebook's globals) while the block runs; always
+    restore, removing a name again where it was not defined. Used to run the binary VJPs with a stand-in
+    or a trusted ``unbroadcast`` in place of the student's, so exercise 2 is graded only once."""
+    space = getattr(fn, "__globals__", None)
+    if not names or not isinstance(space, dict) or space.get("__name__") == __name__:
+        yield
+        return
+    missing = object()
+    saved = {name: space.get(name, missing) for name in names}
+    try:
+        space.update(names)
+        yield
+    finally:
+        for name, original in saved.items():
+            if original is missing:
+                space.pop(name, None)
+            else:
+                space[name] = original
+
+
+def call_probe(fn: Callable, label: str, names: dict[str, object] | None, /, *args: Any,
+               **kwargs: Any) -> dict:
+    """Probe (runs where the student's code lives): ``fn(*args, **kwargs)`` with the notebook's
+    finite-difference helpers refused and ``names`` bound in its globals for the call. Returns
+    {"value": result}, or {"refused": message} when the call used a refused helper (or a stand-in refused
+    to serve it); anything else the student's code raises propagates as it is."""
+    try:
+        with numerical_helpers_refused(fn, label), names_bound(fn, names):
+            return {"value": fn(*args, **kwargs)}
+    except CheckFailure as exc:
+        return {"refused": str(exc)}
+
+
+def guarded(fn: Callable, label: str, hint: str = "", names: dict[str, object] | None = None) -> Callable:
     """Call student code through call_student (a blank answer ends in NotDone, any exception becomes one
-    message naming ``label``), with the notebook's finite-difference helpers refused, plus ``hint``."""
+    message naming ``label``), with the notebook's finite-difference helpers refused (and ``names`` bound,
+    see names_bound), plus ``hint``. When grading, the call runs in the kernel through `call_probe`."""
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            with numerical_helpers_refused(fn, label):
-                return call_student(label, fn, *args, **kwargs)
+            seen = call_student(label, in_kernel, call_probe, fn, label, names, *args, **kwargs)
+            if "refused" in seen:
+                raise CheckFailure(str(seen["refused"]))
+            return seen["value"]
         except NotDone:
             raise
         except CheckFailure as exc:
@@ -198,12 +242,12 @@ def require_array(out: Any, label: str) -> None:
 
 
 def student_vjp(vjp: VJP, label: str, *extra_args: Any, hint: str = "", index: int = 0,
-                error_hint: str = "", **extra_kwargs: Any) -> VJP:
+                error_hint: str = "", names: dict[str, object] | None = None, **extra_kwargs: Any) -> VJP:
     """Adapt a student VJP for input ``index`` to check_vjp's ``(g, ans, *xs)`` call, passing the forward's
     other arguments. A result of the wrong shape is reported with this exercise's hint (the generic shape
     advice of the checker does not know, e.g., that a transpose needs the inverse permutation); code that
     raises gets ``error_hint`` when given (what usually raises differs from what gives a wrong shape)."""
-    safe = guarded(vjp, label, error_hint or hint)
+    safe = guarded(vjp, label, error_hint or hint, names)
 
     def call(g: np.ndarray, ans: np.ndarray, *xs: np.ndarray) -> Any:
         out = safe(g, ans, *xs, *extra_args, **extra_kwargs)
@@ -224,11 +268,26 @@ def student_vjp(vjp: VJP, label: str, *extra_args: Any, hint: str = "", index: i
     return call
 
 
+def lookup_probe(vjps_of: Callable, key: object) -> tuple:
+    """Probe: the student's registered VJPs of ``key``, looked up where the table lives. A numpy function
+    is named ("np.add"): the grader's np.add would reach the kernel as a callback, not as np.add."""
+    if isinstance(key, str) and key.startswith("np."):
+        key = getattr(np, key[3:])
+    return tuple(vjps_of(key))
+
+
+def vjps_for(vjps_of: Callable, fun: Callable) -> tuple:
+    """``vjps_of(fun)`` for numpy's functions and the notebook's own, also when grading (see lookup_probe)."""
+    name = getattr(fun, "__name__", "")
+    key = f"np.{name}" if isinstance(name, str) and getattr(np, name, None) is fun else fun
+    return in_kernel(lookup_probe, vjps_of, key)
+
+
 def registered(vjps_of: Callable[[Callable], Sequence[VJP | None]], fun: Callable, name: str,
                count: int) -> tuple[VJP, ...]:
     """The student's registered VJPs of ``fun``, with a clear message when they are missing or malformed."""
     try:
-        vjps = tuple(vjps_of(fun))
+        vjps = vjps_for(vjps_of, fun)
     except Exception as exc:  # noqa: BLE001
         detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise CheckFailure(f"no VJPs found for {name} ({detail}).\n  Hint: run the cell that calls "
@@ -364,15 +423,17 @@ def check_relu_at_zero(vjp: VJP, run: Run) -> None:
             "gradient flows where x is exactly 0.\n  Hint: the mask is x > 0, not x >= 0.\n  " + run.line())
 
 
-def check_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run) -> int:
-    """Every unary VJP on each shape against finite differences, then relu's convention at 0."""
+def check_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run,
+                      named: Any = None) -> int:
+    """Every unary VJP on each shape against finite differences, then relu's convention at 0. ``named``
+    (the grader's module of recognisable mistakes, never shipped) lets a failure name the mistake."""
     count = 0
     for name, key, forward, sample, hint in unary_cases(relu):
         (vjp,) = registered(vjps_of, key, name, 1)
         for shape in shapes:
             run_case(f"{name} on an input of shape {_shape(shape)}", forward,
                      [student_vjp(vjp, f"your VJP of {name}", hint=hint)], sample(run.rng, shape), run=run,
-                     hint=hint, diagnoses=_trusted.unary_diagnoses(name) if _trusted else ())
+                     hint=hint, diagnoses=named.unary_diagnoses(name) if named else ())
             count += 1
     check_relu_at_zero(registered(vjps_of, relu, "relu", 1)[0], run)
     return count + 1
@@ -477,8 +538,10 @@ def binary_cases() -> list[tuple[str, Callable, Callable, Callable, str]]:
 
 
 def check_binary_cases(vjps_of: Callable, pairs: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-                       run: Run) -> int:
-    """Check every binary op on ``pairs``; the first pair must be non-broadcasting. Returns the count."""
+                       run: Run, unbroadcast: Callable | None = None) -> int:
+    """Check every binary op on ``pairs``; the first pair must be non-broadcasting. Returns the count.
+    With ``unbroadcast`` given, the VJPs run with it bound in place of the notebook's (see names_bound)."""
+    names = None if unbroadcast is None else {"unbroadcast": unbroadcast}
     count = 0
     for name, key, forward, sample, hint in binary_cases():
         vx, vy = registered(vjps_of, key, name, 2)
@@ -493,50 +556,33 @@ def check_binary_cases(vjps_of: Callable, pairs: Sequence[tuple[tuple[int, ...],
             else:
                 case = f"{name} with x and y of the same shape {_shape(sx)}"
                 case_hint = hint
-            vjps = [student_vjp(vx, f"your VJP of {name} for x", hint=case_hint),
-                    student_vjp(vy, f"your VJP of {name} for y", hint=case_hint, index=1)]
+            vjps = [student_vjp(vx, f"your VJP of {name} for x", hint=case_hint, names=names),
+                    student_vjp(vy, f"your VJP of {name} for y", hint=case_hint, index=1, names=names)]
             run_case(case, forward, vjps, x, y, run=run, hint=case_hint)
             count += 1
     return count
 
 
-def unbroadcast_in(vjps: Iterable[VJP]) -> list[dict]:
-    """The distinct module namespaces (notebook globals) in which these VJPs look up ``unbroadcast``, also
-    those where it is not defined yet (a restarted kernel where exercise 2's cell has not run)."""
-    spaces: dict[int, dict] = {}
-    for v in vjps:
-        space = getattr(v, "__globals__", None)
-        if isinstance(space, dict) and space.get("__name__") != __name__:
-            spaces[id(space)] = space
-    return list(spaces.values())
-
-
-def binary_vjp_functions(vjps_of: Callable) -> list[VJP]:
-    out: list[VJP] = []
-    for _name, key, *_ in binary_cases():
+def unbroadcast_probe(vjps_of: Callable, keys: Sequence[str]) -> list:
+    """Probe: for each distinct module namespace (notebook globals) in which the registered VJPs of
+    ``keys`` look up ``unbroadcast``, what that name is bound to there (None where it is not defined yet:
+    a restarted kernel where exercise 2's cell has not run)."""
+    found: dict[int, object] = {}
+    for key in keys:
         try:
-            out.extend(v for v in vjps_of(key) if callable(v))
+            vjps = lookup_probe(vjps_of, key)
         except Exception:  # noqa: BLE001 - a missing registration is reported by the check itself
             continue
-    return out
+        for v in vjps:
+            space = getattr(v, "__globals__", None)
+            if isinstance(space, dict) and space.get("__name__") != __name__:
+                found[id(space)] = space.get("unbroadcast")
+    return list(found.values())
 
 
-@contextlib.contextmanager
-def name_replaced(namespaces: list[dict], name: str, value: object) -> Iterator[None]:
-    """Temporarily bind ``name`` to ``value`` in each namespace (the notebook's globals); always restore,
-    removing the name again where it was not defined."""
-    missing = object()
-    saved = [space.get(name, missing) for space in namespaces]
-    try:
-        for space in namespaces:
-            space[name] = value
-        yield
-    finally:
-        for space, original in zip(namespaces, saved, strict=True):
-            if original is missing:
-                space.pop(name, None)
-            else:
-                space[name] = original
+def notebook_unbroadcasts(vjps_of: Callable) -> list:
+    """The notebook's unbroadcast as the binary VJPs see it, per namespace (see unbroadcast_probe)."""
+    return in_kernel(unbroadcast_probe, vjps_of, [f"np.{key.__name__}" for _n, key, *_ in binary_cases()])
 
 
 def same_shape_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -547,13 +593,13 @@ def same_shape_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g
 
 
-def unbroadcast_problem(spaces: list[dict], run: Run) -> str:
+def unbroadcast_problem(unbroadcasts: list, run: Run) -> str:
     """Why the binary VJPs cannot use the notebook's unbroadcast yet ('' when it passes its check)."""
-    if not spaces or any("unbroadcast" not in space for space in spaces):
+    if not unbroadcasts or any(u is None for u in unbroadcasts):
         return "is not defined: run Exercise 2's cell first (after a kernel restart, run every cell above)"
-    for space in spaces:
+    for unbroadcast in unbroadcasts:
         try:
-            check_unbroadcast_cases(space["unbroadcast"], UNBROADCAST_CASES, run)
+            check_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, run)
         except NotDone:
             return "is not written yet"
         except CheckFailure:
@@ -567,11 +613,9 @@ def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     While unbroadcast is unfinished the same-shape cases run with a stand-in that returns g unchanged (all
     unbroadcast does there), so a stub in exercise 2 is never blamed on these VJPs."""
     run = visible_run(seed, "check_binary_vjps(vjps_of, seed={seed})")
-    spaces = unbroadcast_in(binary_vjp_functions(vjps_of))
-    problem = unbroadcast_problem(spaces, run)
+    problem = unbroadcast_problem(notebook_unbroadcasts(vjps_of), run)
     if problem:
-        with name_replaced(spaces, "unbroadcast", same_shape_unbroadcast):
-            count = check_binary_cases(vjps_of, [SAME_SHAPES], run)
+        count = check_binary_cases(vjps_of, [SAME_SHAPES], run, unbroadcast=same_shape_unbroadcast)
         print(f"NOT FULLY CHECKED: binary VJPs: {count} same-shape cases agree with finite differences "
               f"(seed {run.seed}), but the broadcasting cases were SKIPPED because your unbroadcast "
               f"{problem} (exercise 2). Finish it and run this cell again. When graded, they run with a "
@@ -781,19 +825,20 @@ def fixed_axis(vjp: VJP, forward: Callable, x: np.ndarray, axis: int, run: Run) 
     return True
 
 
-def _diagnoses_for(name: str, axis: int) -> list[Diagnosis]:
-    """The grader's named mistakes for softmax or log_softmax, or none in a student's kit."""
-    if _trusted is None:
+def _diagnoses_for(named: Any, name: str, axis: int) -> list[Diagnosis]:
+    """The grader's named mistakes for softmax or log_softmax (``named``: the hidden module), or none."""
+    if named is None:
         return []
-    return _trusted.softmax_diagnoses(axis) if name == "softmax" else _trusted.log_softmax_diagnoses(axis)
+    return named.softmax_diagnoses(axis) if name == "softmax" else named.log_softmax_diagnoses(axis)
 
 
 def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
-                        softmax_cases: Iterable, ce_cases: Iterable, run: Run, scale: float = 1.0) -> int:
+                        softmax_cases: Iterable, ce_cases: Iterable, run: Run, scale: float = 1.0,
+                        named: Any = None) -> int:
     (v_sm,) = registered(vjps_of, softmax, "softmax", 1)
     (v_lsm,) = registered(vjps_of, log_softmax, "log_softmax", 1)
     v_ce = registered(vjps_of, cross_entropy, "cross_entropy", 1)[0]
-    labels_vjp = tuple(vjps_of(cross_entropy))[1:]
+    labels_vjp = vjps_for(vjps_of, cross_entropy)[1:]
     if labels_vjp != (None,):
         got = "nothing" if not labels_vjp else ", ".join(
             "None" if v is None else getattr(v, "__name__", type(v).__name__) for v in labels_vjp)
@@ -808,7 +853,7 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
             def f(x, _fw=forward, _axis=axis):
                 return _fw(x, axis=_axis)
 
-            diagnoses = _diagnoses_for(name, axis)
+            diagnoses = _diagnoses_for(named, name, axis)
             x = scale * normal(run.rng, shape)
             try:
                 run_case(f"{name}(x of shape {shape}, axis={axis})", f,
@@ -834,7 +879,7 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
         run_case(f"cross_entropy(logits of shape {(n, classes)}, labels {labels.tolist()})", f,
                  [student_vjp(v_ce, "your VJP of cross_entropy", labels.copy(), hint=CROSS_ENTROPY_HINT)],
                  scale * normal(run.rng, (n, classes)), run=run, hint=CROSS_ENTROPY_HINT,
-                 diagnoses=_trusted.cross_entropy_diagnoses(labels) if _trusted else ())
+                 diagnoses=named.cross_entropy_diagnoses(labels) if named else ())
         count += 1
     return count
 
@@ -1097,8 +1142,3 @@ def check_nll(nll: Callable, *, seed: int | None = None) -> None:
     passed("nll", f"{count} properties of a mean negative log-likelihood on random probabilities "
                   f"(seed {run.seed})")
 
-
-try:  # the grader's named mistakes for softmax; students' kits lack them (some are one step from the answer)
-    _trusted = importlib.import_module("autograder.hidden.lesson05_trusted")
-except ImportError:
-    _trusted = None

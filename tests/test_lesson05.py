@@ -3,8 +3,9 @@
 The correct answers are read from the notebook itself (its solution cells with the markers removed), and
 every typical bug is that answer with one or two lines replaced, so the bugs stay in step with the
 notebook. Each bug is used twice: exec'd beside the notebook's given registry and handed to the checks
-(fast unit tests), and injected into the notebook in place of the solution (slow tests: that exercise must
-lose its points and every other exercise keep them).
+(fast unit tests), and judged as grading judges it (the test cells run in this process against the answers
+behind the grading channel, `judge.loopback`): that exercise must lose its points and every other exercise
+keep them. A few representative bugs also go through a real kernel (slow tests).
 """
 
 from __future__ import annotations
@@ -422,27 +423,72 @@ BUG_CASES = [(name, bug) for name, bugs in BUGS.items() for bug in bugs]
 def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bug):
     source, fragment = BUGS[name][bug]
     ns = with_answer(name, source)
+    messages: dict = {}
     for seed in range(5):
         for module in (visible, hidden):
             with pytest.raises(CheckFailure) as info:
                 run_check(module, name, ns, seed)
             message = str(info.value)
+            messages[module] = message
             if module is visible:
-                assert fragment in message, message
                 assert "Hint" in message, message
                 hints = [line.strip() for line in message.splitlines() if line.strip().startswith("Hint:")]
                 assert len(hints) == len(set(hints)), f"a hint is repeated:\n{message}"
             assert f"seed {seed}" in message, message
+        # a mistake only the grader's hidden module can name (it is one step from the answer) is named there
+        assert fragment in messages[visible] or fragment in messages[hidden], messages
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The grading path: test cells judged in this process, the answers behind the grading channel
+# ---------------------------------------------------------------------------------------------------------
+
+GRADED_SOURCES = {meta["grade_id"]: cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+                  if (meta := cell.metadata.get("nbgrader", {})).get("grade") and not meta.get("solution")}
+
+
+def judged(ns: dict, grade_ids: list[str], *, hidden_only: bool = False) -> dict[str, str | None]:
+    """grade_id -> the first error of that test cell judged as grading judges it (None: full marks), with
+    ``ns`` (the answers) served over the real channel. ``hidden_only`` judges only the hidden tests."""
+    from autograder.course.judge import judge, loopback
+
+    errors: dict[str, str | None] = {}
+    with loopback(ns) as channel:
+        for grade_id in grade_ids:
+            source = GRADED_SOURCES[grade_id]
+            if hidden_only:
+                source = source.split(harness.HIDDEN_MARKERS[0])[1].split(harness.HIDDEN_MARKERS[1])[0]
+            outputs = judge(source, channel, f"<test cell {grade_id}>")
+            found = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+            errors[grade_id] = found[0] if found else None
+    return errors
+
+
+def test_the_solutions_earn_full_marks_when_judged():
+    assert judged(namespace(SOLUTIONS), list(TEST_CELLS.values())) == dict.fromkeys(TEST_CELLS.values())
+    assert judged(namespace(SOLUTIONS), list(TEST_CELLS.values()), hidden_only=True) == dict.fromkeys(
+        TEST_CELLS.values())
+
+
+def test_other_correct_styles_earn_full_marks_when_judged():
+    cells = dict(SOLUTIONS)
+    cells.update(OTHER_STYLES)
+    assert judged(namespace(cells), list(TEST_CELLS.values())) == dict.fromkeys(TEST_CELLS.values())
 
 
 @pytest.mark.parametrize(("name", "bug"), BUG_CASES)
-def test_each_bug_loses_only_its_own_exercise(name, bug):
-    """In-process: with one exercise's bug in place, every OTHER exercise's visible and hidden checks pass."""
-    ns = with_answer(name, BUGS[name][bug][0])
-    for other in EXERCISES:
-        if other != name:
-            run_check(visible, other, ns, seed=11)
-            run_check(hidden, other, ns, seed=11)
+def test_each_bug_loses_only_its_own_exercise_when_judged(name, bug):
+    """Graded as grading does: the bug's test cell fails naming the cause (the visible message, or the hidden
+    one for a mistake only the grader names), and every other exercise keeps its points."""
+    source, fragment = BUGS[name][bug]
+    errors = judged(with_answer(name, source), list(TEST_CELLS.values()))
+    own = TEST_CELLS[name]
+    assert errors[own] is not None and errors[own].startswith(("CheckFailure", "NotDone")), errors[own]
+    assert {k: v for k, v in errors.items() if k != own} == dict.fromkeys(set(errors) - {own})
+    assert "Hint" in errors[own], errors[own]
+    if fragment not in errors[own]:
+        hidden_error = judged(with_answer(name, source), [own], hidden_only=True)[own]
+        assert hidden_error is not None and fragment in hidden_error, (errors[own], hidden_error)
 
 
 def test_messages_name_the_call_the_student_ran_and_only_relevant_hints():
@@ -484,15 +530,14 @@ def test_an_undefined_unbroadcast_says_run_exercise_2_first_and_is_not_left_behi
     assert "unbroadcast" not in ns
 
 
-def test_hints_fit_the_mistake_and_hand_over_no_formula(monkeypatch):
-    """In the kit (no named mistakes): a hint names the rule, never a formula that answers the exercise, and
-    never a mistake the student did not make."""
+def test_hints_fit_the_mistake_and_hand_over_no_formula():
+    """The visible checks (no named mistakes): a hint names the rule, never a formula that answers the
+    exercise, and never a mistake the student did not make."""
     def message(name: str, bug: str) -> str:
         with pytest.raises(CheckFailure) as info:
             run_check(visible, name, with_answer(name, BUGS[name][bug][0]), seed=5)
         return str(info.value)
 
-    monkeypatch.setattr(visible, "_trusted", None)
     assert "not the output" not in message("unary_vjps", "log_times_x")
     assert "OUTPUT" not in message("unary_vjps", "tanh_squares_one_minus_ans")
     text = message("softmax_vjps", "cross_entropy_ignores_g")
@@ -710,12 +755,6 @@ def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name, bug
                                           what=f"{bug} in {name}")
 
 
-@pytest.mark.slow
-def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
-    answers = {name: answer_cell(body) for name, body in OTHER_STYLES.items()}
-    harness.assert_answers_earn_full_marks(notebooks, source_nb, answers)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The student kit: the visible module is shipped, so it must hold no answer and work without the hidden side
 # ---------------------------------------------------------------------------------------------------------
@@ -725,10 +764,10 @@ def test_visible_checks_pass_the_solutions_without_the_hidden_modules(source_nb)
     harness.run_in_student_kit(harness.visible_cells_script(source_nb), NOTEBOOK.parent)
 
 
-def test_visible_checks_work_without_the_named_mistakes(monkeypatch):
-    """In a student's kit the softmax checks have no named mistakes (some are one step from the answer):
-    correct solutions still pass, and every typical bug still fails with the exercise's hint."""
-    monkeypatch.setattr(visible, "_trusted", None)
+def test_visible_checks_work_without_the_named_mistakes():
+    """The visible checks never name the grader's mistakes (some are one step from the answer): correct
+    solutions pass, and every typical bug fails with the exercise's hint."""
+    assert "autograder.hidden" not in Path(visible.__file__).read_text()
     ns = namespace(SOLUTIONS)
     for name in EXERCISES:
         run_check(visible, name, ns, seed=1)

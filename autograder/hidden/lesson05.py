@@ -7,20 +7,27 @@ the negative log-likelihood against the reference value and its gradient softmax
 call goes through the visible ``guarded``, so the notebook's finite-difference helpers refuse to stand in
 for a formula here too.
 
-The binary-op check puts a trusted ``unbroadcast`` (defined here, not shipped) into the notebook's
-namespace for the duration of the check and restores the student's afterwards, so those VJPs are graded
-independently of exercise 2.
+The binary-op check binds the course's ``reference_impl.vjp.unbroadcast`` in the notebook's namespace for
+each call of a binary VJP and restores the student's afterwards, so those VJPs are graded independently of
+exercise 2. The lesson's registry has the contract of ``reference_impl.vjp`` (``defvjp(fun, *vjps)``,
+``vjps_of(fun)``, each VJP ``vjp(g, ans, *inputs, **params)``), and values a check compares with directly
+(relu at 0, cross-entropy at huge logits, the nll's gradient) come from that module's VJPs.
+
+This module also holds the recognisable wrong formulas the checks name ("It looks like ..."): several are
+one step from the right VJP, so they are never shipped; the checks here pass this module as ``named``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
 
+import reference_impl.vjp as ref
 from autograder import lesson05 as visible
 from autograder.checks import check_close, passed
-from autograder.hidden import lesson05_trusted as trusted
+from autograder.lesson05 import Diagnosis, numerical_vjp
 
 __all__ = [
     "check_unary_vjps",
@@ -41,14 +48,81 @@ def hidden_run(seed: int | None) -> visible.Run:
     return visible.Run.start(seed, "the grader's hidden test")
 
 
-def trusted_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The VJP of np.broadcast_to(x, g.shape) by definition: each copy's g goes to the entry it copies."""
-    g = np.asarray(g)
-    shape = tuple(shape)
-    size = int(np.prod(shape, dtype=np.int64))
-    source = np.broadcast_to(np.arange(size).reshape(shape), g.shape)  # raises if shape does not broadcast
-    summed = np.bincount(source.ravel(), weights=g.ravel().astype(np.float64), minlength=size)
-    return summed.reshape(shape).astype(g.dtype if g.dtype.kind == "f" else np.float64)
+trusted_unbroadcast = ref.unbroadcast
+"""The course's unbroadcast (the VJP of np.broadcast_to), bound in place of the student's for exercise 3."""
+
+NAMED = sys.modules[__name__]
+"""This module as the visible checks' ``named`` argument: its *_diagnoses functions name typical mistakes."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recognisable wrong VJPs (named in failure messages; never shipped)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def unary_diagnoses(name: str) -> list[Diagnosis]:
+    """Typical wrong elementwise VJPs, each named by the rule it breaks (not by the right formula)."""
+    table: dict[str, list[Diagnosis]] = {
+        "np.log": [
+            ("you used the output ans: log's derivative is a function of its input x.",
+             lambda g, ans, x: [g * ans, g / ans]),
+            ("you multiplied g by x: the derivative of log x is not x (differentiate log, then multiply).",
+             lambda g, ans, x: [g * x]),
+        ],
+        "np.tanh": [
+            ("you used the input x where tanh's derivative needs tanh(x) itself, which ans already holds.",
+             lambda g, ans, x: [g * (1.0 - x**2)]),
+            ("you squared (1 - ans): recheck which quantity tanh's derivative squares.",
+             lambda g, ans, x: [g * (1.0 - ans) ** 2]),
+        ],
+        "np.exp": [
+            ("you multiplied g by x: exp's derivative is not x.", lambda g, ans, x: [g * x]),
+        ],
+        "relu": [
+            ("you applied relu to g: whether gradient flows depends on the sign of x, not of g.",
+             lambda g, ans, x: [np.maximum(g, 0.0)]),
+        ],
+    }
+    return table.get(name, [])
+
+
+def softmax_diagnoses(axis: int) -> list[Diagnosis]:
+    """Typical wrong softmax VJPs (ans is the softmax s)."""
+    return [
+        ("you kept only the diagonal of the Jacobian, g * s * (1 - s). Softmax's Jacobian also has the "
+         "off-diagonal terms -s_i s_j, because every output depends on every input along `axis`.",
+         lambda g, s, x: [g * s * (1.0 - s)]),
+    ]
+
+
+def log_softmax_diagnoses(axis: int) -> list[Diagnosis]:
+    """Typical wrong log-softmax VJPs (ans is the log-softmax; the softmax is exp(ans))."""
+    return [
+        ("you used ans as the softmax: ans is the LOG-softmax, so the softmax is exp(ans).",
+         lambda g, ans, x: [g - ans * np.sum(g, axis=axis, keepdims=True)]),
+        ("your second term is the softmax alone: it must be the softmax times the sum of g along `axis`.",
+         lambda g, ans, x: [g - np.exp(ans)]),
+        ("you wrote the softmax's VJP; log-softmax's Jacobian is I - 1 s^T, so g itself is the first term.",
+         lambda g, ans, x: [numerical_vjp(lambda v: ref.softmax(v, axis), x, g)]),
+    ]
+
+
+def cross_entropy_diagnoses(labels: np.ndarray) -> list[Diagnosis]:
+    """Typical wrong cross-entropy VJPs for the logits."""
+    def probs(z):
+        return ref.softmax(z, -1)
+
+    def right(g, z):
+        return numerical_vjp(lambda v: ref.cross_entropy(v, labels), z, g)
+
+    return [
+        ("you left out the one-hot term: only the entries at the labels are wrong.",
+         lambda g, ans, z: [g * probs(z) / len(z)]),
+        ("you did not divide by the batch size N: the loss is the MEAN over the batch.",
+         lambda g, ans, z: [len(z) * right(g, z)]),
+        ("you did not multiply by the upstream gradient g (a scalar here, but not 1 in general).",
+         lambda g, ans, z: [right(1.0, z)]),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -57,18 +131,19 @@ def trusted_unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = None) -> None:
     """Higher-rank and single-element shapes, saturated tanh, and relu'(0) = 0 exactly."""
     run = hidden_run(seed)
-    count = visible.check_unary_cases(vjps_of, relu, [(2, 3, 4), (1,)], run)
+    count = visible.check_unary_cases(vjps_of, relu, [(2, 3, 4), (1,)], run, named=NAMED)
     (vjp_tanh,) = visible.registered(vjps_of, np.tanh, "np.tanh", 1)
     visible.run_case("np.tanh on inputs of size 2 to 4", np.tanh,
                      [visible.student_vjp(vjp_tanh, "your VJP of np.tanh")],
                      3.0 * visible.away_from_zero(run.rng, (6,)), run=run,
                      hint=visible.unary_hint("np.tanh"),
-                     diagnoses=trusted.unary_diagnoses("np.tanh"))
+                     diagnoses=unary_diagnoses("np.tanh"))
     (vjp_relu,) = visible.registered(vjps_of, relu, "relu", 1)
     x = np.array([[-1.5, 0.0, 2.0], [0.0, 0.7, -0.3]])
     g = visible.normal(run.rng, x.shape)
     got = visible.guarded(vjp_relu, "your VJP of relu")(g.copy(), np.maximum(x, 0.0), x.copy())
-    check_close(got, np.where(x > 0, g, 0.0), rtol=1e-12,
+    (relu_vjp,) = ref.vjps_of(ref.relu)
+    check_close(got, relu_vjp(g, ref.relu(x), x), rtol=1e-12,
                 name=f"your VJP of relu at x = {x.tolist()} (seed {run.seed})",
                 hint="this course uses relu'(0) = 0, as PyTorch does: no gradient flows where x is exactly 0 "
                      "(use x > 0, not x >= 0).")
@@ -90,9 +165,7 @@ def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     run = hidden_run(seed)
     pairs = [visible.SAME_SHAPES, *visible.BROADCAST_PAIRS, ((2, 3, 4), (3, 1)), ((4,), ()),
              ((2, 1, 4), (3, 1)), ((1,), (3, 4)), ((3, 1), (3, 4)), ((2, 3), (2, 3))]
-    spaces = visible.unbroadcast_in(visible.binary_vjp_functions(vjps_of))
-    with visible.name_replaced(spaces, "unbroadcast", trusted_unbroadcast):
-        count = visible.check_binary_cases(vjps_of, pairs, run)
+    count = visible.check_binary_cases(vjps_of, pairs, run, unbroadcast=trusted_unbroadcast)
     passed("hidden binary checks", f"{count} cases with a trusted unbroadcast (seed {run.seed})")
 
 
@@ -128,16 +201,17 @@ def check_softmax_vjps(vjps_of: Callable, softmax: Callable, log_softmax: Callab
     """A middle axis, large logits, a batch of one, and cross-entropy at logits where exp overflows."""
     run = hidden_run(seed)
     count = visible.check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy,
-                                        [((2, 3, 4), 1), ((3, 3), -1)], [(1, 3), (8, 2)], run)
+                                        [((2, 3, 4), 1), ((3, 3), -1)], [(1, 3), (8, 2)], run,
+                                        named=NAMED)
     count += visible.check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, [((3, 4), -1)],
-                                         [(4, 3)], run, scale=8.0)
+                                         [(4, 3)], run, scale=8.0, named=NAMED)
     v_ce = visible.registered(vjps_of, cross_entropy, "cross_entropy", 1)[0]
     logits = 1000.0 * visible.normal(run.rng, (4, 3))
     labels = visible.labels_for(run.rng, 4, 3)
     g = float(run.rng.uniform(0.5, 2.0))
-    ans = np.asarray(visible.trusted_cross_entropy(logits, labels))
+    ans = np.asarray(ref.cross_entropy(logits, labels))
     got = visible.guarded(v_ce, "your VJP of cross_entropy")(np.asarray(g), ans, logits.copy(), labels.copy())
-    expected = g / 4 * (visible.trusted_softmax(logits) - np.eye(3)[labels])
+    expected = ref.vjps_of(ref.cross_entropy)[0](np.asarray(g), ans, logits, labels)
     check_close(got, expected, name=f"your VJP of cross_entropy at logits of size ~1000 (seed {run.seed})",
                 rtol=1e-9, atol=1e-12,
                 hint="compute softmax with the max subtracted first (the given softmax does), or exp "
@@ -191,7 +265,8 @@ def check_nll(nll: Callable, *, seed: int | None = None) -> None:
             plus, minus = (visible.nll_value(nll, visible.trusted_softmax(z + s), labels, "softmax(z)", run)
                            for s in (step, -step))
             grad[idx] = (plus - minus) / (2 * h)
-        check_close(grad, (visible.trusted_softmax(z) - np.eye(classes)[labels]) / n,
+        check_close(grad, ref.vjps_of(ref.cross_entropy)[0](np.asarray(1.0), ref.cross_entropy(z, labels), z,
+                                                            labels),
                     name=f"the gradient of your nll(softmax(z)) by central differences (seed {run.seed})",
                     rtol=1e-5, atol=1e-8, hint="nll(softmax(z)) is the cross-entropy of the logits z, so "
                     "its gradient is the cross-entropy's: take -log of the label's probability only, and "
