@@ -2,10 +2,18 @@
 
 The notebook's given cells define the data structure (``Tensor``, ``Node``, the primitive table ``OPS``
 and ``GradMode``); each check receives those plus the ONE student function it grades. When grading,
-the graphs a check needs are recorded by the grader's trusted stand-in (``autograder.hidden``), never with
-the student's other exercises, so a bug in one exercise costs only that exercise's points. This module is
-shipped to students and holds no answer: in their kit the graphs are built with their own apply_op
-(through the Tensor's operators), and a failure says so when the fault is in what apply_op recorded.
+the graphs a check needs are recorded by the grader's own code (the hidden module installs it with
+`install_grader_recording` when the test cell imports it, before the visible check runs), never with the
+student's other exercises, so a bug in one exercise costs only that exercise's points. This module never
+imports hidden code; it is shipped to students and holds no answer: in their kit the graphs are built with
+their own apply_op (through the Tensor's operators), and a failure says so when the fault is in what
+apply_op recorded.
+
+When grading, the student's objects live in the grading kernel and the checks here run in the grader
+(`autograder.course.judge`). What must watch the student's code from inside (a leaf that logs when its
+.grad is written, a node that logs its VJP calls, a recursion limit, `with no_grad():`) is a probe: a
+``probe_*`` function below, run in the kernel with `checks.in_kernel`, which returns observations only.
+Every verdict is computed here from inputs drawn here.
 
 Correct gradients always come from float64 finite differences of a forward pass the check computes with
 its own numpy code (``autograder.checks``), never from the notebook; where PyTorch is installed the same
@@ -17,7 +25,7 @@ detail, so the hidden checks can run them with more cases without printing twice
 
 from __future__ import annotations
 
-import importlib
+import copy
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -34,9 +42,11 @@ from autograder.checks import (
     check_close,
     check_gradient,
     check_vjp,
+    in_kernel,
     new_seed,
     passed,
     quiet,
+    type_name,
 )
 
 __all__ = [
@@ -103,10 +113,16 @@ def _torch_ops(torch):  # noqa: ANN001, ANN202 - torch is optional, imported by 
     }
 
 
-try:  # the grader has trusted stand-ins; students' kits do not (they would be apply_op's answer)
-    _trusted = importlib.import_module("autograder.hidden.lesson06_trusted")
-except ImportError:
-    _trusted = None
+_recording_op: Callable[..., Callable[..., object]] | None = None
+"""The grader's own graph recorder, recording_op(Tensor, Node, OPS) -> op(name, *tensors, **params); None in
+a student's kit (it would be apply_op's answer)."""
+
+
+def install_grader_recording(recording_op: Callable[..., Callable[..., object]] | None) -> None:
+    """Build the checks' graphs with `recording_op` instead of the student's apply_op (the hidden module
+    calls this when it is imported; None restores the kit's behaviour)."""
+    global _recording_op
+    _recording_op = recording_op
 
 KIT_NOTE = (
     "(In your kit this check builds its graphs with YOUR apply_op, through the Tensor's operators; the "
@@ -147,8 +163,8 @@ def graph_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
 
     With the grader's trusted stand-in the graph does not depend on the student's apply_op; in a student's
     kit it is built with the student's own apply_op (a blank one is reported as such)."""
-    if _trusted is not None:
-        return _trusted.recording_op(Tensor, Node, OPS)
+    if _recording_op is not None:
+        return _recording_op(Tensor, Node, OPS)
 
     def op(name: str, *args: object, **params: object) -> object:
         try:
@@ -164,7 +180,7 @@ def graph_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
         else:
             needs = any(isinstance(a, Tensor) and a.requires_grad for a in args)
             if not isinstance(out, Tensor):
-                problem = f"it returned a {type(out).__name__}, not a Tensor"
+                problem = f"it returned a {type_name(out)}, not a Tensor"
             elif needs and (not out.requires_grad or out.grad_fn is None):
                 problem = (f"its output has requires_grad={out.requires_grad} and grad_fn={out.grad_fn!r} "
                            "although an input requires grad")
@@ -222,20 +238,12 @@ class Graph:
         self.names: dict[int, str] = {}
         self.leaves: list = []
         self.writes: list[tuple[int, int]] = []  # (id of leaf, VJP calls started) at each write of .grad
-        graph = self
-
-        def write(t: object, value: object) -> None:
-            t.__dict__["_grad"] = value
-            if value is not None:  # None is Tensor.__init__ (or zero_grad), not an AccumulateGrad node
-                graph.writes.append((id(t), len(graph.calls)))
-
-        # a leaf that logs when its .grad is written, so the replay sees WHEN its AccumulateGrad node ran
-        grad = property(lambda t: t.__dict__.get("_grad"), write)
-        self.Leaf = type(Tensor.__name__, (Tensor,), {"grad": grad})
+        self.log = in_kernel(probe_new_log, Tensor)  # where the student's objects live
 
     def leaf(self, data: np.ndarray) -> object:
-        """A new leaf Tensor that requires grad, named x0, x1, ... in messages."""
-        t = self.Leaf(np.array(data, dtype=float), requires_grad=True)
+        """A new leaf Tensor that requires grad, named x0, x1, ... in messages; it logs when its .grad is
+        written, so the replay sees WHEN its AccumulateGrad node ran."""
+        t = in_kernel(probe_logged_leaf, self.log, self.Tensor, np.array(data, dtype=float))
         self.names[id(t)] = f"x{len(self.leaves)}"
         self.leaves.append(t)
         return t
@@ -254,31 +262,16 @@ class Graph:
         self.names[id(out)] = var
         self.steps.append(_Step(label, name, list(args), dict(params), out))
         node = getattr(out, "grad_fn", None)
-        if node is not None and hasattr(node, "input_grads"):
-            self._log(node)
+        if node is not None:
+            in_kernel(probe_log_node, self.log, node)
         return out
 
-    def _log(self, node: object) -> None:
-        original = node.input_grads
-
-        def logged(g: object) -> object:
-            call = _Call(node, _floats(g))
-            self.calls.append(call)
-            try:
-                result = original(g)
-            except Exception as exc:
-                call.error = f"{type(exc).__name__}: {exc}"
-                raise
-            try:
-                call.sent = [None if r is None else _floats(r) for r in result]
-            except TypeError:  # not a sequence: the replay then finds what this node sent unusable
-                call.sent = None
-            return result
-
-        try:
-            node.input_grads = logged
-        except AttributeError:  # a node type that refuses new attributes: it is simply not replayed
-            pass
+    def pull(self) -> None:
+        """Fetch what the kernel logged: every VJP call of the graph's nodes and every write of a leaf's
+        .grad, in order (plain arrays, and the nodes and leaves themselves)."""
+        calls, writes = in_kernel(probe_read_log, self.log)
+        self.calls = [_Call(node, g, sent, error) for node, g, sent, error in calls]
+        self.writes = [(id(leaf), started) for leaf, started in writes]
 
     # -- what each step should be, from the check's own numpy forward -------------------------------------
 
@@ -298,7 +291,7 @@ class Graph:
         for step in self.steps:
             out, arrays = step.out, self._arrays(step)
             if not isinstance(out, self.Tensor):
-                return f"{step.label} returned {type(out).__name__}, not a Tensor"
+                return f"{step.label} returned {type_name(out)}, not a Tensor"
             with quiet():
                 want = NUMPY_OPS[step.name](*arrays, **step.params)
             data = np.asarray(out.data)
@@ -332,6 +325,7 @@ class Graph:
         structure = self.structure_error()
         if structure is not None:
             return "apply_op", f"apply_op recorded the graph wrongly: {structure}."
+        self.pull()
         runs: dict[int, list[int]] = {}
         for i, call in enumerate(self.calls):
             runs.setdefault(id(call.node), []).append(i)
@@ -380,7 +374,7 @@ class Graph:
         return None
 
     def _where(self, step: _Step, node: object) -> str:
-        return f"{getattr(node, 'name', type(node).__name__)} ({step.label})"
+        return f"{getattr(node, 'name', type_name(node))} ({step.label})"
 
     def _sender(self, part: tuple[int, _Step, int, np.ndarray]) -> str:
         _, step, k, _ = part
@@ -476,6 +470,65 @@ def _floats(x: object) -> np.ndarray:
         return np.array(x, dtype=float, copy=True)
     except (TypeError, ValueError):
         return np.array(np.nan)
+
+
+class _Log:
+    """The kernel's side of a Graph: what its logged nodes and leaves did during a backward pass."""
+
+    def __init__(self) -> None:
+        self.calls: list[list] = []   # [node, gradient received, gradients sent or None, error or None]
+        self.writes: list[list] = []  # [leaf, VJP calls started before the write]
+        self.leaf_types: dict[int, type] = {}
+
+
+def probe_new_log(Tensor: type) -> _Log:
+    """Probe: a new, empty log in the kernel (Tensor only says where the student's objects live)."""
+    return _Log()
+
+
+def probe_logged_leaf(log: _Log, Tensor: type, data: np.ndarray) -> object:
+    """Probe: a leaf that requires grad, of a subclass of the given Tensor that logs every write of .grad."""
+    Leaf = log.leaf_types.get(id(Tensor))
+    if Leaf is None:
+        def write(t: object, value: object) -> None:
+            t.__dict__["_grad"] = value
+            if value is not None:  # None is Tensor.__init__ (or zero_grad), not an AccumulateGrad node
+                log.writes.append([t, len(log.calls)])
+
+        grad = property(lambda t: t.__dict__.get("_grad"), write)
+        Leaf = log.leaf_types[id(Tensor)] = type(Tensor.__name__, (Tensor,), {"grad": grad})
+    return Leaf(np.array(data, dtype=float), requires_grad=True)
+
+
+def probe_log_node(log: _Log, node: object) -> None:
+    """Probe: make a Node log each run of its VJPs (what it received and what it sent on)."""
+    original = getattr(node, "input_grads", None)
+    if original is None:  # not a Node with VJPs: nothing to log
+        return
+
+    def logged(g: object) -> object:
+        call = [node, _floats(g), None, None]
+        log.calls.append(call)
+        try:
+            result = original(g)
+        except Exception as exc:
+            call[3] = f"{type(exc).__name__}: {exc}"
+            raise
+        try:
+            call[2] = [None if r is None else _floats(r) for r in result]
+        except TypeError:  # not a sequence: the replay then finds what this node sent unusable
+            pass
+        return result
+
+    try:
+        node.input_grads = logged
+    except AttributeError:  # a node type that refuses new attributes: it is simply not replayed
+        pass
+
+
+def probe_read_log(log: _Log) -> tuple[list, list]:
+    """Probe: the log so far, as lists."""
+    return [list(c) for c in log.calls], [list(w) for w in log.writes]
 
 
 def _total(arrays: list[np.ndarray]) -> np.ndarray:
@@ -657,7 +710,7 @@ def explain(graph: Graph, loss: object, start: np.ndarray, seed: int, fallback: 
     if found is None:
         return fallback
     cause, text = found
-    note = f"\n  {KIT_NOTE}" if _trusted is None and cause in ("apply_op", "vjp") else ""
+    note = f"\n  {KIT_NOTE}" if _recording_op is None and cause in ("apply_op", "vjp") else ""
     return (f"{text}\n  (Found by replaying the graph node by node from the loss, judging each node by the "
             f"gradients it received and sent; seed {seed}){note}")
 
@@ -744,26 +797,37 @@ def torch_gradients(prog: Program, arrays: list[np.ndarray]) -> tuple[np.ndarray
 
 def check_program_gradients(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
                             backward: Callable[..., None], *, seed: int, what: str,
-                            raw_constants: bool = False) -> None:
-    """The leaves' gradients after `backward` on prog against finite differences (and PyTorch when
-    installed). A wrong gradient is traced to the first node that got it wrong by replaying the graph."""
+                            raw_constants: bool = False,
+                            reference: Callable[[Program, list], tuple] | None = None) -> None:
+    """The leaves' gradients after `backward` on prog against finite differences, against `reference`
+    (the grader's trusted engine, when given) and PyTorch when installed. A wrong gradient is traced to the
+    first node that got it wrong by replaying the graph."""
     options = {"raw_constants": raw_constants, "what": what}
 
     def loss(*xs: np.ndarray) -> float:
         return prog.numpy_loss(*xs)
 
+    computed: list[tuple] = []  # the student's gradients at `arrays`, computed once
+
     def gradients(*xs: np.ndarray) -> tuple:
-        return tensor_gradients(prog, list(xs), Tensor, op, backward, seed=seed, **options)
+        result = tensor_gradients(prog, list(xs), Tensor, op, backward, seed=seed, **options)
+        if not computed and all(np.array_equal(x, a) for x, a in zip(xs, arrays, strict=True)):
+            computed.append(result)
+        return result
 
     loss.__name__ = "program"
     gradients.__name__ = f"the gradients after {what}"
     program = f"\n  The random program was: {prog.describe()}"
     try:
         check_gradient(loss, gradients, *arrays, seed=seed)
-        expected = torch_gradients(prog, arrays)
-        if expected is not None:
-            for i, (g, e) in enumerate(zip(gradients(*arrays), expected, strict=True)):
-                check_close(g, e, name=f"{what}: gradient of leaf x{i} compared with PyTorch", rtol=1e-7,
+        trusted = [] if reference is None else [("the grader's reference engine", reference(prog, arrays))]
+        torch_grads = torch_gradients(prog, arrays)
+        if torch_grads is not None:
+            trusted.append(("PyTorch", torch_grads))
+        got = (computed[0] if computed else gradients(*arrays)) if trusted else ()
+        for engine, expected in trusted:
+            for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+                check_close(g, e, name=f"{what}: gradient of leaf x{i} compared with {engine}", rtol=1e-7,
                             atol=1e-10)
     except _Explained as exc:
         raise CheckFailure(f"{exc}{program}") from None
@@ -786,26 +850,18 @@ def call_without_recursion(what: str, fn: Callable[..., object], *args: object, 
     """Call fn(*args) on a graph `depth` nodes deep under a recursion limit RECURSION_MARGIN frames above
     the current stack, so only a loop with an explicit stack finishes. sys.setrecursionlimit is refused
     meanwhile (raising the limit hides the recursion; a deeper graph would still crash); the limit and the
-    function are restored afterwards."""
-    frames, frame = 0, sys._getframe()
-    while frame is not None:
-        frames, frame = frames + 1, frame.f_back
-    limit, set_limit = sys.getrecursionlimit(), sys.setrecursionlimit
-    low = frames + RECURSION_MARGIN
-    asked: list[int] = []
-    sys.setrecursionlimit(low)
-    sys.setrecursionlimit = asked.append
-    try:
-        result = call_student(what, fn, *args)
-        raised = sys.getrecursionlimit() != low
-    except CheckFailure as exc:
-        if "RecursionError" not in str(exc):
-            raise
+    function are restored afterwards. The call runs where the student's code lives (`probe_recursion`)."""
+    seen = in_kernel(probe_recursion, what, fn, list(args), RECURSION_MARGIN)
+    failure = seen["failure"]
+    if failure is not None and seen["not_done"]:
+        raise NotDone(what)
+    raised = seen["limit_changed"]
+    if failure is not None:
+        if "RecursionError" not in failure:
+            raise CheckFailure(failure)
         raised = True
-    finally:
-        sys.setrecursionlimit = set_limit
-        sys.setrecursionlimit(limit)
     if raised:
+        asked = seen["asked"]
         tried = (f" It called sys.setrecursionlimit({asked[0]}): a higher limit only moves the crash to a "
                  "deeper graph, so the check keeps its own." if asked else "")
         raise CheckFailure(
@@ -813,7 +869,59 @@ def call_without_recursion(what: str, fn: Callable[..., object], *args: object, 
             f"Python calls, so it would crash on the deep graphs of real networks.{tried} Walk the graph "
             "with a loop and an explicit stack (a list you push to and pop from) instead of a function "
             "that calls itself.")
-    return result
+    return seen["result"]
+
+
+def probe_chain(Tensor: type, top: object, repeats: int) -> object:
+    """Probe: a deep chain made of `repeats` copies of the graph segment behind `top` (the nodes reached
+    from top.grad_fn through first inputs, down to a leaf): each copy's first input is the copy below it,
+    its other inputs and saved arrays are the segment's. A graph thousands of nodes deep, built here in a
+    few milliseconds instead of op by op from the grader; its numbers are not judged, only its depth."""
+    segment = []
+    node = getattr(top, "grad_fn", None)
+    while node is not None and hasattr(node, "input_grads") and node not in segment:
+        segment.append(node)
+        edges = tuple(node.next_functions)
+        node = edges[0] if edges else None
+    if not segment:
+        return top
+    below = segment[0]
+    for _ in range(repeats - 1):
+        copies = [copy.copy(n) for n in segment]
+        for i, (original, made) in enumerate(zip(segment, copies, strict=True)):
+            made.__dict__.pop("input_grads", None)  # a logging wrapper would run the original's VJPs
+            first = copies[i + 1] if i + 1 < len(copies) else below
+            made.next_functions = (first, *tuple(original.next_functions)[1:])
+        below = copies[0]
+    out = Tensor(top.data, requires_grad=True)
+    out.grad_fn = below
+    return out
+
+
+def probe_recursion(what: str, fn: Callable[..., object], args: list, margin: int) -> dict:
+    """Probe: fn(*args) under a recursion limit `margin` frames above the current stack, with
+    sys.setrecursionlimit replaced by a recorder meanwhile. Observations: its result, the failure message
+    it ended in (None if none; not_done for a blank answer), whether the limit changed, the limits asked."""
+    frames, frame = 0, sys._getframe()
+    while frame is not None:
+        frames, frame = frames + 1, frame.f_back
+    limit, set_limit = sys.getrecursionlimit(), sys.setrecursionlimit
+    low = frames + margin
+    asked: list[int] = []
+    seen: dict = {"result": None, "failure": None, "not_done": False, "limit_changed": False, "asked": asked}
+    sys.setrecursionlimit(low)
+    sys.setrecursionlimit = asked.append
+    try:
+        seen["result"] = call_student(what, fn, *args)
+        seen["limit_changed"] = sys.getrecursionlimit() != low
+    except CheckFailure as exc:
+        seen["failure"], seen["not_done"] = str(exc), isinstance(exc, NotDone)
+    finally:
+        sys.setrecursionlimit = set_limit
+        sys.setrecursionlimit(limit)
+    if not isinstance(seen["result"], str):  # only text (format_graph's) is needed back
+        seen["result"] = None
+    return seen
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -887,7 +995,7 @@ def _check_node(out: object, name: str, params: dict, seed: int) -> None:
         return
     ans = saved[0]
     if not isinstance(ans, np.ndarray) or np.shape(ans) != out.shape:
-        passed_as = (f"a {type(ans).__name__}" if not isinstance(ans, np.ndarray)
+        passed_as = (f"a {type_name(ans)}" if not isinstance(ans, np.ndarray)
                      else f"something of shape {np.shape(ans)}")
         raise CheckFailure(
             f"apply_op({name}) gave Node {passed_as} as its 4th argument (ans), where the output has shape "
@@ -936,7 +1044,7 @@ def _judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, Gr
             out = _call_apply_op(apply_op, "mul", OPS["mul"], *ins)
             if not isinstance(out, Tensor):
                 raise CheckFailure(
-                    f"apply_op(mul) returned a {type(out).__name__}, not a Tensor. Hint: put what "
+                    f"apply_op(mul) returned a {type_name(out)}, not a Tensor. Hint: put what "
                     "prim.forward returned into Tensor(out_data, requires_grad=...) and return that. "
                     f"(seed {seed})")
             if not getattr(out, "requires_grad", False) or getattr(out, "grad_fn", None) is None:
@@ -1036,7 +1144,7 @@ def _check_output(out: object, Tensor: type, name: str, arrays: list[np.ndarray]
                   seed: int) -> None:
     if not isinstance(out, Tensor):
         raise CheckFailure(
-            f"apply_op({name}) returned {type(out).__name__}, expected a Tensor. (seed {seed})"
+            f"apply_op({name}) returned {type_name(out)}, expected a Tensor. (seed {seed})"
         )
     if params:
         with quiet():
@@ -1149,7 +1257,7 @@ def _diamond(rng: np.random.Generator, Tensor: type, op: Callable[..., object]) 
 
 def _with_apply_op_note(graph: Graph, exc: CheckFailure) -> CheckFailure:
     """In a student's kit, a failure on a graph that the student's apply_op recorded wrongly says so."""
-    problem = graph.structure_error() if _trusted is None else None
+    problem = graph.structure_error() if _recording_op is None else None
     if problem is None:
         return exc
     return CheckFailure(f"{exc}\n  {KIT_NOTE} Here: {problem}.")
@@ -1183,7 +1291,7 @@ def _judge_format_graph(format_graph: Callable[[object], str], Tensor: type, op:
         got = call_student("format_graph", format_graph, root)
         if not isinstance(got, str):
             raise CheckFailure(
-                f"format_graph returned {type(got).__name__}; it must return one string (lines joined with "
+                f"format_graph returned {type_name(got)}; it must return one string (lines joined with "
                 f"'\\n'). (seed {seed})"
             )
         got_lines = got.rstrip("\n").split("\n")
@@ -1218,9 +1326,7 @@ def _judge_format_graph(format_graph: Callable[[object], str], Tensor: type, op:
                 f"format_graph of a tensor without grad_fn that has requires_grad={t.requires_grad} should "
                 f"be the single line {want!r}, got {got!r}. (seed {seed})"
             )
-    h = Tensor(rng.standard_normal(2), requires_grad=True)
-    for _ in range(depth):
-        h = op("tanh", h)
+    h = in_kernel(probe_chain, Tensor, op("tanh", Tensor(rng.standard_normal(2), requires_grad=True)), depth)
     got = call_without_recursion("format_graph", format_graph, h, depth=depth)
     if not isinstance(got, str) or got.rstrip("\n").count("\n") != depth:
         raise CheckFailure(f"format_graph of a chain of {depth} tanh ops must have {depth + 1} lines. "
@@ -1242,7 +1348,8 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
 
 
 def judge_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int,
-                   programs: int = 3, n_steps: int = 8) -> str:
+                   programs: int = 3, n_steps: int = 8,
+                   reference: Callable[[Program, list], tuple] | None = None) -> str:
     """backward on random programs (with shared sub-expressions) matches finite differences and PyTorch;
     a wrong gradient is traced to the first node that went wrong."""
     rng = np.random.default_rng(seed)
@@ -1250,7 +1357,7 @@ def judge_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS:
     for k in range(programs):
         prog = random_program(rng, n_steps)
         check_program_gradients(prog, random_leaves(rng, prog), Tensor, op, backward, seed=seed + k,
-                                what="backward")
+                                what="backward", reference=reference)
     _check_unequal_paths(backward, Tensor, op, rng, seed)
     return (f"{programs} random programs against finite differences, and one graph with unequal paths "
             f"(seed {seed})")
@@ -1369,8 +1476,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
     b = Tensor(rng.standard_normal(3), requires_grad=True)
     upstream = rng.standard_normal(3)
     _backward_from(backward, op("add", a, b), upstream.copy(), "c = a + b")
-    a_grad, b_grad = np.asarray(a.grad), np.asarray(b.grad)
-    if np.shares_memory(a_grad, b_grad):
+    if in_kernel(probe_grads_share_memory, a, b):  # a copy here cannot tell: ask where the arrays live
         raise CheckFailure(
             "after backward through c = a + b, a.grad and b.grad are the same array in memory, so changing "
             "one would change the other. Hint: when a leaf's .grad is None, store a COPY of the incoming "
@@ -1476,11 +1582,25 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
 
     # deep graphs must not need recursion
     z = Tensor(rng.uniform(-0.5, 0.5, 2), requires_grad=True)
-    h = z
-    for _ in range(depth // 2):
-        h = op("add", op("tanh", h), z)
+    h = in_kernel(probe_chain, Tensor, op("add", op("tanh", z), z), depth // 2)
     call_without_recursion("backward", backward, op("sum", h), depth=depth)
     return f"accumulation, copies, gradient argument, freeing, and a chain {depth} ops deep (seed {seed})"
+
+
+def probe_grads_share_memory(a: object, b: object) -> bool:
+    """Probe: do the .grad arrays of two tensors share memory?"""
+    try:
+        return bool(np.shares_memory(np.asarray(a.grad), np.asarray(b.grad)))
+    except TypeError:  # not arrays: the checks of .grad's type name it
+        return False
+
+
+def probe_backward_twice(backward: Callable[..., None], roots: list, gradient: np.ndarray) -> np.ndarray:
+    """Probe: backward(root, gradient) for each root with the SAME gradient array; that array afterwards
+    (a backward that accumulates in place into it changes it)."""
+    for root in roots:
+        backward(root, gradient)
+    return gradient
 
 
 def _backward_from(backward: Callable[..., None], y: object, gradient: np.ndarray, what: str) -> None:
@@ -1501,7 +1621,7 @@ def _grad_is_array(t: object, name: str, case: str) -> None:
     grad = getattr(t, "grad", None)
     if grad is not None and not isinstance(grad, np.ndarray | np.generic | float):
         raise CheckFailure(
-            f"{case}: {name}.grad is a {type(grad).__name__}; .grad must be a numpy array. Hint: store the "
+            f"{case}: {name}.grad is a {type_name(grad)}; .grad must be a numpy array. Hint: store the "
             "gradient array itself (the VJPs return arrays); do not wrap it in a Tensor.")
 
 
@@ -1612,97 +1732,133 @@ def check_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], 
 
 def judge_no_grad(no_grad: type, GradMode: type) -> str:
     """no_grad switches recording off and restores the PREVIOUS state on exit, even on an exception."""
-    return call_student("no_grad", _no_grad_rules, no_grad, GradMode)
+    saw = _no_grad_scenario(no_grad, GradMode, "plain")
+    if saw["inside"] is not False:
+        raise CheckFailure("inside `with no_grad():` GradMode.enabled must be False.")
+    if saw["after"] is not True:
+        raise CheckFailure("after leaving `with no_grad():` grad mode must be on again (it was on before).")
+
+    saw = _no_grad_scenario(no_grad, GradMode, "nested")
+    if saw["inner_inside"] is not False:
+        raise CheckFailure(
+            f"nested no_grad: inside the inner block grad mode must be off too; got {saw['inner_inside']}. "
+            "Hint: __enter__ sets GradMode.enabled = False whatever it was (do not toggle it), and "
+            "__exit__ puts back the state __enter__ found."
+        )
+    if saw["still_off"] is not False:
+        raise CheckFailure(
+            "nested no_grad: after the inner block exits, grad mode must still be off (the outer block "
+            f"is still running); got {saw['still_off']}. Hint: remember the state found on __enter__ and "
+            "restore THAT on __exit__, instead of switching grad mode back on."
+        )
+    if saw["after"] is not True:
+        raise CheckFailure(
+            "nested no_grad: after the OUTER block exits, grad mode must be on again (it was on before "
+            f"the outer block); got {saw['after']}. Hint: keep the saved state on the instance "
+            "(self.prev = ...), not on the class: a class attribute is shared, so the inner block "
+            "overwrote what the outer one saved."
+        )
+
+    saw = _no_grad_scenario(no_grad, GradMode, "entered_off")
+    if saw["inside"] is not False:
+        raise CheckFailure(
+            "no_grad entered while grad mode was already off switched it ON inside the block. Hint: "
+            "__enter__ sets GradMode.enabled = False; do not toggle it with `not`."
+        )
+    if saw["after"] is not False:
+        raise CheckFailure(
+            "no_grad entered while grad mode was already off must leave it off on exit; restore the "
+            "previous state, do not assume it was on."
+        )
+
+    saw = _no_grad_scenario(no_grad, GradMode, "late_entry")
+    if saw["after"] is not False:
+        raise CheckFailure(
+            "a no_grad object made while grad mode was on, then entered while it was off, switched grad "
+            "mode ON when the block ended. Save the state in __enter__ (when the block starts), not in "
+            "__init__: an object can be made long before it is used, e.g. `frozen = no_grad()` kept and "
+            "entered later."
+        )
+
+    saw = _no_grad_scenario(no_grad, GradMode, "exception")
+    if saw["propagated"] is not True:
+        raise CheckFailure(
+            "an exception raised inside `with no_grad():` disappeared. __exit__ must return False (or "
+            "None) so the exception propagates."
+        )
+    if saw["after"] is not True:
+        raise CheckFailure(
+            "after an exception inside `with no_grad():` grad mode stayed off. __exit__ runs on "
+            "exceptions too; if you used @contextmanager, put the restore in a `finally:` block."
+        )
+    return "off inside, the state found on entry restored on exit, nesting, late entry and exceptions"
 
 
-def _no_grad_rules(no_grad: type, GradMode: type) -> str:
+def _no_grad_scenario(no_grad: type, GradMode: type, scenario: str) -> dict:
+    """What grad mode was at each point of one scenario, observed where the student's no_grad runs."""
+    return call_student("no_grad", in_kernel, probe_no_grad, no_grad, GradMode, scenario)
+
+
+class _Raised(Exception):
+    """Raised inside a no_grad block by probe_no_grad."""
+
+
+def probe_no_grad(no_grad: type, GradMode: type, scenario: str) -> dict:
+    """Probe: run one `with no_grad():` scenario and report GradMode.enabled at each point of interest
+    (the student's exceptions propagate; grad mode is restored afterwards whatever happens)."""
     saved = GradMode.enabled
+    saw: dict = {}
     try:
-        GradMode.enabled = True
-        with no_grad():
-            inside = GradMode.enabled
-        if inside is not False:
-            raise CheckFailure("inside `with no_grad():` GradMode.enabled must be False.")
-        if GradMode.enabled is not True:
-            raise CheckFailure(
-                "after leaving `with no_grad():` grad mode must be on again (it was on before)."
-            )
-
-        with no_grad():
+        GradMode.enabled = scenario not in ("entered_off",)
+        if scenario == "plain":
             with no_grad():
-                inner_inside = GradMode.enabled
-            still_off = GradMode.enabled
-        if inner_inside is not False:
-            raise CheckFailure(
-                f"nested no_grad: inside the inner block grad mode must be off too; got {inner_inside}. "
-                "Hint: __enter__ sets GradMode.enabled = False whatever it was (do not toggle it), and "
-                "__exit__ puts back the state __enter__ found."
-            )
-        if still_off is not False:
-            raise CheckFailure(
-                "nested no_grad: after the inner block exits, grad mode must still be off (the outer block "
-                f"is still running); got {still_off}. Hint: remember the state found on __enter__ and "
-                "restore THAT on __exit__, instead of switching grad mode back on."
-            )
-        if GradMode.enabled is not True:
-            raise CheckFailure(
-                "nested no_grad: after the OUTER block exits, grad mode must be on again (it was on before "
-                f"the outer block); got {GradMode.enabled}. Hint: keep the saved state on the instance "
-                "(self.prev = ...), not on the class: a class attribute is shared, so the inner block "
-                "overwrote what the outer one saved."
-            )
-
-        GradMode.enabled = False
-        with no_grad():
-            off_inside = GradMode.enabled
-        if off_inside is not False:
-            raise CheckFailure(
-                "no_grad entered while grad mode was already off switched it ON inside the block. Hint: "
-                "__enter__ sets GradMode.enabled = False; do not toggle it with `not`."
-            )
-        if GradMode.enabled is not False:
-            raise CheckFailure(
-                "no_grad entered while grad mode was already off must leave it off on exit; restore the "
-                "previous state, do not assume it was on."
-            )
-
-        # the state is read when the block starts, not when the object is made
-        GradMode.enabled = True
-        block = no_grad()
-        GradMode.enabled = False
-        with block:
-            pass
-        if GradMode.enabled is not False:
-            raise CheckFailure(
-                "a no_grad object made while grad mode was on, then entered while it was off, switched grad "
-                "mode ON when the block ended. Save the state in __enter__ (when the block starts), not in "
-                "__init__: an object can be made long before it is used, e.g. `frozen = no_grad()` kept and "
-                "entered later."
-            )
-
-        GradMode.enabled = True
-
-        class Probe(Exception):
-            pass
-
-        try:
+                saw["inside"] = GradMode.enabled
+        elif scenario == "nested":
             with no_grad():
-                raise Probe("raised inside the block")
-        except Probe:
-            pass
+                with no_grad():
+                    saw["inner_inside"] = GradMode.enabled
+                saw["still_off"] = GradMode.enabled
+        elif scenario == "entered_off":
+            with no_grad():
+                saw["inside"] = GradMode.enabled
+        elif scenario == "late_entry":  # made while on, entered while off
+            block = no_grad()
+            GradMode.enabled = False
+            with block:
+                pass
+        elif scenario == "exception":
+            saw["propagated"] = False
+            try:
+                with no_grad():
+                    raise _Raised("raised inside the block")
+            except _Raised:
+                saw["propagated"] = True
+        elif scenario == "nested_exceptions":  # two nested blocks left by an exception, twice
+            saw["after_each"] = []
+            for exc_type in (KeyError, ZeroDivisionError):
+                try:
+                    with no_grad(), no_grad():
+                        raise exc_type("inside two nested blocks")
+                except exc_type:
+                    pass
+                saw["after_each"].append(GradMode.enabled)
+        elif scenario == "helper_raises":  # a helper's own no_grad, which raises, inside the student's block
+            def inner() -> None:
+                with no_grad():
+                    raise ValueError("from a helper")
+
+            with no_grad():
+                try:
+                    inner()
+                except ValueError:
+                    pass
+                saw["off_after_helper"] = GradMode.enabled
         else:
-            raise CheckFailure(
-                "an exception raised inside `with no_grad():` disappeared. __exit__ must return False (or "
-                "None) so the exception propagates."
-            )
-        if GradMode.enabled is not True:
-            raise CheckFailure(
-                "after an exception inside `with no_grad():` grad mode stayed off. __exit__ runs on "
-                "exceptions too; if you used @contextmanager, put the restore in a `finally:` block."
-            )
+            raise KeyError(scenario)
+        saw["after"] = GradMode.enabled
     finally:
         GradMode.enabled = saved
-    return "off inside, the state found on entry restored on exit, nesting, late entry and exceptions"
+    return saw
 
 
 def check_no_grad(no_grad: type, GradMode: type) -> None:

@@ -18,7 +18,6 @@ import pytest
 from autograder import lesson06 as checks
 from autograder.checks import CheckFailure, NotDone
 from autograder.hidden import lesson06 as hidden
-from autograder.hidden import lesson06_trusted as trusted
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "06_autograd_tensor" / "autograd_tensor.ipynb"
 
@@ -601,7 +600,7 @@ def solution_ns() -> dict:
 
 @pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
 def test_solution_passes_every_check_repeatedly(solution_ns: dict, gid: str) -> None:
-    for _ in range(3):  # fresh random programs and points each time
+    for _ in range(2):  # fresh random programs and points each time
         _run_check(gid, solution_ns)
 
 
@@ -699,7 +698,7 @@ def test_the_replay_names_the_broadcast_input_whose_reduction_is_wrong() -> None
     """On the hidden broadcasting programs, a sum_to_shape that forgets size-1 axes is traced to the op whose
     input was broadcast, and to sum_to_shape."""
     ns = _namespace({"sum_to_shape": BUGS["sum_to_shape_leading_axes_only"][1]})
-    op = trusted.recording_op(ns["Tensor"], ns["Node"], ns["OPS"])
+    op = hidden.recording_op(ns["Tensor"], ns["Node"], ns["OPS"])
     rng = np.random.default_rng(3)
     prog = checks.random_program(rng, 6, broadcasting=True)
     with pytest.raises(CheckFailure) as info:
@@ -710,18 +709,33 @@ def test_the_replay_names_the_broadcast_input_whose_reduction_is_wrong() -> None
     assert "reduced its gradient with your sum_to_shape" in message, message
 
 
-@pytest.mark.parametrize("name", list(BUGS))
-def test_a_bug_does_not_touch_other_exercises(name: str) -> None:
-    """With a bug in one exercise, the OTHER exercises' checks still pass (isolation), in-process; a few
-    bugs also go through the real grading path below."""
-    gid, source, _ = BUGS[name]
-    ns = _namespace({gid: source})
+# Answers that record being called and then raise, one per exercise (CALLED is put into the namespace).
+_TRIP = "    CALLED.append({name!r})\n    raise NotImplementedError()\n"
+TRIPWIRES = {
+    "apply_op": "def apply_op(*args, **kwargs):\n" + _TRIP.format(name="apply_op"),
+    "format_graph": "def format_graph(*args):\n" + _TRIP.format(name="format_graph"),
+    "backward": "def backward(*args, **kwargs):\n" + _TRIP.format(name="backward"),
+    "sum_to_shape": "def sum_to_shape(*args):\n" + _TRIP.format(name="sum_to_shape"),
+    "no_grad": ("class no_grad:\n    def __init__(self, *args):\n"
+                + _TRIP.format(name="no_grad").replace("    ", "        ")),
+}
+
+
+@pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
+def test_no_other_exercise_check_calls_this_exercise(gid: str) -> None:
+    """Isolation, for every bug at once: with this exercise's answer replaced by a tripwire, every OTHER
+    exercise's checks (visible and hidden, graphs recorded by the grader's code as when grading) pass and
+    never call it, so no bug in it can cost another exercise its points. (Judged through the grading path
+    with a bug in the whole notebook: the kernel runs below.)"""
+    ns = _namespace({gid: TRIPWIRES[gid]})
+    ns["CALLED"] = []
     for other in EXERCISE_TESTS:
         if other != gid:
             try:
                 _run_check(other, ns)
             except CheckFailure as exc:  # pragma: no cover - the message is the diagnosis
-                pytest.fail(f"bug {name} in {gid} made the check of {other} fail: {exc}")
+                pytest.fail(f"the check of {other} depends on {gid}: {exc}")
+    assert ns["CALLED"] == [], f"another exercise's check called {gid}"
 
 
 def test_random_programs_differ_and_cover_every_op() -> None:
@@ -739,7 +753,7 @@ def test_random_programs_differ_and_cover_every_op() -> None:
 def test_checks_agree_with_pytorch_when_installed(solution_ns: dict) -> None:
     pytest.importorskip("torch", reason="PyTorch not installed: the cross-check against it is skipped")
     rng = np.random.default_rng()
-    op = trusted.recording_op(solution_ns["Tensor"], solution_ns["Node"], solution_ns["OPS"])
+    op = hidden.recording_op(solution_ns["Tensor"], solution_ns["Node"], solution_ns["OPS"])
     for _ in range(5):
         prog = checks.random_program(rng, 10, broadcasting=True)
         arrays = checks.random_leaves(rng, prog)
@@ -781,18 +795,11 @@ def test_student_version_has_no_solutions_and_scores_zero(notebooks, source_nb) 
     harness.assert_release_is_safe_and_blank(notebooks, source_nb, TEST_CELLS, at_least=50)
 
 
-@pytest.mark.slow
-def test_other_styles_get_full_marks(notebooks, source_nb) -> None:  # noqa: ANN001
-    answers = dict(OTHER_STYLES.values())
-    harness.assert_answers_earn_full_marks(notebooks, harness.graded_cells_only(source_nb, NUMPY), answers)
-
-
-# A few representative bugs through the real grading path (every bug is checked in-process above, including
-# that it costs no other exercise its points), with the test cells each must lose.
+# A few representative bugs through the real grading path (a kernel), with the test cells each must lose;
+# every bug goes through the judged path without a kernel below.
 NOTEBOOK_BUGS = {
     "apply_op_no_constant_wrapping": ["test_apply_op"],
     "backward_breadth_first": ["test_backward"],
-    "no_grad_saves_state_in_init": ["test_no_grad"],
 }
 
 
@@ -804,6 +811,67 @@ def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> 
     nb = notebooks.with_cell_source(harness.graded_cells_only(source_nb, NUMPY), gid, source)
     harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), NOTEBOOK_BUGS[name],
                                           what=f"{name} in {gid}", expected_ids=TEST_CELLS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The grading path without a kernel: test cells judged in the grader, the answers behind the real channel
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _judged_cells(replace: dict[str, str], cells: list[str]) -> dict:
+    """Only the named test cells judged as grading judges them (`harness.judged_in_process` judges all)."""
+    from autograder.course.judge import is_autograded_test, judge, loopback
+    from autograder.course.notebooks import CellScore
+
+    scores = {}
+    with loopback(harness.answer_namespace(NOTEBOOK, replace)) as channel:
+        for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if is_autograded_test(cell) and gid in cells:
+                outputs = judge(cell.source, channel, f"<test cell {gid}>")
+                errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+                points = float(cell.metadata["nbgrader"]["points"])
+                scores[gid] = CellScore(0.0 if errors else points, points, errors[0] if errors else None)
+    assert set(scores) == set(cells)
+    return scores
+
+
+def test_judged_solution_gets_full_marks() -> None:
+    harness.assert_full_marks(harness.judged_in_process(NOTEBOOK), TEST_CELLS)
+
+
+def test_judged_blank_answers_get_zero_with_the_not_done_message() -> None:
+    scores = harness.judged_in_process(NOTEBOOK, BLANK)
+    harness.assert_zero_everywhere(scores, TEST_CELLS)
+    for gid, cells in EXERCISE_TESTS.items():
+        for cell in cells:
+            assert str(NotDone(gid)) in scores[cell].error, scores[cell].error
+
+
+def test_judged_other_styles_get_full_marks() -> None:
+    answers = dict(OTHER_STYLES.values())
+    assert len(answers) == len(OTHER_STYLES)  # one style per exercise: all judged in one notebook
+    harness.assert_full_marks(harness.judged_in_process(NOTEBOOK, answers), TEST_CELLS)
+
+
+# The exercise's test cells, cheapest first: a bug is judged until the first cell it loses.
+CHEAP_FIRST = {gid: sorted(cells, key=lambda c: c != "test_backward_semantics")
+               for gid, cells in EXERCISE_TESTS.items()}
+
+
+@pytest.mark.parametrize("name", list(BUGS))
+def test_judged_bug_loses_its_exercise_points_and_names_the_cause(name: str) -> None:
+    """Each bug, judged as grading judges it, fails a test cell of its exercise with the same message as
+    in-process (that it costs no other exercise anything: the tripwire test above, and the kernel runs)."""
+    gid, source, message = BUGS[name]
+    errors = []
+    for cell in CHEAP_FIRST[gid]:
+        score = _judged_cells({gid: source}, [cell])[cell]
+        if score.score == 0:
+            errors.append(score.error)
+            if message in score.error:
+                return
+    pytest.fail(f"{name} kept every point of {gid}" if not errors else f"no cause named: {errors}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -849,7 +917,7 @@ def test_visible_module_holds_no_stand_in_apply_op() -> None:
 
 @pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
 def test_without_the_trusted_pieces_the_solution_passes(monkeypatch, gid: str) -> None:  # noqa: ANN001
-    monkeypatch.setattr(checks, "_trusted", None)
+    monkeypatch.setattr(checks, "_recording_op", None)
     ns = _namespace()
     for _ in range(2):
         _run_visible(gid, ns)
@@ -861,7 +929,7 @@ def test_without_the_trusted_pieces_the_solution_passes(monkeypatch, gid: str) -
 @pytest.mark.parametrize("name", list(BUGS))
 def test_without_the_trusted_pieces_each_bug_still_fails(monkeypatch, name: str) -> None:  # noqa: ANN001
     """On a student's machine the graphs come from the student's own apply_op, and the message says so."""
-    monkeypatch.setattr(checks, "_trusted", None)
+    monkeypatch.setattr(checks, "_recording_op", None)
     gid, source, message = BUGS[name]
     ns = _namespace({gid: source})
     with pytest.raises((CheckFailure, RecursionError)) as info:
@@ -874,7 +942,7 @@ def test_without_the_trusted_pieces_each_bug_still_fails(monkeypatch, name: str)
 def test_without_the_trusted_pieces_a_wrong_apply_op_is_named(monkeypatch, gid: str) -> None:  # noqa: ANN001
     """In the kit a correct backward or format_graph fails on graphs a wrong apply_op recorded: the message
     says apply_op is at fault, and which step it recorded wrongly."""
-    monkeypatch.setattr(checks, "_trusted", None)
+    monkeypatch.setattr(checks, "_recording_op", None)
     wrong = _edited(_APPLY_OP, ("Node(prim, tensors, params,", "Node(prim, list(reversed(tensors)), params,"))
     ns = _namespace({"apply_op": wrong})
     with pytest.raises(CheckFailure) as info:
@@ -889,24 +957,40 @@ def test_without_the_trusted_pieces_a_broken_apply_op_stops_the_graph_checks(mon
                                                                             bug: str) -> None:  # noqa: ANN001
     """In the kit, an apply_op that records no node, returns an array or crashes is named by the checks that
     build graphs with it (one message, not a crash inside the checker)."""
-    monkeypatch.setattr(checks, "_trusted", None)
+    monkeypatch.setattr(checks, "_recording_op", None)
     ns = _namespace({"apply_op": BUGS[bug][1]})
     with pytest.raises(CheckFailure, match="Fix apply_op first"):
         _run_visible(gid, ns)
 
 
 def test_without_the_trusted_pieces_a_blank_apply_op_is_named(monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(checks, "_trusted", None)
+    monkeypatch.setattr(checks, "_recording_op", None)
     ns = _namespace({"apply_op": "def apply_op(prim, *inputs, **params):\n    raise NotImplementedError()\n"})
     with pytest.raises(CheckFailure, match="complete exercise 1"):
         _run_visible("backward", ns)
 
 
+def _without_hidden_tests(source: str) -> str:
+    """A test cell as released: every hidden-test region removed (a cell may have several), as nbgrader
+    does."""
+    kept, hidden_region = [], False
+    for line in source.split("\n"):
+        if harness.HIDDEN_MARKERS[0] in line:
+            hidden_region = True
+        elif harness.HIDDEN_MARKERS[1] in line:
+            hidden_region = False
+        elif not hidden_region:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def kit_script() -> str:
-    """The notebook's given, answer and test cells in order (test cells cut before the hidden tests), with
+    """The notebook's given, answer and test cells in order (test cells without their hidden tests), with
     the hidden modules blocked: what a student with correct answers runs from the kit."""
-    script = harness.visible_cells_script(nbformat.read(NOTEBOOK, as_version=4), NUMPY)
-    return (f"from autograder import lesson06\nassert lesson06._trusted is None\n\n{script}\n"
+    nb = harness.graded_cells_only(nbformat.read(NOTEBOOK, as_version=4), NUMPY)
+    script = "\n\n".join(_without_hidden_tests(c.source) for c in nb.cells if c.cell_type == "code")
+    assert script.count("checks.check_") == len(TEST_CELLS)
+    return (f"from autograder import lesson06\nassert lesson06._recording_op is None\n\n{script}\n"
             "print('kit checks passed')\n")
 
 

@@ -3,6 +3,12 @@
 They go further than the visible ones: larger and broadcasting programs, shared sub-expressions, Python
 numbers on either side of every operator, graphs with repeated nodes, and, for apply_op and sum_to_shape,
 whole programs built through the student's code and differentiated by a trusted backward defined here.
+Every program's gradients are also compared with the course's reference engine (`reference_impl.tensor`),
+and sum_to_shape with `reference_impl.vjp.unbroadcast`, in the grader.
+
+Importing this module installs `recording_op` in the visible checks (the test cells import it before the
+visible check runs): when grading, the graphs for the format_graph and backward checks are then recorded
+by this module's `record`, never by the student's apply_op, so a bug there costs only apply_op's points.
 """
 
 from __future__ import annotations
@@ -12,8 +18,42 @@ from collections.abc import Callable
 import numpy as np
 
 from autograder import lesson06 as visible
-from autograder.checks import CheckFailure, NotDone, call_student, check_close, check_vjp, new_seed
-from autograder.hidden import lesson06_trusted as trusted
+from autograder.checks import CheckFailure, NotDone, call_student, check_close, check_vjp, in_kernel, new_seed
+from reference_impl import tensor as reference
+from reference_impl.vjp import unbroadcast
+
+
+def record(Tensor: type, Node: type, prim: object, inputs: list, params: dict | None = None) -> object:
+    """Record one op with the GIVEN Node (what a correct apply_op produces): the exercises' answer, so it
+    lives here and not in the shipped module."""
+    params = params or {}
+    data = prim.forward(*(t.data for t in inputs), **params)
+    out = Tensor(data, requires_grad=any(t.requires_grad for t in inputs))
+    if out.requires_grad:
+        out.grad_fn = Node(prim, list(inputs), params, out.data)
+    return out
+
+
+def recording_op(Tensor: type, Node: type, OPS: dict) -> Callable[..., object]:
+    """op(name, *tensors, **params) for programs: each step recorded by `record`."""
+
+    def op(name: str, *args: object, **params: object) -> object:
+        return record(Tensor, Node, OPS[name], list(args), params)
+
+    return op
+
+
+visible.install_grader_recording(recording_op)
+
+
+def reference_gradients(prog: visible.Program, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The leaves' gradients of a random program by `reference_impl.tensor` (the same operators a
+    student's Tensor offers), in float64."""
+    leaves = [reference.Tensor(np.array(a, dtype=float), requires_grad=True) for a in arrays]
+    loss = prog.run(leaves, visible.operator_op, lambda c: c)
+    loss.backward()
+    return tuple(np.zeros_like(a) if leaf.grad is None else np.array(leaf.grad) for leaf, a in
+                 zip(leaves, arrays, strict=True))
 
 
 def trusted_backward(tensor: object, gradient: np.ndarray | None = None) -> None:
@@ -92,7 +132,7 @@ def check_apply_op(
             visible.check_program_gradients(
                 prog, visible.random_leaves(rng, prog), Tensor, visible.operator_op, trusted_backward,
                 seed=seed + 10 + k, what="the grader's backward on a graph your apply_op recorded",
-                raw_constants=True)
+                raw_constants=True, reference=reference_gradients)
         # a chain: requires_grad must propagate through several ops from a single parameter
         w = Tensor(rng.standard_normal(3), requires_grad=True)
         inner = call_student("apply_op", apply_op, OPS["mul"], Tensor(rng.standard_normal(3)), w)
@@ -105,9 +145,10 @@ def check_apply_op(
         # float32 inputs keep their dtype
         x32 = Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
         y32 = call_student("apply_op", apply_op, OPS["exp"], x32)
-        if y32.dtype != np.float32:
+        dtype = np.asarray(y32.data).dtype
+        if dtype != np.float32:
             raise CheckFailure(
-                f"exp of a float32 tensor came out as {y32.dtype}; keep the forward's dtype "
+                f"exp of a float32 tensor came out as {dtype}; keep the forward's dtype "
                 "(Tensor(out_data) with the array prim.forward returned)."
             )
     finally:
@@ -118,7 +159,7 @@ def _shared_graph(rng: np.random.Generator, Tensor: type, Node: type, OPS: dict)
     """A graph with a diamond, a constant and a leaf used twice."""
     a = Tensor(rng.standard_normal(3), requires_grad=True)
     c = Tensor(rng.standard_normal(3))
-    rec = lambda n, *xs: trusted.record(Tensor, Node, OPS[n], list(xs))  # noqa: E731
+    rec = lambda n, *xs: record(Tensor, Node, OPS[n], list(xs))  # noqa: E731
     h = rec("mul", a, c)
     d = rec("add", rec("exp", h), rec("tanh", h))
     return rec("sum", rec("sub", rec("mul", d, a), c))
@@ -141,7 +182,8 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
 
 def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict) -> None:
     """More and longer random programs than the visible check."""
-    visible.judge_backward(backward, Tensor, Node, OPS, seed=new_seed(None), programs=4, n_steps=14)
+    visible.judge_backward(backward, Tensor, Node, OPS, seed=new_seed(None), programs=4, n_steps=14,
+                           reference=reference_gradients)
 
 
 def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict) -> None:
@@ -149,7 +191,7 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     seed = new_seed(None)
     rng = np.random.default_rng(seed)
     visible.judge_backward_semantics(backward, Tensor, Node, OPS, seed=seed, depth=4000)
-    op = lambda n, *xs, **p: trusted.record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
+    op = lambda n, *xs, **p: record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
     # b = a + a; c = b + b: dc/da = 4 (needs each node's VJP to run once, with both contributions)
     a = Tensor(rng.standard_normal(3), requires_grad=True)
     b = op("add", a, a)
@@ -180,10 +222,9 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     # the leaf's .grad must not alias the incoming gradient array
     z = Tensor(rng.standard_normal(3), requires_grad=True)
     start = rng.standard_normal(3)
-    keep = start.copy()
-    for _ in range(2):
-        call_student("backward", backward, op("add", z, Tensor(np.zeros(3))), start)
-    if not np.array_equal(start, keep):
+    roots = [op("add", z, Tensor(np.zeros(3))) for _ in range(2)]
+    after = call_student("backward", in_kernel, visible.probe_backward_twice, backward, roots, start.copy())
+    if not np.array_equal(after, start):
         raise CheckFailure(
             "backward modified the gradient array it was given (accumulating in place into an array it does "
             "not own). Copy it when it first becomes a leaf's .grad."
@@ -209,52 +250,40 @@ def check_sum_to_shape(
             rng.standard_normal(small),
             seed=int(rng.integers(2**62)),
         )
+    # against the reference engine's unbroadcast, on shapes drawn here
+    for _ in range(4):
+        big = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(1, 5))))
+        keep = int(rng.integers(0, len(big) + 1))
+        small = tuple(1 if rng.random() < 0.4 else n for n in big[len(big) - keep:])
+        g = rng.standard_normal(big)
+        got = call_student("sum_to_shape", sum_to_shape, g.copy(), small)
+        check_close(got, unbroadcast(g, small), name=f"sum_to_shape(g of shape {big}, {small})",
+                    rtol=1e-12, atol=1e-12, hint="sum over the axes broadcasting added (leading ones) and "
+                    f"stretched (size 1 in the target, keepdims=True) (seed {seed})")
     # end to end: broadcasting programs through the given Node (which calls the student's sum_to_shape)
-    op = lambda n, *xs, **p: trusted.record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
+    op = lambda n, *xs, **p: record(Tensor, Node, OPS[n], list(xs), p)  # noqa: E731
     for k in range(2):
         prog = visible.random_program(rng, 6, broadcasting=True)
         visible.check_program_gradients(
             prog, visible.random_leaves(rng, prog), Tensor, op, trusted_backward, seed=seed + 20 + k,
-            what="the grader's backward on a broadcasting program (reduced by your sum_to_shape)")
+            what="the grader's backward on a broadcasting program (reduced by your sum_to_shape)",
+            reference=reference_gradients)
 
 
 def check_no_grad(no_grad: type, GradMode: type) -> None:
     """Nesting with exceptions at two levels, and a helper's own no_grad inside the student's."""
     visible.judge_no_grad(no_grad, GradMode)
-    call_student("no_grad", _nested_rules, no_grad, GradMode)
-
-
-def _nested_rules(no_grad: type, GradMode: type) -> None:
-    saved = GradMode.enabled
-    try:
-        GradMode.enabled = True
-        for exc_type in (KeyError, ZeroDivisionError):
-            try:
-                with no_grad(), no_grad():
-                    raise exc_type("inside two nested blocks")
-            except exc_type:
-                pass
-            if GradMode.enabled is not True:
-                raise CheckFailure(
-                    f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode was not "
-                    "restored."
-                )
-
-        # no_grad inside a function that raises, caught further out: state restored at every level
-        def inner() -> None:
-            with no_grad():
-                raise ValueError("from a helper")
-
-        with no_grad():
-            try:
-                inner()
-            except ValueError:
-                pass
-            off_after_helper = GradMode.enabled
-        if off_after_helper is not False or GradMode.enabled is not True:
+    saw = call_student("no_grad", in_kernel, visible.probe_no_grad, no_grad, GradMode,
+                       "nested_exceptions")
+    for exc_type, after in zip((KeyError, ZeroDivisionError), saw["after_each"], strict=True):
+        if after is not True:
             raise CheckFailure(
-                "a helper that raised inside its own no_grad, called inside yours, switched grad mode back "
-                "on too early or left it off; restore exactly the state found on entry."
+                f"after a {exc_type.__name__} inside two nested no_grad blocks, grad mode was not restored."
             )
-    finally:
-        GradMode.enabled = saved
+    saw = call_student("no_grad", in_kernel, visible.probe_no_grad, no_grad, GradMode,
+                       "helper_raises")
+    if saw["off_after_helper"] is not False or saw["after"] is not True:
+        raise CheckFailure(
+            "a helper that raised inside its own no_grad, called inside yours, switched grad mode back "
+            "on too early or left it off; restore exactly the state found on entry."
+        )
