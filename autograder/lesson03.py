@@ -8,12 +8,17 @@ as well as on the grader's machine:
   it sends to each input against finite differences): no backward pass is involved;
 * the backprop check builds graphs of its own linear nodes, whose local rules are the check's, so none of the
   student's operations is involved; the topological-sort check needs no other method at all;
-* the network and training checks need a whole engine. On the grader's machine they install trusted versions
-  of every primitive and of the backward pass from the hidden `lesson03_trusted` on the student's class for
-  the duration of the check (the class is restored exactly afterwards). In a student's kit, which must hold
-  no working engine (it would answer the lesson), they use the student's own, say so, and when they fail
-  replay the recorded graph node by node to name the first operation whose own gradient is wrong, or the
-  backward pass if it fails on a small graph.
+* the network and training checks need a whole engine. In a student's kit, which must hold no working
+  engine (it would answer the lesson), they use the student's own, say so, and when they fail replay the
+  recorded graph node by node to name the first operation whose own gradient is wrong, or the backward pass
+  if it fails on a small graph. When graded they use an isolated engine around the code under test (float
+  forwards, complex-step slopes, a level-order sweep: none of the lesson's formulas or its search), so one
+  bug costs one exercise's points.
+
+When graded, the student's objects live in the grading kernel: each check runs its cases there through a
+probe (`run_body`, and the `*_observations` probes the hidden checks use), which returns the pass line or the
+failure text as data; a pass is only accepted together with the hidden checks' comparisons, made in the
+grader against `reference_impl.scalar` on inputs the grader draws.
 
 Every check draws fresh random inputs, compares values with float math and gradients with float64 finite
 differences (`autograder.checks`), names the operation that is wrong, and prints one line when it passes.
@@ -21,11 +26,13 @@ differences (`autograder.checks`), names the operation that is wrong, and prints
 
 from __future__ import annotations
 
+import cmath
 import contextlib
 import dataclasses
 import functools
 import gc
-import importlib
+import inspect
+import io
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -35,8 +42,10 @@ import numpy as np
 from autograder.checks import (
     CheckFailure,
     NotDone,
+    StudentObject,
     call_student,
     check_gradient,
+    in_kernel,
     new_seed,
     passed,
     quiet,
@@ -79,10 +88,108 @@ def _number(x: object, what: str) -> float:
 # student's own methods, and a failure message says so.
 # --------------------------------------------------------------------------------------------------
 
-try:  # the grader has the trusted engine; students' kits do not (it would answer every exercise)
-    _trusted = importlib.import_module("autograder.hidden.lesson03_trusted")
-except ImportError:
-    _trusted = None
+_COMPLEX: dict[str, Callable] = {
+    "add": lambda a, b: a + b, "mul": lambda a, b: a * b, "exp": cmath.exp, "log": cmath.log,
+    "tanh": cmath.tanh,
+}
+
+
+def _numeric_slopes(op: str, xs: tuple[float, ...], k: float) -> list[float]:
+    """The local slopes of one primitive at `xs`, by the complex step f(x + ih).imag / h (exact to rounding
+    for these analytic functions, and no derivative formula written out); relu's by the lesson's rule."""
+    if op == "relu":
+        return [1.0 if xs[0] > 0 else 0.0]
+    h, slopes = 1e-30, []
+    for i in range(len(xs)):
+        z = [complex(x) for x in xs]
+        z[i] += 1j * h
+        value = z[0] ** k if op == "power" else _COMPLEX[op](*z)
+        slopes.append(float(value.imag) / h)
+    return slopes
+
+
+def _numeric_op(op: str) -> Callable:
+    """A primitive for the isolated engine: forward with float math, local slopes by the complex step."""
+
+    def method(self, *args: object) -> object:
+        k = 0.0
+        if op in _BINARY:
+            other = args[0] if isinstance(args[0], type(self)) else type(self)(float(args[0]))
+            inputs: tuple = (self, other)
+            data = self.data + other.data if op == "add" else self.data * other.data
+        elif op == "power":
+            k, inputs = float(args[0]), (self,)
+            data = self.data**k
+        else:
+            inputs = (self,)
+            data = _FORWARD[op](self.data)
+        out = type(self)(data, inputs, op)
+
+        def _backward() -> None:
+            slopes = _numeric_slopes(op, tuple(float(x.data) for x in inputs), k)
+            for x, slope in zip(inputs, slopes, strict=True):
+                x.grad += slope * out.grad
+
+        out._backward = _backward
+        return out
+
+    method.__name__ = _METHOD_OF[op]
+    return method
+
+
+def _numeric_backward(self) -> None:
+    """The isolated engine's backward: forward mode, not the lesson's reverse sweep. Walking the nodes inputs
+    first (by distance from a leaf, not the lesson's search), each node's derivative with respect to every
+    leaf at once is the sum over its inputs of (its local slope for that input) x (the input's derivative);
+    a node's local slopes are what its own _backward adds from out.grad = 1. The root's derivatives are then
+    added into the leaves' grads."""
+    order = _level_order(self)
+    leaves = [node for node in order if not node.inputs]
+    column = {id(leaf): k for k, leaf in enumerate(leaves)}
+    tangent: dict[int, np.ndarray] = {}
+    for node in order:
+        t = np.zeros(len(leaves))
+        if not node.inputs:
+            t[column[id(node)]] = 1.0
+        for x, slope in _local_slopes(node):
+            t += slope * tangent[id(x)]
+        tangent[id(node)] = t
+    for leaf, d in zip(leaves, tangent[id(self)], strict=True):
+        leaf.grad += float(d)
+
+
+def _local_slopes(node: object) -> list[tuple[object, float]]:
+    """(input, what the node's _backward sends it from out.grad = 1) for each distinct input; every grad
+    it touches is put back as it was."""
+    inputs = [x for k, x in enumerate(node.inputs) if all(x is not w for w in node.inputs[:k])]
+    if not inputs:
+        return []
+    held, out_grad = [x.grad for x in inputs], node.grad
+    try:
+        for x in inputs:
+            x.grad = 0.0
+        node.grad = 1.0
+        push = node._backward
+        push()
+        return [(x, float(x.grad)) for x in inputs]
+    finally:
+        for x, g in zip(inputs, held, strict=True):
+            x.grad = g
+        node.grad = out_grad
+
+
+class _Isolated:
+    """The engine a graded check installs around the exercise under test, so that one wrong method costs
+    only its own exercise's points: float forwards, complex-step slopes and a level-order sweep. It lives in
+    the kernel with the student's class; the grader judges the numbers it helps produce against its own."""
+
+    @property
+    def TRUSTED(self) -> dict[str, Callable]:  # noqa: N802 - the name the checks look the engine up by
+        return {**{name: _numeric_op(op) for op, name in _METHOD_OF.items()}, "backward": _numeric_backward}
+
+
+_NUMERIC = _Isolated()
+_trusted: _Isolated | None = None  # set while a graded check runs in the kernel (see run_body)
 
 _OWN_ENGINE_NOTE = ("\n  (This check uses your own versions of the other Value methods and of backward: "
                     "if their checks fail, fix those first.)")
@@ -852,17 +959,17 @@ def _tanh_saturates(Value: type, label: str) -> None:
                                f"{float(a.grad):.6g}. {hint}")
 
 
-def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
+def _body_add(add: Callable, Value: type, seed: int | None = None) -> None:
     """`add(self, other)`: a + b, with d/da = d/db = 1."""
     check_binary(Value, add, "add", "+", lambda a, b: a + b, seed)
 
 
-def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
+def _body_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
     """`mul(self, other)`: a * b, with d/da = b and d/db = a."""
     check_binary(Value, mul, "mul", "*", lambda a, b: a * b, seed)
 
 
-def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
+def _body_power(power: Callable, Value: type, seed: int | None = None) -> None:
     """`power(self, k)` for a plain number k: d/da a**k = k a**(k-1)."""
     seed = new_seed(seed)
     try:
@@ -909,22 +1016,22 @@ def _signed(lo: float, hi: float) -> Callable[[np.random.Generator], float]:
     return lambda rng: float(rng.uniform(lo, hi) * rng.choice([-1.0, 1.0]))
 
 
-def check_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
+def _body_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
     """`exp(self)`: d/da e**a = e**a, which is the output itself."""
     check_unary(Value, exp, "exp", _signed(0.1, 2.5), seed)
 
 
-def check_log(log: Callable, Value: type, seed: int | None = None) -> None:
+def _body_log(log: Callable, Value: type, seed: int | None = None) -> None:
     """`log(self)`: d/da log a = 1/a."""
     check_unary(Value, log, "log", lambda rng: float(rng.uniform(0.2, 4.0)), seed)
 
 
-def check_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
+def _body_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
     """`tanh(self)`: d/da tanh a = 1 - tanh(a)**2, written with the output t = tanh(a)."""
     check_unary(Value, tanh, "tanh", _signed(0.2, 2.0), seed)
 
 
-def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
+def _body_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
     """`relu(self)`: slope 1 where the input is positive, 0 where it is negative or zero."""
     check_unary(Value, relu, "relu", _signed(0.1, 2.0), seed)
 
@@ -1002,7 +1109,7 @@ def _validate_order(got: object, root, label: str, want: list) -> None:
                     "a short and a long path).")
 
 
-def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
+def _body_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
     """Random DAGs, a + a, a diamond, heavy sharing, and deep chains sorted without recursion (judged by how
     deep the calls nest, so raising the recursion limit does not pass it)."""
     seed = new_seed(seed)
@@ -1175,7 +1282,7 @@ def random_linear_graph(Value: type, rng: np.random.Generator, n_leaves: int = 4
     return graph
 
 
-def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
+def _body_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
     """`backprop(root, order)`: the seed, the reverse sweep, a + a, PyTorch's accumulation rule, deep chains.
     The graphs are made of the check's own linear nodes, so only backprop is tested."""
     seed = new_seed(seed)
@@ -1542,7 +1649,7 @@ def check_unknown_activation(Neuron: type) -> None:
 
 
 @_noting_own_engine
-def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
+def _body_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
     """Neuron(n_in, activation), Layer(n_in, n_out, activation), MLP(n_in, sizes): structure and math."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -1639,10 +1746,8 @@ def _mean_logistic_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> floa
 
 
 def _loss_and_gradient(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """The grader's exact gradient when it has it; in a student's kit a five-point finite difference of
-    the loss (accurate to about 1e-10 here, and no backward pass written out)."""
-    if _trusted is not None:
-        return _trusted.logistic_loss_and_gradient(theta, X, y)
+    """A five-point finite difference of the loss (accurate to about 1e-10 here, and no backward pass
+    written out); the hidden check compares with the reference engine in the grader."""
     h, grad = 1e-3, np.empty_like(theta)
     for k in range(theta.size):
         e = np.zeros_like(theta)
@@ -1653,7 +1758,7 @@ def _loss_and_gradient(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple
 
 
 @_noting_own_engine
-def check_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
+def _body_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
     """Two calls of train_step(model, X, y, lr) must equal two steps of gradient descent on the mean loss."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -1663,7 +1768,7 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
     y = rng.choice([-1.0, 1.0], size=len(X))
     y[:2] = (-1.0, 1.0)
     lr = float(rng.uniform(0.2, 0.6))
-    rtol, atol = (1e-8, 1e-10) if _trusted is not None else (1e-6, 1e-8)  # exact vs finite differences
+    rtol, atol = 1e-6, 1e-8  # against finite differences of the loss
     with _engine(Value), _recording(Value) as made:
         model = _TinyModel(Value, theta0)
         for p in model.parameters():  # as after an earlier step or an evaluation: train_step must zero them
@@ -1727,24 +1832,29 @@ MAX_DRAWN = 40  # more boxes than this are unreadable in a notebook figure
 
 
 def _drawing_order(root) -> list:
-    """The small graph's nodes, inputs first: gathered breadth-first, then sorted by their longest distance
-    from a leaf, found by relaxing every edge until nothing changes (fine for the few dozen nodes a readable
-    drawing has, and not the depth-first search the lesson asks students to write)."""
+    """The small graph's nodes, inputs first (see _level_order), refusing graphs too large to draw."""
+    return _level_order(root, MAX_DRAWN)
+
+
+def _level_order(root, limit: int | None = None) -> list:
+    """The graph's nodes, inputs first: gathered breadth-first, then sorted by their longest distance from
+    a leaf, found by relaxing every edge until nothing changes (fine for the few hundred nodes a drawing or
+    a network check has, and not the depth-first search the lesson asks students to write)."""
     nodes, known, k = [root], {id(root)}, 0
     while k < len(nodes):
         for parent in nodes[k].inputs:
             if id(parent) not in known:
                 known.add(id(parent))
                 nodes.append(parent)
-                if len(nodes) > MAX_DRAWN:
-                    raise ValueError(f"draw_graph draws graphs of at most {MAX_DRAWN} Values; this one is "
+                if limit is not None and len(nodes) > limit:
+                    raise ValueError(f"draw_graph draws graphs of at most {limit} Values; this one is "
                                      "larger (draw a smaller example)")
         k += 1
     level = {id(n): 0 for n in nodes}
     changed = True
     while changed:
         changed = False
-        for n in nodes:
+        for n in reversed(nodes):
             deepest = 1 + max((level[id(p)] for p in n.inputs), default=-1)
             if deepest > level[id(n)]:
                 level[id(n)], changed = deepest, True
@@ -1802,3 +1912,267 @@ def draw_graph(root, ax=None, title: str | None = None):
     if title:
         ax.set_title(title)
     return ax
+
+
+# --------------------------------------------------------------------------------------------------
+# The checks as test cells call them. Each runs its cases where the student's class lives (in a
+# student's kernel: right here; when graded: in the grading kernel, through `checks.in_kernel`), and
+# gets back what happened as data: the pass line, or the failure message (a failure can only cost the
+# student points). When graded, the other primitives and the backward pass are the isolated engine's,
+# and the hidden checks compare the student's numbers with the reference engine in the grader.
+# --------------------------------------------------------------------------------------------------
+
+
+def run_body(name: str, seed: int, isolated: bool, *objects: object) -> dict:
+    """Probe: run one check's cases on the student's objects; the outcome as data."""
+    global _trusted
+    saved, _trusted = _trusted, (_NUMERIC if isolated else _trusted)
+    shown = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(shown):
+            _BODIES[name](*objects, seed=seed)
+    except NotDone as exc:
+        return {"notdone": str(exc)}
+    except CheckFailure as exc:
+        return {"failure": str(exc)}
+    finally:
+        _trusted = saved
+    return {"passed": shown.getvalue()}
+
+
+def outcome(result: object) -> None:
+    """Raise the failure a probe reported, or print its pass line."""
+    if not isinstance(result, dict):
+        raise CheckFailure(f"the check's cases did not report an outcome (got {type(result).__name__})")
+    if "notdone" in result:
+        error = NotDone("")
+        error.args = (str(result["notdone"]),)
+        raise error
+    if "failure" in result:
+        raise CheckFailure(str(result["failure"]))
+    print(str(result.get("passed", "")), end="")
+
+
+def graded(*objects: object) -> bool:
+    """The student's objects live in a grading kernel (the grader is judging)."""
+    return any(isinstance(obj, StudentObject) for obj in objects)
+
+
+_BODIES: dict[str, Callable] = {}
+
+
+def _judged(name: str) -> Callable:
+    body = globals()[f"_body_{name}"]
+    _BODIES[name] = body
+    signature = inspect.signature(body)
+    params = [p for p in signature.parameters if p != "seed"]
+
+    def check(*args: object, **kwargs: object) -> None:
+        bound = signature.bind(*args, **kwargs)
+        seed = new_seed(bound.arguments.get("seed"))
+        objects = [bound.arguments[p] for p in params]
+        outcome(in_kernel(run_body, name, seed, graded(*objects), *objects))
+
+    check.__name__ = check.__qualname__ = f"check_{name}"
+    check.__doc__ = body.__doc__
+    check.__signature__ = signature  # type: ignore[attr-defined]
+    return check
+
+
+check_add = _judged("add")
+check_mul = _judged("mul")
+check_power = _judged("power")
+check_exp = _judged("exp")
+check_log = _judged("log")
+check_tanh = _judged("tanh")
+check_relu = _judged("relu")
+check_topological_sort = _judged("topological_sort")
+check_backprop = _judged("backprop")
+check_mlp = _judged("mlp")
+check_train_step = _judged("train_step")
+
+
+# --------------------------------------------------------------------------------------------------
+# Probes for the hidden checks: each runs a scenario the grader chose on the student's objects and
+# returns what it observed (numbers, positions, the failure text); the grader judges.
+# --------------------------------------------------------------------------------------------------
+
+
+def _observed(run: Callable[[], dict]) -> dict:
+    """A probe's observations, or the failure the student's code ran into, as data."""
+    try:
+        with quiet():
+            return run()
+    except NotDone as exc:
+        return {"notdone": str(exc)}
+    except CheckFailure as exc:
+        return {"failure": str(exc)}
+
+
+def code_names(fn: object) -> dict:
+    """Probe: the module of `fn` and every global name its code (and nested code) reads."""
+    names: set[str] = set()
+    code = getattr(fn, "__code__", None)
+    stack = [code] if code is not None and hasattr(code, "co_names") else []
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    return {"module": str(getattr(fn, "__module__", "") or ""), "names": sorted(names)}
+
+
+def op_observations(Value: type, fn: Callable, op: str, cases: list) -> dict:
+    """Probe: for each [a, arg, g] (arg: b for add/mul, k for power, None otherwise) the result's data and
+    what out._backward() adds to a.grad (and b.grad) from 0 with out.grad = g, with `fn` as the op."""
+    label = _LABEL[op]
+
+    def run() -> dict:
+        rows = []
+        with _engine(Value, **{_METHOD_OF[op]: fn}):
+            for a, arg, g in cases:
+                leaves = [Value(float(a))] + ([Value(float(arg))] if op in _BINARY else [])
+                if op in _BINARY:
+                    out = _call(label, getattr(leaves[0], _METHOD_OF[op]), leaves[1])
+                elif op == "power":
+                    out = _call(label, leaves[0].power, arg)
+                else:
+                    out = _call(label, getattr(leaves[0], op))
+                if not isinstance(out, Value):
+                    raise CheckFailure(f"{label} should return a new Value, got {type(out).__name__}")
+                out.grad = float(g)
+                _call(f"{label}: out._backward()", out._backward)
+                rows.append([_number(out.data, f"{label}: .data"),
+                             *[_grad_number(v, n, label) for v, n in zip(leaves, "ab", strict=False)]])
+        return {"rows": rows}
+
+    return _observed(run)
+
+
+def expression_observations(Value: type, fn: Callable | None, op: str, n_leaves: int, steps: list,
+                            xs: list, backprop: Callable | None = None) -> dict:
+    """Probe: build the grader's expression with the isolated engine around `fn` (the op under test) or
+    around nothing (backprop under test), run the backward pass (`root.backward()`, or `backprop(root,
+    order)`), and return the root's value, the leaves' gradients and the first recorded node whose own
+    gradient is wrong, if any (a hint for the message)."""
+    expr = Expression(int(n_leaves), [tuple(step) for step in steps])
+    label = f"`{op}`"
+    global _trusted
+    saved, _trusted = _trusted, _NUMERIC
+
+    def run() -> dict:
+        under_test = {} if fn is None else {_METHOD_OF[op]: fn}
+        with _engine(Value, **under_test), _recording(Value) as made:
+            leaves, root = _call(f"{label} (building {expr.text()})", expr.build, Value, xs)
+            if backprop is None:
+                _call(f"{label}: backward", root.backward)
+            else:
+                _call(label, backprop, root, _level_order(root))
+            culprit = ""
+            try:
+                _replay(made, Value, np.random.default_rng(0))
+            except CheckFailure as exc:
+                culprit = str(exc)
+            return {"value": _number(root.data, f"{label}: the result's .data"),
+                    "grads": [_grad_number(leaf, f"x{k}", label) for k, leaf in enumerate(leaves)],
+                    "culprit": culprit}
+
+    try:
+        return _observed(run)
+    finally:
+        _trusted = saved
+
+
+def order_observations(topological_sort: Callable, Value: type, data: list, parents: list) -> dict:
+    """Probe: the grader's graph (node k holds data[k] and has inputs parents[k]), sorted from its last
+    node; the order as positions in the graph (-1 for an object that is not one of its nodes)."""
+    label = "`topological_sort`"
+
+    def run() -> dict:
+        with gc_paused():
+            nodes: list = []
+            for x, ps in zip(data, parents, strict=True):
+                nodes.append(_node(Value, float(x), tuple(nodes[p] for p in ps), "op" if ps else ""))
+            got = _call(label, topological_sort, nodes[-1])
+            if not isinstance(got, list | tuple):
+                raise CheckFailure(f"{label} should return a list of Values, got {type(got).__name__}")
+            where = {id(n): k for k, n in enumerate(nodes)}
+            return {"order": [where.get(id(n), -1) for n in got]}
+
+    return _observed(run)
+
+
+def mlp_observations(MLP: type, Value: type, seed: int, shapes: list) -> dict:
+    """Probe: the visible MLP checks on more shapes, with the isolated engine; the outcome as data."""
+    global _trusted
+    saved, _trusted = _trusted, _NUMERIC
+    rng = np.random.default_rng(seed)
+
+    def run() -> dict:
+        with _engine(Value), _recording(Value) as made:
+            for n_in, sizes in shapes:
+                check_mlp_shape(MLP, Value, int(n_in), [int(s) for s in sizes], rng, _codes(MLP), made)
+        return {}
+
+    try:
+        return _observed(run)
+    finally:
+        _trusted = saved
+
+
+def train_observations(train_step: Callable, Value: type, theta: list, held: list, X: list, y: list,
+                       lr: float) -> dict:
+    """Probe: two calls of train_step on the 2-3-1 tanh model holding `theta` (its grads holding `held`),
+    with the isolated engine; the parameters after each call and the returned losses."""
+    global _trusted
+    saved, _trusted = _trusted, _NUMERIC
+    label = "`train_step`"
+
+    def run() -> dict:
+        thetas, losses = [], []
+        with _engine(Value):
+            model = _TinyModel(Value, np.asarray(theta, dtype=float))
+            for p, g in zip(model.parameters(), held, strict=True):
+                p.grad = float(g)
+            for _ in range(2):
+                loss = _call_on_model(label, train_step, model, X, y, lr)
+                losses.append(None if isinstance(loss, Value) else _number(loss, f"{label}'s returned loss"))
+                thetas.append([float(p.data) for p in model.parameters()])
+        return {"thetas": thetas, "losses": losses}
+
+    try:
+        return _observed(run)
+    finally:
+        _trusted = saved
+
+
+def network_observations(MLP: type, Value: type, n_in: int, sizes: list, x: list, g: list) -> dict:
+    """Probe: MLP(n_in, sizes) with the isolated engine; each neuron's weights and bias (layer by layer),
+    the outputs at x, and every weight's and bias's grad after backward of sum_k g[k] * output[k]."""
+    global _trusted
+    saved, _trusted = _trusted, _NUMERIC
+    what = f"MLP({n_in}, {sizes})"
+
+    def run() -> dict:
+        with _engine(Value):
+            mlp = _call(what, MLP, int(n_in), [int(s) for s in sizes], own=_codes(MLP))
+            structure = _structure(mlp, Value, int(n_in), what)
+            out = _call(f"{what}(x)", mlp, [float(v) for v in x], own=_codes(MLP))
+            outs = list(out) if isinstance(out, list | tuple) else [out]
+            if not all(isinstance(o, Value) for o in outs) or len(outs) != len(g):
+                raise CheckFailure(f"{what}(x) should give {len(g)} Value(s), got {out!r}")
+            total = outs[0] * float(g[0])
+            for o, gk in zip(outs[1:], g[1:], strict=True):
+                total = total + o * float(gk)
+            for p in _params(mlp, what):
+                p.grad = 0.0
+            _call("loss.backward()", total.backward, own=())
+            return {"layers": [[[[float(v.data) for v in w], float(b.data)] for w, b in layer]
+                               for layer in structure],
+                    "grads": [[[[float(v.grad) for v in w], float(b.grad)] for w, b in layer]
+                              for layer in structure],
+                    "outputs": [_number(o.data, f"{what}(x)") for o in outs]}
+
+    try:
+        return _observed(run)
+    finally:
+        _trusted = saved

@@ -2,9 +2,10 @@
 
 Each hidden check first reruns the visible check with a fresh seed, then adds what the visible one leaves
 out: conventions (relu'(0) = 0), extreme inputs (tanh at 1000), more exponents, deeper and wider graphs,
-other network shapes, and gradients compared with `reference_impl.scalar` computed at check time. When
-those disagree, the recorded graph is replayed node by node to name the first operation whose own gradient
-is wrong.
+other network shapes, and values and gradients compared, in the grader, with `reference_impl.scalar` on
+inputs the grader draws. The student's code runs in the kernel through the visible module's probes, which
+return numbers; when they disagree with the reference, the message names the first recorded operation
+whose own gradient is wrong (observed in the kernel: only a hint, never the verdict).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import types
 from collections.abc import Callable
 
 import numpy as np
 
 from autograder import lesson03 as visible
-from autograder.checks import CheckFailure
-from autograder.hidden.lesson03_trusted import _t_backward, trusted_order
+from autograder.checks import CheckFailure, in_kernel
 from autograder.lesson03 import Expression, random_expression
+from reference_impl.scalar import Value as Ref
+from reference_impl.scalar import topological_order
 
 __all__ = [
     "check_add",
@@ -36,51 +37,60 @@ __all__ = [
     "check_train_step",
 ]
 
-_METHOD = {"add": "__add__", "mul": "__mul__", "power": "power", "exp": "exp", "log": "log",
-           "tanh": "tanh", "relu": "relu"}
+_OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu")
+
+
+def _observe(probe: Callable, *args: object) -> dict:
+    """A probe's observations; the failure it reports is raised here (a failure only costs points)."""
+    result = in_kernel(probe, *args)
+    if not isinstance(result, dict):
+        raise CheckFailure("the check's cases did not report their observations (got "
+                           f"{type(result).__name__})")
+    if "notdone" in result or "failure" in result:
+        visible.outcome(result)
+    return result
+
+
+def _ref_op(op: str, a: Ref, arg: object) -> Ref:
+    if op == "add":
+        return a + arg
+    if op == "mul":
+        return a * arg
+    if op == "power":
+        return a ** float(arg)
+    return getattr(a, op)()
 
 
 def _reference_gradient(expr: Expression, xs: np.ndarray) -> tuple[float, list[float]]:
     """Root value and leaf gradients of `expr` computed by the reference engine."""
-    from reference_impl.scalar import Value as Ref
-
     nodes = [Ref(float(x)) for x in xs]
     leaves = list(nodes)
     for step in expr.steps:
         op, i = step[0], step[1]
-        if op == "add":
-            nodes.append(nodes[i] + nodes[step[2]])
-        elif op == "mul":
-            nodes.append(nodes[i] * nodes[step[2]])
-        elif op == "power":
-            nodes.append(nodes[i] ** step[2])
-        else:
-            nodes.append(getattr(nodes[i], op)())
+        nodes.append(_ref_op(op, nodes[i], nodes[step[2]] if op in ("add", "mul") else
+                             (step[2] if op == "power" else None)))
     nodes[-1].backward()
     return nodes[-1].data, [leaf.grad for leaf in leaves]
 
 
-def _against_reference(Value: type, focus: str, label: str, seed: int, run: Callable | None = None,
-                       count: int = 4) -> None:
+def _against_reference(Value: object, fn: object, focus: str, label: str, seed: int,
+                       backprop: object = None, count: int = 4) -> None:
+    """Random expressions drawn here, computed in the kernel by the isolated engine around the code under
+    test, and compared here with the reference engine."""
     rng = np.random.default_rng(seed)
-    others = tuple(op for op in _METHOD if op != focus)
+    others = tuple(op for op in _OPS if op != focus)
     for _ in range(count):
         expr, xs = random_expression(rng, focus, others, n_leaves=4, n_steps=14)
         want_value, want_grads = _reference_gradient(expr, xs)
-        with visible._recording(Value) as made:
-            leaves, root = visible._call(f"{label} (building {expr.text()})", expr.build, Value, xs)
-        visible._call(f"{label}: backward", run or (lambda r: r.backward()), root)
-        got = [float(leaf.grad) for leaf in leaves]
-        if not visible._close(float(root.data), want_value, 1e-9) or not np.allclose(
+        seen = _observe(visible.expression_observations, Value, fn, focus, expr.n_leaves,
+                        [list(step) for step in expr.steps], [float(x) for x in xs], backprop)
+        got_value, got = float(seen["value"]), [float(g) for g in seen["grads"]]
+        if len(got) != len(want_grads) or not visible._close(got_value, want_value, 1e-9) or not np.allclose(
                 got, want_grads, rtol=1e-7, atol=1e-10):
-            try:  # name the first operation whose own gradient is wrong, if one is
-                visible._replay(made, Value, rng)
-                culprit = ""
-            except CheckFailure as exc:
-                culprit = f" The first wrong operation: {exc}"
+            culprit = f" The first wrong operation: {seen['culprit']}" if seen.get("culprit") else ""
             raise CheckFailure(f"{label}: on the expression {expr.text()} at x = {np.round(xs, 6).tolist()} "
                                f"the reference engine gives value {want_value:.8g} and leaf gradients "
-                               f"{np.round(want_grads, 6).tolist()}; yours gave {float(root.data):.8g} and "
+                               f"{np.round(want_grads, 6).tolist()}; yours gave {got_value:.8g} and "
                                f"{np.round(got, 6).tolist()} (seed {seed}).{culprit}")
 
 
@@ -90,127 +100,129 @@ def _silently(check: Callable, *args: object) -> None:
         check(*args)
 
 
-def _unary_extra(Value: type, fn: Callable, name: str, cases: list[tuple[float, float, float]],
-                 hint: str) -> None:
-    """Exact (value, gradient) pairs at points the visible check avoids; upstream gradient 1.5."""
-    label = f"`{name}`"
-    with visible._engine(Value, **{name: fn}):
-        for x, value, slope in cases:
-            a = Value(x)
-            out = visible._call(f"{label} at a = {x:g}", getattr(a, name))
-            out.grad = 1.5
-            visible._call(f"{label}: out._backward() at a = {x:g}", out._backward)
-            ok_value = visible._close(float(out.data), value, 1e-12)
-            ok_grad = math.isfinite(float(a.grad)) and visible._close(float(a.grad), 1.5 * slope, 1e-9)
-            if not (ok_value and ok_grad):
-                raise CheckFailure(f"{label} at a = {x:g}: expected value {value:.6g} and a.grad "
-                                   f"{1.5 * slope:.6g} (out.grad = 1.5), got {float(out.data):.6g} and "
-                                   f"{float(a.grad):.6g}. {hint}")
+def _one_op(Value: object, fn: object, op: str, cases: list[tuple[float, object]], g: float,
+            hint: str) -> None:
+    """The op alone at points the visible check avoids, against the reference engine (out.grad = g)."""
+    label = f"`{op}`"
+    seen = _observe(visible.op_observations, Value, fn, op, [[a, arg, g] for a, arg in cases])
+    for (a, arg), row in zip(cases, seen["rows"], strict=True):
+        ref_a = Ref(a)
+        other = Ref(float(arg)) if op in ("add", "mul") else arg
+        out = _ref_op(op, ref_a, other)
+        out.backward(g)
+        want = [out.data, ref_a.grad] + ([other.grad] if op in ("add", "mul") else [])
+        got = [float(v) for v in row]
+        ok = len(got) == len(want) and all(
+            math.isfinite(v) and visible._close(v, w, 1e-9) for v, w in zip(got, want, strict=True))
+        if not ok:
+            at = f"a = {a:g}" + (f", k = {arg:g}" if op == "power" else "")
+            raise CheckFailure(f"{label} at {at}: expected value {want[0]:.6g} and a.grad {want[1]:.6g} "
+                               f"(out.grad = {g:g}), got {got[0]:.6g} and {got[1]:.6g}. {hint}")
 
 
-# The grader's trusted engine (hidden/lesson03_trusted) is importable wherever grading runs, and the checks'
-# helpers everywhere: a submission must not be, or call, either. Names any such use would go through:
-_CHECKER_NAMES = frozenset({"autograder", "lesson03", "lesson03_trusted", "TRUSTED",
-                            "trusted_order", "_t_add", "_t_mul", "_t_power", "_t_unary", "_t_backward",
-                            "_TinyModel", "_engine", "_logged_order", "_creation_log"})
+# Names a submission would go through to be, or call, the checker's own engine or helpers instead of the
+# student's code (the checker is importable wherever the notebook runs):
+_CHECKER_NAMES = frozenset({"autograder", "lesson03", "reference_impl", "_Isolated", "_NUMERIC",
+                            "_numeric_op", "_numeric_backward", "_level_order", "_drawing_order",
+                            "_TinyModel", "_engine", "_logged_order", "_creation_log", "run_body"})
 
 
 def _own_code(fn: object, name: str) -> None:
-    """Fail a submission that is, or calls, the checker's own engine or helpers instead of the student's
-    code (the engine is not in the students' kit, but a submission is graded where it is)."""
-    borrowed = getattr(fn, "__module__", "") or ""
-    code = getattr(fn, "__code__", None)
-    stack = [code] if isinstance(code, types.CodeType) else []
-    while stack and not borrowed.startswith("autograder"):
-        c = stack.pop()
-        if _CHECKER_NAMES & set(c.co_names):
-            borrowed = "autograder"
-        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    if borrowed.startswith("autograder"):
-        raise CheckFailure(f"`{name}` uses the checker's trusted engine or helpers from autograder instead "
-                           "of your own code; the points are for your implementation, so write it yourself.")
+    """Fail a submission that is, or calls, the checker's engine or helpers instead of the student's code."""
+    seen = in_kernel(visible.code_names, fn)
+    module = str(seen.get("module", "")) if isinstance(seen, dict) else ""
+    names = set(seen.get("names", ())) if isinstance(seen, dict) else set()
+    if module.startswith(("autograder", "reference_impl")) or _CHECKER_NAMES & names:
+        raise CheckFailure(f"`{name}` uses the checker's engine or helpers from autograder instead of your "
+                           "own code; the points are for your implementation, so write it yourself.")
 
 
-def _with_reference(check: Callable, fn: Callable, Value: type, name: str, seed: int | None) -> None:
+def _with_reference(check: Callable, fn: object, Value: object, name: str, seed: int | None) -> int:
     _own_code(fn, name)
     seed = visible.new_seed(seed)
     _silently(check, fn, Value, seed)
-    with visible._engine(Value, **{_METHOD[name]: fn}):
-        _against_reference(Value, name, f"`{name}`", seed + 1, run=_t_backward)
+    _against_reference(Value, fn, name, f"`{name}`", seed + 1)
+    return seed
 
 
 def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
-    _with_reference(visible.check_add, add, Value, "add", seed)
+    seed = _with_reference(visible.check_add, add, Value, "add", seed)
+    rng = np.random.default_rng(seed + 2)
+    _one_op(Value, add, "add", [(float(a), float(b)) for a, b in rng.normal(size=(4, 2)) * 3], 1.5,
+            "d(a + b)/da = d(a + b)/db = 1.")
 
 
 def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
-    _with_reference(visible.check_mul, mul, Value, "mul", seed)
+    seed = _with_reference(visible.check_mul, mul, Value, "mul", seed)
+    rng = np.random.default_rng(seed + 2)
+    _one_op(Value, mul, "mul", [(float(a), float(b)) for a, b in rng.normal(size=(4, 2)) * 3], 1.5,
+            "d(a * b)/da = b and d(a * b)/db = a.")
 
 
 def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_power, power, Value, "power", seed)
-    with visible._engine(Value, power=power):
-        for x, k, value, slope in ((1.7, 0, 1.0, 0.0), (-1.3, 1, -1.3, 1.0), (2.5, -0.5, 2.5**-0.5,
-                                                                                -0.5 * 2.5**-1.5)):
-            a = Value(x)
-            out = visible._call(f"`power` with k = {k}", a.power, k)
-            out.grad = 2.0
-            visible._call("`power`: out._backward()", out._backward)
-            if not (visible._close(float(out.data), value) and visible._close(float(a.grad), 2 * slope)):
-                raise CheckFailure(f"`power`: {x} ** {k} should give {value:.6g} and a.grad = "
-                                   f"{2 * slope:.6g} with out.grad = 2; got {float(out.data):.6g} and "
-                                   f"{float(a.grad):.6g}.")
+    _one_op(Value, power, "power", [(1.7, 0.0), (-1.3, 1.0), (2.5, -0.5)], 2.0,
+            "The local derivative of a**k is k * a**(k-1), times out.grad.")
 
 
 def check_exp(exp: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_exp, exp, Value, "exp", seed)
-    _unary_extra(Value, exp, "exp", [(0.0, 1.0, 1.0), (-30.0, math.exp(-30), math.exp(-30)),
-                                     (5.0, math.exp(5), math.exp(5))], "d/da exp(a) = exp(a).")
+    _one_op(Value, exp, "exp", [(0.0, None), (-30.0, None), (5.0, None)], 1.5, "d/da exp(a) = exp(a).")
 
 
 def check_log(log: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_log, log, Value, "log", seed)
-    cases = [(1.0, 0.0, 1.0), (1e-3, math.log(1e-3), 1e3), (50.0, math.log(50), 0.02)]
-    _unary_extra(Value, log, "log", cases, "d/da log(a) = 1/a.")
+    _one_op(Value, log, "log", [(1.0, None), (1e-3, None), (50.0, None)], 1.5, "d/da log(a) = 1/a.")
 
 
 def check_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_tanh, tanh, Value, "tanh", seed)
-    _unary_extra(Value, tanh, "tanh", [(0.0, 0.0, 1.0), (1000.0, 1.0, 0.0), (-1000.0, -1.0, 0.0)],
-                 "Use math.tanh (it cannot overflow) and 1 - t**2 with the output t.")
+    _one_op(Value, tanh, "tanh", [(0.0, None), (1000.0, None), (-1000.0, None)], 1.5,
+            "Use math.tanh (it cannot overflow) and 1 - t**2 with the output t.")
 
 
 def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_relu, relu, Value, "relu", seed)
-    _unary_extra(Value, relu, "relu", [(0.0, 0.0, 0.0), (3.0, 3.0, 1.0), (-3.0, 0.0, 0.0), (1e-9, 1e-9, 1.0)],
-                 "relu'(a) is 1 for a > 0 and 0 for a <= 0 (the course uses 0 at a = 0, like PyTorch).")
+    _one_op(Value, relu, "relu", [(0.0, None), (3.0, None), (-3.0, None), (1e-9, None)], 1.5,
+            "relu'(a) is 1 for a > 0 and 0 for a <= 0 (the course uses 0 at a = 0, like PyTorch).")
 
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
-    """The visible cases, plus a 15 000-deep chain, a 3 000-wide fan-in and larger random graphs."""
+    """The visible cases, plus a 15 000-deep chain, a 3 000-term sum and larger random graphs."""
     _own_code(topological_sort, "topological_sort")
     seed = visible.new_seed(seed)
     _silently(visible.check_topological_sort, topological_sort, Value, seed)
-    with visible.gc_paused():
-        _large_orders(topological_sort, Value, seed)
-
-
-def _large_orders(topological_sort: Callable, Value: type, seed: int) -> None:
     rng = np.random.default_rng(seed + 1)
     label = "`topological_sort`"
-    deep = visible.chain(Value, 15_000)
-    visible._validate_order(visible._call(f"{label} on a 15 000-deep chain", topological_sort, deep), deep,
-                            f"{label} on a 15 000-deep chain", trusted_order(deep))
-    leaves = [Value(float(v)) for v in rng.normal(size=3000)]
-    total = leaves[0]
-    for leaf in leaves[1:]:
-        total = Value(total.data + leaf.data, (total, leaf), "+")
-    visible._validate_order(visible._call(label, topological_sort, total), total,
-                            f"{label} on a 3 000-term sum", trusted_order(total))
+    graphs = [(f"{label} on a 15 000-deep chain", [1.0 + k for k in range(15_001)],
+               [[]] + [[k] for k in range(15_000)])]
+    terms = [float(v) for v in rng.normal(size=3000)]
+    graphs.append((f"{label} on a 3 000-term sum", terms + [0.0] * 2999,
+                   [[]] * 3000 + [[0, 1]] + [[3000 + k - 1, k + 1] for k in range(1, 2999)]))
     for _ in range(5):
-        _, root = visible.random_graph(Value, rng, n_leaves=10, n_inner=200)
-        visible._validate_order(visible._call(label, topological_sort, root), root,
-                                f"{label} on a random graph of 210 nodes (seed {seed})", trusted_order(root))
+        parents: list[list[int]] = [[] for _ in range(10)]
+        for _ in range(200):
+            i, j = (int(v) for v in rng.integers(len(parents), size=2))
+            parents.append([i] if rng.random() < 0.3 else [i, j])
+        graphs.append((f"{label} on a random graph of 210 nodes (seed {seed})",
+                       [float(v) for v in rng.normal(size=len(parents))], parents))
+    for what, data, parents in graphs:
+        _judge_order(topological_sort, Value, what, data, parents)
+
+
+def _judge_order(topological_sort: object, Value: object, what: str, data: list[float],
+                 parents: list[list[int]]) -> None:
+    """The kernel's order of the grader's graph, judged on the same graph built with reference Values."""
+    got = _observe(visible.order_observations, topological_sort, Value, data, parents)["order"]
+    nodes: list[Ref] = []
+    for x, ps in zip(data, parents, strict=True):
+        node = Ref(x)
+        if ps:
+            node = Ref(x, nodes[ps[0]], nodes[ps[1]] if len(ps) > 1 else None, Ref._add)
+        nodes.append(node)
+    root = nodes[-1]
+    order = [nodes[int(k)] if 0 <= int(k) < len(nodes) else Ref(0.0) for k in got]
+    visible._validate_order(order, root, what, topological_order(root))
 
 
 def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
@@ -218,29 +230,91 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
     _own_code(backprop, "backprop")
     seed = visible.new_seed(seed)
     _silently(visible.check_backprop, backprop, Value, seed)
-
-    def run(root: object) -> None:
-        visible._call("`backprop`", backprop, root, trusted_order(root))
-
-    with visible._engine(Value):
-        for k, focus in enumerate(("mul", "tanh", "power")):
-            _against_reference(Value, focus, "`backprop`", seed + 1 + k, run=run, count=2)
+    for k, focus in enumerate(("mul", "tanh", "power")):
+        _against_reference(Value, None, focus, "`backprop`", seed + 1 + k, backprop=backprop, count=2)
 
 
 def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
     """The visible cases, plus an MLP with several outputs and a one-layer (linear) MLP."""
     seed = visible.new_seed(seed)
     _silently(visible.check_mlp, Neuron, Layer, MLP, Value, seed)
-    rng = np.random.default_rng(seed + 1)
-    own = visible._codes(Neuron, Layer, MLP)
-    with visible._engine(Value):
-        for n_in, sizes in ((3, [5, 2]), (4, [1]), (2, [3, 3, 3])):
-            visible.check_mlp_shape(MLP, Value, n_in, sizes, rng, own, [])
+    _observe(visible.mlp_observations, MLP, Value, seed + 1, [[3, [5, 2]], [4, [1]], [2, [3, 3, 3]]])
+    rng = np.random.default_rng(seed + 2)
+    for n_in, sizes in ((3, [4, 2]), (2, [3, 1])):
+        _judge_network(MLP, Value, n_in, sizes, rng)
+
+
+def _judge_network(MLP: object, Value: object, n_in: int, sizes: list[int], rng: np.random.Generator) -> None:
+    """The student's MLP's outputs and parameter gradients at a point drawn here, against the same network
+    (the weights the kernel reports) computed by the reference engine: tanh layers, a linear last one."""
+    what = f"MLP({n_in}, {sizes})"
+    x, g = rng.normal(size=n_in), rng.normal(size=sizes[-1])
+    seen = _observe(visible.network_observations, MLP, Value, n_in, sizes, x.tolist(), g.tolist())
+    layers = seen["layers"]
+    if [len(layer) for layer in layers] != sizes:
+        raise CheckFailure(f"{what} should have layers of {sizes} neurons, got {[len(la) for la in layers]}.")
+    params: list[list[tuple[list[Ref], Ref]]] = []
+    h: list = [float(v) for v in x]
+    for li, layer in enumerate(layers):
+        row = [([Ref(float(v)) for v in w], Ref(float(b))) for w, b in layer]
+        params.append(row)
+        z = []
+        for w, b in row:
+            total = b
+            for wi, hi in zip(w, h, strict=True):
+                total = total + wi * hi
+            z.append(total if li == len(layers) - 1 else total.tanh())
+        h = z
+    loss = h[0] * float(g[0])
+    for o, gk in zip(h[1:], g[1:], strict=True):
+        loss = loss + o * float(gk)
+    loss.backward()
+    want_out = [o.data for o in h]
+    want_grads = [v.grad for row in params for w, b in row for v in (*w, b)]
+    got_grads = [float(v) for row in seen["grads"] for w, b in row for v in (*w, b)]
+    if not np.allclose(seen["outputs"], want_out, rtol=1e-9, atol=1e-12):
+        raise CheckFailure(f"{what}(x) computed {np.round(seen['outputs'], 6).tolist()}, the reference "
+                           f"engine {np.round(want_out, 6).tolist()} with the same weights.")
+    if len(got_grads) != len(want_grads) or not np.allclose(got_grads, want_grads, rtol=1e-7, atol=1e-10):
+        raise CheckFailure(f"{what}: the parameters' gradients differ from the reference engine's with the "
+                           "same weights: compute with the weight Values themselves (w * x), never w.data.")
+
+
+def _reference_step(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean log(1 + exp(-y s)) of the 2-3-1 tanh model and its gradient, by the reference engine."""
+    params = [Ref(float(v)) for v in theta]
+    w1, b1, w2, b2 = params[:6], params[6:9], params[9:12], params[12]
+    total = Ref(0.0)
+    for x, t in zip(X, y, strict=True):
+        hidden = [(w1[2 * r] * float(x[0]) + w1[2 * r + 1] * float(x[1]) + b1[r]).tanh() for r in range(3)]
+        s = b2 + w2[0] * hidden[0] + w2[1] * hidden[1] + w2[2] * hidden[2]
+        total = total + ((s * float(-t)).exp() + 1.0).log()
+    loss = total * (1.0 / len(y))
+    loss.backward()
+    return loss.data, np.array([p.grad for p in params])
 
 
 def check_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
-    """Two more independent runs of the visible check (other batches, rates and weights)."""
+    """Two more runs of the visible check, then two steps on grader-drawn data against the reference."""
     _own_code(train_step, "train_step")
     seed = visible.new_seed(seed)
     _silently(visible.check_train_step, train_step, Value, seed)
     _silently(visible.check_train_step, train_step, Value, seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    theta = rng.normal(size=13) * 0.8
+    held = rng.normal(size=13)
+    X = rng.normal(size=(5, 2))
+    y = np.array([-1.0, 1.0, *rng.choice([-1.0, 1.0], size=3)])
+    lr = float(rng.uniform(0.2, 0.6))
+    seen = _observe(visible.train_observations, train_step, Value, theta.tolist(), held.tolist(), X.tolist(),
+                    y.tolist(), lr)
+    for step, (got_theta, got_loss) in enumerate(zip(seen["thetas"], seen["losses"], strict=True), 1):
+        want_loss, g = _reference_step(theta, X, y)
+        theta = theta - lr * g
+        if got_loss is None or not visible._close(float(got_loss), want_loss, 1e-8) or not np.allclose(
+                np.asarray(got_theta, dtype=float), theta, rtol=1e-8, atol=1e-10):
+            raise CheckFailure(f"`train_step`: on another batch of {len(y)} (lr = {lr:.3g}), step {step} "
+                               f"does not match one gradient-descent step on the mean logistic loss computed "
+                               f"by the reference engine (loss {want_loss:.8g}, yours {got_loss}) (seed "
+                               f"{seed}).")
+
