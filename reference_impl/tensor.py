@@ -19,6 +19,13 @@ Behaviour copied from PyTorch on purpose, so what students see here transfers:
   A float64 *array* mixed with a float32 tensor promotes, as in numpy and PyTorch.
 - A Tensor built from a numpy array shares its memory (like ``torch.from_numpy``); ``numpy()`` returns the
   underlying array.
+
+The graph has the shape lesson 06 builds by hand: a node's ``name`` is the primitive's short name plus
+"Backward" (MulBackward, as lesson 06's OPS["mul"] and PyTorch name it), a leaf's ``accumulator`` is its
+AccumulateGrad node, and ``Node.input_grads(g)`` runs a node's VJPs, one gradient per input (None where none
+is needed). What still differs from lesson 06's given cells: edges are PyTorch's ``(node, 0)`` pairs,
+VJPs unbroadcast themselves (lesson 06's Node does it with the student's sum_to_shape), and the primitives
+are the functions of `reference_impl.vjp` rather than ``Primitive`` objects.
 """
 
 from __future__ import annotations
@@ -130,8 +137,13 @@ def _drop(args: tuple, n: int, op: str, released: bool = False) -> tuple:
 
 
 # ------------------------------------------------------------------------------------------ the graph
+_SHORT_NAMES = {"multiply": "mul", "subtract": "sub", "divide": "div", "negative": "neg", "power": "pow"}
+"""Primitives whose node is named as in lesson 06 and PyTorch (MulBackward), not after numpy's function."""
+
+
 def _backward_name(fun: Any) -> str:
-    return "".join(part.capitalize() for part in V._name(fun).split("_")) + "Backward"
+    name = V._name(fun)
+    return "".join(part.capitalize() for part in _SHORT_NAMES.get(name, name).split("_")) + "Backward"
 
 
 class AccumulateGrad:
@@ -170,6 +182,13 @@ class Node:
     def next_functions(self) -> tuple[tuple[Node | AccumulateGrad | None, int], ...]:
         """Where this node sends gradients, one ``(function, 0)`` pair per input, like PyTorch's."""
         return tuple((p, 0) for p in self.parents)
+
+    def input_grads(self, g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """This node's VJPs applied to the gradient `g` of its output: one gradient per input, shaped like it
+        (None for an input that needs none), as lesson 06's Node.input_grads; backward does it inline."""
+        vjps = _vjps(self)
+        return tuple(None if parent is None else np.asarray(vjps[i](g, self.ans, *self.args, **self.kwargs))
+                     for i, parent in enumerate(self.parents))
 
     def release(self) -> None:
         """Forget the saved arrays (keep their shapes), so their memory can be reclaimed."""
@@ -341,6 +360,13 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
+
+    @property
+    def accumulator(self) -> AccumulateGrad:
+        """This leaf's AccumulateGrad node (one per leaf, made when first asked for), as in lesson 06."""
+        if self._sink is None:
+            self._sink = AccumulateGrad(self)
+        return self._sink
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -362,10 +362,16 @@ def test_graph_introspection_like_pytorch():
     assert tanh_fn.name == "TanhBackward"
     (add_fn, _), = tanh_fn.next_functions
     (mul_fn, _), (none, _) = add_fn.next_functions
-    assert add_fn.name == "AddBackward" and mul_fn.name == "MultiplyBackward" and none is None
+    assert add_fn.name == "AddBackward" and mul_fn.name == "MulBackward" and none is None  # lesson 06's names
     (acc_a, _), (acc_b, _) = mul_fn.next_functions
     assert acc_a.name == "AccumulateGrad" and acc_a.variable is a and acc_b.variable is b
     assert acc_a is (a * 2.0).grad_fn.next_functions[0][0]  # one sink per leaf, as in PyTorch
+    assert acc_a is a.accumulator and acc_b is b.accumulator  # lesson 06's name for it
+    g = np.arange(3.0)
+    ga, gb = mul_fn.input_grads(g)  # lesson 06's Node.input_grads: one gradient per input
+    np.testing.assert_array_equal(ga, g * b.data)
+    np.testing.assert_array_equal(gb, g * a.data)
+    assert add_fn.input_grads(g)[1] is None  # the constant c needs none
     assert "grad_fn=<SumBackward>" in repr(loss) and "requires_grad=True" in repr(a)
 
 
