@@ -151,8 +151,10 @@ def test_a_grading_kernel_reaches_nothing(tmp_path: Path) -> None:
         f"sleeper = [sys.executable, '-c', 'import time; time.sleep(300)', '{token}']\n"
         "attempt('detached', lambda: subprocess.Popen(sleeper, start_new_session=True).pid)",
         "attempt('import grader', lambda: __import__('autograder.course.autograde'))",
-        "attempt('read preloaded hidden file', lambda: open(__import__('autograder.hidden.lesson01').hidden."
-        "lesson01.__file__).read(16))",
+        "attempt('import hidden checks', lambda: __import__('autograder.hidden.lesson01'))",
+        "attempt('import reference_impl', lambda: __import__('reference_impl.numerical'))",
+        "attempt('loaded', lambda: sorted(n for n in sys.modules if n.split('.')[0] in ('autograder', "
+        "'reference_impl')))",
         IDENTITY,
     ]
     try:
@@ -174,7 +176,9 @@ def test_a_grading_kernel_reaches_nothing(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not _processes_with(token), "a process started by the notebook outlived it"
     assert seen["import grader"][0] == "ModuleNotFoundError"
-    assert seen["read preloaded hidden file"][0] == "FileNotFoundError"
+    assert seen["import hidden checks"][0] == seen["import reference_impl"][0] == "ModuleNotFoundError"
+    # only the (empty) package the launcher was started from: no checks, hidden or not, no reference_impl
+    assert seen["loaded"] == ["ok", repr(["autograder"])], seen["loaded"]
     uid, caps, no_new_privs = _identity(seen)
     assert caps == "0000000000000000" and no_new_privs == "1"
     if os.geteuid() == 0:
@@ -210,24 +214,26 @@ def test_nothing_in_the_working_folder_shadows_or_survives_a_restart(tmp_path: P
 
 @pytest.mark.slow
 @needs_sandbox
-def test_without_preloading_only_the_visible_checks_are_importable(tmp_path: Path, monkeypatch) -> None:
-    """What issue 10 gets by emptying sandbox.PRELOAD: the hidden checks and reference_impl are gone.
-    Also: a course folder inside a folder the kernel sees anyway (as the package's own folders are in a
-    non-editable install) is concealed there."""
-    monkeypatch.setattr(sandbox, "PRELOAD", ())
+def test_only_the_visible_checks_and_the_channel_are_importable(tmp_path: Path, monkeypatch) -> None:
+    """The kernel never holds the hidden checks or reference_impl (test cells are judged in the grader),
+    only the visible checks and its end of the grading channel. Also: a course folder inside a folder the
+    kernel sees anyway (as the package's own folders are in a non-editable install) is concealed there."""
     monkeypatch.setattr(sandbox, "SYSTEM_DIRS", (*sandbox.SYSTEM_DIRS, str(tmp_path)))
     tmp_path.chmod(0o755)
     (tmp_path / "shared.txt").write_text("seen")
     (tmp_path / "shared.txt").chmod(0o644)
     course, lessons, _ = _course(tmp_path)
     seen = _grade(["attempt('visible', lambda: __import__('autograder.lesson01').lesson01.__name__)",
+                   "attempt('channel', lambda: __import__('autograder.probe').probe.serve.__name__)",
                    "attempt('hidden', lambda: __import__('autograder.hidden.lesson01'))",
+                   "attempt('grader', lambda: __import__('autograder.course.judge'))",
                    "attempt('reference', lambda: __import__('reference_impl.numerical'))",
                    f"attempt('shared', lambda: open({str(tmp_path / 'shared.txt')!r}).read())",
                    f"attempt('course', lambda: os.listdir({str(course)!r}))",
                    f"attempt('lessons', lambda: os.listdir({str(lessons)!r}))"], course, lessons)
     assert seen["visible"] == ["ok", repr("autograder.lesson01")]
-    assert seen["hidden"][0] == seen["reference"][0] == "ModuleNotFoundError", seen
+    assert seen["channel"] == ["ok", repr("serve")]
+    assert seen["hidden"][0] == seen["reference"][0] == seen["grader"][0] == "ModuleNotFoundError", seen
     assert seen["shared"] == ["ok", repr("seen")]
     assert seen["course"] == seen["lessons"] == ["ok", "[]"], seen
 
@@ -312,39 +318,13 @@ def test_declared_data_files_must_be_files_of_the_lesson_folder(tmp_path: Path) 
             declared_data_files(source)
 
 
-def test_only_the_graded_lessons_hidden_modules_are_preloaded(tmp_path: Path) -> None:
-    _, _, source = _course(tmp_path)
-    assert sandbox.preload_for(source) == ["autograder.hidden.lesson01", "reference_impl.numerical"]
-    nb = nbformat.read(str(source), as_version=4)
-    nb.cells[0].source = "import autograder.hidden.lesson02 as h"
-    nbformat.write(nb, str(source))
-    preload = sandbox.preload_for(source)
-    assert preload[:2] == ["autograder.hidden.lesson02", "autograder.hidden.lesson02_trusted"]
-    assert preload[2:] and all(name.startswith("reference_impl") for name in preload[2:])
-    assert sandbox.preload_for(None) == list(sandbox.PRELOAD)
-
-
-def test_every_lesson_is_graded_with_what_its_hidden_checks_import() -> None:
-    """Whatever a lesson's hidden modules import, even inside a function, is preloaded: their files are
-    unreadable once the kernel runs."""
-    import ast
-
-    package = Path(autograder.__file__).resolve().parent
-    for source in sorted((REPO / "lessons").glob("*/*.ipynb")):
-        preload = sandbox.preload_for(source)
-        for name in [n for n in preload if n.startswith("autograder.hidden.")]:
-            tree = ast.parse((package / "hidden" / f"{name.rsplit('.', 1)[1]}.py").read_text())
-            modules = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-            modules |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
-            needed = {m for m in modules if m.split(".")[0] == "reference_impl"}
-            assert all(any(m == p or m.startswith(p + ".") for p in preload) for m in needed), (name, needed)
-
-
 def test_the_sandbox_never_exposes_the_hidden_checks_or_the_grader() -> None:
     settings = sandbox.sandbox_settings(sandbox.Isolation("root", uid=1, gid=1), [Path("/srv/course")])
     package = Path(autograder.__file__).resolve().parent
     exposed = [Path(p) for p in settings["expose"]]
     assert package / "checks.py" in exposed and package / "lesson01.py" in exposed
+    assert package / "probe.py" in exposed and package / "wire.py" in exposed
+    assert "preload" not in settings
     assert not [p for p in exposed if p == package or "hidden" in p.parts or "course" in p.parts
                 or p == package.parent or "reference_impl" in p.parts]
     for concealed in (package / "hidden", package / "course", package.parent / "reference_impl"):

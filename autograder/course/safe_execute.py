@@ -81,8 +81,7 @@ class SafeExecute(JudgedCells, Execute):
         if self._spec_root is None:
             folders = self.config.get("CourseDirectory", {})
             hidden = [Path(folders[key]) for key in ("root", "source_directory") if key in folders]
-            preload = sandbox.preload_for(self._source_notebook())
-            settings = sandbox.sandbox_settings(sandbox.isolation(), hidden, preload)
+            settings = sandbox.sandbox_settings(sandbox.isolation(), hidden)
             self._spec_root = sandbox.write_kernel_spec(self.memory_mb, self.cpu_seconds, settings)
         ksm = KernelSpecManager(kernel_dirs=[str(self._spec_root)])
         run = sandbox.new_run(self._spec_root)  # one folder per (re)started kernel

@@ -8,7 +8,8 @@ module a student writes there cannot shadow an installed one.
 How far it is isolated is decided once per grading process (`isolation()`):
 - "root": the grader runs as root (CI, Gradescope's container, Docker). The kernel gets its own mount,
   PID, network, IPC and UTS namespaces, sees a new root filesystem that holds only the system folders,
-  the Python installation, the visible checks and its own run folder, and runs as the unprivileged user
+  the Python installation, the visible checks (with the kernel's end of the grading channel, `probe` and
+  `wire`) and its own run folder, and runs as the unprivileged user
   `course-sandbox` (created once, no home, no shell).
 - "userns": the grader is an ordinary user and the system allows user namespaces: the same sandbox,
   with the grader's own user id mapped inside and every capability dropped.
@@ -19,23 +20,18 @@ In the namespaced modes the launcher process forks an init (PID 1 of the new PID
 the kernel; when the kernel ends, the init ends, and Linux kills every process left in the namespace, so
 nothing a notebook starts outlives it. A launcher killed by the grader takes the namespace with it.
 
-Until the hidden checks leave the kernel (issue 10), the source notebooks' test cells import
-`autograder.hidden`, which imports `reference_impl`: the kernel imports those packages (`PRELOAD`)
-*before* it hides the repository, so they stay usable from memory (and importable from `sys.modules` by
-student code) while their files are unreadable. Emptying `PRELOAD` ends that.
+Test cells are judged in the grader (`autograder.course.judge`), so the kernel never needs the hidden checks
+or `reference_impl`: it imports nothing of the course before it hides the repository, and neither can be
+imported (or read) by student code.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import importlib
-import importlib.util
 import json
 import os
-import pkgutil
 import pwd
-import re
 import resource
 import shutil
 import signal
@@ -53,12 +49,9 @@ SANDBOX_ENV = "COURSE_SANDBOX"
 GRADER_ENV = "COURSE_GRADER_PID"
 SANDBOX_USER = "course-sandbox"
 
-PRELOAD = ("autograder.hidden", "reference_impl")
-"""The hidden checks and the library they use: imported by the kernel before it hides the repository (see
-docstring). `preload_for` narrows them to what the graded lesson's hidden modules name."""
-
-VISIBLE_CHECKS = ("__init__.py", "checks.py", "lesson[0-9][0-9].py")
-"""The files of the `autograder` package a student's kit installs: the only ones the kernel can read."""
+VISIBLE_CHECKS = ("__init__.py", "checks.py", "lesson[0-9][0-9].py", "probe.py", "wire.py")
+"""The files of the `autograder` package the kernel can read: those a student's kit installs, and the
+kernel's end of the grading channel (`probe`, which answers the grader, and its encoding `wire`)."""
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -205,29 +198,11 @@ def private_connection(folder: str | Path) -> dict[str, str]:
     return {"transport": "ipc", "ip": prefix}
 
 
-def preload_for(source_notebook: Path | None) -> list[str]:
-    """What the kernel grading ``source_notebook`` imports before hiding: the hidden modules its test cells
-    name, with their `_trusted` companions, and the `reference_impl` modules those name (they import them
-    only when called). All of `PRELOAD`, every submodule, when the source is unknown."""
-    if not PRELOAD or source_notebook is None or not source_notebook.is_file():
-        return list(PRELOAD)
-    hidden_package, reference = PRELOAD
-    pattern = rf"{re.escape(hidden_package)}(?:\.(\w+)|\s+import\s+(\w+))"
-    named = {a or b for a, b in re.findall(pattern, source_notebook.read_text())}
-    folder = Path(importlib.util.find_spec(hidden_package).submodule_search_locations[0])
-    chosen = [m.name for m in pkgutil.iter_modules([str(folder)])
-              if any(m.name == n or m.name.startswith(n + "_") for n in named)]
-    code = "".join((folder / f"{name}.py").read_text() for name in chosen)
-    used = set(re.findall(rf"\b{re.escape(reference)}(\.\w+)?", code))
-    return [f"{hidden_package}.{name}" for name in chosen] + sorted(reference + sub for sub in used)
-
-
-def sandbox_settings(iso: Isolation, hidden: list[Path], preload: list[str] | None = None) -> dict:
-    """What the kernel launcher needs to build its sandbox: the mode, what it may see, what it imports.
+def sandbox_settings(iso: Isolation, hidden: list[Path]) -> dict:
+    """What the kernel launcher needs to build its sandbox: the mode and what it may see.
 
     ``hidden`` are folders that must stay unreadable (course folder, lessons, repository); they matter
-    only where they lie inside a folder the kernel sees anyway (e.g. a non-editable install). ``preload``
-    defaults to all of `PRELOAD`.
+    only where they lie inside a folder the kernel sees anyway (e.g. a non-editable install).
     """
     import autograder
 
@@ -238,7 +213,6 @@ def sandbox_settings(iso: Isolation, hidden: list[Path], preload: list[str] | No
         "mode": iso.mode, "uid": iso.uid, "gid": iso.gid,
         "expose": sorted({*SYSTEM_DIRS, sys.prefix, sys.base_prefix, sys.exec_prefix}) + visible,
         "conceal": sorted({str(Path(p).resolve()) for p in concealed}),
-        "preload": list(PRELOAD) if preload is None else preload,
     }
 
 
@@ -369,15 +343,6 @@ def _bind(source: str, root: str, *, writable: bool = False) -> None:
         _read_only(target)
 
 
-def _preload(names: list[str]) -> None:
-    """Import these modules, and every submodule of those that are packages, while their files can still
-    be read (module docstring)."""
-    for name in names:
-        module = importlib.import_module(name)
-        for sub in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
-            importlib.import_module(sub.name)
-
-
 def _new_root(settings: dict, run: Path) -> None:
     """Build the kernel's filesystem (module docstring) and move into it; needs the new mount namespace."""
     root = settings["root"]
@@ -503,7 +468,6 @@ def main() -> None:
         run = Path(sys.argv[sys.argv.index("-f") + 1]).resolve().parent
         if settings["mode"] in ("root", "userns"):
             _namespaces(settings, grader)  # from here on: the kernel process, PID 2 of its namespace
-            _preload(settings["preload"])
             work = os.getcwd()
             _new_root(settings, run)
             os.chdir(work)
