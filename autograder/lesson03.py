@@ -141,26 +141,29 @@ def _numeric_backward(self) -> None:
     """The isolated engine's backward: forward mode, not the lesson's reverse sweep. Walking the nodes inputs
     first (by distance from a leaf, not the lesson's search), each node's derivative with respect to every
     leaf at once is the sum over its inputs of (its local slope for that input) x (the input's derivative);
-    a node's local slopes are what its own _backward adds from out.grad = 1. The root's derivatives are then
-    added into the leaves' grads."""
-    order = _level_order(self)
-    leaves = [node for node in order if not node.inputs]
+    a node's local slopes are what its own _backward adds per unit of out.grad. The root's derivatives
+    are then added into the leaves' grads."""
+    nodes = _level_order(self)
+    leaves = [n for n in nodes if not n.inputs]
     column = {id(leaf): k for k, leaf in enumerate(leaves)}
     tangent: dict[int, np.ndarray] = {}
-    for node in order:
+    for n in nodes:
         t = np.zeros(len(leaves))
-        if not node.inputs:
-            t[column[id(node)]] = 1.0
-        for x, slope in _local_slopes(node):
+        if not n.inputs:
+            t[column[id(n)]] = 1.0
+        for x, slope in _local_slopes(n):
             t += slope * tangent[id(x)]
-        tangent[id(node)] = t
+        tangent[id(n)] = t
     for leaf, d in zip(leaves, tangent[id(self)], strict=True):
         leaf.grad += float(d)
 
 
+_PROBE_GRAD = 1.618033988749895
+
+
 def _local_slopes(node: object) -> list[tuple[object, float]]:
-    """(input, what the node's _backward sends it from out.grad = 1) for each distinct input; every grad
-    it touches is put back as it was."""
+    """(input, what the node's _backward sends it per unit of out.grad) for each distinct input, measured
+    with an out.grad other than 1 (a rule that drops out.grad shows); every grad it touches is put back."""
     inputs = [x for k, x in enumerate(node.inputs) if all(x is not w for w in node.inputs[:k])]
     if not inputs:
         return []
@@ -168,10 +171,10 @@ def _local_slopes(node: object) -> list[tuple[object, float]]:
     try:
         for x in inputs:
             x.grad = 0.0
-        node.grad = 1.0
+        node.grad = _PROBE_GRAD
         push = node._backward
         push()
-        return [(x, float(x.grad)) for x in inputs]
+        return [(x, float(x.grad) / _PROBE_GRAD) for x in inputs]
     finally:
         for x, g in zip(inputs, held, strict=True):
             x.grad = g

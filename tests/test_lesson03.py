@@ -1,9 +1,10 @@
 """Lesson 03 (scalar backprop): the check functions directly, then the notebook as nbgrader grades it.
 
 Every typical bug below is a small edit of the notebook's own solution cell. It is used twice: exec'd with
-the rest of the notebook's code and handed to the check functions (fast), and injected into the notebook
-in place of the solution (slow): the bug's own test cell must lose its points and every other test cell
-keep them. That second half is what shows the checks really isolate each piece of the engine.
+the rest of the notebook's code and handed to the check functions (a student's kit: the message must name
+the cause), and judged as grading judges it (`judged`: the test cells run in the grader, the student's
+objects behind the grading channel): the bug's own test cell must lose its points and the network and
+training cells, which need a whole engine, keep theirs. A few bugs also go through a real kernel.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pytest
 
 from autograder import lesson03 as visible
 from autograder.checks import CheckFailure, NotDone
+from autograder.course.judge import is_autograded_test, judge, loopback
+from autograder.course.notebooks import CellScore
 from autograder.hidden import lesson03 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "03_scalar_backprop" / "scalar_backprop.ipynb"
@@ -458,28 +461,56 @@ def test_other_correct_styles_pass(cell):
 
 
 def seeds_for(name: str) -> int:
-    """How many seeds a bug is tried on: a wrong answer must fail on every seed. The orders and sweeps, whose
-    random graphs once let ordering bugs through on some seeds, get 200; the rest, and the recursion bugs
-    (each run builds 13 000-node chains), 25."""
+    """How many seeds a bug is tried on in the kit: the orders and sweeps, whose random graphs once let
+    ordering bugs through on some seeds (fixed graphs now catch those every time), get 6; the rest 2."""
     cell = BUGS[name][0]
-    return 200 if cell in ("topological_sort", "backprop") and "recursive" not in name else 25
+    return 6 if cell in ("topological_sort", "backprop") and "recursive" not in name else 2
+
+
+ENGINE_CELLS = ("test_mlp", "test_train_step")  # the cells that need a whole engine
+
+
+def judged(replace: dict[str, str], cells: tuple[str, ...] | list[str]) -> dict[str, CellScore]:
+    """`lesson_harness.judged_in_process` restricted to some test cells: each judged as grading judges it
+    (visible and hidden checks in the grader, the answers behind the grading channel)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    scores = {}
+    with loopback(harness.answer_namespace(NOTEBOOK, replace)) as channel:
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if is_autograded_test(cell) and gid in cells:
+                outputs = judge(cell.source, channel, f"<test cell {gid}>")
+                errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+                points = float(cell.metadata["nbgrader"].get("points", 0))
+                scores[gid] = CellScore(0.0 if errors else points, points, errors[0] if errors else None)
+    return scores
+
+
+def test_the_solved_notebook_earns_full_marks_when_judged():
+    scores = harness.judged_in_process(NOTEBOOK)
+    assert {gid: (s.score, s.error) for gid, s in scores.items() if s.score != s.max_score} == {}
+    assert set(ALL_TESTS) <= set(scores)
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
-def test_each_bug_fails_its_visible_and_hidden_check_and_only_those(name):
-    """The visible check names the cause on every seed tried, the hidden one fails too, and every other
-    exercise's checks pass: the bug costs only its own points when graded."""
+def test_each_bug_fails_its_check_and_costs_only_its_points_when_judged(name):
+    """In the kit the visible check names the cause on every seed tried (the network and training checks,
+    which run on the student's own engine there, say so); judged as grading does, the bug's test cell loses
+    its points with that cause, and the cells of the network and training keep theirs (the isolated engine
+    stands in for everything but the exercise under test)."""
     cell, test_cell, _, _, words = BUGS[name]
     ns = engine({cell: bug_source(name)})
     for seed in range(seeds_for(name)):
         with pytest.raises(CheckFailure) as info:
             run_check(test_cell, ns, seed=seed)
         assert words in str(info.value), f"seed {seed}: {info.value}"
-    with pytest.raises(CheckFailure):
-        run_check(test_cell, ns, module=hidden)
-    for other in ALL_TESTS:
-        if other != test_cell:
-            run_check(other, ns)
+        assert ("your own versions" in str(info.value)) == (test_cell in ENGINE_CELLS), str(info.value)
+    cells = sorted({test_cell, *ENGINE_CELLS})
+    scores = judged({cell: bug_source(name)}, cells)
+    assert scores[test_cell].score == 0.0, f"{name}: {test_cell} kept its points"
+    assert words in scores[test_cell].error, scores[test_cell].error
+    kept = {gid: s.error for gid, s in scores.items() if gid != test_cell and s.score != s.max_score}
+    assert kept == {}, f"{name} also cost {kept}"
 
 
 def test_the_checks_restore_the_students_class():
@@ -495,18 +526,26 @@ def test_the_checks_restore_the_students_class():
     assert {name: V.__dict__.get(name) for name in before} == before
 
 
-@pytest.mark.parametrize("trusted", [True, False], ids=["grader", "kit"])
-def test_a_blank_exercise_ends_in_the_one_not_done_message(monkeypatch, trusted):
-    """The released notebook, every answer blank: each check, visible and hidden, says NotDone and nothing
-    else (in the kit too, where the network checks run on the student's blank engine)."""
-    if not trusted:
-        monkeypatch.setattr(visible, "_trusted", None)
-    ns = engine({cell: blank_source(cell) for cell in TEST_CELLS})
+def test_a_blank_exercise_ends_in_the_one_not_done_message():
+    """The released notebook, every answer blank: in the kit each visible check says NotDone and nothing
+    else (the network checks run on the student's blank engine there); judged, every cell scores zero with
+    that same message."""
+    blanks = {cell: blank_source(cell) for cell in TEST_CELLS}
+    ns = engine(blanks)
     for test_cell in ALL_TESTS:
-        for module in (visible, hidden) if trusted else (visible,):
-            with pytest.raises(NotDone) as info:
-                run_check(test_cell, ns, module=module)
-            assert "is not written yet: replace `raise NotImplementedError()`" in str(info.value)
+        with pytest.raises(NotDone) as info:
+            run_check(test_cell, ns)
+        assert "is not written yet: replace `raise NotImplementedError()`" in str(info.value)
+    for gid, score in harness.judged_in_process(NOTEBOOK, blanks).items():
+        assert score.score == 0.0, gid
+        if gid in ALL_TESTS:
+            assert "is not written yet: replace `raise NotImplementedError()`" in score.error, score.error
+
+
+@pytest.mark.parametrize("cell", sorted(OTHER_STYLES))
+def test_other_correct_styles_earn_full_marks_when_judged(cell):
+    scores = judged({cell: OTHER_STYLES[cell]}, sorted({*TEST_CELLS[cell], *ENGINE_CELLS}))
+    assert {gid: s.error for gid, s in scores.items() if s.score != s.max_score} == {}
 
 
 def test_in_the_kit_a_check_that_stops_in_an_unfinished_exercise_names_it(monkeypatch):
@@ -567,10 +606,8 @@ def test_the_hidden_comparison_with_the_reference_names_the_wrong_operation(name
     cell = BUGS[name][0]
     op = OP_BUGS[name].split("`")[1]
     ns = engine({cell: bug_source(name)})
-    V = ns["Value"]
-    with visible._engine(V, **{visible._METHOD_OF[op]: ns[op]}):
-        with pytest.raises(CheckFailure) as info:
-            hidden._against_reference(V, op, f"`{op}`", seed=5, run=lambda root: root.backward())
+    with pytest.raises(CheckFailure) as info:
+        hidden._against_reference(ns["Value"], ns[op], op, f"`{op}`", seed=5)
     assert "The first wrong operation: your " + OP_BUGS[name] in str(info.value), str(info.value)
 
 
@@ -624,10 +661,10 @@ def test_student_version_has_no_solutions_or_hidden_tests_and_scores_zero(notebo
 
 
 # Every bug is judged in-process above; these few go through the real grading path in a kernel: an
-# operation, the recursion limit raised in the student's kernel, the backward pass, the network's wiring.
+# operation, the recursion limit raised in the student's kernel, the backward pass.
 KERNEL_BUGS = ["mul sends the wrong gradient to its second input",
                "recursive topological sort with a raised recursion limit",
-               "backprop that never seeds the root", "MLP wires every layer to the network inputs"]
+               "backprop that never seeds the root"]
 
 
 @pytest.mark.slow
@@ -639,27 +676,19 @@ def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name):
                                           expected_ids=ALL_TESTS)
 
 
-@pytest.mark.slow
-def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
-    harness.assert_answers_earn_full_marks(notebooks, harness.graded_cells_only(source_nb), OTHER_STYLES)
-
-
 @pytest.mark.parametrize("cell, test_cell, source", [
-    ("add_mul", "test_add", "from autograder.hidden.lesson03_trusted import _t_add as add\n"
-     "from autograder.hidden.lesson03_trusted import _t_mul as mul\n"
-     "Value.__add__ = add\nValue.__mul__ = mul\n"),
+    ("add_mul", "test_add", "from autograder.lesson03 import _numeric_op\n\nadd = _numeric_op('add')\n"
+     "mul = _numeric_op('mul')\nValue.__add__ = add\nValue.__mul__ = mul\n"),
     ("topological_sort", "test_topological_sort", "import importlib\n\n"
-     "topological_sort = importlib.import_module('autograder.hidden.lesson03_trusted').trusted_order\n"),
+     "topological_sort = importlib.import_module('autograder.lesson03')._level_order\n"),
     ("backprop", "test_backprop", "import importlib\n\n\ndef backprop(root, order):\n"
-     "    importlib.import_module('autograder.hidden.lesson03_trusted')._t_backward(root)\n"),
+     "    importlib.import_module('autograder.lesson03')._numeric_backward(root)\n"),
 ])
 def test_hidden_checks_refuse_the_checkers_own_engine(cell, test_cell, source):
-    """The engine is not in the students' kit, but grading runs where it is: a submission that borrows it
-    passes the visible check (it is the trusted engine) and must still get no points."""
-    ns = engine({cell: source})
-    run_check(test_cell, ns)
-    with pytest.raises(CheckFailure, match="trusted engine"):
-        run_check(test_cell, ns, module=hidden)
+    """The shipped module holds the isolated engine and helpers the checks use: a submission that borrows
+    them gets no points, judged as grading judges it."""
+    scores = judged({cell: source}, [test_cell])
+    assert scores[test_cell].score == 0.0, scores[test_cell]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -694,28 +723,3 @@ def test_visible_module_holds_no_engine():
 def test_visible_checks_pass_the_solutions_without_the_hidden_modules():
     done = harness.run_in_student_kit(kit_script(), NOTEBOOK.parent, timeout=600)
     assert "kit checks passed" in done.stdout
-
-
-@pytest.mark.parametrize("test_cell", ALL_TESTS)
-def test_without_the_trusted_engine_the_solution_passes(monkeypatch, test_cell):
-    monkeypatch.setattr(visible, "_trusted", None)
-    ns = engine()
-    for seed in range(2):
-        run_check(test_cell, ns, seed=seed)
-    for cell, source in OTHER_STYLES.items():
-        if test_cell in TEST_CELLS[cell]:
-            run_check(test_cell, engine({cell: source}))
-
-
-@pytest.mark.parametrize("name", sorted(BUGS))
-def test_without_the_trusted_engine_each_bug_still_fails_its_check(monkeypatch, name):
-    """On a student's machine the checks of the network and of train_step run on the student's own engine,
-    and say so; the others test their exercise alone there too."""
-    monkeypatch.setattr(visible, "_trusted", None)
-    cell, test_cell, _, _, words = BUGS[name]
-    ns = engine({cell: bug_source(name)})
-    for seed in range(2):
-        with pytest.raises(CheckFailure) as info:
-            run_check(test_cell, ns, seed=seed)
-        assert words in str(info.value), str(info.value)
-        assert ("your own versions" in str(info.value)) == (test_cell in ("test_mlp", "test_train_step"))
