@@ -47,6 +47,8 @@ from autograder.checks import (
     new_seed,
     passed,
     quiet,
+    readonly,
+    type_name,
 )
 
 __all__ = [
@@ -235,7 +237,7 @@ def require_array(out: Any, label: str) -> None:
     differences but breaks the numpy code that receives it (lesson 6 adds gradients with +=, reads .shape)."""
     if out is not None and not isinstance(out, np.ndarray | np.generic):
         raise StudentCallFailure(
-            f"{label} returned a {type(out).__name__}, not a numpy array: a gradient is a numpy array "
+            f"{label} returned a {type_name(out)}, not a numpy array: a gradient is a numpy array "
             "shaped like its input, even when it holds one number.\n  Hint: compute it with numpy "
             "operations on g and the arrays you are given, and return that array (no .tolist(), float() or "
             "list of rows).")
@@ -413,7 +415,7 @@ def check_relu_at_zero(vjp: VJP, run: Run) -> None:
     except (TypeError, ValueError):
         got = np.zeros(0)
     if got.shape != x.shape:
-        raise CheckFailure(f"your VJP of relu returned {type(out).__name__} of shape {np.shape(out)} for an "
+        raise CheckFailure(f"your VJP of relu returned {type_name(out)} of shape {np.shape(out)} for an "
                            f"input of shape {x.shape}.\n  {run.line()}")
     zero = x == 0
     if np.any(got[zero] != 0):
@@ -841,7 +843,7 @@ def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
     labels_vjp = vjps_for(vjps_of, cross_entropy)[1:]
     if labels_vjp != (None,):
         got = "nothing" if not labels_vjp else ", ".join(
-            "None" if v is None else getattr(v, "__name__", type(v).__name__) for v in labels_vjp)
+            "None" if v is None else getattr(v, "__name__", type_name(v)) for v in labels_vjp)
         raise CheckFailure(
             f"defvjp(cross_entropy, ...) registered {got} for the labels (its second argument): integer "
             "class labels get no gradient, and the registry says so with None.\n  Hint: register exactly "
@@ -974,7 +976,7 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
         raise CheckFailure(f"jacobian_from_vjp {problem} {where}.\n  Hint: {hint}\n  {run.line()}")
 
     if got is not None and not isinstance(got, np.ndarray):
-        fail(f"returned a {type(got).__name__}, not a numpy array,",
+        fail(f"returned a {type_name(got)}, not a numpy array,",
              "the exercise asks for a float64 array of shape (y.size, x.size): fill np.zeros((m, n)) row by "
              "row, or turn your rows into one array with np.array(rows).")
     got_arr = got
@@ -1037,9 +1039,7 @@ def probabilities(rng: np.random.Generator, n: int, classes: int) -> np.ndarray:
 
 def nll_value(nll: Callable, probs: np.ndarray, labels: np.ndarray, case: str, run: Run) -> float:
     """The student's nll on read-only copies, as one float, or a message saying what came back."""
-    p, y = probs.copy(), labels.copy()
-    p.setflags(write=False)
-    y.setflags(write=False)
+    p, y = readonly(probs), readonly(labels)
     try:
         out = guarded(nll, "your nll")(p, y)
     except NotDone:
