@@ -3,11 +3,11 @@
 Graph exercises start on a few small graphs whose answers are counted by hand (so a failure can show the
 whole graph in a few edges), then run on random layered DAGs with random edge derivatives, node names whose
 sorted order has nothing to do with the graph, and edges stored in shuffled order. This module is shipped to
-students, so it computes no answer: on the grader's machine the exact answers for random graphs come from
-the hidden `lesson02_trusted` (linear algebra, (I - A)^-1), and in a student's kit each node's value is
-checked against the student's own values at its neighbours (paths into v end with one edge from a parent),
-which pins every value down by induction. A wrong value is reported at the first node where it goes wrong,
-with that node's parents or children only, never a dump of the whole graph.
+students, so it computes no answer: each node's value is checked against the student's own values at its
+neighbours (paths into v end with one edge from a parent), which pins every value down by induction. A
+wrong value is reported at the first node where it goes wrong, with that node's parents or children only,
+never a dump of the whole graph. The hidden checks compare the same values with exact answers from the
+course's reference implementation (`sweep_case` and `graph_path_case` take them as `exact`).
 
 "Visits each edge once" is measured, not assumed, in two ways: the edges come in a dict that counts reads
 of each value, each value is a float that counts the arithmetic done with it, and the Python steps (lines
@@ -18,11 +18,18 @@ adjoint trace against local partial derivatives measured the same way (its messa
 student's own numbers, never the value a cell should hold), and symbolic derivatives by evaluating the
 student's derivative expression against finite differences of the expression (exactly, for polynomials at
 half-integer points, where a five-point difference is exact).
+
+When a notebook is graded these checks run in the grader, and the student's objects live in the kernel.
+What must watch the student's code from inside (the counting edges, the step budget, the expression
+classes, a Dual operation that raises) is done by the probes below (`sweep_probe`, `edges_calls`,
+`expression_kinds`, `differentiate`, `dual_op_probe`, `dual_composite_probe`): module-level functions that
+run where the student's objects are and return plain observations, judged here. Test expressions are
+plain nested tuples on the checks' side, ("Mul", ("Var", "x"), ("Const", 2.0)), built into the student's
+classes by the probe that calls `diff`, whose answer comes back as a table of nodes.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 import numbers
@@ -35,7 +42,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks import CheckFailure, NotDone, call_student, check_derivative, new_seed, passed, quiet
+from autograder.checks import (
+    CheckFailure,
+    NotDone,
+    call_student,
+    check_derivative,
+    in_kernel,
+    new_seed,
+    passed,
+    quiet,
+    type_name,
+)
 
 __all__ = [
     "check_count_paths",
@@ -50,12 +67,6 @@ __all__ = [
 ]
 
 Edge = tuple[Hashable, Hashable]
-
-try:  # the grader has the exact answers; students' kits do not (they would answer the graph exercises)
-    _trusted = importlib.import_module("autograder.hidden.lesson02_trusted")
-except ImportError:
-    _trusted = None
-
 
 @contextmanager
 def reproducible(call: str) -> Iterator[None]:
@@ -224,23 +235,22 @@ class CountingEdges(dict):
         return [value for _, value in self.items()]
 
 
-def visit_problem(counting: CountingEdges, name: str, original: dict[Edge, float]) -> str | None:
-    """Why the student's sweep did not visit each edge once, or None if it did."""
-    if dict.keys(counting) != original.keys() or any(
-        float(dict.__getitem__(counting, e)) != d for e, d in original.items()
-    ):
+def visit_problem(seen: dict, name: str) -> str | None:
+    """Why the student's sweep did not visit each edge once (from `sweep_probe`'s observations), or None."""
+    if seen["changed"]:
         return f"{name} changed the edges dictionary it was given. Read it; never modify it."
-    used = max(counting.uses.values(), default=0)
-    read = max(counting.reads.values(), default=0)
+    uses, reads = Counter(seen["uses"]), Counter(seen["reads"])
+    used = max(uses.values(), default=0)
+    read = max(reads.values(), default=0)
     if used > 1:
-        edge = counting.uses.most_common(1)[0][0]
+        edge = uses.most_common(1)[0][0]
         return (
             f"{name} did arithmetic with the derivative of edge {edge} {used} times. A sweep uses each edge "
             f"exactly once: when a node's value is final, pass it along each of its edges once. (Listing "
             f"paths, or recursion without remembering finished nodes, repeats edges.)"
         )
     if read > 3:  # a few passes to build parent/child lists are fine; a scan of all edges per node is not
-        edge = counting.reads.most_common(1)[0][0]
+        edge = reads.most_common(1)[0][0]
         return (
             f"{name} read the derivative of edge {edge} {read} times. Build your lists of parents or "
             f"children from edges once; the sweep then needs each edge once: process the nodes in an order "
@@ -248,6 +258,21 @@ def visit_problem(counting: CountingEdges, name: str, original: dict[Edge, float
         )
     return None
 
+
+def sweep_probe(student: Callable, edges: dict[Edge, float], start: Hashable, limit: int) -> dict:
+    """Probe (runs where the student's code is): student(counting edges, start) within `limit` Python
+    steps. Observations: the result (a plain dict when it is a dict, its counting floats made plain), its
+    type, the steps taken, whether the budget ran out, each edge's reads and arithmetic uses, and whether
+    the edges were changed. The student's exceptions propagate."""
+    counting = CountingEdges(edges)
+    result, steps, over = counting_steps(student, counting, start, limit=limit)
+    kind = type(result).__name__
+    if isinstance(result, dict):
+        result = {key: float(value) if isinstance(value, CountedFloat) else value
+                  for key, value in dict.items(result)}
+    changed = dict(dict.items(counting)) != edges
+    return {"result": result, "type": kind, "steps": steps, "over": over, "uses": dict(counting.uses),
+            "reads": dict(counting.reads), "changed": changed}
 
 
 class TooManySteps(BaseException):
@@ -339,7 +364,7 @@ def as_number(value: object, name: str) -> float:
     if value is None:
         raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailure(f"{name} returned {value!r} ({type(value).__name__}); it should return a number.")
+        raise CheckFailure(f"{name} returned {value!r} ({type_name(value)}); it should return a number.")
     out = float(value)
     if not math.isfinite(out):
         raise CheckFailure(f"{name} returned {out}, which is not a finite number.")
@@ -401,20 +426,41 @@ def node_counts(case: SmallGraph) -> set[int]:
     return {len(reach), len(reach) - 1, len(on_paths), len(on_paths) - 1}
 
 
+def edges_calls(student: Callable, edges: dict[Edge, float], calls: list[tuple]) -> list[list]:
+    """Probe (runs where the student's code is): student(copy of edges, *args) for each args in `calls`.
+    Observations, one per call: [the result, how many edges the copy holds after the call, whether it
+    still equals the edges]. The student's exceptions propagate."""
+    seen = []
+    for args in calls:
+        given = dict(edges)
+        result = student(given, *args)
+        seen.append([result, len(given), given == edges])
+    return seen
+
+
+def calls_on_edges(name: str, student: Callable, edges: dict[Edge, float],
+                   pairs: list[tuple[Hashable, Hashable]]) -> list[float]:
+    """student(edges, src, dst) for each (src, dst), each on a copy of the edges, which must come back
+    unchanged."""
+    seen = call_student(name, in_kernel, edges_calls, student, dict(edges), [tuple(p) for p in pairs])
+    out = []
+    for (src, dst), (got, size, same) in zip(pairs, seen, strict=True):
+        call = f"{name}(edges, {src!r}, {dst!r})"
+        if not same:
+            raise CheckFailure(
+                f"{call} changed the edges dictionary it was given (it had {len(edges)} edges, now "
+                f"{size}{'' if size != len(edges) else ', some with other values'}). Read `edges`, "
+                f"never modify it (no pop, del or assignment into it): the caller still needs its graph, and "
+                f"a second call on the same graph would find it emptied (the example cell after exercise 3 "
+                f"would then print 0).")
+        out.append(as_number(got, call))
+    return out
+
+
 def call_on_edges(name: str, student: Callable, edges: dict[Edge, float], src: Hashable,
                   dst: Hashable) -> float:
     """student(edges, src, dst) on a copy of the edges, which must come back unchanged."""
-    call = f"{name}(edges, {src!r}, {dst!r})"
-    given = dict(edges)
-    got = call_student(name, student, given, src, dst)
-    if given != edges:
-        raise CheckFailure(
-            f"{call} changed the edges dictionary it was given (it had {len(edges)} edges, now "
-            f"{len(given)}{'' if len(given) != len(edges) else ', some with other values'}). Read `edges`, "
-            f"never modify it (no pop, del or assignment into it): the caller still needs its graph, and a "
-            f"second call on the same graph would find it emptied (the example cell after exercise 3 would "
-            f"then print 0).")
-    return as_number(got, call)
+    return calls_on_edges(name, student, edges, [(src, dst)])[0]
 
 
 _fresh_names = itertools.count()
@@ -530,30 +576,22 @@ def parents_of(g: Graph) -> dict[Hashable, list[Edge]]:
     return into
 
 
-def graph_path_case(student: Callable, name: str, g: Graph, src: Hashable, seed: int) -> None:
+def graph_path_case(student: Callable, name: str, g: Graph, src: Hashable, seed: int,
+                    exact: dict | None = None) -> None:
     """student(edges, src, v) for every node v of a random graph, reported at the first wrong node.
 
-    With the exact answers (grader) every value is compared with them, in an order where a node's parents
-    come first, so the parents of the node reported are right. Without them (a student's kit) each value is
-    compared with the student's own values at v's parents: paths into v end with one edge from a parent, so
-    count(v) = sum of count(u) and, with products, sum(v) = sum of sum(u) * d(u, v), and 1 at src itself.
-    By induction this pins every value down without computing any of them here."""
+    Each value is compared with the student's own values at v's parents: paths into v end with one edge
+    from a parent, so count(v) = sum of count(u) and, with products, sum(v) = sum of sum(u) * d(u, v), and 1
+    at src itself. By induction this pins every value down without computing any of them here. The hidden
+    checks pass `exact` (node -> (value, bound)) to compare with the exact answers instead."""
     multiply = name == "sum_over_paths"
     into = parents_of(g)
-    got = {v: call_on_edges(name, student, g.edges, src, v) for v in g.nodes}
-    order = list(g.nodes)
-    if _trusted is not None:
-        exact = (_trusted.total_derivatives if multiply else _trusted.path_counts)(g.edges, g.nodes)
-        scale = _trusted.total_derivatives(g.edges, g.nodes, absolute=True)
-        ancestors = (scale > 0).sum(axis=0)  # |weights| > 0: positive exactly where a path exists
-        order = [g.nodes[i] for i in sorted(range(len(g.nodes)), key=lambda i: int(ancestors[i]))]
-        k = g.nodes.index(src)
-    for v in order:
+    got = dict(zip(g.nodes, calls_on_edges(name, student, g.edges, [(src, v) for v in g.nodes]), strict=True))
+    for v in g.nodes:  # level by level: parents first
         terms = [got[u] * (g.edges[(u, v)] if multiply else 1.0) for (u, _) in into[v]]
         from_parents = 1.0 if v == src else float(sum(terms))
-        if _trusted is not None:
-            i = g.nodes.index(v)
-            want, bound = float(exact[k, i]), float(scale[k, i])
+        if exact is not None:
+            want, bound = exact[v]
         else:
             want, bound = from_parents, 1.0 if v == src else float(sum(abs(t) for t in terms))
         if abs(got[v] - want) <= 1e-10 * max(1.0, bound):
@@ -562,7 +600,7 @@ def graph_path_case(student: Callable, name: str, g: Graph, src: Hashable, seed:
         parents = ", ".join(
             f"{u!r} (your value {got[u]:g}" + (f", edge derivative {g.edges[(u, v)]:g})" if multiply else ")")
             for (u, _) in into[v]) or "none"
-        verdict = (f"expected {want:g}" if _trusted is not None
+        verdict = (f"expected {want:g}" if exact is not None
                    else f"but your own values at its parents give {from_parents:g}")
         if v == src:
             hint = f"a node has exactly one path to itself, the empty one: {name}(edges, v, v) = 1."
@@ -576,7 +614,7 @@ def graph_path_case(student: Callable, name: str, g: Graph, src: Hashable, seed:
                     "the sum of the numbers of paths into its parents (every route counts, even through a "
                     "node "
                     "reached before).")
-        note = "" if _trusted is not None else "\n" + FALLBACK_NOTE.format(kin="parents")
+        note = "" if exact is not None else "\n" + FALLBACK_NOTE.format(kin="parents")
         raise CheckFailure(
             f"{name}(edges, {src!r}, {v!r}) on {g.describe()} returned {got[v]:g}, {verdict} (seed {seed}).\n"
             f"The parents of {v!r} ({what} from {src!r} as your function returns it): {parents}.\n"
@@ -659,26 +697,28 @@ def sweep_hint(node: Hashable, start: Hashable, forward: bool, *, one_of_several
     )
 
 
-def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | None = None) -> int:
+def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | None = None,
+               exact: dict | None = None) -> int:
     """Run forward_mode(edges, src) or reverse_mode(edges, dst) once; check the work done and every value.
 
-    Values are compared with `known` (a hand-worked graph), the exact answers (grader), or the student's own
-    values next to each node (kit), and reported at the first wrong node with its parents (children) only.
+    Values are compared with `known` (a hand-worked graph), `exact` (node -> (value, bound): the hidden
+    checks' exact answers, bound the sum of |products| that sets the rounding tolerance), or the student's
+    own values next to each node, and reported at the first wrong node with its parents (children) only.
     Returns the Python steps the sweep took."""
     forward = name == "forward_mode"
     start = g.src if forward else g.dst
-    counting = CountingEdges(g.edges)
     limit = steps_budget(g)
-    result, steps, over = run_counting_steps(name, student, counting, start, limit=limit)
+    seen = call_student(name, in_kernel, sweep_probe, student, dict(g.edges), start, limit)
+    result, steps, over = seen["result"], seen["steps"], seen["over"]
     call = f"{name}(edges, {start!r}) on {g.describe()}"
-    problem = visit_problem(counting, name, g.edges)
+    problem = visit_problem(seen, name)
     if problem:
         raise CheckFailure(f"{call}: {problem} (seed {seed})")
     if over:
         raise CheckFailure(f"{name}(edges, {start!r}) {too_many_steps(g, limit)} (seed {seed})")
     if not isinstance(result, dict):
         raise CheckFailure(
-            f"{call} returned a {type(result).__name__}; it should return a dict mapping every node to "
+            f"{call} returned a {seen['type']}; it should return a dict mapping every node to "
             f"its derivative."
         )
     missing = [n for n in g.nodes if n not in result]
@@ -693,15 +733,6 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | 
     for u, v in g.edges:
         links[v if forward else u].append((u, v))
     order = list(g.nodes) if forward else list(reversed(g.nodes))  # built level by level
-    exact = scale = None
-    if known is None and _trusted is not None:
-        exact = _trusted.total_derivatives(g.edges, g.nodes)
-        scale = _trusted.total_derivatives(g.edges, g.nodes, absolute=True)
-        # the first wrong node in an order where its parents (children) come first: its inputs are right
-        reach = scale > 0  # |weights| > 0: a path exists exactly where the sum of |products| is positive
-        depth = reach.sum(axis=0) if forward else reach.sum(axis=1)
-        order = [g.nodes[i] for i in sorted(range(len(g.nodes)), key=lambda i: int(depth[i]))]
-    k = g.nodes.index(start)
     for node in order:
         terms = [got[u] * float(g.edges[(u, v)]) if forward else float(g.edges[(u, v)]) * got[v]
                  for (u, v) in links[node]]
@@ -710,9 +741,7 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | 
         if known is not None:
             want = known[node]
         elif exact is not None:
-            i = g.nodes.index(node)
-            want = float(exact[k, i] if forward else exact[i, k])
-            bound = float(scale[k, i] if forward else scale[i, k])
+            want, bound = exact[node]
         else:
             want = from_kin
         if abs(got[node] - want) <= 1e-10 * max(1.0, bound):
@@ -922,14 +951,22 @@ def directional_derivative(op: DualOp, a: float, da: float, b: float, db: float,
     return (along(-2 * h) - 8 * along(-h) + 8 * along(h) - along(2 * h)) / (12 * h)
 
 
-def dual_parts(result: object, what: str) -> tuple[float, float]:
-    """(value, deriv) of a student's Dual result, or a message saying what came back instead."""
+def dual_observation(result: object) -> dict:
+    """What a Dual operation gave (in the kernel): its value and deriv, or what came back instead."""
     if not (hasattr(result, "value") and hasattr(result, "deriv")):
+        return {"dual": False, "repr": repr(result), "type": type(result).__name__}
+    return {"dual": True, "value": result.value, "deriv": result.deriv}
+
+
+def dual_parts(seen: dict, what: str) -> tuple[float, float]:
+    """(value, deriv) of a student's Dual result (`dual_observation`), or a message saying what came back
+    instead."""
+    if not seen["dual"]:
         raise CheckFailure(
-            f"{what} returned {result!r} ({type(result).__name__}), not a Dual with .value and .deriv. Every "
+            f"{what} returned {seen['repr']} ({seen['type']}), not a Dual with .value and .deriv. Every "
             f"operation must return a NEW Dual (return Dual(value, deriv))."
         )
-    return as_number(result.value, f"({what}).value"), as_number(result.deriv, f"({what}).deriv")
+    return as_number(seen["value"], f"({what}).value"), as_number(seen["deriv"], f"({what}).deriv")
 
 
 def raising_method(exc: BaseException) -> str:
@@ -940,19 +977,35 @@ def raising_method(exc: BaseException) -> str:
     return tb.tb_frame.f_code.co_name if tb is not None else "?"
 
 
-def dual_error_hint(op: DualOp, exc: Exception) -> str:
-    """What an exception inside a Dual operation says about the method (which exists unless Python found
-    no method to call)."""
-    if isinstance(exc, RecursionError):
+def dual_op_probe(Dual: type, text: str, a: float, da: float, b: float, db: float, c: float) -> dict:
+    """Probe (runs where the student's Dual is): the operation `text` on x = Dual(a, da), y = Dual(b, db)
+    and the number c. Observations: its `dual_observation` and whether x and y are unchanged, or the
+    exception it raised (class name, text, whether it had arguments, the method it was raised in)."""
+    op = next(op for op in DUAL_OPS if op.text == text)
+    x, y = Dual(a, da), Dual(b, db)
+    try:
+        result = op.apply(x, y, c)
+    except Exception as exc:  # noqa: BLE001 - the student's exception is the observation
+        return {"raised": type(exc).__name__, "message": str(exc), "args": bool(exc.args),
+                "method": raising_method(exc)}
+    seen = dual_observation(result)
+    seen["unchanged"] = (x.value, x.deriv, y.value, y.deriv) == (a, da, b, db)
+    return seen
+
+
+def dual_error_hint(op: DualOp, kind: str, message: str) -> str:
+    """What an exception (its class name and text) inside a Dual operation says about the method (which
+    exists unless Python found no method to call)."""
+    if kind == "RecursionError":
         return (f"your method calls itself again through an operator. For {op.text}, a line such as "
                 "`return other + self` in __radd__ (other a plain number) makes Python ask the Dual again, "
                 "with the same operands, forever. Build the result directly (return Dual(value, deriv)) "
                 "or turn the number into a Dual first (Dual.lift(other) + self).")
-    if isinstance(exc, TypeError) and ("unsupported operand" in str(exc) or "bad operand" in str(exc)):
+    if kind == "TypeError" and ("unsupported operand" in message or "bad operand" in message):
         return (f"Python found no method for {op.text}: a number on the left of an operator calls the "
                 "reflected method (__radd__, __rsub__, __rmul__, __rtruediv__) of the Dual on the right, "
                 f"unary minus calls __neg__. The rule: {op.rule}.")
-    if isinstance(exc, AttributeError) and re.search(r"\bc\b", op.text):
+    if kind == "AttributeError" and re.search(r"\bc\b", op.text):
         return ("the other operand is a plain number c here, which has no .value or .deriv: turn it into "
                 "a Dual first with Dual.lift(other), the dual number c + 0 eps.")
     return f"compute the value with the ordinary float operation, the derivative by the rule: {op.rule}."
@@ -962,26 +1015,23 @@ def check_dual_op(
     Dual: type, op: DualOp, a: float, da: float, b: float, db: float, c: float, seed: int
 ) -> None:
     """One operation at one point; the message names the operation and its rule."""
-    x, y = Dual(a, da), Dual(b, db)
     operands = [f"x = Dual({a!r}, {da!r})"]
     if "y" in op.text:
         operands.append(f"y = Dual({b!r}, {db!r})")
     if re.search(r"\bc\b", op.text):
         operands.append(f"c = {c!r}")
     what = f"{op.text} with {', '.join(operands)}"
-    with quiet():
-        try:
-            result = op.apply(x, y, c)
-        except NotImplementedError as exc:
-            if not exc.args:  # the released method's bare `raise NotImplementedError()`
-                raise NotDone(f"Dual.{raising_method(exc)} (used by {op.text})") from None
-            raise CheckFailure(f"{what} raised NotImplementedError: {exc} (seed {seed}).") from None
-        except Exception as exc:  # noqa: BLE001 - the student's exception is reported with a hint
-            raise CheckFailure(
-                f"{what} raised {type(exc).__name__}: {exc} (seed {seed}).\nHint: {dual_error_hint(op, exc)}"
-            ) from None
-    value, deriv = dual_parts(result, what)
-    if (x.value, x.deriv, y.value, y.deriv) != (a, da, b, db):
+    seen = call_student(what, in_kernel, dual_op_probe, Dual, op.text, a, da, b, db, c)
+    if "raised" in seen:
+        kind, message = seen["raised"], seen["message"]
+        if kind == "NotImplementedError":
+            if not seen["args"]:  # the released method's bare `raise NotImplementedError()`
+                raise NotDone(f"Dual.{seen['method']} (used by {op.text})")
+            raise CheckFailure(f"{what} raised NotImplementedError: {message} (seed {seed}).")
+        raise CheckFailure(
+            f"{what} raised {kind}: {message} (seed {seed}).\nHint: {dual_error_hint(op, kind, message)}")
+    value, deriv = dual_parts(seen, what)
+    if not seen["unchanged"]:
         raise CheckFailure(f"{what} changed x or y. Operations must not modify their inputs (seed {seed}).")
     want_value, want_deriv = op.plain(a, b, c), directional_derivative(op, a, da, b, db, c)
     if not abs(value - want_value) <= 1e-12 * max(1.0, abs(want_value)):
@@ -1002,9 +1052,9 @@ def check_dual_op(
     raise CheckFailure(f"{what}: deriv {deriv!r}, expected {want_deriv:.10g} (seed {seed}).\nHint: {hint}")
 
 
-def composite_functions(rng: np.random.Generator) -> list[tuple[str, Callable, Callable]]:
-    """Random compositions of all the operations: (description, float version, Dual version)."""
-    p, q, r = (float(v) for v in rng.uniform(0.5, 2.0, size=3))
+def composite_functions(p: float, q: float, r: float) -> list[tuple[str, Callable, Callable]]:
+    """Compositions of all the operations with parameters p, q, r: (description, float version, Dual
+    version)."""
 
     def f1(t: object, exp: Callable, log: Callable, sin: Callable, cos: Callable) -> object:
         return ((sin(t * t + p) + 2) / (exp(t) + q)) ** 1.5 * 2 - r / (1 + t * t)
@@ -1030,6 +1080,12 @@ def composite_functions(rng: np.random.Generator) -> list[tuple[str, Callable, C
     return [(texts[i], floats(fn), duals(fn)) for i, fn in enumerate((f1, f2, f3))]
 
 
+def dual_composite_probe(Dual: type, index: int, p: float, q: float, r: float, t: float) -> dict:
+    """Probe (runs where the student's Dual is): composition `index` of `composite_functions(p, q, r)` on
+    Dual(t, 1.0); its `dual_observation`. The student's exceptions propagate."""
+    return dual_observation(composite_functions(p, q, r)[index][2](Dual(t, 1.0)))
+
+
 def check_dual(Dual: type, *, seed: int | None = None) -> None:
     """Every operation with random values and random (not 1) input derivatives, then compositions against
     finite differences of the same function in plain floats."""
@@ -1049,23 +1105,23 @@ def dual_cases(Dual: type, seed: int) -> None:
         da, db = (float(rng.uniform(0.5, 2.0) * rng.choice([-1.0, 1.0])) for _ in range(2))
         c = float(rng.uniform(1.2, 3.0))
         check_dual_op(Dual, op, a, da, b, db, c, seed)
-    for text, f, fd in composite_functions(rng):
+    p, q, r = (float(v) for v in rng.uniform(0.5, 2.0, size=3))
+    for index, (text, f, _) in enumerate(composite_functions(p, q, r)):
         t = float(rng.uniform(0.3, 1.2))
-        got = call_student("Dual", fd, Dual(t, 1.0))
-        value, _ = dual_parts(got, f"f(Dual({t}, 1.0)) for f(t) = {text}")
+        seen = call_student("Dual", in_kernel, dual_composite_probe, Dual, index, p, q, r, t)
+        value, _ = dual_parts(seen, f"f(Dual({t}, 1.0)) for f(t) = {text}")
         if not abs(value - f(t)) <= 1e-12 * max(1.0, abs(f(t))):
             raise CheckFailure(
                 f"f(Dual({t}, 1.0)).value = {value!r} but f({t}) = {f(t)!r} for f(t) = {text}."
             )
 
-        def by_dual(s: float, fd: Callable = fd) -> object:
-            return fd(Dual(s, 1.0)).deriv
+        def by_dual(s: float, index: int = index) -> object:
+            seen = in_kernel(dual_composite_probe, Dual, index, p, q, r, s)
+            return seen["deriv"] if seen["dual"] else None
 
         by_dual.__name__ = f"f(Dual(t, 1.0)).deriv for f(t) = {text},"
         with quiet():
             check_derivative(f, by_dual, t, seed=int(rng.integers(2**62)))
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1207,22 +1263,139 @@ RULES = {
     "Exp": "chain rule: d exp(u) = exp(u) * du",
 }
 Env = dict[str, float]
+Tree = tuple
+"""An expression on the checks' side: ("Const", value), ("Var", name), ("Add" | "Mul", left, right),
+("Sin" | "Cos" | "Exp", arg); in a student's answer also ("?", its repr, its class name, whether it is
+None) for a node that is none of these."""
 
 
-def expression_classes(Expr: type) -> dict[str, type]:
-    """The notebook's expression classes, found as the subclasses of its Expr."""
-    found = {cls.__name__: cls for cls in Expr.__subclasses__()}
+def C(value: float) -> Tree:
+    return ("Const", float(value))
+
+
+def V(name: str) -> Tree:
+    return ("Var", name)
+
+
+def A(left: Tree, right: Tree) -> Tree:
+    return ("Add", left, right)
+
+
+def M(left: Tree, right: Tree) -> Tree:
+    return ("Mul", left, right)
+
+
+def children_of(e: Tree) -> tuple:
+    """The operands of a node (none for Const, Var and unknown nodes)."""
+    return e[1:] if e[0] in OPERATIONS else ()
+
+
+def expression_kinds(Expr: type) -> list[str]:
+    """Probe (runs where the student's classes are): the names of the subclasses of the notebook's Expr."""
+    return sorted(cls.__name__ for cls in Expr.__subclasses__())
+
+
+def check_expression_classes(Expr: type) -> None:
+    """The notebook's expression classes are defined (as subclasses of its Expr)."""
+    found = in_kernel(expression_kinds, Expr)
     missing = [name for name in EXPRESSION_FIELDS if name not in found]
     if missing:
         raise CheckFailure(f"The expression classes {missing} are not defined: run the given cell that "
                            "defines "
                            "Expr, Const, Var, Add, Mul, Sin, Cos and Exp, then your diff cell, then "
                            "this one.")
-    return found
 
 
-def evaluate(e: object, env: Env, what: str) -> float:
-    """The value of an expression tree at env, without recursion; a node shared by several parents (a DAG,
+def to_table(e: Tree) -> list[list]:
+    """An expression as a list of nodes, children before parents, each operand by its index (a node shared
+    by several parents is listed once); the root is last."""
+    index: dict[int, int] = {}
+    table: list[list] = []
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if id(node) in index:
+            stack.pop()
+            continue
+        pending = [child for child in children_of(node) if id(child) not in index]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        index[id(node)] = len(table)
+        table.append([node[0], *(index[id(child)] for child in children_of(node))] if children_of(node)
+                     else list(node))
+    return table
+
+
+def from_table(table: list[list]) -> Tree:
+    """The expression a `to_table` (or `expression_table`) list describes, shared nodes shared."""
+    nodes: list[Tree] = []
+    for entry in table:
+        kind = entry[0]
+        nodes.append((kind, *(nodes[int(i)] for i in entry[1:])) if kind in OPERATIONS else tuple(entry))
+    return nodes[-1]
+
+
+def build_expression(classes: dict[str, type], table: list[list]) -> object:
+    """The student's expression object for a `to_table` list (in the kernel)."""
+    nodes: list[object] = []
+    for kind, *rest in table:
+        nodes.append(classes[kind](*(nodes[i] for i in rest)) if kind in OPERATIONS else classes[kind](*rest))
+    return nodes[-1]
+
+
+def _plain_field(value: object) -> object:
+    if value is None or type(value) in (int, float, str, bool) or isinstance(value, np.generic):
+        return value
+    return repr(value)
+
+
+def expression_table(e: object) -> list[list]:
+    """A student's expression object as a `to_table` list (in the kernel); a node of another class than
+    the seven becomes ["?", its repr, its class name, whether it is None]."""
+    index: dict[int, int] = {}
+    table: list[list] = []
+    keep = []  # the nodes visited, so no id is reused while the walk runs
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if id(node) in index:
+            stack.pop()
+            continue
+        kind = type(node).__name__
+        if kind not in EXPRESSION_FIELDS:
+            entry = ["?", repr(node), kind, node is None]
+        elif kind in ("Const", "Var"):
+            entry = [kind, _plain_field(getattr(node, EXPRESSION_FIELDS[kind][0]))]
+        else:
+            parts = [getattr(node, field) for field in EXPRESSION_FIELDS[kind]]
+            pending = [part for part in parts if id(part) not in index]
+            if pending:
+                keep.extend(pending)
+                stack.extend(pending)
+                continue
+            entry = [kind, *(index[id(part)] for part in parts)]
+        stack.pop()
+        keep.append(node)
+        index[id(node)] = len(table)
+        table.append(entry)
+    return table
+
+
+def differentiate(diff: Callable, Expr: type, table: list[list], var: str) -> dict:
+    """Probe (runs where the student's code is): diff(expression, var) on the expression `table`
+    describes, built from the notebook's classes. Observations: whether the answer is an Expr, else its
+    repr and class name, and the answer as an `expression_table`. The student's exceptions propagate."""
+    classes = {cls.__name__: cls for cls in Expr.__subclasses__()}
+    d = diff(build_expression(classes, table), var)
+    if not isinstance(d, Expr):
+        return {"expr": False, "none": d is None, "repr": repr(d), "type": type(d).__name__}
+    return {"expr": True, "table": expression_table(d)}
+
+
+def evaluate(e: Tree, env: Env, what: str) -> float:
+    """The value of an expression at env, without recursion; a node shared by several parents (a DAG,
     as a derivative that reuses sub-expressions is) is evaluated once."""
     values: dict[int, float] = {}
     stack = [e]
@@ -1231,47 +1404,47 @@ def evaluate(e: object, env: Env, what: str) -> float:
         if id(node) in values:
             stack.pop()
             continue
-        kind = type(node).__name__
-        if kind not in EXPRESSION_FIELDS:
+        kind = node[0]
+        if kind == "?":
             raise CheckFailure(
-                f"{what} contains {node!r} ({kind}). A derivative must be an expression built from Const, "
-                f"Var, Add, Mul, Sin, Cos and Exp only: wrap a number as Const(0.0), never return it bare"
-                + (" (None: does every branch of your diff return an expression?)." if node is None else "."))
+                f"{what} contains {node[1]} ({node[2]}). A derivative must be an expression built from "
+                f"Const, Var, Add, Mul, Sin, Cos and Exp only: wrap a number as Const(0.0), never return "
+                f"it bare"
+                + (" (None: does every branch of your diff return an expression?)." if node[3] else "."))
         if kind == "Const":
-            values[id(node)] = as_number(node.value, f"a Const in {what}")
+            values[id(node)] = as_number(node[1], f"a Const in {what}")
         elif kind == "Var":
-            if node.name not in env:
-                raise CheckFailure(f"{what} contains the variable {node.name!r}, which is not in the "
+            if node[1] not in env:
+                raise CheckFailure(f"{what} contains the variable {node[1]!r}, which is not in the "
                                    "expression.")
-            values[id(node)] = env[node.name]
+            values[id(node)] = env[node[1]]
         else:
-            children = [getattr(node, field) for field in EXPRESSION_FIELDS[kind]]
-            pending = [child for child in children if id(child) not in values]
+            parts = children_of(node)
+            pending = [child for child in parts if id(child) not in values]
             if pending:
                 stack.extend(pending)
                 continue
             try:
-                values[id(node)] = OPERATIONS[kind](*(values[id(child)] for child in children))
+                values[id(node)] = OPERATIONS[kind](*(values[id(child)] for child in parts))
             except (OverflowError, ValueError):  # exp overflowing, or sin/cos of an infinity
                 values[id(node)] = math.nan
         stack.pop()
     return values[id(e)]
 
 
-def show(e: object) -> str:
+def show(e: Tree) -> str:
     """An expression as text with the fewest brackets (test expressions only: they are small)."""
-    kind = type(e).__name__
+    kind = e[0]
     if kind == "Const":
-        return f"{e.value:g}"
+        return f"{e[1]:g}"
     if kind == "Var":
-        return str(e.name)
+        return str(e[1])
     if kind == "Add":
-        return f"{show(e.left)} + {show(e.right)}"
+        return f"{show(e[1])} + {show(e[2])}"
     if kind == "Mul":
-        parts = [f"({show(side)})" if type(side).__name__ == "Add" else show(side)
-                 for side in (e.left, e.right)]
+        parts = [f"({show(side)})" if side[0] == "Add" else show(side) for side in e[1:]]
         return f"{parts[0]}*{parts[1]}"
-    return f"{kind.lower()}({show(e.arg)})"
+    return f"{kind.lower()}({show(e[1])})"
 
 
 def stencil(f: Callable[[float], float], t: float, h: float) -> float:
@@ -1279,7 +1452,7 @@ def stencil(f: Callable[[float], float], t: float, h: float) -> float:
     return (f(t - 2 * h) - 8 * f(t - h) + 8 * f(t + h) - f(t + 2 * h)) / (12 * h)
 
 
-def slope(e: object, var: str, env: Env, h: float) -> float:
+def slope(e: Tree, var: str, env: Env, h: float) -> float:
     """d e / d var at env, measured by finite differences of e's value."""
     return stencil(lambda t: evaluate(e, {**env, var: env[var] + t}, "the expression"), 0.0, h)
 
@@ -1288,21 +1461,26 @@ def slope(e: object, var: str, env: Env, h: float) -> float:
 class DiffCase:
     """One expression to differentiate; `exact`: a polynomial at half-integer points (no rounding error)."""
 
-    expr: object
+    expr: Tree
     var: str
     exact: bool = False
 
 
-def diff_cases(E: dict[str, type], rng: np.random.Generator) -> list[DiffCase]:
+def diff_cases(rng: np.random.Generator) -> list[DiffCase]:
     """Every kind of node alone (over children whose rules come earlier, so a slip shows where it is), then
     polynomials checked exactly, derivatives with respect to y, and random compositions."""
-    C, V, A, M = E["Const"], E["Var"], E["Add"], E["Mul"]
-    S, Co, Ex = E["Sin"], E["Cos"], E["Exp"]
     x, y = V("x"), V("y")
 
-    def c(value: float) -> object:
-        return C(float(value))
+    def S(u: Tree) -> Tree:
+        return ("Sin", u)
 
+    def Co(u: Tree) -> Tree:
+        return ("Cos", u)
+
+    def Ex(u: Tree) -> Tree:
+        return ("Exp", u)
+
+    c = C
     alone = [c(2.5), x, y, A(x, c(3)), A(y, x), M(x, x), M(x, y), M(A(x, c(1)), A(x, y)), M(c(3), x),
              S(x), S(M(c(2), x)), S(A(M(x, x), y)), Co(x), Co(M(c(3), x)), Ex(x), Ex(M(x, y)), S(Ex(x))]
     cases = [DiffCase(e, "x") for e in alone]
@@ -1315,43 +1493,40 @@ def diff_cases(E: dict[str, type], rng: np.random.Generator) -> list[DiffCase]:
         product = M(product, A(x, c(k)))
     cases.append(DiffCase(product, "x"))
     for _ in range(3):
-        cases.append(DiffCase(random_expression(E, rng, 4, ("x", "y")), str(rng.choice(["x", "y"]))))
+        cases.append(DiffCase(random_expression(rng, 4, ("x", "y")), str(rng.choice(["x", "y"]))))
     return cases
 
 
-def random_expression(E: dict[str, type], rng: np.random.Generator, depth: int,
-                      names: tuple[str, ...]) -> object:
+def random_expression(rng: np.random.Generator, depth: int, names: tuple[str, ...]) -> Tree:
     """A random tree of every kind of node whose values stay moderate for inputs in [-1.2, 1.2]."""
     corners = [{name: sign * 1.2 for name, sign in zip(names, signs, strict=False)}
                for signs in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
     while True:
-        e = grow(E, rng, depth, names)
+        e = grow(rng, depth, names)
         parts = subexpressions(e)
-        if any(type(part).__name__ == "Var" for part in parts) and all(
+        if any(part[0] == "Var" for part in parts) and all(
                 abs(evaluate(part, env, "a test expression")) < 6 for part in parts for env in corners):
             return e  # every intermediate value is moderate, so are the derivatives
 
 
-def grow(E: dict[str, type], rng: np.random.Generator, depth: int, names: tuple[str, ...]) -> object:
+def grow(rng: np.random.Generator, depth: int, names: tuple[str, ...]) -> Tree:
     if depth == 0 or rng.random() < 0.15:
         if rng.random() < 0.7:
-            return E["Var"](str(rng.choice(names)))
-        return E["Const"](float(np.round(rng.uniform(-2, 2), 2)))
+            return V(str(rng.choice(names)))
+        return C(float(np.round(rng.uniform(-2, 2), 2)))
     kind = str(rng.choice(["Add", "Mul", "Sin", "Cos", "Exp"]))
     if kind in ("Add", "Mul"):
-        return E[kind](grow(E, rng, depth - 1, names), grow(E, rng, depth - 1, names))
-    return E[kind](grow(E, rng, depth - 1, names))
+        return (kind, grow(rng, depth - 1, names), grow(rng, depth - 1, names))
+    return (kind, grow(rng, depth - 1, names))
 
 
-def subexpressions(e: object) -> list[object]:
+def subexpressions(e: Tree) -> list[Tree]:
     """Every node of a (small) expression tree."""
     found, stack = [], [e]
     while stack:
         node = stack.pop()
-        kind = type(node).__name__
         found.append(node)
-        if kind not in ("Const", "Var"):
-            stack.extend(getattr(node, field) for field in EXPRESSION_FIELDS[kind])
+        stack.extend(children_of(node))
     return found
 
 
@@ -1372,7 +1547,7 @@ def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
     """What the student's number says about the slip, measured with finite differences of the parts of
     the expression (their values and slopes), never with a derivative rule."""
     e, var = case.expr, case.var
-    kind = type(e).__name__
+    kind = e[0]
     if case.exact and close(got, want, 1e-6):
         return ("your derivative is close but not exact. A derivative built by the rules evaluates "
                 "exactly here "
@@ -1382,9 +1557,9 @@ def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
     if kind == "Const":
         return "the derivative of a constant is 0, a Const holding 0.0."
     if kind == "Var":
-        if e.name == var:
+        if e[1] == var:
             return f"d{var}/d{var} = 1, a Const holding 1.0."
-        return (f"{e.name} is another variable, which does not change when {var} does: its derivative with "
+        return (f"{e[1]} is another variable, which does not change when {var} does: its derivative with "
                 f"respect to {var} is Const(0.0). Compare the Var's name with var.")
     for other in (name for name in env if name != var):
         sideways = slope(e, other, env, 1e-3)
@@ -1392,8 +1567,8 @@ def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
             return (f"your derivative is the one with respect to {other}, not {var}: pass `var` on to the "
                     f"recursive calls, and compare each Var's name with it.")
     if kind == "Mul":
-        u, v = (evaluate(side, env, "the expression") for side in (e.left, e.right))
-        du, dv = (slope(side, var, env, 1e-3) for side in (e.left, e.right))
+        u, v = (evaluate(side, env, "the expression") for side in e[1:])
+        du, dv = (slope(side, var, env, 1e-3) for side in e[1:])
         both, one_term = du * dv, (du * v, u * dv)
         if close(got, both) and not any(close(both, term) for term in one_term):
             return f"you multiplied the two derivatives (du * dv). The {RULES['Mul']}."
@@ -1401,11 +1576,11 @@ def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
             return f"one of the two terms is missing: the {RULES['Mul']}."
         return f"the {RULES['Mul']}."
     if kind in ("Sin", "Cos", "Exp"):
-        inner = evaluate(e.arg, env, "the expression")
+        inner = evaluate(e[1], env, "the expression")
         outer = stencil(OPERATIONS[kind], inner, 1e-3)
-        du = slope(e.arg, var, env, 1e-3)
+        du = slope(e[1], var, env, 1e-3)
         if close(got, outer) and not close(du, 1.0):
-            return (f"you left out the factor du, the derivative of the inside ({show(e.arg)}). The "
+            return (f"you left out the factor du, the derivative of the inside ({show(e[1])}). The "
                     f"{RULES[kind]}.")
         if close(got, -want):
             return f"the sign is wrong. The {RULES[kind]}."
@@ -1420,14 +1595,15 @@ def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], se
     """The student's derivative of one case, evaluated at the points, against finite differences of the
     expression (or `expected`, the grader's exact values). Returns the worst relative error."""
     what = f"diff({show(case.expr)}, {case.var!r})"
-    d = call_student(what, diff, case.expr, case.var)
-    if d is None:
+    seen = call_student(what, in_kernel, differentiate, diff, Expr, to_table(case.expr), case.var)
+    if not seen["expr"] and seen["none"]:
         raise CheckFailure(f"{what} returned None: does every branch of your diff return an expression "
                            f"(seed {seed})?")
-    if not isinstance(d, Expr):
-        raise CheckFailure(f"{what} returned {d!r} ({type(d).__name__}); it must return an expression "
+    if not seen["expr"]:
+        raise CheckFailure(f"{what} returned {seen['repr']} ({seen['type']}); it must return an expression "
                            "built from "
                            f"the classes, e.g. Const(0.0) rather than the number 0.0 (seed {seed}).")
+    d = from_table(seen["table"])
     worst = 0.0
     for env in points:
         got = evaluate(d, env, what)
@@ -1457,8 +1633,8 @@ def check_diff(diff: Callable, Expr: type, *, seed: int | None = None) -> None:
     expression the student's diff returns is evaluated and compared with finite differences."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    E = expression_classes(Expr)
-    cases = diff_cases(E, rng)
+    check_expression_classes(Expr)
+    cases = diff_cases(rng)
     with reproducible(f"check_diff(diff, Expr, seed={seed})"):
         worst = max(judge_diff(diff, Expr, case, case_points(case, rng), seed) for case in cases)
     passed("diff", f"{len(cases)} expressions (each kind of node alone, then combined, in x and in y), your "
