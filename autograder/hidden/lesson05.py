@@ -262,7 +262,7 @@ def check_nll(nll: Callable, *, seed: int | None = None) -> None:
         for idx in np.ndindex(z.shape):
             step = np.zeros_like(z)
             step[idx] = h
-            plus, minus = (visible.nll_value(nll, visible.trusted_softmax(z + s), labels, "softmax(z)", run)
+            plus, minus = (visible.nll_value(nll, ref.softmax(z + s), labels, "softmax(z)", run)
                            for s in (step, -step))
             grad[idx] = (plus - minus) / (2 * h)
         check_close(grad, ref.vjps_of(ref.cross_entropy)[0](np.asarray(1.0), ref.cross_entropy(z, labels), z,
