@@ -228,6 +228,12 @@ class Value:
             return NotImplemented
         return _power(base, self, True)
 
+    def power(self, k: float) -> Value:
+        """``self ** k`` for a plain number k: the name lesson 03's Value uses for it."""
+        if isinstance(k, Value):
+            raise TypeError("power(k) takes a plain number; use a ** b for a Value exponent")
+        return self ** k
+
     # -- negation: d(-a)/da = -1 ------------------------------------------------------------------
     _neg = Op("neg", lambda g, ans, a: -g)
 

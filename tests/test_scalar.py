@@ -436,3 +436,12 @@ def test_graph_introspection() -> None:
     assert (a.op, c.op, d.op) == ("", "*", "tanh")
     assert isinstance(Value._mul, Op) and len(Value._mul.vjps) == 2
     assert repr(a) == "Value(data=1.0, grad=0.0)"
+
+
+def test_power_is_the_lesson_03_name_for_a_constant_exponent() -> None:
+    a = Value(1.5)
+    out = a.power(3.0)
+    out.backward()
+    assert out.data == 1.5**3 and a.grad == 3 * 1.5**2
+    with pytest.raises(TypeError):
+        a.power(Value(2.0))

@@ -57,7 +57,7 @@ def _ref_op(op: str, a: Ref, arg: object) -> Ref:
     if op == "mul":
         return a * arg
     if op == "power":
-        return a ** float(arg)
+        return a.power(float(arg))
     return getattr(a, op)()
 
 
