@@ -5,7 +5,10 @@ iopub-timeout failure, missing tests re-added, warnings ignored, output limited,
 kernel), each from its own copy of the same collected course folder. Prints wall times, the speed-up
 (target >= 2.4x on 2 cores), the per-notebook overhead of our machinery (sandboxed kernel, private
 gradebook copy and merge, resume records) measured with `--jobs 1` against plain nbgrader, and checks
-that all three runs give identical per-cell grades (exit 1 if not).
+that all three runs give identical per-cell grades (exit 1 if not). For each notebook graded with
+`--jobs 1` it also prints the probe round trips: how many requests the grader sent to the kernel while
+judging the test cells (`probe_requests` of the SafeExecute instance) and the time judging took
+(`probe_seconds`), against the time the whole notebook took to execute.
 
 Submissions plain nbgrader cannot survive are left out (UNSURVIVABLE): one that kills or hangs its
 kernel loses the whole submission (or waits out every remaining cell), one that allocates without bound
@@ -27,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nbgrader.utils import is_grade, is_solution
+
 from autograder.course.autograde import autograde
 from autograder.course.collect import collect
 from autograder.course.config import WARNING_PATTERN, GradingLimits
@@ -34,6 +39,36 @@ from autograder.course.demo import DEMO_DIR, REPO, build_submission, load_answer
 from autograder.course.export import gradebook_rows
 from autograder.course.layout import open_course
 from autograder.course.release import release
+from autograder.course.safe_execute import SafeExecute
+
+PROBE_LOG = "COURSE_BENCH_PROBE_LOG"
+
+
+def _count_probes() -> None:
+    """Make every SafeExecute append its notebook's probe counters to the file named by PROBE_LOG.
+
+    The grading workers are forked from this process, so the wrapper is theirs too; each appends one
+    line (a write of a few bytes with O_APPEND, atomic between the two workers)."""
+    preprocess = SafeExecute.preprocess
+
+    def counted(self, nb, resources=None, km=None):  # noqa: ANN001, ANN202
+        start = time.perf_counter()
+        try:
+            return preprocess(self, nb, resources, km)
+        finally:
+            info = (resources or {}).get("nbgrader", {})
+            line = json.dumps({"student": info.get("student"), "lesson": info.get("assignment"),
+                               "seconds": time.perf_counter() - start, "probe_seconds": self.probe_seconds,
+                               "probe_requests": self.probe_requests,
+                               "test_cells": sum(1 for c in nb.cells if _is_test(c))})
+            with open(os.environ[PROBE_LOG], "a") as log:
+                log.write(line + "\n")
+
+    SafeExecute.preprocess = counted
+
+
+def _is_test(cell) -> bool:  # noqa: ANN001
+    return cell.get("cell_type") == "code" and is_grade(cell) and not is_solution(cell)
 
 # Submissions plain nbgrader cannot survive (see module docstring), left out of every run:
 UNSURVIVABLE = {
@@ -107,12 +142,17 @@ def main() -> int:
             subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", lesson, "--force"],
                            cwd=plain, env=env, check=True, capture_output=True)
         times["nbgrader"] = time.perf_counter() - start
+        _count_probes()
+        probes = {}
         for name, jobs in (("jobs1", 1), ("jobs2", 2)):
             course = open_course(REPO / "lessons", runs[name])
+            os.environ[PROBE_LOG] = str(Path(tmp) / f"probes-{name}.jsonl")
             start = time.perf_counter()
             results = autograde(course, lessons, jobs=jobs, limits=limits, force=True, progress=False)
             times[name] = time.perf_counter() - start
             assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+            lines = Path(os.environ.pop(PROBE_LOG)).read_text().splitlines()
+            probes[name] = [json.loads(line) for line in lines]
 
         grades = {name: cell_grades(path) for name, path in runs.items()}
     print(f"load average after: {os.getloadavg()[0]:.1f}")
@@ -125,6 +165,19 @@ def main() -> int:
           f"{'MET' if speedup >= 2.4 else 'NOT MET'}")
     print(f"per-notebook overhead of course autograde (--jobs 1 vs nbgrader): "
           f"{(times['jobs1'] - times['nbgrader']) / n:+.2f} s")
+    print("probe round trips per notebook (--jobs 1): time the grader spent judging test cells over the "
+          "socket, requests it sent, whole-notebook execution time")
+    for p in sorted(probes["jobs1"], key=lambda p: (p["lesson"], p["student"])):
+        per = 1000 * p["probe_seconds"] / max(1, p["probe_requests"])
+        print(f"  {p['lesson']:<18} {p['student']:<8} {p['test_cells']:3} test cells  "
+              f"{p['probe_requests']:6} requests  {p['probe_seconds']:6.2f} s judging "
+              f"({per:.2f} ms/request)  of {p['seconds']:6.2f} s executing")
+    for name in ("jobs1", "jobs2"):
+        judging = sum(p["probe_seconds"] for p in probes[name])
+        executing = sum(p["seconds"] for p in probes[name])
+        print(f"  {name}: judging {judging:.1f} s of {executing:.1f} s executing notebooks "
+              f"({judging / max(1, len(probes[name])):.2f} s per notebook, "
+              f"{sum(p['probe_requests'] for p in probes[name])} requests)")
     same = grades["nbgrader"] == grades["jobs1"] == grades["jobs2"]
     print(f"identical per-cell grades in all three runs ({len(grades['jobs2'])} cells): {same}")
     if not same:

@@ -26,6 +26,7 @@ from autograder.course.autograde import LOCK, RECORDS, exclusive
 from autograder.course.cli import main
 from autograder.course.collect import collect, id_problem
 from autograder.course.layout import CourseError, open_course
+from autograder.course.notebooks import cell_grade_id
 from autograder.course.submission import BOM, UnreadableNotebook, read_notebook, rebuild
 
 SOURCE = "lessons/01_toy/toy.ipynb"
@@ -33,7 +34,7 @@ SOURCE = "lessons/01_toy/toy.ipynb"
 
 def _answered(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
     for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = cell_grade_id(cell)
         if gid in answers:
             cell.source = answers[gid]
     return nb
@@ -71,7 +72,7 @@ def _duplicated_markdown(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Markdown cells carrying a duplicate grade_id (a copied cell keeps its metadata)."""
     meta = {"nbgrader": {"schema_version": 3, "grade": False, "solution": False, "locked": True,
                          "grade_id": "notes"}}
-    square = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "square")
+    square = next(c for c in nb.cells if cell_grade_id(c) == "square")
     retyped = json.loads(json.dumps(square.metadata))
     nb.cells[1:1] = [new_markdown_cell("my notes", metadata=meta), new_markdown_cell("more", metadata=meta),
                      new_markdown_cell("def square(x): pass", metadata=retyped)]
@@ -137,11 +138,10 @@ def test_rebuild_duplicate_answer_ids_take_the_edited_one() -> None:
     submitted = json.loads(json.dumps(release))
     copy = json.loads(json.dumps(written))
     copy["source"] = "my own explanation"
-    index = next(i for i, c in enumerate(submitted["cells"]) if c.get("metadata", {}).get("nbgrader", {})
-                 .get("grade_id") == gid)
+    index = next(i for i, c in enumerate(submitted["cells"]) if cell_grade_id(c) == gid)
     submitted["cells"].insert(index + 1, copy)
     rebuilt, notes = rebuild(release, nbformat.from_dict(submitted))
-    assert [c.source for c in rebuilt.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid] == [
+    assert [c.source for c in rebuilt.cells if cell_grade_id(c) == gid] == [
         "my own explanation"]
     assert len(rebuilt.cells) == len(release.cells) and f"{gid}: 2 cells carry" in notes[0]
 

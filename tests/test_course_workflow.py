@@ -19,6 +19,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from autograder.course.cli import main
+from autograder.course.notebooks import cell_grade_id
 
 pytestmark = pytest.mark.slow
 COURSE = str(Path(sys.executable).parent / "course")
@@ -122,7 +123,7 @@ def write_submission(release: Path, inbox: Path, student: str, name: str | None 
     answers, tamper, _ = CASES[student]
     nb = nbformat.read(release, as_version=4)
     for cell in list(nb.cells):
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = cell_grade_id(cell)
         if gid in answers:
             cell.source = answers[gid]
         if gid == "test_square" and tamper == "delete":

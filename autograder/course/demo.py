@@ -30,6 +30,7 @@ import nbformat
 import autograder
 
 from .layout import Course, CourseError, open_course
+from .notebooks import cell_grade_id, load, nbgrader_meta
 
 REPO = Path(autograder.__file__).resolve().parent.parent
 DEMO_DIR = REPO / "examples" / "demo_class"
@@ -46,7 +47,7 @@ def load_answers(path: Path) -> dict[str, str]:
 
 def _cell(nb: Any, grade_id: str) -> Any:
     for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if cell_grade_id(cell) == grade_id:
             return cell
     raise CourseError(f"the demo class refers to cell {grade_id!r}, which the released notebook lacks: "
                       "update examples/demo_class/class.json for the lesson's current cells")
@@ -110,10 +111,9 @@ def expected_scores(course: Course, recipe: dict[str, Any]) -> dict[str, Any]:
     """The recipe's expectations with 'full' turned into the source notebook's points."""
     points = {}
     for path in course.notebooks(recipe["lesson"]):
-        for cell in json.loads(path.read_text())["cells"]:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            if meta.get("grade"):
-                points[meta["grade_id"]] = float(meta["points"])
+        for cell in load(path).cells:
+            if nbgrader_meta(cell).get("grade"):
+                points[cell_grade_id(cell)] = float(nbgrader_meta(cell)["points"])
     missing = set(points) - set(recipe["expected"])
     if missing:
         raise CourseError(f"examples/demo_class/class.json gives no expected score for {sorted(missing)} "

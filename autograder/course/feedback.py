@@ -21,8 +21,8 @@ from nbformat import NotebookNode
 
 from .layout import Course, CourseError
 from .mathml import notebook_with_mathml, without_remote_mathjax
+from .notebooks import load, regions, without_regions
 
-HIDDEN = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 WITHHELD = "feedback_withheld"
 
@@ -38,7 +38,7 @@ def hide_hidden_tests(nb: NotebookNode) -> NotebookNode:
     for cell in nb.cells:
         if cell.cell_type != "code" or "### BEGIN HIDDEN TESTS" not in cell.source:
             continue
-        cell.source = HIDDEN.sub("", cell.source)
+        cell.source = without_regions(cell.source, ("HIDDEN TESTS",))
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 message = _ANSI.sub("", f"{out.ename}: {out.evalue}" if out.evalue else out.ename)
@@ -60,14 +60,11 @@ def _preprocessor_class(transform: Callable[[NotebookNode], NotebookNode]) -> ty
 
 def hidden_lines(course: Course, lesson: str) -> set[str]:
     """Distinctive lines of the lesson's hidden-test blocks: none may appear in feedback."""
-    import json
-
     lines = set()
     for path in course.notebooks(lesson):
-        for cell in json.loads(path.read_text())["cells"]:
-            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            for block in HIDDEN.findall(src):
-                lines.update(ln.strip() for ln in block.splitlines()[1:-1] if len(ln.strip()) >= 8)
+        for cell in load(path).cells:
+            for block in regions(cell.source, ("HIDDEN TESTS",)):
+                lines.update(ln.strip() for ln in block.splitlines() if len(ln.strip()) >= 8)
     return lines
 
 

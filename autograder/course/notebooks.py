@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ def grade(executed: NotebookNode) -> dict[str, CellScore]:
     scores = {}
     for cell in _autograded_tests(executed):
         score, max_score = determine_grade(cell, _LOG)
-        scores[cell.metadata.nbgrader["grade_id"]] = CellScore(float(score or 0.0), float(max_score),
+        scores[cell_grade_id(cell)] = CellScore(float(score or 0.0), float(max_score),
                                                                _failure_text(cell))
     return scores
 
@@ -103,9 +104,46 @@ def with_cell_source(nb: NotebookNode, grade_id: str, source: str) -> NotebookNo
     """A copy of ``nb`` with one nbgrader cell's source replaced, e.g. to inject a typical bug."""
     changed = copy.deepcopy(nb)
     for cell in changed.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if cell_grade_id(cell) == grade_id:
             cell.source = source
             return changed
-    known = sorted(c.metadata.nbgrader["grade_id"] for c in nb.cells
-                   if "grade_id" in c.metadata.get("nbgrader", {}))
+    known = sorted(gid for c in nb.cells if (gid := cell_grade_id(c)))
     raise KeyError(f"no cell with grade_id {grade_id!r}; the notebook has {known}")
+
+
+# ---------------------------------------------------------------- small helpers for every notebook reader
+
+def nbgrader_meta(cell: object) -> dict:
+    """A cell's nbgrader metadata, or {} when absent or malformed (a student's file may hold anything)."""
+    meta = cell.get("metadata") if isinstance(cell, dict) else None
+    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def cell_grade_id(cell: object) -> str | None:
+    """A cell's nbgrader grade_id, or None when it has none (or malformed metadata)."""
+    gid = nbgrader_meta(cell).get("grade_id")
+    return gid if isinstance(gid, str) and gid else None
+
+
+REGION_KINDS = ("SOLUTION", "HIDDEN TESTS")
+# nbgrader's rule: a line that contains "### BEGIN <kind>" opens a region, the next line containing
+# "### END <kind>" closes it; both marker lines belong to the region. Groups: indentation, kind, body.
+_REGION = re.compile(r"^([ \t]*)[^\n]*### BEGIN (SOLUTION|HIDDEN TESTS)[^\n]*\n(.*?)"
+                     r"^[^\n]*### END \2[^\n]*(?:\n|\Z)", re.S | re.M)
+
+
+def regions(source: str, kinds: tuple[str, ...] = REGION_KINDS) -> list[str]:
+    """The bodies (marker lines excluded) of a cell source's ``### BEGIN/END`` regions of these kinds."""
+    return [m.group(3) for m in _REGION.finditer(source) if m.group(2) in kinds]
+
+
+def without_regions(source: str, kinds: tuple[str, ...] = REGION_KINDS, replacement: str = "") -> str:
+    """``source`` with its regions of these kinds (marker lines included) removed, or each replaced by the
+    line ``replacement`` at the BEGIN line's indentation (``"raise NotImplementedError()"`` gives what
+    nbgrader releases for a solution region)."""
+    def replace(m: re.Match) -> str:
+        if m.group(2) not in kinds:
+            return m.group(0)
+        return f"{m.group(1)}{replacement}\n" if replacement else ""
+    return _REGION.sub(replace, source)

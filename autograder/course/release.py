@@ -8,25 +8,21 @@ of them, nor any BEGIN/END marker, appears in any released notebook or kit file.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from .layout import Course, CourseError
+from .notebooks import REGION_KINDS, load, regions, without_regions
 
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 
 
-def secret_lines(notebook: Path, kinds: tuple[str, ...] = ("SOLUTION", "HIDDEN TESTS")) -> set[str]:
+def secret_lines(notebook: Path, kinds: tuple[str, ...] = REGION_KINDS) -> set[str]:
     """Distinctive lines of the solution and/or hidden-test regions of a source notebook."""
-    nb = json.loads(notebook.read_text())
     secret, public = set(), set()
-    for cell in nb["cells"]:
-        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        for match in _REGION.finditer(src):
-            if match.group(1) in kinds:
-                secret.update(ln.strip() for ln in match.group(2).splitlines())
-        public.update(ln.strip() for ln in _REGION.sub("", src).splitlines())
+    for cell in load(notebook).cells:
+        for body in regions(cell.source, kinds):
+            secret.update(ln.strip() for ln in body.splitlines())
+        public.update(ln.strip() for ln in without_regions(cell.source).splitlines())
     return {ln for ln in secret - public if len(ln) >= 12 and not ln.startswith("#")}
 
 
@@ -34,10 +30,9 @@ def file_text(path: Path) -> str:
     """The text a student sees in a file: a notebook's cell sources and outputs, or the file itself."""
     if path.suffix != ".ipynb":
         return path.read_text(errors="replace")
-    nb = json.loads(path.read_text())
     parts = []
-    for cell in nb["cells"]:
-        parts.append(cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"]))
+    for cell in load(path).cells:
+        parts.append(cell.source)
         for out in cell.get("outputs", []):
             parts.append(json.dumps(out))
     return "\n".join(parts)

@@ -25,6 +25,7 @@ from typing import Any
 import nbformat
 
 from .layout import Course, CourseError
+from .notebooks import cell_grade_id, nbgrader_meta
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -58,9 +59,9 @@ def test_cell_order(course: Course, lesson: str) -> list[str]:
     ids = []
     for path in course.notebooks(lesson):
         for cell in nbformat.read(path, as_version=4).cells:
-            meta = cell.metadata.get("nbgrader", {})
+            meta = nbgrader_meta(cell)
             if meta.get("grade") and not meta.get("solution"):
-                ids.append(meta["grade_id"])
+                ids.append(cell_grade_id(cell))
     return ids
 
 
@@ -73,7 +74,7 @@ def _failure_messages(course: Course, student: str, lesson: str, cells: set[str]
         except Exception:  # noqa: BLE001 - an unreadable graded copy only costs the report its messages
             continue
         for cell in nb.cells:
-            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            gid = cell_grade_id(cell)
             if gid in cells:
                 for out in cell.get("outputs", []):
                     if out.get("output_type") == "error":

@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from .notebooks import cell_grade_id, nbgrader_meta
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -56,25 +58,15 @@ def read_notebook(path: Path) -> NotebookNode:
     return nb
 
 
-def nbgrader_meta(cell: object) -> dict:
-    """A cell's nbgrader metadata, or {} when absent or malformed (a student's file may hold anything)."""
-    if not isinstance(cell, dict):
-        return {}
-    meta = cell.get("metadata")
-    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
 def grade_ids(nb: dict) -> set[str]:
     """Every grade_id in a notebook's cells."""
     cells = nb.get("cells") if isinstance(nb, dict) else None
-    return {gid for c in (cells if isinstance(cells, list) else [])
-            if isinstance(gid := nbgrader_meta(c).get("grade_id"), str) and gid}
+    return {gid for c in (cells if isinstance(cells, list) else []) if (gid := cell_grade_id(c))}
 
 
 def answer_ids(release: NotebookNode) -> list[str]:
     """The grade_ids of the release's answer cells (autograded and written), in notebook order."""
-    return [nbgrader_meta(c)["grade_id"] for c in release.cells if nbgrader_meta(c).get("solution")]
+    return [cell_grade_id(c) for c in release.cells if nbgrader_meta(c).get("solution")]
 
 
 def rebuild(release: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNode, list[str]]:
