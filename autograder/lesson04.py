@@ -13,14 +13,14 @@ derivatives. A slip is reported once, where it happened, with its cause; entries
 back until it is fixed, and a cause is named only when the student's numbers fit that one cause alone.
 
 A later stage is judged on the earlier stages only when those pass their own check (an all-zero delta
-table must not make all-zero derivatives look consistent). When grading, the hidden reference is
-importable and a later stage also passes when it follows from the CORRECT earlier numbers, so a slip in one
-stage costs only that stage's points; the hidden checks compare every number with the reference engine.
+table must not make all-zero derivatives look consistent). When grading, the hidden module (which imports
+this one; this one never imports it) installs the correct earlier numbers with `install_reference`, and a
+later stage also passes when it follows from them, so a slip in one stage costs only that stage's points;
+the hidden checks compare every number with the reference engine, in the grader.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from collections.abc import Callable
@@ -31,7 +31,7 @@ from autograder.checks import CheckFailure, NotDone, passed
 __all__ = [
     "WEIGHTS", "BIAS", "X", "Y", "LR", "UNITS", "DELTAS", "WEIGHT_NAMES", "STAGES",
     "check_forward", "check_deltas", "check_deltas_plus", "check_weight_grads", "check_update",
-    "draw_network", "verdict",
+    "draw_network", "verdict", "install_reference",
 ]
 
 # The checks read this private, read-only copy: whatever a notebook does to WEIGHTS cannot change them.
@@ -154,16 +154,22 @@ def _forward_entries(forward: object, xs: tuple[float, ...] = X) -> dict[float, 
     return {x: _entries(forward[x], UNITS, f"forward[{x:g}]") for x in xs}
 
 
-def _reference() -> dict | None:
-    """The hidden reference answers when importable (on the grader's machine), else None.
+_REFERENCE: dict | None = None  # the correct numbers, only where the grader installed them
 
-    Imported at call time: the hidden module imports this one. Students' kits lack it, because it would
-    hand out the answers."""
-    try:
-        hidden = importlib.import_module("autograder.hidden.lesson04")
-    except ImportError:
-        return None
-    return hidden.reference_answers()
+
+def install_reference(answers: dict | None) -> None:
+    """Let a later stage also pass when it follows from the CORRECT earlier numbers (``answers`` in the
+    shape of the stages: forward[x], deltas, grads), so one slip costs only its own stage's points.
+
+    Only the hidden module calls this, when grading (it imports this one, never the other way round); a
+    student's kit has no correct numbers, so there a later stage is judged on their own earlier stages."""
+    global _REFERENCE
+    _REFERENCE = answers
+
+
+def _reference() -> dict | None:
+    """The correct earlier numbers when the grader installed them, else None."""
+    return _REFERENCE
 
 
 def _fail(errors: list[str]) -> None:

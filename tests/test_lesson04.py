@@ -8,6 +8,7 @@ lose its points and every other stage keep them, both in the fast check tests an
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import lesson_harness as harness
@@ -438,13 +439,71 @@ def test_student_version_has_no_answers_or_hidden_tests_scores_zero_and_still_ru
         assert not [o for o in by_id[grade_id].outputs if o.output_type == "error"], grade_id
 
 
-# Two representative mistakes go through a real kernel; the in-process tests above cover every one.
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["bias forgotten in z3", "inactive ReLU passes gradient"])
-def test_a_typical_mistake_loses_only_its_own_points(notebooks, source_nb, name):
-    stage, source, _, _ = BUGS[name]
-    scores = harness.run_and_grade(notebooks, notebooks.with_cell_source(source_nb, stage, source))
+# ------------------------------------------------------------------------------------------------------
+# The notebook judged as grading judges it (grader-side test cells, answers fetched over the channel)
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """The answer namespace of a judged run executes the given cells, which draw the network."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def test_judged_the_solved_notebook_earns_full_marks():
+    harness.assert_full_marks(harness.judged_in_process(NOTEBOOK), TEST_CELLS.values())
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_judged_a_typical_mistake_loses_only_its_own_points_and_names_the_cause(name):
+    """Graded, the test cell imports the hidden module first, so a later stage also passes on the correct
+    earlier numbers: each slip costs exactly its own stage, with the visible check's message."""
+    stage, source, visible_words, _ = BUGS[name]
+    scores = harness.judged_in_process(NOTEBOOK, {stage: source})
     harness.assert_only_cells_lose_points(scores, [TEST_CELLS[stage]], what=name)
+    assert visible_words in scores[TEST_CELLS[stage]].error, scores[TEST_CELLS[stage]].error
+
+
+def test_judged_other_entry_styles_earn_full_marks_and_all_zeros_earn_nothing():
+    harness.assert_full_marks(harness.judged_in_process(NOTEBOOK, OTHER_STYLE), TEST_CELLS.values())
+    harness.assert_zero_everywhere(harness.judged_in_process(NOTEBOOK, ALL_ZERO), TEST_CELLS.values())
+
+
+def test_judged_an_update_written_into_grads_costs_the_derivatives():
+    """Graded, each answer reaches the grader as its own copy, so `updated is grads` cannot be seen there;
+    the values still show it: grads holds weights after a step (the student's kernel names the alias)."""
+    aliased = "updated = grads\nfor k in updated:\n    updated[k] = WEIGHTS[k] - 0.1 * updated[k]\n"
+    scores = harness.judged_in_process(NOTEBOOK, {"updated_weights": aliased})
+    harness.assert_only_cells_lose_points(scores, [TEST_CELLS["weight_grads"]], what="updated = grads")
+    assert "grads now holds weights after an SGD step" in scores[TEST_CELLS["weight_grads"]].error
+
+
+def test_the_visible_module_never_imports_the_hidden_one():
+    text = Path(visible.__file__).read_text()
+    assert "autograder.hidden" not in text and "importlib" not in text
+    assert visible._reference() is not None  # installed by importing the hidden module (this file does)
+
+
+# Two representative mistakes go through a real kernel, in one run (each in its own stage; the stages after
+# them pass on the correct earlier numbers, so the deltas' message speaks of the correct z4); the judged tests
+# above cover every one.
+KERNEL_BUGS = {"bias forgotten in z3": "the bias b = -0.5 is missing",
+               "inactive ReLU passes gradient": "unit 4's ReLU is inactive (the correct z4 <= 0)"}
+
+
+@pytest.mark.slow
+def test_typical_mistakes_lose_only_their_own_points(notebooks, source_nb):
+    nb = source_nb
+    for name in KERNEL_BUGS:
+        nb = notebooks.with_cell_source(nb, BUGS[name][0], BUGS[name][1])
+    scores = harness.run_and_grade(notebooks, nb)
+    harness.assert_only_cells_lose_points(scores, [TEST_CELLS[BUGS[name][0]] for name in KERNEL_BUGS],
+                                          what=" and ".join(KERNEL_BUGS))
+    for name, words in KERNEL_BUGS.items():
+        stage = BUGS[name][0]
+        assert words in scores[TEST_CELLS[stage]].error, scores[TEST_CELLS[stage]].error
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -465,11 +524,14 @@ print("kit checks passed")
 '''
 
 
+HIDDEN_BLOCK = re.compile(r"^### BEGIN HIDDEN TESTS$.*?^### END HIDDEN TESTS$\n?", re.M | re.S)
+
+
 def kit_script() -> str:
-    """The notebook's code cells in order (test cells cut before the hidden tests) with the hidden modules
+    """The notebook's code cells in order (test cells without their hidden blocks) with the hidden modules
     blocked, then a wrong update: what a student runs from the kit."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in nb.cells if c.cell_type == "code"]
+    cells = [HIDDEN_BLOCK.sub("", c.source) for c in nb.cells if c.cell_type == "code"]
     return "\n\n".join(cells) + "\n" + KIT_BUGS
 
 
