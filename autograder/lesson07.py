@@ -86,7 +86,7 @@ def kernel_probe(name: str, *args: object, **kwargs: object) -> tuple[str, objec
 KERNEL_WORK = frozenset({
     "verify_module_parameters", "verify_linear", "verify_sgd_step", "verify_adam_step", "verify_train_epoch",
     "verify_evaluate", "observe_module_tree", "observe_module_chain", "observe_linear", "observe_optimizer",
-    "observe_train_epoch", "observe_evaluate",
+    "observe_epoch", "observe_orders", "observe_evaluate",
 })
 
 
@@ -1026,9 +1026,9 @@ def _mse_gradients(
     return x.T @ r, r.sum(axis=0)
 
 
-def _keys(model: RecordingLinearModel) -> np.ndarray:
-    """The examples' keys (column 0 of X) in the order the model saw them."""
-    return np.concatenate([s[:, 0] for s in model.seen]) if model.seen else np.zeros(0)
+def _keys(seen: list[np.ndarray]) -> np.ndarray:
+    """The examples' keys (column 0 of X) in the order the model saw them (`seen`: its batches)."""
+    return np.concatenate([s[:, 0] for s in seen]) if seen else np.zeros(0)
 
 
 def _keyed_data(rng: np.random.Generator, n: int, d_in: int = 3, d_out: int = 2
@@ -1071,12 +1071,12 @@ def _epoch(
     return result, model, loss_fn, opt
 
 
-def _check_pairs(model: RecordingLinearModel, loss_fn: RecordingMSE, X: np.ndarray, y: np.ndarray,
+def _check_pairs(seen: list[np.ndarray], targets: list[np.ndarray], X: np.ndarray, y: np.ndarray,
                  seed: int) -> None:
     """Every target row handed to the loss is the label of the input row in the same place of the batch."""
     row_of = {key: i for i, key in enumerate(X[:, 0])}
     start = 0
-    for k, (xb, yb) in enumerate(zip(model.seen, loss_fn.targets, strict=True)):
+    for k, (xb, yb) in enumerate(zip(seen, targets, strict=True)):
         rows = np.array([row_of[key] for key in xb[:, 0]])
         if yb.shape != (len(rows), y.shape[1]):
             raise CheckFailure(
@@ -1112,19 +1112,44 @@ def run_train_epoch(
 ) -> None:
     """Run one epoch of the student's train_epoch on recording stand-ins and verify what it did."""
     X, y = _keyed_data(rng, n)
-    result, model, loss_fn, opt = _epoch(
-        train_epoch, Tensor, Parameter, rng, X, y, batch_size, np.random.default_rng(seed)
-    )
+    seen = observe_epoch(train_epoch, Tensor, Parameter, int(rng.integers(2**62)), X, y, batch_size, seed)
+    judge_epoch(seen, X, y, batch_size, seed)
+
+
+def observe_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type, model_seed: int,
+                  X: np.ndarray, y: np.ndarray, batch_size: int, order_seed: int) -> dict:
+    """One epoch of the student's train_epoch on recording stand-ins (model drawn from `model_seed`, the
+    order's generator made from `order_seed`): what they saw, as data."""
+    X, y = np.array(X, dtype=float), np.array(y, dtype=float)
+    result, model, loss_fn, opt = _epoch(train_epoch, Tensor, Parameter, np.random.default_rng(model_seed),
+                                         X, y, batch_size, np.random.default_rng(order_seed))
+    try:
+        value = float(np.asarray(result, dtype=float))
+    except (TypeError, ValueError):
+        value = None
+    return {"seen": model.seen, "training": [training for training, _ in model.flags],
+            "targets": loss_fn.targets, "kept": None if loss_fn.kept is None else list(loss_fn.kept),
+            "grads": [grads for grads, _ in opt.steps], "params": [values for _, values in opt.steps],
+            "result": value, "result_repr": repr(result)[:200], "result_type": type(result).__name__,
+            "result_is_tensor": isinstance(result, Tensor)}
+
+
+def judge_epoch(seen: dict, X: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+    """Verify an epoch's observations (`observe_epoch`) against the data it was given, wherever they came
+    from: the loss values are computed here again from the parameters and batches seen."""
+    n = len(X)
+    batches, targets = seen["seen"], seen["targets"]
+    steps = list(zip(seen["grads"], seen["params"], strict=True))
     n_batches = -(-n // batch_size)
-    if len(opt.steps) != n_batches or len(model.seen) != n_batches:
+    if len(steps) != n_batches or len(batches) != n_batches:
         raise CheckFailure(
             "train_epoch: "
             f"with {n} examples and batch_size {batch_size} an epoch has {n_batches} minibatches (the last "
-            f"one smaller), so {n_batches} forward passes and optimizer steps; got {len(model.seen)} forward "
-            f"passes and {len(opt.steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial "
+            f"one smaller), so {n_batches} forward passes and optimizer steps; got {len(batches)} forward "
+            f"passes and {len(steps)} steps. Hint: range(0, len(X), batch_size) keeps the last partial "
             f"batch. (seed {seed})"
         )
-    keys = _keys(model)
+    keys = _keys(batches)
     if len(keys) != n or not np.array_equal(np.sort(keys), np.sort(X[:, 0])):
         raise CheckFailure(
             "train_epoch: "
@@ -1136,19 +1161,19 @@ def run_train_epoch(
             "train_epoch: the examples were visited in their stored order: shuffle them every epoch with "
             f"rng.permutation(len(X)). (seed {seed})"
         )
-    _check_pairs(model, loss_fn, X, y, seed)
-    if not all(training for training, _ in model.flags):
+    _check_pairs(batches, targets, X, y, seed)
+    if not all(seen["training"]):
         raise CheckFailure(
             "train_epoch: "
             "the model was not in training mode during the epoch: call model.train() first (the check "
             f"handed you a model in eval mode). (seed {seed})"
         )
-    if loss_fn.kept is not None or isinstance(result, Tensor):
+    if seen["kept"] is not None or seen["result_is_tensor"]:
         where = (
-            f" (minibatch {loss_fn.kept[0] + 1}'s graph was still alive when minibatch {loss_fn.kept[1] + 1} "
+            f" (minibatch {seen['kept'][0] + 1}'s graph was still alive when minibatch {seen['kept'][1] + 1} "
             "was trained)"
-            if loss_fn.kept is not None
-            else f" (it returned a {type(result).__name__}, which carries the whole epoch's graph)"
+            if seen["kept"] is not None
+            else f" (it returned a {seen['result_type']}, which carries the whole epoch's graph)"
         )
         raise CheckFailure(
             f"train_epoch kept every minibatch's graph alive until the epoch ended{where}: a running total "
@@ -1156,7 +1181,7 @@ def run_train_epoch(
             "all the batches' graphs (a list of loss Tensors does the same). Add plain numbers instead: "
             f"loss.item() times the batch size. (seed {seed})"
         )
-    for k, ((grads, values), xb, yb) in enumerate(zip(opt.steps, model.seen, loss_fn.targets, strict=True)):
+    for k, ((grads, values), xb, yb) in enumerate(zip(steps, batches, targets, strict=True)):
         gW, gb = _mse_gradients(values[0], values[1], xb, yb)
         if grads[0] is None or grads[1] is None:
             raise CheckFailure(
@@ -1165,7 +1190,7 @@ def run_train_epoch(
                 "before optimizer.step(), and optimizer.zero_grad() before the forward pass, not between "
                 f"backward() and step(). (seed {seed})"
             )
-        if k > 0 and np.allclose(grads[0], gW + opt.steps[k - 1][0][0], rtol=1e-6):
+        if k > 0 and np.allclose(grads[0], gW + steps[k - 1][0][0], rtol=1e-6):
             raise CheckFailure(
                 "train_epoch: "
                 f"at step {k + 1} the gradient was the sum of this batch's gradient and the previous ones: "
@@ -1198,17 +1223,18 @@ def run_train_epoch(
             atol=1e-12,
             hint=f"targets must be the labels of the same examples as the inputs (seed {seed})",
         )
-    sizes = np.array([len(s) for s in model.seen])
-    expected = float(np.dot(sizes, loss_fn.values) / n)
-    try:
-        value = float(np.asarray(result, dtype=float))
-    except (TypeError, ValueError):
+    sizes = np.array([len(s) for s in batches])
+    values = np.array([float(np.mean((xb @ W + b - yb) ** 2))
+                       for (_, (W, b)), xb, yb in zip(steps, batches, targets, strict=True)])
+    expected = float(np.dot(sizes, values) / n)
+    value = seen["result"]
+    if value is None:
         raise CheckFailure(
-            f"train_epoch must return the epoch's mean loss as a number, got {result!r}."
-        ) from None
+            f"train_epoch must return the epoch's mean loss as a number, got {seen['result_repr']}."
+        )
     if not np.isfinite(value):
         raise CheckFailure(f"train_epoch returned {value} as the mean loss: return a finite number.")
-    plain_mean = float(np.mean(loss_fn.values))
+    plain_mean = float(np.mean(values))
     hint = (
         "that is the plain mean of the batch losses; weight each batch loss by its batch size and divide by "
         "the number of examples"
@@ -1230,11 +1256,26 @@ def check_order_from_rng(
     """The visiting order comes from the rng argument alone: generators made from one seed give the same
     order, from two seeds different orders, and one generator used twice two different orders."""
     X, y = _keyed_data(rng, 24)
+    judge_orders(observe_orders(train_epoch, Tensor, Parameter, int(rng.integers(2**62)), X, y, seed), seed)
+
+
+def observe_orders(train_epoch: Callable[..., object], Tensor: type, Parameter: type, model_seed: int,
+                   X: np.ndarray, y: np.ndarray, seed: int) -> list[np.ndarray]:
+    """The orders (keys seen) of six epochs in batches of 8: two with generators from `seed`, one from
+    `seed` and one from `seed + 1`, then two with one generator from `seed`."""
+    rng = np.random.default_rng(model_seed)
+    X, y = np.array(X, dtype=float), np.array(y, dtype=float)
 
     def order(gen: np.random.Generator) -> np.ndarray:
-        return _keys(_epoch(train_epoch, Tensor, Parameter, rng, X, y, 8, gen)[1])
+        return _keys(_epoch(train_epoch, Tensor, Parameter, rng, X, y, 8, gen)[1].seen)
 
-    if not np.array_equal(order(np.random.default_rng(seed)), order(np.random.default_rng(seed))):
+    gen = np.random.default_rng(seed)
+    return [order(np.random.default_rng(s)) for s in (seed, seed, seed, seed + 1)] + [order(gen), order(gen)]
+
+
+def judge_orders(orders: list[np.ndarray], seed: int) -> None:
+    """Orders from `observe_orders`: the same seed gives the same order, others a different one."""
+    if not np.array_equal(orders[0], orders[1]):
         raise CheckFailure(
             "train_epoch: "
             "two epochs given generators made from the same seed visited the examples in different orders: "
@@ -1242,15 +1283,14 @@ def check_order_from_rng(
             "generator), so that one seed reproduces a run; the PyTorch comparison in this lesson relies on "
             f"it. (seed {seed})"
         )
-    if np.array_equal(order(np.random.default_rng(seed)), order(np.random.default_rng(seed + 1))):
+    if np.array_equal(orders[2], orders[3]):
         raise CheckFailure(
             "train_epoch: "
             "epochs given generators made from two different seeds visited the examples in the same order: "
             "the order does not come from the rng argument (a generator with a fixed seed of your own?). "
             f"Use rng.permutation. (seed {seed})"
         )
-    gen = np.random.default_rng(seed)
-    if np.array_equal(order(gen), order(gen)):
+    if np.array_equal(orders[4], orders[5]):
         raise CheckFailure(
             "train_epoch: "
             "two epochs with the same generator visited the examples in the same order: draw a new "
@@ -1304,21 +1344,34 @@ def run_evaluate(
 ) -> None:
     """Run the student's evaluate on a recording linear classifier whose loss and accuracy the check knows
     (about a third of the labels made wrong), and verify what it did and returned."""
+    X, y, W, b = evaluate_case(rng, n)
+    seen = observe_evaluate(evaluate, Tensor, Parameter, GradMode, X, y, W, b, batch_size)
+    judge_evaluate(seen, X, y, W, b, batch_size, seed)
+
+
+def evaluate_case(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X, labels, W, b) for a linear classifier x @ W + b that gets about two thirds of the labels right."""
     d_in, k = 4, 5
     X = rng.standard_normal((n, d_in))
-    model = RecordingLinearModel(Tensor, Parameter, rng, d_in, k, grad_mode=GradMode)
-    model.W.data = model.W.data * 4
-    logits = X @ model.W.data + model.b.data
-    pred = logits.argmax(axis=1)
-    y = pred.copy()
+    W, b = rng.standard_normal((d_in, k)) * 1.2, rng.standard_normal(k) * 0.1
+    y = (X @ W + b).argmax(axis=1)
     # make about a third wrong, never the last example: the last (partial) batch then always has a correct
     # prediction, so counting it as a full batch shows
     flip = rng.choice(n - 1, size=n // 3, replace=False)
     y[flip] = (y[flip] + rng.integers(1, k, size=len(flip))) % k
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    expected_loss = float(-logp[np.arange(n), y].mean())
-    expected_acc = float(np.mean(pred == y))
+    return X, y, W, b
+
+
+def observe_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type,
+                     X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, batch_size: int | None
+                     ) -> dict:
+    """The student's evaluate on the recording classifier x @ W + b, called in training mode: what it
+    returned (two numbers), the training flag and grad mode at each forward pass, whether the parameters
+    changed. A result that is not two plain numbers, or an error, ends here with its message."""
+    X, y = np.array(X, dtype=float), np.array(y, dtype=np.int64)
+    model = RecordingLinearModel(Tensor, Parameter, np.random.default_rng(0), X.shape[1], len(b),
+                                 grad_mode=GradMode)
+    model.W.data, model.b.data = np.array(W, dtype=float), np.array(b, dtype=float)
     before = [p.data.copy() for p in model.parameters()]
     model.train()
     saved = GradMode.enabled
@@ -1364,24 +1417,44 @@ def run_evaluate(
             "evaluate must return two numbers (mean_loss, accuracy), got values of shapes "
             f"{[np.shape(value) for value in result]}: reduce each to one float over all examples."
         )
-    if any(training for training, _ in model.flags):
+    try:
+        numbers = [float(value) for value in result]
+    except (TypeError, ValueError):
+        numbers = None
+    return {"result": numbers, "result_repr": repr(result)[:200],
+            "training": [training for training, _ in model.flags],
+            "enabled": [enabled for _, enabled in model.flags],
+            "changed": any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before,
+                                                                         strict=True))}
+
+
+def judge_evaluate(seen: dict, X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray,
+                   batch_size: int | None, seed: int) -> None:
+    """Verify evaluate's observations (`observe_evaluate`) against the loss and accuracy computed here."""
+    n = len(X)
+    logits = X @ W + b
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected_loss = float(-logp[np.arange(n), y].mean())
+    expected_acc = float(np.mean(logits.argmax(axis=1) == y))
+    if any(seen["training"]):
         raise CheckFailure(
             "evaluate: the model was in training mode: call model.eval() first (dropout and similar "
             f"layers behave differently when training). (seed {seed})"
         )
-    if any(enabled for _, enabled in model.flags):
+    if any(seen["enabled"]):
         raise CheckFailure(
             "evaluate recorded a graph: run the forward passes inside `with no_grad():` so no activations "
             f"are kept for a backward pass that never comes. (seed {seed})"
         )
-    if any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True)):
+    if seen["changed"]:
         raise CheckFailure("evaluate changed the model's parameters; it must only read them.")
+    result = seen["result"]
+    if result is None:
+        raise CheckFailure(
+            f"evaluate must return two numbers (mean_loss, accuracy), got {seen['result_repr']}.")
     bs = "default" if batch_size is None else batch_size
-    try:
-        swapped = np.allclose(np.asarray(result, dtype=float), [expected_acc, expected_loss], rtol=1e-9)
-    except (TypeError, ValueError):
-        swapped = False  # not numbers: check_close below says so
-    if swapped:
+    if np.allclose(result, [expected_acc, expected_loss], rtol=1e-9):
         raise CheckFailure(
             "evaluate returned (accuracy, mean_loss): the order is (mean_loss, accuracy), as the training "
             "cell unpacks it."
@@ -1481,19 +1554,3 @@ def observe_optimizer(Optimizer: type, Parameter: type, settings: dict, starts: 
     grads = [[None if g is None else np.array(g, dtype=float) for g in row] for row in grads]
     return _run_optimizer(lambda ps: Optimizer(ps, **settings), Parameter,
                           [np.array(s, dtype=float) for s in starts], grads)
-
-
-def observe_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type, seed: int,
-                        n: int, batch_size: int) -> str:
-    """`run_train_epoch` on n examples from `seed` (the stand-ins must live where the student's code runs)."""
-    run_train_epoch(train_epoch, Tensor, Parameter, np.random.default_rng(seed), n=n, batch_size=batch_size,
-                    seed=seed)
-    return f"{n} examples in batches of {batch_size}"
-
-
-def observe_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type,
-                     seed: int, n: int, batch_size: int | None) -> str:
-    """`run_evaluate` on n examples from `seed` (the stand-ins must live where the student's code runs)."""
-    run_evaluate(evaluate, Tensor, Parameter, GradMode, np.random.default_rng(seed), n=n,
-                 batch_size=batch_size, seed=seed)
-    return f"{n} examples in batches of {batch_size or 'the default size'}"

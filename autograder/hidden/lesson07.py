@@ -226,20 +226,32 @@ def check_adam_step(Adam: type, Parameter: type) -> None:
 
 
 def check_train_epoch(train_epoch: Callable[..., object], Tensor: type, Parameter: type) -> None:
-    """The visible check's work, then awkward sizes: a batch larger than the data, a batch size of 7."""
+    """The visible check's work, then epochs on data drawn here, judged here: 48 examples in batches of
+    16, a batch larger than the data, a batch size of 7, and the orders of six epochs."""
     seed = new_seed(None)
+    rng = np.random.default_rng(seed)
     kernel("verify_train_epoch", train_epoch, Tensor, Parameter, seed=seed)
     sizes = ((48, 16), (37, 64), (30, 7))
     for n, bs in sizes:
-        kernel("observe_train_epoch", train_epoch, Tensor, Parameter, seed + n, n, bs)
-    passed("train_epoch (grading)", f"(examples, batch size) = {sizes} (seed {seed})")
+        X, y = visible._keyed_data(rng, n)
+        seen = kernel("observe_epoch", train_epoch, Tensor, Parameter, int(rng.integers(2**62)), X, y, bs,
+                      seed + n)
+        visible.judge_epoch(seen, X, y, bs, seed + n)
+    X, y = visible._keyed_data(rng, 24)
+    orders = kernel("observe_orders", train_epoch, Tensor, Parameter, int(rng.integers(2**62)), X, y, seed)
+    visible.judge_orders(orders, seed)
+    passed("train_epoch (grading)", f"(examples, batch size) = {sizes}, six epochs' orders (seed {seed})")
 
 
 def check_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: type, GradMode: type) -> None:
-    """The visible check's work, then a batch larger than the data, the default batch size, batches of 8."""
+    """The visible check's work, then cases drawn and judged here: a batch larger than the data, the
+    default batch size, batches of 8."""
     seed = new_seed(None)
+    rng = np.random.default_rng(seed)
     kernel("verify_evaluate", evaluate, Tensor, Parameter, GradMode, seed=seed)
     sizes = ((50, 50), (33, 8), (20, None), (300, None), (9, 100))
     for n, bs in sizes:
-        kernel("observe_evaluate", evaluate, Tensor, Parameter, GradMode, seed + n, n, bs)
+        X, y, W, b = visible.evaluate_case(rng, n)
+        seen = kernel("observe_evaluate", evaluate, Tensor, Parameter, GradMode, X, y, W, b, bs)
+        visible.judge_evaluate(seen, X, y, W, b, bs, seed)
     passed("evaluate (grading)", f"(examples, batch size) = {sizes}, None meaning the default (seed {seed})")
