@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import linecache
 import math
 import numbers
-import os
-import sysconfig
-import traceback
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from autograder.checks import CheckFailure, NotDone, call_student, new_seed, passed
+from autograder.checks import CheckFailure, NotDone, call_student, new_seed, passed, student_frame
 
 __all__ = [
     "check_forward_difference",
@@ -183,21 +179,13 @@ def as_real_scalar(value: object, call: str, seed: int, *, python_float: bool = 
     return out
 
 
-_NOT_STUDENT = tuple(os.path.dirname(p) + os.sep for p in (__file__, np.__file__)) + (
-    sysconfig.get_paths()["stdlib"] + os.sep,)
-
-
 def student_line(error: BaseException | None) -> str:
     """Where in the student's own code an exception was raised, as a sentence ('' if it cannot be told):
     the checker's message replaces the traceback, so the line number must travel in the message."""
-    if error is None:
+    frame = student_frame(error)
+    if frame is None:
         return ""
-    frames = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(error.__traceback__)]
-    own = [(name, line) for name, line in frames if not os.path.abspath(name).startswith(_NOT_STUDENT)]
-    if not own:
-        return ""
-    name, line = own[-1]
-    text = linecache.getline(name, line).strip()
+    _, line, text = frame
     return f"it happened at line {line} of your answer cell" + (f": `{text}`" if text else "") + ". "
 
 

@@ -2,8 +2,8 @@
 
 Each wrong solution in BUGS is a mistake students make. In process, it replaces its answer cell in the
 notebook's namespace: the visible check must fail naming the cause, the hidden check must fail, and every
-other exercise's checks must still pass (it loses only its own points). A few representatives also run
-through a real kernel and nbgrader's scoring.
+other exercise's checks must still pass (it loses only its own points). Every bug and other style is also
+judged as grading judges it (`judged_in_process`); two representatives run through a real kernel.
 """
 
 from __future__ import annotations
@@ -381,8 +381,8 @@ def test_a_blank_exercise_says_it_is_not_written_yet_in_both_checks(name):
 
 @pytest.mark.parametrize(("name", "bug"), [(name, bug) for name, bugs in BUGS.items() for bug in bugs])
 def test_each_bug_fails_its_own_checks_with_its_cause_and_no_other(name, bug):
-    """The bug in the notebook's own namespace: the visible check names the cause on every seed, the hidden
-    check fails, and every other exercise (defined by the notebook's solution cells) still passes both."""
+    """The bug in the notebook's own namespace: the visible check names the cause on every seed and the
+    hidden check fails (that every other exercise keeps its points is judged below, as grading does)."""
     source, fragment = BUGS[name][bug]
     ns = harness.answer_namespace(NOTEBOOK, replace={name: harness.answer_cell(source, HEADER)})
     check_visible, check_hidden = CHECKS[name]
@@ -401,10 +401,6 @@ def test_each_bug_fails_its_own_checks_with_its_cause_and_no_other(name, bug):
     for seed in range(3):
         with pytest.raises(CheckFailure):
             check_hidden(ns[name], seed=seed)
-    for other, (other_visible, other_hidden) in CHECKS.items():
-        if other != name:
-            other_visible(ns[other], seed=1)
-            other_hidden(ns[other], seed=1)
 
 
 def test_checks_draw_fresh_randomness_and_report_the_seed():
@@ -484,24 +480,43 @@ def test_blank_release_scores_zero_with_one_message_per_exercise(notebooks, sour
     assert waiting == 5
 
 
-# Through a real kernel and nbgrader's scoring, representatives only: the in-process test above runs every
-# bug against every exercise's checks.
-BUG_CASES = [("central_difference", "divides_by_h"), ("numerical_gradient", "changes_x"),
-             ("relative_error", "entry_by_entry")]
+# Judged as grading judges it: the test cells run in the grader's process, the answers are served over the
+# grading channel (Remote functions, grader-side test functions as callbacks, arrays written back).
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "bug"), BUG_CASES)
-def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb, name, bug):
-    nb = notebooks.with_cell_source(source_nb, name, harness.answer_cell(BUGS[name][bug][0], HEADER))
-    harness.assert_only_cells_lose_points(harness.run_and_grade(notebooks, nb), [TEST_CELLS[name]],
-                                          what=f"{bug} in {name}")
+def test_judged_the_solved_notebook_earns_full_marks():
+    harness.assert_full_marks(harness.judged_in_process(NOTEBOOK), TEST_CELLS.values())
 
 
-@pytest.mark.slow
-def test_correct_solutions_in_another_style_earn_full_marks(notebooks, source_nb):
+@pytest.mark.parametrize(("name", "bug"), [(name, bug) for name, bugs in BUGS.items() for bug in bugs])
+def test_judged_each_bug_loses_only_its_own_points_and_names_its_cause(name, bug):
+    source, fragment = BUGS[name][bug]
+    scores = harness.judged_in_process(NOTEBOOK, {name: harness.answer_cell(source, HEADER)})
+    harness.assert_only_cells_lose_points(scores, [TEST_CELLS[name]], what=f"{bug} in {name}")
+    assert fragment in scores[TEST_CELLS[name]].error, scores[TEST_CELLS[name]].error
+
+
+def test_judged_correct_solutions_in_another_style_earn_full_marks():
     answers = {name: harness.answer_cell(body, HEADER) for name, body in OTHER_STYLES.items()}
-    harness.assert_answers_earn_full_marks(notebooks, source_nb, answers)
+    harness.assert_full_marks(harness.judged_in_process(NOTEBOOK, answers), TEST_CELLS.values())
+
+
+# Through a real kernel and nbgrader's scoring, representatives only (in one run: each is in its own
+# exercise): the judged tests above run every bug through the grading channel. One changes x in place (the
+# kernel's write-back of a mutated argument).
+BUG_CASES = [("central_difference", "divides_by_h"), ("numerical_gradient", "changes_x")]
+
+
+@pytest.mark.slow
+def test_typical_bugs_lose_only_their_own_points(notebooks, source_nb):
+    nb = source_nb
+    for name, bug in BUG_CASES:
+        nb = notebooks.with_cell_source(nb, name, harness.answer_cell(BUGS[name][bug][0], HEADER))
+    scores = harness.run_and_grade(notebooks, nb)
+    harness.assert_only_cells_lose_points(scores, [TEST_CELLS[name] for name, _ in BUG_CASES],
+                                          what=" and ".join(bug for _, bug in BUG_CASES))
+    for name, bug in BUG_CASES:
+        assert BUGS[name][bug][1] in scores[TEST_CELLS[name]].error, scores[TEST_CELLS[name]].error
 
 
 # ---------------------------------------------------------------------------------------------------------
