@@ -2,8 +2,9 @@
 
 They reuse the visible machinery with more and harder cases: wider steps and points, 0-d, 1-element and
 3-D inputs, lists and integer arrays, and relative errors of arrays of several shapes; then they compare
-with the course's reference implementation (`reference_impl.numerical`, imported only here). They print
-nothing when they pass: the visible check's line already says what a student can know was compared.
+with the course's reference implementation (`reference_impl.numerical`, imported at the top, so a grader
+without it fails loudly). They print nothing when they pass: the visible check's line already says what a
+student can know was compared.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from autograder.lesson01 import (
     gradient_case,
     gradient_result,
 )
+from reference_impl.numerical import numerical_gradient as reference_gradient
+from reference_impl.numerical import relative_error as reference_relative_error
 
 __all__ = [
     "check_forward_difference",
@@ -73,8 +76,6 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None =
     gradient_case(numerical_gradient, ArrayFunction(rng, (4,)), as_list, 1e-3, seed, what="a Python list")
     ints = rng.integers(-3, 4, size=5)
     gradient_case(numerical_gradient, ArrayFunction(rng, (5,)), ints, 1e-3, seed, what="an integer array")
-    from reference_impl.numerical import numerical_gradient as reference_gradient
-
     f = ArrayFunction(rng, (3, 2))
     x = rng.normal(size=(3, 2))
     call = "numerical_gradient(f, x, h=0.0001) with x of shape (3, 2)"
@@ -126,8 +127,6 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
     m = rng.normal(size=(3, 4)) * 1e3
     relative_error_case(relative_error, m, m + rng.normal(size=(3, 4)), seed)
     relative_error_case(relative_error, -m, m, seed)
-    from reference_impl.numerical import relative_error as reference_relative_error
-
     for _ in range(5):
         a, b = rng.normal(size=(2, 3)) * 10.0 ** rng.uniform(-3, 3), rng.normal(size=(2, 3))
         expected = reference_relative_error(a, b)
