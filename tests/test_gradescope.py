@@ -22,7 +22,7 @@ import pytest
 from autograder.course import notebooks
 from autograder.course.gradescope import (
     GRADER_FAILED,
-    MARK_MIME,
+    MARK_PREFIX,
     VISIBILITIES,
     BadUpload,
     GradedCell,
@@ -73,7 +73,7 @@ def assert_valid(res: dict) -> None:
     assert len({t["name"] for t in res["tests"]}) == len(res["tests"])
     text = json.dumps(res)
     assert "Traceback" not in text and "autograder.hidden" not in text and "HIDDEN TESTS" not in text
-    assert MARK_MIME not in text
+    assert MARK_PREFIX not in text
 
 
 @pytest.fixture(scope="module")
@@ -244,33 +244,37 @@ def test_a_renamed_notebook_is_found_by_its_cells_and_checkpoints_are_ignored(tm
         choose_submission(tmp_path, plan)
 
 
-def test_the_marker_goes_just_before_each_hidden_block_with_its_indentation(tmp_path: Path) -> None:
+def test_the_marker_goes_just_before_the_last_hidden_block_with_its_indentation(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("check(f)\n### BEGIN HIDDEN TESTS\nhidden(f)\n### END HIDDEN TESTS"),
         nbformat.v4.new_code_cell("for k in range(2):\n    check(k)\n    ### BEGIN HIDDEN TESTS\n"
                                   "    hidden(k)\n    ### END HIDDEN TESTS"),
         nbformat.v4.new_code_cell("check(g)"),
+        nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nimport hidden\n### END HIDDEN TESTS\ncheck(h)\n"
+                                  "### BEGIN HIDDEN TESTS\nhidden.check(h)\n### END HIDDEN TESTS"),
     ])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    assert mark_visible_parts(path, "tok") == 2
+    assert mark_visible_parts(path, "tok") == 3
     cells = nbformat.read(path, as_version=4).cells
     first, second = cells[0].source.split("\n"), cells[1].source.split("\n")
     assert first[0] == "check(f)" and "tok" in first[1] and first[2] == "### BEGIN HIDDEN TESTS"
-    assert second[2].startswith("    __import__") and "tok" in second[2]
+    assert second[2].startswith("    print(") and "tok" in second[2]
     assert cells[2].source == "check(g)"
     compile(cells[1].source, "cell", "exec")
+    last = cells[3].source.split("\n")  # a hidden block before the visible check: marked after the check
+    assert last[3] == "check(h)" and "tok" in last[4] and last[5] == "### BEGIN HIDDEN TESTS"
 
 
-def test_the_token_is_read_from_display_outputs_only() -> None:
+def test_the_token_is_read_from_the_graders_printed_output_only() -> None:
     def cell(gid: str, outputs: list) -> nbformat.NotebookNode:
         c = nbformat.v4.new_code_cell("", metadata={"nbgrader": {"grade_id": gid}})
         c.outputs = outputs
         return c
 
-    shown = nbformat.v4.new_output("display_data", data={MARK_MIME: "tok"})
-    forged = nbformat.v4.new_output("display_data", data={MARK_MIME: "guess"})
-    printed = nbformat.v4.new_output("stream", name="stdout", text="tok\n")
+    shown = nbformat.v4.new_output("stream", name="stdout", text=f"passed: x\n{MARK_PREFIX}tok\n")
+    forged = nbformat.v4.new_output("stream", name="stdout", text=f"{MARK_PREFIX}guess\n")
+    printed = nbformat.v4.new_output("display_data", data={"text/plain": f"{MARK_PREFIX}tok"})
     nb = nbformat.v4.new_notebook(cells=[cell("a", [shown]), cell("b", [forged]), cell("c", [printed])])
     assert visible_passed(nb, "tok") == {"a"}
 

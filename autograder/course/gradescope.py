@@ -19,8 +19,9 @@ autogrades it with the same safe settings, sandbox and kernel-death recovery, an
 in notebook order. A cell holding hidden tests is two entries: its visible checks (the ones the student
 can run) at once, with 0 points as information, and the whole cell, which is what nbgrader scores and
 carries all the cell's points, `after_published`. To know whether the visible part passed, the runner's
-copy of the source notebook gets, just before each `### BEGIN HIDDEN TESTS`, a line that displays a
-random token; student code could forge that display, which changes only the informational entry.
+copy of the source notebook gets, just before the cell's last `### BEGIN HIDDEN TESTS` (after its last
+visible check), a line that prints a random token. Test cells are judged in the grader, which writes
+their outputs, so student code cannot print it into a test cell.
 Written (hand-graded) answers are not tests and are not in the score: the instructor grades them as a
 separate, manually graded Gradescope question, and the `output` names them.
 All paths can be moved with COURSE_GRADESCOPE_ROOT (default /autograder), so a test can run
@@ -48,7 +49,7 @@ from .config import GradingLimits
 from .layout import Course, open_course
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
-MARK_MIME = "application/vnd.course.visible-checks+json"
+MARK_PREFIX = "visible checks done: "
 IGNORED_DIRS = {"__MACOSX", ".ipynb_checkpoints"}
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 GRADER_FAILED = ("The autograder failed on its own side while grading this submission; this is not a "
@@ -226,7 +227,7 @@ def choose_submission(folder: Path, plan: LessonPlan) -> tuple[Path, str]:
 # ---------------------------------------------------------------- observing the visible part
 
 def mark_visible_parts(notebook: Path, token: str) -> int:
-    """Insert, in each test cell with hidden tests, a line displaying `token` just before its hidden
+    """Insert, in each test cell with hidden tests, a line printing `token` just before its last hidden
     block (same indentation), so the graded notebook shows which cells ran their visible checks to the
     end. Edits the runner's throw-away copy of the source; returns how many cells were marked."""
     import nbformat
@@ -237,10 +238,9 @@ def mark_visible_parts(notebook: Path, token: str) -> int:
         if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
             continue
         lines = cell.source.split("\n")
-        at = next(i for i, line in enumerate(lines) if BEGIN_HIDDEN in line)
+        at = max(i for i, line in enumerate(lines) if BEGIN_HIDDEN in line)
         indent = lines[at][:len(lines[at]) - len(lines[at].lstrip())]
-        lines.insert(at, f'{indent}__import__("IPython.display", fromlist=["display"]).display('
-                         f'{{"{MARK_MIME}": "{token}"}}, raw=True)')
+        lines.insert(at, f'{indent}print("{MARK_PREFIX}{token}")')
         cell.source = "\n".join(lines)
         marked += 1
     nbformat.write(nb, notebook)
@@ -254,7 +254,7 @@ def visible_passed(graded: Any, token: str) -> set[str]:
     seen = set()
     for cell in graded.cells:
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "display_data" and out.get("data", {}).get(MARK_MIME) == token:
+            if out.get("output_type") == "stream" and f"{MARK_PREFIX}{token}" in out.get("text", ""):
                 seen.add(nbgrader_meta(cell).get("grade_id"))
     return seen
 
