@@ -1542,8 +1542,11 @@ def observe_linear(Linear: type, Tensor: type, n_in: int, n_out: int, seed: int,
     out = call_student("Linear.forward", lin, xt)
     call_student("backward through Linear", lambda: (out * Tensor(np.array(upstream))).sum().backward())
     grads = [None if t.grad is None else np.array(t.grad, dtype=float) for t in (lin.weight, lin.bias, xt)]
+    again = call_student("Linear", Linear, n_in, n_out, rng=np.random.default_rng(seed))
+    a, b = (call_student(f"Linear({n_in}, {n_out}) without an rng", Linear, n_in, n_out) for _ in "ab")
     return {"weight": weight, "bias": bias, "out": np.array(getattr(out, "data", np.nan), dtype=float),
-            "grads": grads}
+            "grads": grads, "same_seed_same_layer": bool(np.array_equal(again.weight.data, weight)),
+            "unseeded_layers_differ": not np.array_equal(a.weight.data, b.weight.data)}
 
 
 def observe_optimizer(Optimizer: type, Parameter: type, settings: dict, starts: list,

@@ -96,7 +96,9 @@ CASES = {  # student -> (answers, tamper, expected {test cell: score})
             "square": "import sys\ndef square(x):\n    print('oops', file=sys.stderr)\n    return x * x",
         },
         None,
-        {"test_square": 0, "test_cube": 1},
+        # a right answer that also writes to stderr keeps its points: the test cell is judged in the grader
+        # and the student's output while it is probed is not the cell's output
+        {"test_square": 2, "test_cube": 1},
     ),
     "hog": (
         {

@@ -717,7 +717,7 @@ def solution_ns() -> dict:
 
 @pytest.mark.parametrize("gid", list(EXERCISE_TESTS))
 def test_solution_passes_every_check_repeatedly(solution_ns: dict, gid: str) -> None:
-    for _ in range(4):
+    for _ in range(2):  # judged twice more below (test_the_solved_notebook_gets_full_marks_when_judged)
         _run_check(gid, solution_ns)
 
 
@@ -744,10 +744,9 @@ def test_each_bug_fails_its_checks_with_its_cause_and_costs_nothing_else(name: s
     grading does, the bug loses exactly its own exercise's points, with the cause in the cell's error."""
     gid, source, message = BUGS[name]
     ns = _namespace({gid: source})
-    for _ in range(2):  # every random draw must catch it
-        with pytest.raises(CheckFailure) as info:
-            _run_visible(gid, ns)
-        assert message in str(info.value), str(info.value)
+    with pytest.raises(CheckFailure) as info:  # every random draw must catch it: this one and the judged one
+        _run_visible(gid, ns)
+    assert message in str(info.value), str(info.value)
     with pytest.raises(CheckFailure):
         _run_hidden(gid, ns)
     scores = _judged({gid: source})
@@ -755,6 +754,24 @@ def test_each_bug_fails_its_checks_with_its_cause_and_costs_nothing_else(name: s
                                           expected_ids=TEST_CELLS)
     for cell in EXERCISE_TESTS[gid]:
         assert message in scores[cell].error, scores[cell].error
+
+
+def test_the_graders_own_judgement_catches_every_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hidden checks' verdicts do not rest on the kernel's: with a kernel that says every visible check
+    passed, each bug still fails its hidden check, judged from observations, and the solution and the other
+    styles still pass."""
+    real = checks.kernel_probe
+
+    def lying(name: str, *args: object, **kwargs: object) -> tuple[str, object]:
+        return ("ok", "") if name.startswith("verify_") else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(checks, "kernel_probe", lying)
+    for name, (gid, source, _) in BUGS.items():
+        with pytest.raises(CheckFailure):
+            _run_hidden(gid, _namespace({gid: source}))
+            pytest.fail(f"{name} passed the grader's own judgement")
+    for gid, source in [*OTHER_STYLES.values(), *((gid, None) for gid in EXERCISE_TESTS)]:
+        _run_hidden(gid, _namespace(None if source is None else {gid: source}))
 
 
 def test_a_failure_ends_with_the_call_that_repeats_it() -> None:

@@ -331,7 +331,7 @@ def judge(source: str, channel: Channel, label: str) -> list[NotebookNode]:
     """Run a test cell's source here against the kernel's objects; its outputs, as the cell's outputs.
 
     A ChannelError (the kernel failed to answer) propagates: the caller decides how the cell fails."""
-    printed = io.StringIO()
+    printed, warned = io.StringIO(), io.StringIO()
     outputs: list[NotebookNode] = []
     try:
         tree = ast.parse(source)
@@ -339,7 +339,7 @@ def judge(source: str, channel: Channel, label: str) -> list[NotebookNode]:
         for name in _free_names(tree):
             with contextlib.suppress(NameError):
                 namespace[name] = channel.fetch(name)
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(warned):
             exec(compile(tree, label, "exec"), namespace)  # noqa: S102 - the instructor's test cell
     except ChannelError:
         raise
@@ -347,6 +347,8 @@ def judge(source: str, channel: Channel, label: str) -> list[NotebookNode]:
         outputs.append(error_output(type(exc).__name__, str(exc)))
     except Exception as exc:  # noqa: BLE001 - like a kernel: any error fails the cell, with its text
         outputs.append(error_output(type(exc).__name__, str(exc)))
+    if warned.getvalue():  # the test cell's own code wrote there: nbgrader zeroes such a cell
+        outputs.insert(0, NotebookNode(output_type="stream", name="stderr", text=warned.getvalue()))
     if printed.getvalue():
         outputs.insert(0, NotebookNode(output_type="stream", name="stdout", text=printed.getvalue()))
     return outputs

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
-from . import sandbox
+from . import notebooks, sandbox
 from .judge import JudgedCells
 
 
@@ -38,10 +39,6 @@ class _CellKilled(Exception):
         self.index, self.reason = index, reason
 
 
-def _grade_id(cell: NotebookNode) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
 def declared_data_files(source_notebook: Path) -> list[Path]:
     """The data files a lesson's source notebook declares, each checked to be a file of its lesson folder.
 
@@ -49,7 +46,7 @@ def declared_data_files(source_notebook: Path) -> list[Path]:
     """
     if not source_notebook.is_file():
         return []
-    metadata = json.loads(source_notebook.read_text()).get("metadata", {})
+    metadata = notebooks.load(source_notebook).get("metadata", {})
     names = metadata.get("course", {}).get("data_files", [])
     folder = source_notebook.parent.resolve()
     files = []
@@ -124,7 +121,7 @@ class SafeExecute(JudgedCells, Execute):
                     out, resources = super().preprocess(work, resources, km)
                 except _CellKilled as kill:
                     neutralised[kill.index] = kill.reason
-                    cell_name = _grade_id(nb.cells[kill.index]) or f"cell {kill.index}"
+                    cell_name = notebooks.cell_grade_id(nb.cells[kill.index]) or f"cell {kill.index}"
                     SafeExecute.events.append({"cell": cell_name, "index": kill.index, "cause": kill.reason})
                     if attempt < self.max_attempts:
                         continue
@@ -151,6 +148,13 @@ class SafeExecute(JudgedCells, Execute):
             if self._spec_root is not None:
                 shutil.rmtree(self._spec_root, ignore_errors=True)
                 self._spec_root = None
+
+    def execute_cell(self, cell: NotebookNode, cell_index: int, execution_count: int | None = None,
+                     store_history: bool = True) -> NotebookNode:
+        """nbgrader's preprocess_cell calls nbclient's sync ``execute_cell``, which wraps the *function*
+        ``NotebookClient.async_execute_cell``: without this, JudgedCells' override was skipped and test
+        cells ran in the student's kernel under `course autograde`. Route it through the method."""
+        return run_sync(self.async_execute_cell)(cell, cell_index, execution_count, store_history)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):  # noqa: ANN201
         try:

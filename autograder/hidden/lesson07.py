@@ -95,6 +95,11 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> None:
         x, upstream = rng.standard_normal((batch, n_in)), rng.standard_normal((batch, n_out))
         seen = kernel("observe_linear", Linear, Tensor, n_in, n_out, int(rng.integers(2**62)), x, upstream)
         W, b = seen["weight"], seen["bias"]
+        if not (seen["same_seed_same_layer"] and seen["unseeded_layers_differ"]):
+            raise CheckFailure(
+                f"Linear({n_in}, {n_out}): layers built from generators with one seed must be equal, and "
+                "layers built without an rng must differ (draw from the rng argument, or from "
+                "np.random.default_rng() when it is None).")
         if np.shape(W) != (n_out, n_in) or np.shape(b) != (n_out,):
             raise CheckFailure(f"Linear({n_in}, {n_out}): weight and bias have shapes {np.shape(W)} and "
                                f"{np.shape(b)}, expected {(n_out, n_in)} and {(n_out,)}.")
@@ -105,7 +110,20 @@ def check_linear(Linear: type, Parameter: type, Tensor: type) -> None:
             if got is None:
                 raise CheckFailure(f"{what}: after backward the {name} has no gradient.")
             check_close(got, want, name=f"{what}: the {name} gradient", rtol=1e-10, atol=1e-12)
-    passed("Linear (grading)", f"Linear(1, 1) and Linear(6, 4): output and gradients (seed {seed})")
+    seen = kernel("observe_linear", Linear, Tensor, 400, 250, int(rng.integers(2**62)),
+                  rng.standard_normal((1, 400)), rng.standard_normal((1, 250)))
+    bound = 1 / np.sqrt(400)
+    for name, values in (("weight", seen["weight"]), ("bias", seen["bias"])):
+        spread = float(np.std(values)) / (bound / np.sqrt(3))
+        mean = abs(float(np.mean(values)))
+        if np.max(np.abs(values)) > bound * (1 + 1e-12) or abs(spread - 1) > 0.25 or mean > bound / 4:
+            raise CheckFailure(
+                f"Linear(400, 250).{name}: values should be uniform on [-1/sqrt(in_features), "
+                f"1/sqrt(in_features)] = [-{bound:.4f}, {bound:.4f}]; got max |value| "
+                f"{np.max(np.abs(values)):.4f}, mean {np.mean(values):.4f} and standard deviation "
+                f"{np.std(values):.4f}.")
+    passed("Linear (grading)", f"Linear(1, 1) and Linear(6, 4): output and gradients; Linear(400, 250)'s "
+           f"initial range (seed {seed})")
 
 
 # ---------------------------------------------------------------------------------------------------------
