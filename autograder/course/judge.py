@@ -426,6 +426,18 @@ class JudgedCells:
         self.probe_seconds += time.monotonic() - started
         return cell
 
+    async def _reply_within(self, msg_id: str, seconds: float) -> bool:
+        """Whether the kernel's reply to ``msg_id`` arrives within ``seconds`` (other replies are dropped)."""
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=max(0.05, limit - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty: nothing came in time
+                return False
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
+
     async def _accept(self, listener: socket.socket, msg_id: str, deadline: float) -> socket.socket:
         """The kernel's connection; ChannelError when it finishes the serve line without connecting (its
         input was rewritten) or the time runs out."""
@@ -445,18 +457,15 @@ class JudgedCells:
         raise ChannelError("the kernel never connected to the grader to run this test cell")
 
     async def _end_request(self, msg_id: str, deadline: float, *, failed: bool) -> None:
-        """Wait for the kernel to finish the serve line; interrupt it when the cell failed to answer."""
+        """Wait for the kernel to finish the serve line; interrupt it when the cell failed to answer and the
+        kernel is still busy (an idle kernel is never interrupted: its reply is already on its way)."""
         if failed:
+            if await self._reply_within(msg_id, 1.0):
+                return
             with contextlib.suppress(Exception):
                 await self.km.interrupt_kernel()
-        limit = max(deadline, time.monotonic() + 10)
-        while time.monotonic() < limit:
-            try:
-                msg = await self.kc.shell_channel.get_msg(timeout=max(0.05, limit - time.monotonic()))
-            except Exception:  # noqa: BLE001 - queue.Empty: checked below whether the kernel lives
-                break
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                return
+        if await self._reply_within(msg_id, max(deadline - time.monotonic(), 10.0)):
+            return
         if not await self.km.is_alive():
             from nbclient.exceptions import DeadKernelError
 
