@@ -400,11 +400,20 @@ class JudgedCells:
         timeout = self.timeout if self.timeout and self.timeout > 0 else 600
         deadline = time.monotonic() + timeout
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            listener.bind(str(path))
-            os.chmod(path, 0o666)  # the sandboxed kernel runs as another user
-            listener.listen(1)
+            try:  # the kernel can write this folder: whatever it put or removed there fails only this cell
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                umask = os.umask(0o111)  # created 0o666 at once: the sandboxed kernel runs as another user
+                try:
+                    listener.bind(str(path))
+                finally:
+                    os.umask(umask)
+                listener.listen(1)
+            except OSError as exc:
+                cell.outputs = [error_output("GraderError", "this test cell could not be graded: the grader "
+                                             f"could not open its socket in the kernel's folder ({exc})")]
+                cell.execution_count = execution_count
+                return cell
             msg_id = self.kc.execute(SERVE.format(path=str(path)), store_history=False, allow_stdin=False)
             try:
                 sock = await self._accept(listener, msg_id, deadline)
