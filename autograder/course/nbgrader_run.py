@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -23,12 +24,31 @@ class NbgraderFailed(Exception):
         self.log = log
 
 
+@functools.cache
+def _alembic_head() -> str:
+    """The newest migration of the installed nbgrader: the version it stamps into a new gradebook."""
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    return ScriptDirectory(ALEMBIC_DIR).get_current_head()
+
+
+def stamp_gradebooks_in_process() -> None:
+    """nbgrader starts an `alembic heads` process each time it creates a gradebook (a Python start-up
+    and alembic's import: a second on a quiet machine, several under load, for every release); read the
+    same constant here instead."""
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = _alembic_head
+
+
 def run_converter(converter_cls: type, config: Any, *, assignment: str, student: str = "*",
                   force: bool = True, what: str = "nbgrader") -> str:
     """Run one nbgrader converter for one assignment (and student); returns its captured log."""
     from nbgrader.converters.base import NbGraderException
     from nbgrader.coursedir import CourseDirectory
 
+    stamp_gradebooks_in_process()
     stream = io.StringIO()
     logger = logging.getLogger(f"course.nbgrader.{id(stream)}")
     logger.propagate = False
