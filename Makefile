@@ -28,9 +28,10 @@ browser:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "no Chromium: the browser tests will be skipped"
 
-# Test files run in parallel on two processes: most of the time goes to notebook kernels.
+# Test files run in parallel on two processes: most of the time goes to notebook kernels. The longest
+# files start first (tests/conftest.py orders them; xdist would otherwise reorder by test count).
 test: lint browser
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 demo: install
 	$(BIN)/course demo
