@@ -18,6 +18,11 @@ forward function, always evaluated in float64. The rules:
 * nothing is ever written to stderr (nbgrader zeroes a cell that writes there), and numpy warnings
   raised inside student code are silenced while it is checked.
 
+One return type: a lesson's ``check_*`` function (what a test cell calls) returns None, prints its one
+pass line with `passed` and raises CheckFailure (NotDone for a blank answer) otherwise; the engine checks
+here (`check_derivative`, `check_gradient`, `check_vjp`, `check_close`) return a CheckReport for the
+lesson's check to report from, and a lesson's ``judge_*`` helpers return what they compared.
+
 This module depends on numpy only: students install it to run the visible tests.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import linecache
 import math
+import numbers
 import os
 import secrets
 import sysconfig
@@ -41,8 +47,10 @@ __all__ = [
     "GradientCheckError",
     "CheckReport",
     "NotDone",
+    "as_real",
     "call_student",
     "check_close",
+    "close",
     "check_derivative",
     "check_gradient",
     "check_vjp",
@@ -53,7 +61,10 @@ __all__ = [
     "type_name",
     "passed",
     "quiet",
+    "raised_by",
     "readonly",
+    "reworded",
+    "student_function",
 ]
 
 FULL_LIMIT = 2048
@@ -129,12 +140,24 @@ def student_frame(error: BaseException | None) -> tuple[str, int, str] | None:
     carried = getattr(error, "student_frame", None)
     if carried is not None:
         return carried
-    own = [(frame.f_code.co_filename, line) for frame, line in traceback.walk_tb(error.__traceback__)
-           if not os.path.abspath(frame.f_code.co_filename).startswith(_NOT_STUDENT)]
+    own = _student_frames(error)
     if not own:
         return None
-    name, line = own[-1]
+    frame, line = own[-1]
+    name = frame.f_code.co_filename
     return name, line, linecache.getline(name, line).strip()
+
+
+def student_function(error: BaseException) -> str:
+    """The name of the student's function that raised ``error`` ('?' if none): which method is still blank."""
+    own = _student_frames(error)
+    return own[-1][0].f_code.co_name if own else "?"
+
+
+def _student_frames(error: BaseException) -> list:
+    """(frame, line) of every frame of the student's own code in ``error``'s traceback, outermost first."""
+    return [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__)
+            if not os.path.abspath(frame.f_code.co_filename).startswith(_NOT_STUDENT)]
 
 
 _NOT_STUDENT = tuple(os.path.dirname(p) + os.sep for p in (__file__, np.__file__)) + (
@@ -166,6 +189,76 @@ def call_student(what: str, fn: Callable, *args: object, **kwargs: object) -> ob
         raise CheckFailure(f"{what} raised ValueError: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any error in student code becomes the cell's message
         raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
+def reworded(reword: Callable[[CheckFailure], str], into: type[CheckFailure] | None = None) -> Iterator[None]:
+    """Give a failure inside the block the message ``reword(failure)`` (the case, the seed, the line that
+    repeats it, a note), as an ``into`` or else of its own class. A blank answer keeps the course's one
+    NotDone message."""
+    try:
+        yield
+    except NotDone:
+        raise
+    except CheckFailure as exc:
+        raise (into or type(exc))(reword(exc)) from None
+
+
+def close(got: float | np.ndarray, want: float | np.ndarray, rtol: float, *, atol: float = 0.0) -> bool:
+    """Whether ``got`` equals ``want`` (scalars or arrays, every element) up to
+    ``atol + rtol * max(1, |got|, |want|)``: relative for large numbers, ``rtol`` absolute below 1, so an
+    answer near zero is not judged on rounding noise. NaN is never close."""
+    g, w = _array(got, dtype=_float64), _array(want, dtype=_float64)
+    scale = np.maximum(1.0, np.maximum(_abs(g), _abs(w)))
+    return bool(_all(_abs(g - w) <= atol + rtol * scale))
+
+
+def as_real(value: object, what: str, *, python_float: bool = False) -> float:
+    """A student's number as a finite float, or one CheckFailure naming what came instead.
+
+    ``what`` is the start of the sentence, subject and verb: "forward_difference(f, x=0.5, h=0.01) returned"
+    or "forward[1]['h1'] is". Strings, tuples, lists and arrays of one number are refused although numpy
+    would convert them: code doing arithmetic with the value would get something else. ``python_float``
+    also refuses numbers that are not Python floats (an exercise that asks for one)."""
+    kind = type_name(value)
+    if value is None:
+        raise CheckFailure(f"{what} None.\nHint: did you forget `return`, or to fill it in?")
+    if isinstance(value, str | bytes):
+        raise CheckFailure(f"{what} the string {value!r}.\nHint: give the number itself, not its text: no "
+                           "quotes, no str(...) or f-string.")
+    if isinstance(value, tuple | list):
+        comma = "a trailing comma (`return v,`) makes a tuple; " if isinstance(value, tuple) else ""
+        raise CheckFailure(f"{what} the {kind} {value!r}, not one number.\nHint: {comma}give the number "
+                           "itself.")
+    if isinstance(value, np.ndarray):
+        if python_float or value.ndim != 0 or value.dtype.kind not in "fiu":
+            raise CheckFailure(f"{what} a numpy array of shape {value.shape}, dtype {value.dtype}.\nHint: "
+                               "give one Python float: float(...) of the result.")
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise CheckFailure(f"{what} the {kind} {value!r}, not a plain number.\nHint: give the number itself.")
+    elif python_float and not isinstance(value, float):
+        raise CheckFailure(f"{what} the {kind} {value!r}.\nHint: the exercise asks for a Python float: "
+                           "return float(...) (and 0.0, not 0).")
+    out = float(value)
+    if not math.isfinite(out):
+        raise CheckFailure(f"{what} {out}, not a finite number.\nHint: look for a division by zero or an "
+                           "overflow.")
+    return out
+
+
+def raised_by(what: str, fn: Callable, *args: object, **kwargs: object) -> Exception | None:
+    """What student code raised on a call that must raise (None: it returned), for the check to judge its
+    class and text. A blank answer is NotDone, as in `call_student`."""
+    def attempt() -> Exception | None:
+        try:
+            fn(*args, **kwargs)
+        except (NotImplementedError, CheckFailure):
+            raise
+        except Exception as exc:  # noqa: BLE001 - which exception it is, is the check's to judge
+            return exc
+        return None
+
+    return call_student(what, attempt)
 
 
 def passed(what: str, detail: str) -> None:

@@ -14,12 +14,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, NotDone, call_student, new_seed, passed, student_frame
+from autograder.checks import (
+    CheckFailure,
+    as_real,
+    call_student,
+    close,
+    new_seed,
+    passed,
+    raised_by,
+    reworded,
+    student_frame,
+)
 
 __all__ = [
     "check_forward_difference",
@@ -146,39 +155,6 @@ FORMULAS = {
 }
 
 
-def as_real_scalar(value: object, call: str, seed: int, *, python_float: bool = False) -> float:
-    """Convert a student's return value to float, or fail naming the type that was returned instead.
-
-    Strings, tuples, lists and arrays of one number are refused even though numpy would convert them: a
-    caller doing arithmetic with the result would get something else. python_float also refuses numbers
-    that are not Python floats (the text of exercise 5 asks for one)."""
-    kind = type(value).__name__
-    if value is None:
-        raise CheckFailure(f"{call} returned None (seed {seed}).\nHint: did you forget `return`?")
-    if isinstance(value, str | bytes):
-        raise CheckFailure(f"{call} returned the string {value!r} (seed {seed}).\nHint: return the number "
-                           f"itself, not its text (no str(...) or f-string).")
-    if isinstance(value, tuple | list):
-        comma = "a trailing comma (`return v,`) makes a tuple; " if isinstance(value, tuple) else ""
-        raise CheckFailure(f"{call} returned the {kind} {value!r}, not one number (seed {seed}).\nHint: "
-                           f"{comma}return the number itself.")
-    if isinstance(value, np.ndarray):
-        if python_float or value.ndim != 0 or value.dtype.kind not in "fiu":
-            raise CheckFailure(f"{call} returned a numpy array of shape {value.shape}, dtype {value.dtype} "
-                               f"(seed {seed}).\nHint: return one Python float: float(...) of the result.")
-    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailure(f"{call} returned the {kind} {value!r}, not a real number (seed {seed}).\nHint: "
-                           f"return the number itself.")
-    elif python_float and not isinstance(value, float):
-        raise CheckFailure(f"{call} returned the {kind} {value!r} (seed {seed}).\nHint: the exercise asks "
-                           f"for a Python float: return float(...) (and 0.0, not 0).")
-    out = float(value)
-    if not math.isfinite(out):
-        raise CheckFailure(f"{call} returned {out}, which is not a finite number (seed {seed}).\nHint: "
-                           f"look for a division by zero or an overflow in your code.")
-    return out
-
-
 def student_line(error: BaseException | None) -> str:
     """Where in the student's own code an exception was raised, as a sentence ('' if it cannot be told):
     the checker's message replaces the traceback, so the line number must travel in the message."""
@@ -202,34 +178,25 @@ TRY_IT = {
 def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) -> object:
     """call_student, with the failing case, the seed and the line of the student's code that raised put into
     any message but the blank one."""
-    try:
+    def reword(exc: CheckFailure) -> str:
+        return (f"{call} (seed {seed}): {exc}\nHint: {student_line(exc.__context__)}To see the whole "
+                f"traceback, call it yourself in a cell of your own, e.g. {TRY_IT[name]}.")
+
+    with reworded(reword, into=CheckFailure):
         return call_student(name, fn, *args)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        where = student_line(exc.__context__)
-        raise CheckFailure(f"{call} (seed {seed}): {exc}\nHint: {where}To see the whole traceback, call it "
-                           f"yourself in a cell of your own, e.g. {TRY_IT[name]}.") from None
 
 
-@contextlib.contextmanager
-def repeatable(check: str, arguments: str, seed: int) -> Iterator[None]:
+def repeatable(check: str, arguments: str, seed: int) -> contextlib.AbstractContextManager[None]:
     """End every failure of a randomised visible check with the call that repeats exactly that test."""
-    try:
-        yield
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}\nRun checks.{check}({arguments}, seed={seed}) in a cell of your own to "
-                           f"repeat this exact test.") from None
+    again = f"Run checks.{check}({arguments}, seed={seed}) in a cell of your own to repeat this exact test."
+    return reworded(lambda exc: f"{exc}\n{again}", into=CheckFailure)
 
 
-def close(got: float, expected: float, rtol: float = 1e-8) -> bool:
-    """Equal up to rounding (written as `not (err > tol)` fails on NaN; this form rejects NaN)."""
-    return abs(got - expected) <= rtol * max(1.0, abs(expected))
+RTOL = 1e-8
+"""Difference quotients computed from the closed forms agree with the student's to rounding."""
 
 
-def check_difference(student: Callable, name: str, wanted: str, seed: int | None, trials: int) -> float:
+def judge_difference(student: Callable, name: str, wanted: str, seed: int | None, trials: int) -> float:
     """Shared body of the three scalar finite-difference checks; returns the worst relative error."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
@@ -241,13 +208,14 @@ def check_difference(student: Callable, name: str, wanted: str, seed: int | None
         candidates = scalar_candidates(f, x, h)
         call = f"{name}(f, x={x!r}, h={h!r}) with f(x) = {f}"
         raw = run_student(call, seed, name, student, f, x, h)
-        got = as_real_scalar(raw, call, seed)
+        got = as_real(raw, f"{call} (seed {seed}) returned")
         expected = candidates[wanted]
-        if close(got, expected):
+        if close(got, expected, RTOL):
             worst = max(worst, abs(got - expected) / max(abs(expected), 1e-300))
             continue
         matches = [k for k, v in candidates.items()
-                   if k != wanted and close(got, v) and not close(v, expected)]  # only slips that change it
+                   if k != wanted and close(got, v, RTOL)
+                   and not close(v, expected, RTOL)]  # only slips that change the value
         low = sorted(t.__name__ for t in f.arg_types | {type(raw)} if t in (np.float32, np.float16))
         if low:
             hint = (f"your code works in {low[0]} (f was called with {low[0]} numbers, or your result is "
@@ -275,7 +243,7 @@ def report_difference(student: Callable, name: str, wanted: str, seed: int | Non
     """The visible check of one scalar formula: six random cases, then the one-line pass report."""
     seed = new_seed(seed)
     with repeatable(f"check_{name}", name, seed):
-        worst = check_difference(student, name, wanted, seed, trials=6)
+        worst = judge_difference(student, name, wanted, seed, trials=6)
     passed(name, f"6 random smooth functions and steps, worst relative error {worst:.1e} (seed {seed})")
 
 
@@ -462,16 +430,11 @@ def gradient_case(
     args = "f, x" if h is None else f"f, x, h={h:.3g}"
     call = f"numerical_gradient({args}) with {what or 'x'} of shape {shape}"
     extra = () if h is None else (h,)
-    try:
+    also = ("\nAlso: x here is a Python list, which has no array methods and no arithmetic of its own; "
+            "np.array(x, dtype=float) turns a list, an integer or a float array alike into a float copy to "
+            "work on." if isinstance(x_before, list) else "")
+    with reworded(lambda exc: f"{exc}{also}"):
         raw = run_student(call, seed, "numerical_gradient", numerical_gradient, f, x, *extra)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        if not isinstance(x_before, list):
-            raise
-        raise CheckFailure(f"{exc}\nAlso: x here is a Python list, which has no array methods and no "
-                           f"arithmetic of its own; np.array(x, dtype=float) turns a list, an integer or a "
-                           f"float array alike into a float copy to work on.") from None
     if type(x) is not type(x_before) or np.shape(x) != shape or not np.array_equal(x, x_before):
         changed = int(np.sum(np.asarray(x) != np.asarray(x_before))) if np.shape(x) == shape else np.size(x)
         raise CheckFailure(
@@ -594,14 +557,9 @@ def relative_error_case(
     """
     call = f"relative_error({a!r}, {b!r})"
     before = copy.deepcopy((a, b))
-    try:
+    also = f"\nHint: {ZERO_HINT}" if expected == 0.0 else ""
+    with reworded(lambda exc: f"{exc}{also}"):
         raw = run_student(call, seed, "relative_error", relative_error, a, b)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        if expected != 0.0:
-            raise
-        raise CheckFailure(f"{exc}\nHint: {ZERO_HINT}") from None
     for label, now, then in zip("ab", (a, b), before, strict=True):
         if not np.array_equal(now, then):
             raise CheckFailure(
@@ -609,8 +567,8 @@ def relative_error_case(
                 f"np.asarray does not copy an array that is already float, so np.abs({label}, out={label}) "
                 f"or {label} -= ... writes into the caller's array (the gradient you are checking). Compute "
                 f"into new arrays: np.abs(a - b), np.max(np.abs(a)).")
-    got = as_real_scalar(raw, call, seed, python_float=True)
-    if close(got, expected, rtol=1e-9):
+    got = as_real(raw, f"{call} (seed {seed}) returned", python_float=True)
+    if close(got, expected, 1e-9):
         return 1
     an, bn = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     hint = "relative_error(a, b) = max|a - b| / max(max|a|, max|b|)."
@@ -618,7 +576,7 @@ def relative_error_case(
 
     def slip(value: float | None) -> bool:
         """got matches this slip's value, and the slip does not happen to give the right answer here."""
-        return value is not None and close(got, value) and not close(value, expected)
+        return value is not None and close(got, value, RTOL) and not close(value, expected, RTOL)
 
     if slip(over_a):
         hint = "you divide by |a| only. Divide by the LARGER of the two sizes, so the error is symmetric."
@@ -641,7 +599,7 @@ def relative_error_case(
             "a relative error cannot be negative: take absolute values, max|a - b| on top and max|a|, max|b| "
             "below."
         )
-    elif norms > 0 and close(got, float(np.linalg.norm(an - bn)) / norms):
+    elif norms > 0 and close(got, float(np.linalg.norm(an - bn)) / norms, RTOL):
         hint = (
             "you used norms (square root of the sum of squares). This exercise measures the largest entry: "
             "np.max(np.abs(...)) on top and below."
@@ -706,16 +664,7 @@ def check_shape_error(relative_error: Callable, a: np.ndarray, b: np.ndarray, se
     """relative_error(a, b) with different shapes must raise ValueError whose message names both shapes."""
     call = f"relative_error(np.ones({a.shape}), np.ones({b.shape}))"
 
-    def attempt() -> BaseException | None:
-        try:
-            relative_error(a, b)
-        except (NotImplementedError, CheckFailure):
-            raise
-        except Exception as exc:  # noqa: BLE001 - which exception it is is judged below
-            return exc
-        return None
-
-    error = call_student("relative_error", attempt)
+    error = raised_by("relative_error", relative_error, a, b)
     if error is None:
         raise CheckFailure(
             f"{call} did not raise ValueError (seed {seed}). Arrays of different shapes cannot be compared "

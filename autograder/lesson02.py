@@ -37,7 +37,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,13 +45,16 @@ import numpy as np
 from autograder.checks import (
     CheckFailure,
     NotDone,
+    as_real,
     call_student,
     check_derivative,
+    close,
     in_kernel,
     new_seed,
     passed,
     quiet,
-    type_name,
+    reworded,
+    student_function,
 )
 
 __all__ = [
@@ -68,16 +71,10 @@ __all__ = [
 
 Edge = tuple[Hashable, Hashable]
 
-@contextmanager
-def reproducible(call: str) -> Iterator[None]:
+def reproducible(call: str) -> AbstractContextManager[None]:
     """A failure of a randomised check ends with the exact call that reproduces it (a blank exercise
     needs none), so a student can rerun the same graphs or expressions after a fix."""
-    try:
-        yield
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}\n(run checks.{call} to reproduce)") from None
+    return reworded(lambda exc: f"{exc}\n(run checks.{call} to reproduce)", into=CheckFailure)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -359,18 +356,6 @@ def too_many_steps(g: Graph, limit: int) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def as_number(value: object, name: str) -> float:
-    """A student's return value as a float, or a message saying what came back instead."""
-    if value is None:
-        raise CheckFailure(f"{name} returned None. Did you forget the `return` statement?")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CheckFailure(f"{name} returned {value!r} ({type_name(value)}); it should return a number.")
-    out = float(value)
-    if not math.isfinite(out):
-        raise CheckFailure(f"{name} returned {out}, which is not a finite number.")
-    return out
-
-
 @dataclass(frozen=True)
 class SmallGraph:
     """A graph small enough to read in a message, with its answers worked out by hand (no code here
@@ -453,7 +438,7 @@ def calls_on_edges(name: str, student: Callable, edges: dict[Edge, float],
                 f"never modify it (no pop, del or assignment into it): the caller still needs its graph, and "
                 f"a second call on the same graph would find it emptied (the example cell after exercise 3 "
                 f"would then print 0).")
-        out.append(as_number(got, call))
+        out.append(as_real(got, f"{call} returned"))
     return out
 
 
@@ -551,7 +536,7 @@ def small_graph_cases(student: Callable, name: str) -> None:
         want = case.paths if name == "count_paths" else case.derivative
         call = f"{name}(edges, {case.src!r}, {case.dst!r})"
         got = call_on_edges(name, student, case.edges, case.src, case.dst)
-        if abs(got - want) <= 1e-12 * max(1.0, abs(want)):
+        if close(got, want, 1e-12):
             continue
         swapped = None
         if want != 0 and got == 0:
@@ -728,7 +713,7 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | 
             f"Hint: return a derivative for EVERY node that appears in an edge; nodes that "
             f"{'cannot be reached from src' if forward else 'cannot reach dst'} get 0.0."
         )
-    got = {n: as_number(result[n], f"{name}(...)[{n!r}]") for n in g.nodes}
+    got = {n: as_real(result[n], f"{name}(...)[{n!r}] is") for n in g.nodes}
     links: dict[Hashable, list[Edge]] = {n: [] for n in g.nodes}
     for u, v in g.edges:
         links[v if forward else u].append((u, v))
@@ -747,7 +732,7 @@ def sweep_case(student: Callable, name: str, g: Graph, seed: int, known: dict | 
         if abs(got[node] - want) <= 1e-10 * max(1.0, bound):
             continue
         kins = "parents" if forward else "children"
-        one_of_several = len(terms) > 1 and any(abs(got[node] - t) <= 1e-9 * max(1.0, abs(t)) for t in terms)
+        one_of_several = len(terms) > 1 and any(close(got[node], t, 1e-9) for t in terms)
         if node != start and want == 0.0 and not edges_only(got, links, g, start):
             hint = (f"{node!r} {'cannot be reached from' if forward else 'cannot reach'} {start!r}, so its "
                     f"derivative is 0.")
@@ -773,7 +758,7 @@ def edges_only(got: dict[Hashable, float], links: dict[Hashable, list[Edge]], g:
     """Whether every node but the start holds the plain sum of its edge derivatives (the factor from the
     finished neighbour left out), and that differs from a right answer somewhere."""
     sums = {n: float(sum(float(g.edges[e]) for e in links[n])) for n in g.nodes if n != start}
-    return all(abs(got[n] - sums[n]) <= 1e-9 * max(1.0, abs(sums[n])) for n in sums)
+    return all(close(got[n], sums[n], 1e-9) for n in sums)
 
 
 def sweep_graphs(rng: np.random.Generator) -> list[Graph]:
@@ -966,15 +951,7 @@ def dual_parts(seen: dict, what: str) -> tuple[float, float]:
             f"{what} returned {seen['repr']} ({seen['type']}), not a Dual with .value and .deriv. Every "
             f"operation must return a NEW Dual (return Dual(value, deriv))."
         )
-    return as_number(seen["value"], f"({what}).value"), as_number(seen["deriv"], f"({what}).deriv")
-
-
-def raising_method(exc: BaseException) -> str:
-    """The name of the function an exception was raised in (the method still to be written)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb.tb_frame.f_code.co_name if tb is not None else "?"
+    return as_real(seen["value"], f"({what}).value is"), as_real(seen["deriv"], f"({what}).deriv is")
 
 
 def dual_op_probe(Dual: type, text: str, a: float, da: float, b: float, db: float, c: float) -> dict:
@@ -987,7 +964,7 @@ def dual_op_probe(Dual: type, text: str, a: float, da: float, b: float, db: floa
         result = op.apply(x, y, c)
     except Exception as exc:  # noqa: BLE001 - the student's exception is the observation
         return {"raised": type(exc).__name__, "message": str(exc), "args": bool(exc.args),
-                "method": raising_method(exc)}
+                "method": student_function(exc)}
     seen = dual_observation(result)
     seen["unchanged"] = (x.value, x.deriv, y.value, y.deriv) == (a, da, b, db)
     return seen
@@ -1034,17 +1011,17 @@ def check_dual_op(
     if not seen["unchanged"]:
         raise CheckFailure(f"{what} changed x or y. Operations must not modify their inputs (seed {seed}).")
     want_value, want_deriv = op.plain(a, b, c), directional_derivative(op, a, da, b, db, c)
-    if not abs(value - want_value) <= 1e-12 * max(1.0, abs(want_value)):
+    if not close(value, want_value, 1e-12):
         hint = f"the value part is just the ordinary result of {op.text} on the values."
         swapped = {"c - x": a - c, "c / x": a / c}.get(op.text)
-        if swapped is not None and abs(value - swapped) <= 1e-12 * max(1.0, abs(swapped)):
+        if swapped is not None and close(value, swapped, 1e-12):
             hint = f"you computed {op.text[::-1]} instead: {op.rule}."
         raise CheckFailure(f"{what}: value {value!r}, expected {want_value!r} (seed {seed}).\nHint: {hint}")
-    if abs(deriv - want_deriv) <= 1e-8 * max(1.0, abs(want_deriv)):
+    if close(deriv, want_deriv, 1e-8):
         return
     unit = directional_derivative(op, a, 1.0, b, 1.0, c)
     hint = op.rule
-    if "x" in op.text and abs(deriv - unit) <= 1e-8 * max(1.0, abs(unit)) and (da, db) != (1.0, 1.0):
+    if "x" in op.text and close(deriv, unit, 1e-8) and (da, db) != (1.0, 1.0):
         hint += (
             ". Your result is what this gives when x' = 1: multiply by the derivative the input carries "
             "(x.deriv), that is the chain rule."
@@ -1110,7 +1087,7 @@ def dual_cases(Dual: type, seed: int) -> None:
         t = float(rng.uniform(0.3, 1.2))
         seen = call_student("Dual", in_kernel, dual_composite_probe, Dual, index, p, q, r, t)
         value, _ = dual_parts(seen, f"f(Dual({t}, 1.0)) for f(t) = {text}")
-        if not abs(value - f(t)) <= 1e-12 * max(1.0, abs(f(t))):
+        if not close(value, f(t), 1e-12):
             raise CheckFailure(
                 f"f(Dual({t}, 1.0)).value = {value!r} but f({t}) = {f(t)!r} for f(t) = {text}."
             )
@@ -1181,13 +1158,7 @@ def adjoint_values(adjoints: object) -> dict[str, float]:
     if unfilled:
         names = ", ".join(reversed(unfilled))
         raise CheckFailure(f"Still None in adjoints: {names}. Replace each None by the value you computed.")
-    for k in TRACE_NAMES:
-        if isinstance(adjoints[k], (str, bool)) or not isinstance(adjoints[k], numbers.Real):
-            raise CheckFailure(
-                f"adjoints[{k!r}] is {adjoints[k]!r} ({type(adjoints[k]).__name__}); enter a number or an "
-                f"expression that computes one, such as 0.5 * math.sin(2), without quotes."
-            )
-    return {k: as_number(adjoints[k], f"adjoints[{k!r}]") for k in TRACE_NAMES}
+    return {k: as_real(adjoints[k], f"adjoints[{k!r}] is") for k in TRACE_NAMES}
 
 
 def check_adjoint_trace(adjoints: object) -> None:
@@ -1231,7 +1202,7 @@ def check_adjoint_trace(adjoints: object) -> None:
                       f"{got[name]:.6g}.")
         else:
             detail = f"With your {yours}, your {name}bar = {got[name]:.6g} is not this sum. "
-            if any(abs(got[name] - t) <= 1e-6 * max(1.0, abs(t)) for t in terms):
+            if any(close(got[name], t, 1e-6) for t in terms):
                 detail += ("Your value is only ONE of these contributions: enter the final value, after the "
                            "+= line that adds the other one.")
             else:
@@ -1394,16 +1365,30 @@ def differentiate(diff: Callable, Expr: type, table: list[list], var: str) -> di
     return {"expr": True, "table": expression_table(d)}
 
 
-def evaluate(e: Tree, env: Env, what: str) -> float:
-    """The value of an expression at env, without recursion; a node shared by several parents (a DAG,
-    as a derivative that reuses sub-expressions is) is evaluated once."""
-    values: dict[int, float] = {}
+def postorder(e: Tree) -> Iterator[Tree]:
+    """Every distinct node of an expression, each after its operands, without recursion: a node shared by
+    several parents (a DAG, as a derivative that reuses sub-expressions is) comes once. Evaluating it and
+    the grader's exact derivative walk it so."""
+    done: set[int] = set()
     stack = [e]
     while stack:
         node = stack[-1]
-        if id(node) in values:
+        if id(node) in done:
             stack.pop()
             continue
+        pending = [child for child in children_of(node) if id(child) not in done]
+        if pending:
+            stack.extend(pending)
+            continue
+        done.add(id(node))
+        stack.pop()
+        yield node
+
+
+def evaluate(e: Tree, env: Env, what: str) -> float:
+    """The value of an expression at env, each shared node evaluated once (see `postorder`)."""
+    values: dict[int, float] = {}
+    for node in postorder(e):
         kind = node[0]
         if kind == "?":
             raise CheckFailure(
@@ -1412,23 +1397,17 @@ def evaluate(e: Tree, env: Env, what: str) -> float:
                 f"it bare"
                 + (" (None: does every branch of your diff return an expression?)." if node[3] else "."))
         if kind == "Const":
-            values[id(node)] = as_number(node[1], f"a Const in {what}")
+            values[id(node)] = as_real(node[1], f"a Const in {what} holds")
         elif kind == "Var":
             if node[1] not in env:
                 raise CheckFailure(f"{what} contains the variable {node[1]!r}, which is not in the "
                                    "expression.")
             values[id(node)] = env[node[1]]
         else:
-            parts = children_of(node)
-            pending = [child for child in parts if id(child) not in values]
-            if pending:
-                stack.extend(pending)
-                continue
             try:
-                values[id(node)] = OPERATIONS[kind](*(values[id(child)] for child in parts))
+                values[id(node)] = OPERATIONS[kind](*(values[id(child)] for child in children_of(node)))
             except (OverflowError, ValueError):  # exp overflowing, or sin/cos of an infinity
                 values[id(node)] = math.nan
-        stack.pop()
     return values[id(e)]
 
 
@@ -1539,8 +1518,8 @@ def case_points(case: DiffCase, rng: np.random.Generator) -> list[Env]:
     return [{"x": float(rng.uniform(-1.2, 1.2)), "y": float(rng.uniform(-1.2, 1.2))} for _ in range(3)]
 
 
-def close(p: float, q: float, rtol: float = 1e-7) -> bool:
-    return abs(p - q) <= rtol * max(1.0, abs(p), abs(q))
+DIFF_RTOL = 1e-7
+"""A derivative built by the rules agrees with the exact one to rounding; the hints' candidates likewise."""
 
 
 def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
@@ -1563,26 +1542,27 @@ def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
                 f"respect to {var} is Const(0.0). Compare the Var's name with var.")
     for other in (name for name in env if name != var):
         sideways = slope(e, other, env, 1e-3)
-        if close(got, sideways) and not close(want, got) and not close(sideways, 0.0):
+        if (close(got, sideways, DIFF_RTOL) and not close(want, got, DIFF_RTOL)
+                and not close(sideways, 0.0, DIFF_RTOL)):
             return (f"your derivative is the one with respect to {other}, not {var}: pass `var` on to the "
                     f"recursive calls, and compare each Var's name with it.")
     if kind == "Mul":
         u, v = (evaluate(side, env, "the expression") for side in e[1:])
         du, dv = (slope(side, var, env, 1e-3) for side in e[1:])
         both, one_term = du * dv, (du * v, u * dv)
-        if close(got, both) and not any(close(both, term) for term in one_term):
+        if close(got, both, DIFF_RTOL) and not any(close(both, term, DIFF_RTOL) for term in one_term):
             return f"you multiplied the two derivatives (du * dv). The {RULES['Mul']}."
-        if any(close(got, term) for term in one_term) and not close(got, both):
+        if any(close(got, term, DIFF_RTOL) for term in one_term) and not close(got, both, DIFF_RTOL):
             return f"one of the two terms is missing: the {RULES['Mul']}."
         return f"the {RULES['Mul']}."
     if kind in ("Sin", "Cos", "Exp"):
         inner = evaluate(e[1], env, "the expression")
         outer = stencil(OPERATIONS[kind], inner, 1e-3)
         du = slope(e[1], var, env, 1e-3)
-        if close(got, outer) and not close(du, 1.0):
+        if close(got, outer, DIFF_RTOL) and not close(du, 1.0, DIFF_RTOL):
             return (f"you left out the factor du, the derivative of the inside ({show(e[1])}). The "
                     f"{RULES[kind]}.")
-        if close(got, -want):
+        if close(got, -want, DIFF_RTOL):
             return f"the sign is wrong. The {RULES[kind]}."
         return f"the {RULES[kind]}."
     if kind == "Add":

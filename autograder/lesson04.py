@@ -21,12 +21,11 @@ the hidden checks compare every number with the reference engine, in the grader.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from types import MappingProxyType
 
-from autograder.checks import CheckFailure, NotDone, passed
+from autograder.checks import CheckFailure, NotDone, as_real, close, passed
 
 __all__ = [
     "WEIGHTS", "BIAS", "X", "Y", "LR", "UNITS", "DELTAS", "WEIGHT_NAMES", "STAGES",
@@ -84,15 +83,11 @@ _FORWARD_NEEDS = {"h1": (), "h2": (), "z3": ("h1", "h2"), "h3": ("z3",), "z4": (
 _DELTA_NEEDS = {"d5": (), "d3": ("d5",), "d4": ("d5",), "d1": ("d3", "d4"), "d2": ("d3", "d4")}
 
 
-def _close(got: float, want: float) -> bool:
-    return abs(got - want) <= TOL * max(1.0, abs(want))
-
-
 def verdict(yours: object, confirmed: float) -> str:
     """One line for the confirmation cells: your entry and whether it agrees, never the confirming number."""
     if not isinstance(yours, int | float) or isinstance(yours, bool):
         return f"{'—':>9}  (not filled in)"
-    agrees = _close(float(yours), confirmed)
+    agrees = close(float(yours), confirmed, TOL)
     return f"{yours + 0.0:9.4f}  " + ("agrees" if agrees else "DIFFERS: look again at this path")
 
 
@@ -132,12 +127,7 @@ def _entries(answer: object, keys: tuple[str, ...], name: str) -> dict[str, floa
         v = answer[k]
         if v is None:
             raise CheckFailure(f"{name}[{k!r}] is still None: replace None with the number you worked out.")
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise CheckFailure(f"{name}[{k!r}] should be a plain number like 0.5 or -1.5, got "
-                               f"{type(v).__name__}: {v!r}.")
-        if not math.isfinite(float(v)):
-            raise CheckFailure(f"{name}[{k!r}] is {v}, not a finite number.")
-        values[k] = float(v)
+        values[k] = as_real(v, f"{name}[{k!r}] is")
     return values
 
 
@@ -209,35 +199,36 @@ def forward_errors(f: dict[str, float], x: float, y: float) -> list[str]:
     errors: dict[str, str] = {}
     for j in ("1", "2"):
         h = f[f"h{j}"]
-        if _close(h, w[f"w{j}0"] * x):
+        if close(h, w[f"w{j}0"] * x, TOL):
             continue
         other = "2" if j == "1" else "1"
-        why = _cause([(_close(h, w[f"w{other}0"] * x), f"you used w{other}0, the weight into unit {other}"),
-                      (_close(h, -w[f"w{j}0"] * x), "the sign is flipped")],
+        why = _cause([(close(h, w[f"w{other}0"] * x, TOL),
+                       f"you used w{other}0, the weight into unit {other}"),
+                      (close(h, -w[f"w{j}0"] * x, TOL), "the sign is flipped")],
                      f"unit {j} is linear with bias 0")
         errors[f"h{j}"] = f"{at}['h{j}'] = {h:g} is not w{j}0 * x with x = {x:g}: {why}."
     for j in ("3", "4"):
         z = f[f"z{j}"]
-        if not _close(z, w[f"w{j}1"] * f["h1"] + w[f"w{j}2"] * f["h2"] + b):
+        if not close(z, w[f"w{j}1"] * f["h1"] + w[f"w{j}2"] * f["h2"] + b, TOL):
             errors[f"z{j}"] = (f"{at}['z{j}'] = {z:g} does not follow from your h1 and h2 by z{j} = "
                                f"w{j}1*h1 + w{j}2*h2 + b: {_z_cause(z, j, f['h1'], f['h2'])}")
         h = f[f"h{j}"]
-        if not _close(h, max(z, 0.0)):
-            cause = _cause([(_close(h, z) and z < 0, f"you copied z{j}, but unit {j} is a ReLU")],
+        if not close(h, max(z, 0.0), TOL):
+            cause = _cause([(close(h, z, TOL) and z < 0, f"you copied z{j}, but unit {j} is a ReLU")],
                            f"unit {j} is a ReLU")
             errors[f"h{j}"] = (f"{at}['h{j}'] = {h:g} does not follow from your z{j} = {z:g}: {cause}, "
                                f"h{j} = relu(z{j}) = max(z{j}, 0).")
     yhat = f["yhat"]
-    if not _close(yhat, w["w53"] * f["h3"] + w["w54"] * f["h4"]):
-        cause = _cause([(_close(yhat, w["w53"] * f["z3"] + w["w54"] * f["z4"]),
+    if not close(yhat, w["w53"] * f["h3"] + w["w54"] * f["h4"], TOL):
+        cause = _cause([(close(yhat, w["w53"] * f["z3"] + w["w54"] * f["z4"], TOL),
                          "you used z3 and z4; the output reads the ReLU OUTPUTS h3 and h4")],
                        "the output unit is linear, bias 0")
         errors["yhat"] = (f"{at}['yhat'] = {yhat:g} does not follow from your h3 and h4 by "
                           f"yhat = w53*h3 + w54*h4 ({cause}).")
     loss = f["L"]
-    if not _close(loss, (yhat - y) ** 2 / 2):
-        cause = _cause([(_close(loss, (yhat - y) ** 2), "the 1/2 is missing"),
-                        (_close(loss, abs(yhat - y) / 2), "the error is not squared"),
+    if not close(loss, (yhat - y) ** 2 / 2, TOL):
+        cause = _cause([(close(loss, (yhat - y) ** 2, TOL), "the 1/2 is missing"),
+                        (close(loss, abs(yhat - y) / 2, TOL), "the error is not squared"),
                         (loss < 0, "a squared error is never negative")],
                        "square the error, then halve it")
         errors["L"] = (f"{at}['L'] = {loss:g} does not follow from your yhat = {yhat:g}: "
@@ -251,9 +242,10 @@ def _z_cause(z: float, j: str, h1: float, h2: float) -> str:
     w, b = _W, BIAS
     right = (f"w{j}1", f"w{j}2")
     into = ("w31", "w32", "w41", "w42")
-    candidates = [(_close(z, w[right[0]] * h1 + w[right[1]] * h2), f"the bias b = {b:g} is missing"),
-                  (_close(z, w[right[0]] * h1 + w[right[1]] * h2 - b), "the bias was subtracted, not added")]
-    candidates += [(_close(z, w[a] * h1 + w[c] * h2 + b), f"you used {a} and {c}")
+    candidates = [(close(z, w[right[0]] * h1 + w[right[1]] * h2, TOL), f"the bias b = {b:g} is missing"),
+                  (close(z, w[right[0]] * h1 + w[right[1]] * h2 - b, TOL),
+                   "the bias was subtracted, not added")]
+    candidates += [(close(z, w[a] * h1 + w[c] * h2 + b, TOL), f"you used {a} and {c}")
                    for a in into for c in into if (a, c) != right]
     rule = (f"w_ji is the weight on the edge FROM unit i INTO unit j, so z{j} uses w{j}1 (from unit 1) and "
             f"w{j}2 (from unit 2), plus b = {b:g}")
@@ -270,32 +262,33 @@ def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float =
     w = _W
     whose = "your" if own else "the correct"
     errors: dict[str, str] = {}
-    if not _close(d["d5"], f["yhat"] - y):
-        cause = _cause([(_close(d["d5"], y - f["yhat"]), "the sign is flipped: d5 = yhat - y, not y - yhat")],
+    if not close(d["d5"], f["yhat"] - y, TOL):
+        cause = _cause([(close(d["d5"], y - f["yhat"], TOL),
+                         "the sign is flipped: d5 = yhat - y, not y - yhat")],
                        "d5 = dL/dyhat = yhat - y for L = (yhat - y)**2 / 2")
         errors["d5"] = f"{at}['d5'] = {d['d5']:g} does not follow from {whose} yhat and y = {y:g}: {cause}."
     for j in ("3", "4"):
         z, dj = f[f"z{j}"], d[f"d{j}"]
         active = z > 0
         shown = f"{whose} z{j} = {z:g}" if own else f"{whose} z{j}"  # the value that decides, if theirs
-        if _close(dj, w[f"w5{j}"] * d["d5"] if active else 0.0):
+        if close(dj, w[f"w5{j}"] * d["d5"] if active else 0.0, TOL):
             continue
         if not active:
             cause = (f"unit {j}'s ReLU is inactive ({shown} <= 0), so relu'(z{j}) = 0 and no gradient "
                      f"passes back through it")
         else:
             cause = (f"unit {j}'s ReLU is active ({shown} > 0), so relu'(z{j}) = 1; " + _cause(
-                [(_close(dj, max(z, 0.0) * w[f"w5{j}"] * d["d5"]),
+                [(close(dj, max(z, 0.0) * w[f"w5{j}"] * d["d5"], TOL),
                   f"you multiplied by relu(z{j}), but the rule takes its slope relu'(z{j})"),
-                 (_close(dj, -w[f"w5{j}"] * d["d5"]), "the sign is flipped"),
-                 (_close(dj, d["d5"]), f"the factor w5{j} is missing")],
+                 (close(dj, -w[f"w5{j}"] * d["d5"], TOL), "the sign is flipped"),
+                 (close(dj, d["d5"], TOL), f"the factor w5{j} is missing")],
                 f"d{j} = w5{j} * d5 with your d5"))
         errors[f"d{j}"] = f"{at}['d{j}'] = {dj:g} breaks d{j} = relu'(z{j}) * w5{j} * d5: {cause}."
     for j in ("1", "2"):
         dj, first, second = d[f"d{j}"], w[f"w3{j}"] * d["d3"], w[f"w4{j}"] * d["d4"]
-        if _close(dj, first + second):
+        if close(dj, first + second, TOL):
             continue
-        cause = _cause([(_close(dj, w[f"w4{j}"] * d["d3"] + w[f"w3{j}"] * d["d4"]),
+        cause = _cause([(close(dj, w[f"w4{j}"] * d["d3"] + w[f"w3{j}"] * d["d4"], TOL),
                          f"you swapped w3{j} and w4{j}")],
                        f"unit {j} is linear and feeds units 3 and 4, so d{j} sums over both paths")
         errors[f"d{j}"] = (f"{at}['d{j}'] = {dj:g} does not follow from your d3 and d4 by "
@@ -309,9 +302,9 @@ def grad_errors(g: dict[str, float], d: dict[str, float], f: dict[str, float], o
     h = _h(f)
     names = {"0": "x", "1": "h1", "2": "h2", "3": "h3", "4": "h4"}
     carried = {**{names[k]: v for k, v in h.items()}, "z3": f["z3"], "z4": f["z4"]}
-    bad = [n for n in WEIGHT_NAMES if not _close(g[n], d[f"d{n[1]}"] * h[n[2]])]
+    bad = [n for n in WEIGHT_NAMES if not close(g[n], d[f"d{n[1]}"] * h[n[2]], TOL)]
     flipped = [n for n in WEIGHT_NAMES if d[f"d{n[1]}"] * h[n[2]] != 0]
-    if bad and flipped and all(_close(g[n], -d[f"d{n[1]}"] * h[n[2]]) for n in WEIGHT_NAMES):
+    if bad and flipped and all(close(g[n], -d[f"d{n[1]}"] * h[n[2]], TOL) for n in WEIGHT_NAMES):
         return ["Every entry of grads has the wrong sign: dL/dw_ji = +d_j * h_i (the step then goes "
                 "AGAINST the gradient, in exercise 5)."]
     whose = "your" if own else "the correct"
@@ -319,12 +312,13 @@ def grad_errors(g: dict[str, float], d: dict[str, float], f: dict[str, float], o
     for name in bad:
         j, i = name[1], name[2]
         dj = d[f"d{j}"]
-        candidates = [(_close(g[name], -dj * h[i]) and dj * h[i] != 0, "the sign is flipped"),
-                      (_close(g[name], dj) and h[i] != 1, f"the factor {names[i]} is missing")]
-        candidates += [(_close(g[name], dj * v) and abs(v) not in (1, abs(h[i])) and dj != 0,  # 1: missing
+        candidates = [(close(g[name], -dj * h[i], TOL) and dj * h[i] != 0, "the sign is flipped"),
+                      (close(g[name], dj, TOL) and h[i] != 1, f"the factor {names[i]} is missing")]
+        # (abs(v) == 1 is the missing factor, named above)
+        candidates += [(close(g[name], dj * v, TOL) and abs(v) not in (1, abs(h[i])) and dj != 0,
                         f"it is d{j} times {k}, but {name} carries {names[i]} (from unit {i} into unit {j})")
                        for k, v in carried.items()]
-        candidates += [(_close(g[name], d[k] * h[i]) and d[k] != dj and h[i] != 0,
+        candidates += [(close(g[name], d[k] * h[i], TOL) and d[k] != dj and h[i] != 0,
                         f"it is {k} times {names[i]}, but {name} feeds unit {j}, so it takes d{j}")
                        for k in DELTAS]
         cause = _cause(candidates, f"use the delta of the unit the weight feeds (d{j}) times the value the "
@@ -410,9 +404,9 @@ def _grads(grads: object, deltas: object, forward: object) -> dict[str, float]:
 def _step_errors(new: dict[str, float], g: dict[str, float], mine: bool) -> list[str]:
     out = []
     for name in WEIGHT_NAMES:
-        if _close(new[name], _W[name] - LR * g[name]):
+        if close(new[name], _W[name] - LR * g[name], TOL):
             continue
-        cause = _cause([(_close(new[name], _W[name] + LR * g[name]),
+        cause = _cause([(close(new[name], _W[name] + LR * g[name], TOL),
                          "the step goes AGAINST the gradient: w - lr * dL/dw")],
                        f"w_new = w - lr * dL/dw with lr = {LR:g}")
         out.append(f"updated[{name!r}] = {new[name]:g} is not one step from {name} = {_W[name]:g} "

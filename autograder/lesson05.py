@@ -40,14 +40,17 @@ import numpy as np
 from autograder.checks import (
     CheckFailure,
     NotDone,
+    as_real,
     call_student,
     check_close,
     check_vjp,
+    close,
     in_kernel,
     new_seed,
     passed,
     quiet,
     readonly,
+    reworded,
     type_name,
 )
 
@@ -215,19 +218,15 @@ def guarded(fn: Callable, label: str, hint: str = "", names: dict[str, object] |
     """Call student code through call_student (a blank answer ends in NotDone, any exception becomes one
     message naming ``label``), with the notebook's finite-difference helpers refused (and ``names`` bound,
     see names_bound), plus ``hint``. When grading, the call runs in the kernel through `call_probe`."""
+    def with_hint(exc: CheckFailure) -> str:
+        return f"{exc}\n  Hint: {hint}" if hint and "\n  Hint:" not in str(exc) else str(exc)
+
     def call(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with reworded(with_hint, into=StudentCallFailure):
             seen = call_student(label, in_kernel, call_probe, fn, label, names, *args, **kwargs)
             if "refused" in seen:
                 raise CheckFailure(str(seen["refused"]))
             return seen["value"]
-        except NotDone:
-            raise
-        except CheckFailure as exc:
-            text = str(exc)
-            if hint and "\n  Hint:" not in text:
-                text += f"\n  Hint: {hint}"
-            raise StudentCallFailure(text) from None
 
     return call
 
@@ -425,7 +424,7 @@ def check_relu_at_zero(vjp: VJP, run: Run) -> None:
             "gradient flows where x is exactly 0.\n  Hint: the mask is x > 0, not x >= 0.\n  " + run.line())
 
 
-def check_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run,
+def judge_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run,
                       named: Any = None) -> int:
     """Every unary VJP on each shape against finite differences, then relu's convention at 0. ``named``
     (the grader's module of recognisable mistakes, never shipped) lets a failure name the mistake."""
@@ -444,7 +443,7 @@ def check_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[
 def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = None) -> None:
     """VJPs of np.negative, np.exp, np.log, np.tanh and relu on random shapes and upstream gradients."""
     run = visible_run(seed, "check_unary_vjps(vjps_of, relu, seed={seed})")
-    count = check_unary_cases(vjps_of, relu, UNARY_SHAPES, run)
+    count = judge_unary_cases(vjps_of, relu, UNARY_SHAPES, run)
     passed("unary VJPs", f"{count} cases (5 ops on 3 shapes against finite differences, relu at 0) "
                          f"(seed {run.seed})")
 
@@ -476,7 +475,7 @@ def unbroadcast_hint(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str:
     return "a length-1 axis was stretched: sum g over it with keepdims=True so its length goes back to 1."
 
 
-def check_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[int, ...], tuple[int, ...]]],
+def judge_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[int, ...], tuple[int, ...]]],
                             run: Run) -> int:
     """unbroadcast(g, shape) is the VJP of np.broadcast_to(x, out_shape): check it as one, case by case."""
     count = 0
@@ -503,7 +502,7 @@ def check_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[i
 def check_unbroadcast(unbroadcast: Callable, *, seed: int | None = None) -> None:
     """unbroadcast on the broadcasting pairs scalar, (4,), (3, 4), (1, 4), (3, 1) and 1 to 3 leading axes."""
     run = visible_run(seed, "check_unbroadcast(unbroadcast, seed={seed})")
-    count = check_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, run)
+    count = judge_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, run)
     passed("unbroadcast", f"{count} broadcasting cases, each as the VJP of np.broadcast_to, against finite "
                           f"differences (seed {run.seed})")
 
@@ -539,7 +538,7 @@ def binary_cases() -> list[tuple[str, Callable, Callable, Callable, str]]:
     ]
 
 
-def check_binary_cases(vjps_of: Callable, pairs: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
+def judge_binary_cases(vjps_of: Callable, pairs: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
                        run: Run, unbroadcast: Callable | None = None) -> int:
     """Check every binary op on ``pairs``; the first pair must be non-broadcasting. Returns the count.
     With ``unbroadcast`` given, the VJPs run with it bound in place of the notebook's (see names_bound)."""
@@ -601,7 +600,7 @@ def unbroadcast_problem(unbroadcasts: list, run: Run) -> str:
         return "is not defined: run Exercise 2's cell first (after a kernel restart, run every cell above)"
     for unbroadcast in unbroadcasts:
         try:
-            check_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, run)
+            judge_unbroadcast_cases(unbroadcast, UNBROADCAST_CASES, run)
         except NotDone:
             return "is not written yet"
         except CheckFailure:
@@ -617,13 +616,13 @@ def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     run = visible_run(seed, "check_binary_vjps(vjps_of, seed={seed})")
     problem = unbroadcast_problem(notebook_unbroadcasts(vjps_of), run)
     if problem:
-        count = check_binary_cases(vjps_of, [SAME_SHAPES], run, unbroadcast=same_shape_unbroadcast)
+        count = judge_binary_cases(vjps_of, [SAME_SHAPES], run, unbroadcast=same_shape_unbroadcast)
         print(f"NOT FULLY CHECKED: binary VJPs: {count} same-shape cases agree with finite differences "
               f"(seed {run.seed}), but the broadcasting cases were SKIPPED because your unbroadcast "
               f"{problem} (exercise 2). Finish it and run this cell again. When graded, they run with a "
               "correct unbroadcast in place of yours, so exercise 2 is graded only once.")
         return
-    count = check_binary_cases(vjps_of, [SAME_SHAPES, *BROADCAST_PAIRS], run)
+    count = judge_binary_cases(vjps_of, [SAME_SHAPES, *BROADCAST_PAIRS], run)
     passed("binary VJPs", f"{count} cases, same shapes and broadcasting pairs, against finite differences "
                           f"(seed {run.seed})")
 
@@ -637,7 +636,7 @@ MATMUL_HINT = ("with C = A @ B and G = g, A-bar must have A's shape (m, k) and B
                "G is (m, n), so the shapes only fit with the transposes of section 5's derivation.")
 
 
-def check_matmul_cases(vjps_of: Callable, shapes: Iterable[tuple[tuple[int, int], tuple[int, int]]],
+def judge_matmul_cases(vjps_of: Callable, shapes: Iterable[tuple[tuple[int, int], tuple[int, int]]],
                        run: Run) -> int:
     va, vb = registered(vjps_of, np.matmul, "np.matmul", 2)
     count = 0
@@ -655,7 +654,7 @@ def check_matmul_cases(vjps_of: Callable, shapes: Iterable[tuple[tuple[int, int]
 def check_matmul_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """Both matmul VJPs on non-square and square (non-symmetric) matrices."""
     run = visible_run(seed, "check_matmul_vjps(vjps_of, seed={seed})")
-    count = check_matmul_cases(vjps_of, MATMUL_SHAPES, run)
+    count = judge_matmul_cases(vjps_of, MATMUL_SHAPES, run)
     passed("matmul VJPs", f"{count} products, non-square and square, against finite differences "
                           f"(seed {run.seed})")
 
@@ -698,7 +697,7 @@ def reduction_hints(name: str, axis: Any, keepdims: bool) -> tuple[str, str, str
     return shape_hint, error_hint, value_hint
 
 
-def check_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ...], Any, bool]],
+def judge_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ...], Any, bool]],
                           run: Run) -> int:
     count = 0
     for name, key, forward in (("np.sum", np.sum, np.sum), ("np.mean", np.mean, np.mean)):
@@ -727,7 +726,7 @@ def check_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ..
 def check_reduction_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """np.sum and np.mean VJPs for axis None/0/1/-1 and a tuple of axes, keepdims False and True."""
     run = visible_run(seed, "check_reduction_vjps(vjps_of, seed={seed})")
-    count = check_reduction_cases(vjps_of, REDUCTION_CASES, run)
+    count = judge_reduction_cases(vjps_of, REDUCTION_CASES, run)
     passed("reduction VJPs", f"{count} cases (sum and mean, every axis and a tuple of axes, keepdims both "
                              "ways) against finite "
                              f"differences (seed {run.seed})")
@@ -746,7 +745,7 @@ TRANSPOSE_HINT = ("output axis i is input axis axes[i]; sending g back needs the
                   "accepts negative axes: count them from the end. axes=None reverses all axes.")
 
 
-def check_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterable, run: Run) -> int:
+def judge_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterable, run: Run) -> int:
     (v_reshape,) = registered(vjps_of, np.reshape, "np.reshape", 1)
     (v_transpose,) = registered(vjps_of, np.transpose, "np.transpose", 1)
     count = 0
@@ -772,7 +771,7 @@ def check_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterabl
 def check_shape_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """np.reshape and np.transpose VJPs, including a reshape that looks like a transpose and negative axes."""
     run = visible_run(seed, "check_shape_vjps(vjps_of, seed={seed})")
-    count = check_shape_cases(vjps_of, RESHAPE_CASES, TRANSPOSE_CASES, run)
+    count = judge_shape_cases(vjps_of, RESHAPE_CASES, TRANSPOSE_CASES, run)
     passed("shape VJPs", f"{count} reshapes and transposes against finite differences (seed {run.seed})")
 
 
@@ -834,7 +833,7 @@ def _diagnoses_for(named: Any, name: str, axis: int) -> list[Diagnosis]:
     return named.softmax_diagnoses(axis) if name == "softmax" else named.log_softmax_diagnoses(axis)
 
 
-def check_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
+def judge_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
                         softmax_cases: Iterable, ce_cases: Iterable, run: Run, scale: float = 1.0,
                         named: Any = None) -> int:
     (v_sm,) = registered(vjps_of, softmax, "softmax", 1)
@@ -890,7 +889,7 @@ def check_softmax_vjps(vjps_of: Callable, softmax: Callable, log_softmax: Callab
                        *, seed: int | None = None) -> None:
     """softmax and log_softmax VJPs along either axis, and the fused cross-entropy VJP."""
     run = visible_run(seed, "check_softmax_vjps(vjps_of, softmax, log_softmax, cross_entropy, seed={seed})")
-    count = check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, SOFTMAX_CASES,
+    count = judge_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, SOFTMAX_CASES,
                                 CROSS_ENTROPY_CASES, run)
     passed("softmax-family VJPs", f"{count} cases (softmax and log_softmax along either axis, cross-entropy) "
                                   f"against finite differences (seed {run.seed})")
@@ -963,14 +962,10 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
     expected = fun.numerical_jacobian(x)
     m, n = expected.shape
     where = f"for {fun.description}"
-    try:
+    with reworded(lambda exc: f"{exc}\n  {run.line()}", into=CheckFailure):
         got = guarded(jacobian_from_vjp, f"jacobian_from_vjp ({where})",
                       hint=f"rows are VJPs: J has shape (y.size, x.size) = {(m, n)}, and row i is the "
                            "pullback of the unit vector e_i, flattened to x.size entries.")(fun, x.copy())
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}\n  {run.line()}") from None
 
     def fail(problem: str, hint: str) -> None:
         raise CheckFailure(f"jacobian_from_vjp {problem} {where}.\n  Hint: {hint}\n  {run.line()}")
@@ -991,13 +986,11 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
         fail(f"returned shape {(n, m)}; the Jacobian has one ROW per output entry and one column per input "
              f"entry: shape {(m, n)}",
              "the VJP with the unit vector e_i is row i of the Jacobian, not column i.")
-    try:
+    with reworded(lambda exc: f"{exc}\n  {run.line()}", into=CheckFailure):
         check_close(got, expected, name=f"jacobian_from_vjp {where}",
                     rtol=1e-6, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
                     hint="row i must be the pullback of the unit vector e_i (reshaped to y's shape), "
                          "flattened; a fresh e_i for every row, with a single 1 in it.")
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}\n  {run.line()}") from None
     if fun.forward_calls != 1:
         fail(f"called f {fun.forward_calls} times", "call f once, before the loop: its one pullback serves "
              "every row (each call of f is a whole forward pass).")
@@ -1006,7 +999,7 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
              f"entry, m = {m},", "one pullback call per row i, with the unit vector e_i.")
 
 
-def check_jacobian_cases(jacobian_from_vjp: Callable, cases: Iterable[tuple[CountingFunction, np.ndarray]],
+def judge_jacobian_cases(jacobian_from_vjp: Callable, cases: Iterable[tuple[CountingFunction, np.ndarray]],
                          run: Run) -> int:
     count = 0
     for fun, x in cases:
@@ -1021,7 +1014,7 @@ def check_jacobian_from_vjp(jacobian_from_vjp: Callable, *, seed: int | None = N
     rng = run.rng
     cases = [(layer_function(rng, 5, 3), normal(rng, (5,))),
              (matrix_function(rng, 2, 3, 4), normal(rng, (2, 3)))]
-    count = check_jacobian_cases(jacobian_from_vjp, cases, run)
+    count = judge_jacobian_cases(jacobian_from_vjp, cases, run)
     passed("jacobian_from_vjp", f"{count} Jacobians against finite differences, f called once and one "
                                 f"pullback per row (seed {run.seed})")
 
@@ -1040,42 +1033,39 @@ def probabilities(rng: np.random.Generator, n: int, classes: int) -> np.ndarray:
 def nll_value(nll: Callable, probs: np.ndarray, labels: np.ndarray, case: str, run: Run) -> float:
     """The student's nll on read-only copies, as one float, or a message saying what came back."""
     p, y = readonly(probs), readonly(labels)
-    try:
-        out = guarded(nll, "your nll")(p, y)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
+
+    def with_hint(exc: CheckFailure) -> str:
         hint = ("compute from probs and labels into new arrays; never change them in place (the check hands "
                 "you read-only arrays)." if "in place" in str(exc) else
                 "probs is an (N, C) array of probabilities and labels an (N,) array of integer classes: pick "
                 "one probability per row.")
-        raise CheckFailure(f"{exc} (for {case})\n  Hint: {hint}\n  {run.line()}") from None
-    try:
-        value = np.asarray(out, dtype=np.float64)
-    except (TypeError, ValueError):
-        value = np.full(2, np.nan)
-    if value.ndim != 0 or not np.isfinite(value).all():
-        shape = f" of shape {value.shape}" if value.ndim else ""
-        raise CheckFailure(f"your nll returned {out!r}{shape} for {case}: it must return one finite number "
-                           "(a float), not an array, not even one of length 1.\n  Hint: the loss is the mean "
-                           "over the batch: reduce the N terms to a single number.\n  " + run.line())
-    return float(value)
+        return f"{exc} (for {case})\n  Hint: {hint}\n  {run.line()}"
+
+    with reworded(with_hint, into=CheckFailure):
+        out = guarded(nll, "your nll")(p, y)
+    if isinstance(out, np.ndarray) and out.ndim != 0:
+        raise CheckFailure(f"your nll returned {out!r} of shape {out.shape} for {case}: it must return "
+                           "one finite number (a float), not an array, not even one of length 1.\n  Hint: "
+                           "the loss is the mean over the batch: reduce the N terms to a single number.\n  "
+                           + run.line())
+    with reworded(lambda exc: f"{exc}\n  {run.line()}"):
+        return as_real(out, f"your nll, for {case}, returned")
 
 
-def _agree(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+NLL_RTOL = 1e-9
+"""Properties of a log-likelihood that hold to rounding."""
 
 
 def uniform_hint(got: float, n: int, classes: int) -> str:
     """The usual reason a uniform batch does not give log C."""
     log_c = float(np.log(classes))
-    if _agree(got, -log_c):
+    if close(got, -log_c, NLL_RTOL):
         return "the negative log-likelihood is MINUS the log, positive for probabilities below 1."
-    if _agree(got, n * log_c):
+    if close(got, n * log_c, NLL_RTOL):
         return "the loss is the MEAN over the batch, not the sum."
-    if _agree(got, float(np.log2(classes))):
+    if close(got, float(np.log2(classes)), NLL_RTOL):
         return "use the natural log, np.log."
-    if _agree(got, 1.0 - 1.0 / classes):
+    if close(got, 1.0 - 1.0 / classes, NLL_RTOL):
         return "take the log: a label's negative log-likelihood is -log p, not 1 - p."
     return "every label has probability 1/C here, so every example contributes -log(1/C) = log C."
 
@@ -1090,7 +1080,7 @@ def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
                            f"{labels.tolist()}).\n  Hint: {hint}\n  {run.line()}")
 
     uniform = nll_value(nll, np.full((n, classes), 1.0 / classes), labels, "uniform probabilities", run)
-    if not _agree(uniform, float(np.log(classes))):
+    if not close(uniform, float(np.log(classes)), NLL_RTOL):
         fail(f"gives {uniform:.6g} when every class has probability 1/{classes}; each label's likelihood "
              f"is then 1/{classes}, whose negative log is log {classes} = {np.log(classes):.6g}",
              uniform_hint(uniform, n, classes))
@@ -1102,7 +1092,7 @@ def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
         weights = rng.uniform(0.1, 1.0, len(others))
         moved_mass[row, others] = probs[row, others].sum() * weights / weights.sum()
     moved = nll_value(nll, moved_mass, labels, "random probabilities", run)
-    if not _agree(moved, base):
+    if not close(moved, base, NLL_RTOL):
         fail(f"changed from {base:.6g} to {moved:.6g} when only probability mass among classes that are NOT "
              "the labels was moved",
              "the likelihood of a label is the probability the model gave to THAT class, "
@@ -1113,7 +1103,7 @@ def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
     others = [c for c in range(classes) if c != label]
     lowered[0, others] *= (1.0 - lowered[0, label]) / lowered[0, others].sum()
     one, other = (nll_value(nll, p, labels[:1], "one example", run) for p in (probs[:1], lowered))
-    if not _agree(other - one, 1.0):
+    if not close(other - one, 1.0, NLL_RTOL):
         fail(f"went from {one:.6g} to {other:.6g} for one example whose label's probability was divided by "
              "e; the negative log-likelihood must rise by exactly 1 (-log(p/e) = -log p + 1)",
              "take -np.log of the label's probability (not of the logits, nor of 1 - p).")
@@ -1122,14 +1112,14 @@ def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
     split = max(1, n // 2 - 1)
     parts = [nll_value(nll, probs[s], labels[s], "part of the batch", run)
              for s in (slice(0, split), slice(split, n))]
-    if not _agree(base, (split * parts[0] + (n - split) * parts[1]) / n):
+    if not close(base, (split * parts[0] + (n - split) * parts[1]) / n, NLL_RTOL):
         fail(f"of the whole batch, {base:.6g}, is not the size-weighted mean of your nll on its first "
              f"{split} and last {n - split} examples ({parts[0]:.6g} and {parts[1]:.6g})",
              "average -log probs[n, labels[n]] over the N examples: np.mean, not np.sum.")
     return 4
 
 
-def check_nll_cases(nll: Callable, run: Run, batches: Iterable[tuple[int, int]] = ((5, 4), (3, 3))) -> int:
+def judge_nll_cases(nll: Callable, run: Run, batches: Iterable[tuple[int, int]] = ((5, 4), (3, 3))) -> int:
     return sum(nll_properties(nll, n, classes, run) for n, classes in batches)
 
 
@@ -1138,7 +1128,7 @@ def check_nll(nll: Callable, *, seed: int | None = None) -> None:
     for uniform probabilities, blind to the non-label classes, +1 when the label's probability is divided
     by e, and a mean over the batch."""
     run = visible_run(seed, "check_nll(nll, seed={seed})")
-    count = check_nll_cases(nll, run)
+    count = judge_nll_cases(nll, run)
     passed("nll", f"{count} properties of a mean negative log-likelihood on random probabilities "
                   f"(seed {run.seed})")
 

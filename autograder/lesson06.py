@@ -28,8 +28,8 @@ from __future__ import annotations
 import copy
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,8 @@ from autograder.checks import (
     new_seed,
     passed,
     quiet,
+    raised_by,
+    reworded,
     type_name,
 )
 
@@ -960,11 +962,7 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np.n
 def _call_apply_op(apply_op: Callable[..., object], label: str, prim: object, *args: object,
                    **params: object) -> object:
     """apply_op(prim, *args, **params); an exception becomes one message naming the call and its fix."""
-    try:
-        return call_student("apply_op", apply_op, prim, *args, **params)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
+    def with_fix(exc: CheckFailure) -> str:
         text = str(exc)
         if "'Tensor'" in text or "Tensor'" in text:
             hint = ("prim.forward works on numpy arrays: call it with the inputs' .data (after wrapping "
@@ -978,7 +976,10 @@ def _call_apply_op(apply_op: Callable[..., object], label: str, prim: object, *a
         else:
             hint = ""
         advice = f"\n  Hint: {hint}" if hint else ""
-        raise CheckFailure(f"{text}\n  (the call was apply_op({label})){advice}") from None
+        return f"{text}\n  (the call was apply_op({label})){advice}"
+
+    with reworded(with_fix, into=CheckFailure):
+        return call_student("apply_op", apply_op, prim, *args, **params)
 
 
 def _check_node(out: object, name: str, params: dict, seed: int) -> None:
@@ -1006,24 +1007,17 @@ def _check_node(out: object, name: str, params: dict, seed: int) -> None:
 _REPRODUCE = re.compile(r"\(seed \d+: call .*? to reproduce\)")
 
 
-def _with_call(exc: CheckFailure, call: str) -> CheckFailure:
-    """The same failure, its reproduce line naming the call the student's test cell makes (check_vjp is not
+def _with_call(exc: CheckFailure, call: str) -> str:
+    """The failure's text, its reproduce line naming the call the student's test cell makes (check_vjp is not
     in the notebook)."""
     text = str(exc)
     line = f"(to see this again: {call})"
-    text = _REPRODUCE.sub(line, text) if _REPRODUCE.search(text) else f"{text}\n  {line}"
-    return type(exc)(text)
+    return _REPRODUCE.sub(line, text) if _REPRODUCE.search(text) else f"{text}\n  {line}"
 
 
-@contextmanager
-def _repeat_call(call: str) -> Iterator[None]:
+def _repeat_call(call: str) -> AbstractContextManager[None]:
     """A failure inside ends with `call`, the notebook line that repeats it (a blank exercise needs none)."""
-    try:
-        yield
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise _with_call(exc, call) from None
+    return reworded(lambda exc: _with_call(exc, call))
 
 
 def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
@@ -1255,12 +1249,13 @@ def _diamond(rng: np.random.Generator, Tensor: type, op: Callable[..., object]) 
     return out, [out.grad_fn.name] + ["  " + s for s in w_lines] + ["  None"]
 
 
-def _with_apply_op_note(graph: Graph, exc: CheckFailure) -> CheckFailure:
+def _apply_op_noted(graph: Graph) -> AbstractContextManager[None]:
     """In a student's kit, a failure on a graph that the student's apply_op recorded wrongly says so."""
-    problem = graph.structure_error() if _recording_op is None else None
-    if problem is None:
-        return exc
-    return CheckFailure(f"{exc}\n  {KIT_NOTE} Here: {problem}.")
+    def with_note(exc: CheckFailure) -> str:
+        problem = graph.structure_error() if _recording_op is None else None
+        return str(exc) if problem is None else f"{exc}\n  {KIT_NOTE} Here: {problem}."
+
+    return reworded(with_note, into=CheckFailure)
 
 
 def judge_format_graph(format_graph: Callable[[object], str], Tensor: type, Node: type, OPS: dict, *,
@@ -1269,10 +1264,8 @@ def judge_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
     node once per path, and walks a deep chain without recursion."""
     rng = np.random.default_rng(seed)
     graph = Graph(graph_op(Tensor, Node, OPS), Tensor)
-    try:
+    with _apply_op_noted(graph):
         return _judge_format_graph(format_graph, Tensor, graph, rng, seed, graphs, depth)
-    except CheckFailure as exc:
-        raise _with_apply_op_note(graph, exc) from None
 
 
 def _judge_format_graph(format_graph: Callable[[object], str], Tensor: type, op: Callable[..., object],
@@ -1391,8 +1384,9 @@ def _check_unequal_paths(
     hv = w0 * c
     t1 = np.tanh(hv)
     expected = r * (np.exp(np.tanh(t1)) * (1 - np.tanh(t1) ** 2) * (1 - t1**2) + 1) * c
-    try:
-        crashed = True
+    crashed = True
+    with reworded(lambda exc: explain(graph, loss, np.ones(()), seed, str(exc), crashed=crashed),
+                  into=CheckFailure):
         call_student("backward", backward, loss)
         crashed = False
         check_close(
@@ -1405,10 +1399,6 @@ def _check_unequal_paths(
             "gradient contributions to it have arrived: process nodes in reverse topological order, not "
             f"breadth-first from the loss. (seed {seed})",
         )
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(explain(graph, loss, np.ones(()), seed, str(exc), crashed=crashed)) from None
 
 
 def judge_backward_semantics(backward: Callable[..., None], Tensor: type, Node: type, OPS: dict, *, seed: int,
@@ -1417,10 +1407,8 @@ def judge_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
     a deep chain walked without recursion."""
     rng = np.random.default_rng(seed)
     graph = Graph(graph_op(Tensor, Node, OPS), Tensor)
-    try:
+    with _apply_op_noted(graph):
         return _judge_semantics(backward, Tensor, graph, rng, seed, depth)
-    except CheckFailure as exc:
-        raise _with_apply_op_note(graph, exc) from None
 
 
 def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[..., object],
@@ -1454,15 +1442,10 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
 
     # a leaf as the root: its own AccumulateGrad starts the pass
     r = Tensor(float(a0), requires_grad=True)
-    try:
+    with reworded(lambda exc: f"{exc}\n  The call was backward(r) on a leaf r = Tensor({a0:.3g}, "
+                              "requires_grad=True). Hint: a leaf has no grad_fn: start the search from "
+                              "tensor.accumulator when tensor.grad_fn is None.", into=CheckFailure):
         call_student("backward", backward, r)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(
-            f"{exc}\n  The call was backward(r) on a leaf r = Tensor({a0:.3g}, requires_grad=True). Hint: a "
-            "leaf has no grad_fn: start the search from tensor.accumulator when tensor.grad_fn is None."
-        ) from None
     _grad_is_array(r, "r", "r = Tensor(x, requires_grad=True); backward(r)")
     if r.grad is None or np.shape(r.grad) != () or float(np.asarray(r.grad)) != 1.0:
         raise CheckFailure(
@@ -1503,47 +1486,35 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
             f"gradient (intermediate gradients live in a local dict and are dropped). (seed {seed})"
         )
     y = op("tanh", Tensor(x0.copy(), requires_grad=True))
-    try:
-        with quiet():
-            backward(y)
-    except NotImplementedError:
-        raise NotDone("backward") from None
-    except RuntimeError as exc:
-        if "shape" not in str(exc) and "scalar" not in str(exc):
-            raise CheckFailure(
-                f"backward of a (3, 4) tensor without a gradient raised {exc!r}; the message should say that "
-                "a gradient is needed because the tensor is not a scalar, and name its shape."
-            ) from None
-    except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
-        raise CheckFailure(f"backward of a (3, 4) tensor without a gradient raised {type(exc).__name__}: "
-                           f"{exc}; it should raise a RuntimeError (as PyTorch does) that names the shape."
-                           ) from None
-    else:
+    error = raised_by("backward", backward, y)
+    if error is None:
         raise CheckFailure(
             "backward of a (3, 4) tensor without a gradient argument must raise a RuntimeError (only a "
             "scalar has an obvious starting gradient of 1). It returned silently."
         )
+    if not isinstance(error, RuntimeError):
+        raise CheckFailure(f"backward of a (3, 4) tensor without a gradient raised {type(error).__name__}: "
+                           f"{error}; it should raise a RuntimeError (as PyTorch does) that names the shape.")
+    if "shape" not in str(error) and "scalar" not in str(error):
+        raise CheckFailure(
+            f"backward of a (3, 4) tensor without a gradient raised {error!r}; the message should say that "
+            "a gradient is needed because the tensor is not a scalar, and name its shape.")
 
     # a gradient of another shape than the tensor is refused
     y = op("tanh", Tensor(x0.copy(), requires_grad=True))
     wrong = rng.standard_normal((4, 3))
     call = "backward(y, gradient) with y of shape (3, 4) and a gradient of shape (4, 3)"
-    try:
-        with quiet():
-            backward(y, wrong)
-    except NotImplementedError:
-        raise NotDone("backward") from None
-    except ValueError as exc:
-        if "(4, 3)" not in str(exc) or "(3, 4)" not in str(exc):
-            raise CheckFailure(
-                f"{call} raised ValueError({str(exc)!r}); compare the shapes before the pass starts and "
-                "raise a ValueError that names both, (4, 3) and (3, 4).") from None
-    except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
-        raise CheckFailure(f"{call} raised {type(exc).__name__}: {exc}; it should raise a ValueError that "
-                           "names both shapes.") from None
-    else:
+    error = raised_by("backward", backward, y, wrong)
+    if error is None:
         raise CheckFailure(f"{call} returned silently; it must raise a ValueError that names both shapes "
                            "(a gradient of another shape belongs to another tensor).")
+    if not isinstance(error, ValueError):
+        raise CheckFailure(f"{call} raised {type(error).__name__}: {error}; it should raise a ValueError "
+                           "that names both shapes.")
+    if "(4, 3)" not in str(error) or "(3, 4)" not in str(error):
+        raise CheckFailure(
+            f"{call} raised ValueError({str(error)!r}); compare the shapes before the pass starts and "
+            "raise a ValueError that names both, (4, 3) and (3, 4).")
 
     # a constant input never receives .grad
     w = Tensor(rng.standard_normal(4), requires_grad=True)
@@ -1605,15 +1576,11 @@ def probe_backward_twice(backward: Callable[..., None], roots: list, gradient: n
 
 def _backward_from(backward: Callable[..., None], y: object, gradient: np.ndarray, what: str) -> None:
     """backward(y, gradient) on a non-scalar y: a crash there usually means the gradient was ignored."""
-    try:
-        call_student("backward", backward, y, gradient)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(
+    with reworded(lambda exc: (
             f"{exc}\n  The check called backward(y, gradient) with {what} of shape {gradient.shape} and a "
             f"gradient of shape {gradient.shape}: when gradient is given, start the backward pass from it "
-            "(only a call without gradient needs a scalar).") from None
+            "(only a call without gradient needs a scalar)."), into=CheckFailure):
+        call_student("backward", backward, y, gradient)
 
 
 def _grad_is_array(t: object, name: str, case: str) -> None:
@@ -1694,26 +1661,18 @@ def _judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray],
         hint="when the shapes already match there is nothing to sum",
     )
     for bad in ((4, 3), (2, 4), (3, 4, 1)):
-        try:
-            with quiet():
-                sum_to_shape(g, bad)
-        except NotImplementedError:
-            raise NotDone("sum_to_shape") from None
-        except ValueError as exc:
-            if str(bad) not in str(exc) and str(list(bad)) not in str(exc):
-                raise CheckFailure(
-                    f"sum_to_shape(g of shape (3, 4), {bad}) raised ValueError({str(exc)!r}); name the "
-                    f"target shape {bad} in the message."
-                ) from None
-        except Exception as exc:  # noqa: BLE001 - any other error in student code becomes the message
-            raise CheckFailure(f"sum_to_shape(g of shape (3, 4), {bad}) raised {type(exc).__name__}: {exc}; "
-                               "it must raise ValueError naming the shapes.") from None
-        else:
+        call = f"sum_to_shape(g of shape (3, 4), {bad})"
+        error = raised_by("sum_to_shape", sum_to_shape, g, bad)
+        if error is None:
             raise CheckFailure(
-                f"sum_to_shape(g of shape (3, 4), {bad}) must raise ValueError: {bad} does not broadcast to "
-                "(3, 4), so this gradient cannot belong to that input. A silent wrong answer hides graph "
-                "bugs."
-            )
+                f"{call} must raise ValueError: {bad} does not broadcast to (3, 4), so this gradient cannot "
+                "belong to that input. A silent wrong answer hides graph bugs.")
+        if not isinstance(error, ValueError):
+            raise CheckFailure(f"{call} raised {type(error).__name__}: {error}; it must raise ValueError "
+                               "naming the shapes.")
+        if str(bad) not in str(error) and str(list(bad)) not in str(error):
+            raise CheckFailure(f"{call} raised ValueError({str(error)!r}); name the target shape {bad} in "
+                               "the message.")
     return f"{len(_PAIRS)} broadcasting pairs against finite differences, and shapes refused (seed {seed})"
 
 

@@ -19,22 +19,25 @@ from typing import Any, Literal
 import nbformat
 import pytest
 
+from autograder.course import notebooks as course_notebooks
+from autograder.course.judge import is_autograded_test, judge, loopback
+from autograder.course.notebooks import CellScore, cell_grade_id, nbgrader_meta, regions, without_regions
+
 ROOT = Path(__file__).resolve().parents[1]
 Scores = Mapping[str, Any]  # grade_id -> CellScore(score, max_score, error), as notebooks.grade returns
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
-HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
 def notebook_fixtures(path: Path) -> tuple[Callable, Callable]:
     """Module-scoped `notebooks` (the course tooling) and `source_nb` fixtures for one lesson notebook.
 
     Use as `notebooks, source_nb = notebook_fixtures(NOTEBOOK)`: loading once per module keeps the many
-    kernel runs of a lesson from re-reading the file, and the tooling import skips visibly when absent."""
+    kernel runs of a lesson from re-reading the file."""
 
     @pytest.fixture(scope="module")
     def notebooks():
-        return pytest.importorskip("autograder.course.notebooks", reason="notebook tooling not available yet")
+        return course_notebooks
 
     @pytest.fixture(scope="module")
     def source_nb(notebooks):
@@ -46,9 +49,9 @@ def notebook_fixtures(path: Path) -> tuple[Callable, Callable]:
 def graded_metadata(path: Path) -> dict[str, dict]:
     """grade_id -> nbgrader metadata of every cell that has some, as stored (for required-id checks)."""
     nb = nbformat.read(path, as_version=4)
-    metas = [cell.metadata["nbgrader"] for cell in nb.cells if "nbgrader" in cell.metadata]
-    by_id = {meta["grade_id"]: meta for meta in metas}
-    assert len(by_id) == len(metas), f"duplicate grade_id in {path.name}"
+    graded = [cell for cell in nb.cells if nbgrader_meta(cell)]
+    by_id = {cell_grade_id(cell): nbgrader_meta(cell) for cell in graded}
+    assert len(by_id) == len(graded), f"duplicate grade_id in {path.name}"
     return by_id
 
 
@@ -61,32 +64,30 @@ def answer_namespace(path: Path, replace: Mapping[str, str] | None = None) -> di
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
-        gid = meta.get("grade_id", "")
+        meta = nbgrader_meta(cell)
+        gid = cell_grade_id(cell) or ""
         if first_code or gid.startswith("given_") or (meta.get("solution") and not meta.get("grade")):
             exec(compile((replace or {}).get(gid, cell.source), f"<cell {gid or 'imports'}>", "exec"), ns)
             first_code = False
     return ns
 
 
-def judged_in_process(path: Path, replace: Mapping[str, str] | None = None) -> Scores:
+def judged_in_process(path: Path, replace: Mapping[str, str] | None = None,
+                      only: Iterable[str] | None = None) -> Scores:
     """Every autograded test cell of the source notebook (hidden tests included) judged exactly as grading
     judges it, with the student's objects behind the grading channel, but without a kernel: the answer
-    namespace (`answer_namespace`) is served by a thread (`judge.loopback`). Scored by nbgrader's rule."""
-    from autograder.course.judge import is_autograded_test, judge, loopback
-    from autograder.course.notebooks import CellScore
-
+    namespace (`answer_namespace`) is served by a thread (`judge.loopback`). Scored by nbgrader's rule.
+    ``only`` names the test cells to judge (default: all)."""
     nb = nbformat.read(path, as_version=4)
     scores = {}
     with loopback(answer_namespace(path, replace)) as channel:
         for cell in nb.cells:
-            if is_autograded_test(cell):
-                meta = cell.metadata["nbgrader"]
-                outputs = judge(cell.source, channel, f"<test cell {meta['grade_id']}>")
+            gid = cell_grade_id(cell)
+            if is_autograded_test(cell) and (only is None or gid in only):
+                outputs = judge(cell.source, channel, f"<test cell {gid}>")
                 errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
-                points = float(meta.get("points", 0))
-                scores[meta["grade_id"]] = CellScore(0.0 if errors else points, points,
-                                                     errors[0] if errors else None)
+                points = float(nbgrader_meta(cell).get("points", 0))
+                scores[gid] = CellScore(0.0 if errors else points, points, errors[0] if errors else None)
     return scores
 
 
@@ -118,26 +119,16 @@ def answer_cell(body: str, header: str = "") -> str:
 Outside = Literal["line", "text", "never"]
 
 
-def marked_lines(nb: Any, markers: tuple[str, str], *, min_length: int = 15,
-                 unless_outside: Outside = "line") -> list[str]:
-    """Stripped lines between the markers, at least min_length long, that finding elsewhere would be a leak.
+def marked_lines(nb: Any, kind: str, *, min_length: int = 15, unless_outside: Outside = "line") -> list[str]:
+    """Stripped lines of the notebook's ``### BEGIN/END <kind>`` regions, at least min_length long, that
+    finding elsewhere would be a leak.
 
     unless_outside says which lines are not secret because the notebook shows them outside the markers
     too: "line" drops a line that is also a whole line outside (given code repeats it), "text" also drops
     one quoted inside other text (an update rule in the instructions), "never" keeps every line."""
-    begin, end = markers
-    inside_lines, outside_lines = [], []
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if begin in line:
-                inside = True
-            elif end in line:
-                inside = False
-            elif inside:
-                inside_lines.append(line.strip())
-            else:
-                outside_lines.append(line)
+    inside_lines = [line.strip() for cell in nb.cells for body in regions(cell.source, (kind,))
+                    for line in body.splitlines()]
+    outside_lines = [line for cell in nb.cells for line in without_regions(cell.source, (kind,)).splitlines()]
     long_lines = [line for line in inside_lines if len(line) >= min_length]
     if unless_outside == "never":
         return long_lines
@@ -150,12 +141,12 @@ def marked_lines(nb: Any, markers: tuple[str, str], *, min_length: int = 15,
 
 def solution_lines(nb: Any, *, min_length: int = 15, unless_outside: Outside = "line") -> list[str]:
     """Lines of the solutions that the released notebook must not contain (see marked_lines)."""
-    return marked_lines(nb, SOLUTION_MARKERS, min_length=min_length, unless_outside=unless_outside)
+    return marked_lines(nb, "SOLUTION", min_length=min_length, unless_outside=unless_outside)
 
 
 def hidden_test_lines(nb: Any, *, min_length: int = 15) -> list[str]:
     """Lines of the hidden tests that the released notebook must not contain (see marked_lines)."""
-    return marked_lines(nb, HIDDEN_MARKERS, min_length=min_length)
+    return marked_lines(nb, "HIDDEN TESTS", min_length=min_length)
 
 
 def released_text(student_nb: Any) -> str:
@@ -272,7 +263,7 @@ else:
 def visible_cells_script(nb: Any, prelude: str = "") -> str:
     """The notebook's graded cells with their solutions, test cells cut before the hidden tests: what a
     student with correct answers runs from the kit."""
-    cells = [c.source.split(HIDDEN_MARKERS[0])[0] for c in graded_cells_only(nb, prelude).cells
+    cells = [without_regions(c.source, ("HIDDEN TESTS",)) for c in graded_cells_only(nb, prelude).cells
              if c.cell_type == "code"]
     return "\n\n".join(cells)
 

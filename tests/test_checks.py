@@ -6,6 +6,7 @@ all of 200 seeds, and each correct one, including alternative valid formulations
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Callable
@@ -19,13 +20,18 @@ from autograder.checks import (
     CheckFailure,
     GradientCheckError,
     NotDone,
+    as_real,
     call_student,
     check_close,
     check_derivative,
     check_gradient,
     check_vjp,
+    close,
     passed,
     quiet,
+    raised_by,
+    reworded,
+    student_function,
 )
 
 BUG_SEEDS = range(200)
@@ -470,6 +476,73 @@ def test_call_student_keeps_a_checks_own_failure_and_never_swallows_an_interrupt
         call_student("relu", _raiser(KeyboardInterrupt()))
 
 
+def test_close_is_relative_above_one_absolute_below_and_never_true_for_nan() -> None:
+    assert close(1e6 + 0.5, 1e6, 1e-6) and not close(1e6 + 2.0, 1e6, 1e-6)
+    assert close(1e-9, 0.0, 1e-8) and not close(1e-7, 0.0, 1e-8)
+    assert close(1.0, 1.05, 1e-8, atol=0.1)
+    assert close(np.array([1.0, 2.0]), [1.0, 2.0 + 1e-12], 1e-9)
+    assert not close(np.array([1.0, 2.0]), [1.0, 2.1], 1e-9)
+    assert not close(math.nan, math.nan, 1.0) and not close(np.array([math.nan]), [0.0], 1.0)
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    (None, "returned None"),
+    ("0.5", "returned the string '0.5'"),
+    ((0.5,), "a trailing comma"),
+    ([0.5], "the list [0.5], not one number"),
+    (np.ones(2), "a numpy array of shape (2,)"),
+    (True, "the bool True, not a plain number"),
+    (1 + 2j, "not a plain number"),
+    (math.inf, "returned inf, not a finite number"),
+])
+def test_as_real_refuses_what_is_not_one_real_number(value: object, fragment: str) -> None:
+    with pytest.raises(CheckFailure) as info:
+        as_real(value, "f(1) returned")
+    assert fragment in str(info.value), str(info.value)
+    assert str(info.value).count("Hint:") == 1
+
+
+def test_as_real_accepts_numbers_and_python_float_refuses_the_rest() -> None:
+    assert [as_real(v, "v is") for v in (2, 0.5, np.float32(0.25), np.array(1.5))] == [2.0, 0.5, 0.25, 1.5]
+    assert as_real(0.5, "v is", python_float=True) == 0.5
+    for value in (1, np.float32(0.5), np.array(0.5)):
+        with pytest.raises(CheckFailure, match="Python float|numpy array"):
+            as_real(value, "relative_error(a, b) returned", python_float=True)
+
+
+def test_reworded_keeps_the_class_or_changes_it_and_never_touches_notdone() -> None:
+    with pytest.raises(GradientCheckError, match="^inner \\(seed 3\\)$"), reworded(lambda e: f"{e} (seed 3)"):
+        raise GradientCheckError("inner")
+    with pytest.raises(CheckFailure) as info, reworded(lambda e: f"{e}!", into=CheckFailure):
+        raise GradientCheckError("inner")
+    assert type(info.value) is CheckFailure and str(info.value) == "inner!"
+    blank = NotDone("relu")
+    with pytest.raises(NotDone) as done, reworded(lambda e: "never"):
+        raise blank
+    assert done.value is blank
+
+
+def test_raised_by_returns_the_students_exception_or_none() -> None:
+    error = raised_by("relu", _raiser(ValueError("shapes (3,) and (3, 1)")))
+    assert isinstance(error, ValueError) and "(3, 1)" in str(error)
+    assert raised_by("relu", lambda: 1.0) is None
+    with pytest.raises(NotDone):
+        raised_by("relu", _raiser(NotImplementedError()))
+    with pytest.raises(KeyboardInterrupt):
+        raised_by("relu", _raiser(KeyboardInterrupt()))
+
+
+def test_student_function_names_the_students_innermost_function() -> None:
+    namespace: dict = {}
+    exec(compile("def __add__(self, other):\n    raise NotImplementedError()\n", "<answer cell>", "exec"),
+         namespace)
+    try:
+        namespace["__add__"](None, None)
+    except NotImplementedError as exc:
+        assert student_function(exc) == "__add__"
+    assert student_function(ValueError()) == "?"
+
+
 def test_passed_prints_exactly_one_line(capsys) -> None:
     passed("relu", "12 numbers, worst relative error 1e-12 (seed 7)")
     assert capsys.readouterr().out == "passed: relu: 12 numbers, worst relative error 1e-12 (seed 7)\n"
@@ -511,5 +584,5 @@ def test_a_failed_check_shows_its_message_alone_in_a_kernel_and_in_the_html() ->
     text = ansi.sub("", html)
     assert "Hint: your value is (f(x+h) - f(x-h)) / h, twice the central difference" in text
     assert "your derivative &lt;lambda&gt; is wrong at x = 0.3" in text
-    for source_line in ("lesson01.py", "checks.py", "def check_difference", "raise CheckFailure("):
+    for source_line in ("lesson01.py", "checks.py", "def judge_difference", "raise CheckFailure("):
         assert source_line not in text, source_line

@@ -17,6 +17,7 @@ import pytest
 
 from autograder import lesson01 as visible
 from autograder.checks import CheckFailure, NotDone
+from autograder.course.notebooks import cell_grade_id
 from autograder.hidden import lesson01 as hidden
 
 LESSON = Path(__file__).resolve().parents[1] / "lessons" / "01_finite_differences"
@@ -449,7 +450,7 @@ def test_source_notebook_earns_full_marks_and_every_test_prints_one_pass_line(no
     harness.assert_full_marks(notebooks.grade(executed), TEST_CELLS.values())
     harness.assert_no_error_outputs(executed)
     for cell in executed.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in TEST_CELLS.values():
+        if cell_grade_id(cell) in TEST_CELLS.values():
             text = "".join(out.get("text", "") for out in cell.outputs)
             assert text.count("\n") == 1 and text.startswith("passed: "), text
 
@@ -464,7 +465,7 @@ def test_blank_release_scores_zero_with_one_message_per_exercise(notebooks, sour
     harness.assert_zero_everywhere(notebooks.grade(executed), TEST_CELLS.values())
     waiting = 0
     for cell in executed.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        grade_id = cell_grade_id(cell) or ""
         if grade_id in TEST_CELLS.values():
             (error,) = [out for out in cell.outputs if out.output_type == "error"]
             assert error.ename == "NotDone"

@@ -18,6 +18,7 @@ import pytest
 
 from autograder import lesson02 as visible
 from autograder.checks import CheckFailure, NotDone
+from autograder.course.notebooks import cell_grade_id
 from autograder.hidden import lesson02 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "02_chain_rule" / "chain_rule.ipynb"
@@ -561,7 +562,7 @@ def forward_mode(edges, src):
         "too_few_digits": (SOLUTIONS["adjoint_trace"] + 'adjoints["v0"] = 1.72\n', "give more digits"),
         "quoted_number": (
             SOLUTIONS["adjoint_trace"] + 'adjoints["v-1"] = "5.5"\n',
-            "without quotes",
+            "no quotes",
         ),
     },
     "diff": {
@@ -719,7 +720,7 @@ def test_notebook_leaves_the_trace_to_the_student():
     import nbformat
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells]
+    ids = [cell_grade_id(cell) for cell in nb.cells]
     before = "\n".join(cell.source for cell in nb.cells[: ids.index("adjoint_trace")])
     for leak in ("5.5", "2 - cos 5", "2 - math.cos(5", "1.7163", "= v_0$", "= v_{-1}$"):
         assert leak not in before, leak

@@ -17,6 +17,7 @@ import pytest
 
 from autograder import lesson04 as visible
 from autograder.checks import CheckFailure, NotDone
+from autograder.course.notebooks import cell_grade_id, without_regions
 from autograder.hidden import lesson04 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "04_hand_worked" / "hand_worked.ipynb"
@@ -158,7 +159,7 @@ def test_the_notebook_solution_matches_the_reference_engine():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     ns: dict = {}
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in TEST_CELLS:
+        if cell_grade_id(cell) in TEST_CELLS:
             exec(cell.source, ns)
     ref = hidden.reference_answers()
     for x in visible.X:
@@ -266,7 +267,7 @@ def test_the_confirmation_cells_leave_no_answer_and_rebind_no_name():
     """The finite-difference and engine cells print verdicts only; each runs on its own; the student's
     own variables (x, h1, ..., L, w, b, h) survive them."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    by_id = {cell_grade_id(c): c.source for c in nb.cells}
     mine = {name: f"mine {name}" for name in ("x", "h", "h1", "h2", "z3", "z4", "yhat", "L", "w", "b", "loss",
                                               "network", "tape", "adjoint", "engine_deltas", "error")}
     for cell in ("given_finite_differences", "given_tape_engine"):
@@ -382,7 +383,7 @@ def test_wrong_types_and_missing_keys_are_named():
     ns = answers()
     with pytest.raises(CheckFailure, match="missing the key"):
         visible.check_deltas({"d1": 1.5}, ns["forward"])
-    with pytest.raises(CheckFailure, match="plain number"):
+    with pytest.raises(CheckFailure, match="not its text"):
         visible.check_deltas({**ns["deltas"], "d3": "3"}, ns["forward"])
     with pytest.raises(CheckFailure, match="no entry for x = 1"):
         visible.check_forward({-1: ns["forward"][-1]})
@@ -434,7 +435,7 @@ def test_student_version_has_no_answers_or_hidden_tests_scores_zero_and_still_ru
     executed = notebooks.execute(student)
     harness.assert_zero_everywhere(notebooks.grade(executed), TEST_CELLS.values())
     # The confirmation cells still run with blank answers (they show "—").
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in executed.cells}
+    by_id = {cell_grade_id(c): c for c in executed.cells}
     for grade_id in ("given_finite_differences", "given_tape_engine"):
         assert not [o for o in by_id[grade_id].outputs if o.output_type == "error"], grade_id
 
@@ -524,14 +525,11 @@ print("kit checks passed")
 '''
 
 
-HIDDEN_BLOCK = re.compile(r"^### BEGIN HIDDEN TESTS$.*?^### END HIDDEN TESTS$\n?", re.M | re.S)
-
-
 def kit_script() -> str:
     """The notebook's code cells in order (test cells without their hidden blocks) with the hidden modules
     blocked, then a wrong update: what a student runs from the kit."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    cells = [HIDDEN_BLOCK.sub("", c.source) for c in nb.cells if c.cell_type == "code"]
+    cells = [without_regions(c.source, ("HIDDEN TESTS",)) for c in nb.cells if c.cell_type == "code"]
     return "\n\n".join(cells) + "\n" + KIT_BUGS
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from autograder import lesson05 as visible
 from autograder.checks import CheckFailure, NotDone
+from autograder.course.notebooks import cell_grade_id, nbgrader_meta, regions, without_regions
 from autograder.hidden import lesson05 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "05_vector_vjps" / "vector_vjps.ipynb"
@@ -36,8 +37,7 @@ POINTS = {"unary_vjps": 4, "unbroadcast": 3, "binary_vjps": 5, "matmul_vjps": 3,
 
 def cell_sources() -> dict[str, str]:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
-            if "nbgrader" in cell.metadata}
+    return {gid: cell.source for cell in nb.cells if (gid := cell_grade_id(cell))}
 
 
 CELLS = cell_sources()
@@ -443,8 +443,8 @@ def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bu
 # The grading path: test cells judged in this process, the answers behind the grading channel
 # ---------------------------------------------------------------------------------------------------------
 
-GRADED_SOURCES = {meta["grade_id"]: cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
-                  if (meta := cell.metadata.get("nbgrader", {})).get("grade") and not meta.get("solution")}
+GRADED_SOURCES = {cell_grade_id(cell): cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+                  if (meta := nbgrader_meta(cell)).get("grade") and not meta.get("solution")}
 
 
 def judged(ns: dict, grade_ids: list[str], *, hidden_only: bool = False) -> dict[str, str | None]:
@@ -457,7 +457,7 @@ def judged(ns: dict, grade_ids: list[str], *, hidden_only: bool = False) -> dict
         for grade_id in grade_ids:
             source = GRADED_SOURCES[grade_id]
             if hidden_only:
-                source = source.split(harness.HIDDEN_MARKERS[0])[1].split(harness.HIDDEN_MARKERS[1])[0]
+                source = "".join(regions(source, ("HIDDEN TESTS",)))
             outputs = judge(source, channel, f"<test cell {grade_id}>")
             found = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
             errors[grade_id] = found[0] if found else None
@@ -609,9 +609,9 @@ def test_the_text_hands_over_no_solution_line():
     """No line of an answer (return values included) appears in the notebook's text or given code; the one
     exception is exercise 8's interface, y, pullback = f(x), which the exercise states."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    given = [cell.source for cell in nb.cells if not cell.metadata.get("nbgrader", {}).get("solution")]
+    given = [cell.source for cell in nb.cells if not nbgrader_meta(cell).get("solution")]
     lines = {line.strip().removeprefix("return ").strip() for name in EXERCISES
-             for block in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", CELLS[name], re.S)
+             for block in regions(CELLS[name], ("SOLUTION",))
              for line in block.splitlines()}
     leaks = {line for line in lines if len(line) >= 10 and line != "y, pullback = f(x)"
              and any(line in text for text in given)}
@@ -673,8 +673,8 @@ def test_unimplemented_exercises_fail_with_the_course_wide_message():
     ns = namespace({"unbroadcast": "def unbroadcast(g, shape):\n    raise NotImplementedError()\n"})
     with pytest.raises(NotDone, match="your unbroadcast is not written yet"):
         run_check(visible, "unbroadcast", ns)
-    blank = namespace({name: re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "raise NotImplementedError()",
-                                    CELLS[name], flags=re.S) for name in EXERCISES})
+    blank = namespace({name: without_regions(CELLS[name], ("SOLUTION",), "raise NotImplementedError()")
+                       for name in EXERCISES})
     for name in EXERCISES:
         for module in (visible, hidden):
             with pytest.raises(NotDone):

@@ -17,6 +17,7 @@ import pytest
 
 from autograder import lesson06 as checks
 from autograder.checks import CheckFailure, NotDone
+from autograder.course.notebooks import without_regions
 from autograder.hidden import lesson06 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "06_autograd_tensor" / "autograd_tensor.ipynb"
@@ -840,19 +841,8 @@ def test_injected_bug_loses_only_its_points(notebooks, source_nb, name: str) -> 
 
 
 def _judged_cells(replace: dict[str, str], cells: list[str]) -> dict:
-    """Only the named test cells judged as grading judges them (`harness.judged_in_process` judges all)."""
-    from autograder.course.judge import is_autograded_test, judge, loopback
-    from autograder.course.notebooks import CellScore
-
-    scores = {}
-    with loopback(harness.answer_namespace(NOTEBOOK, replace)) as channel:
-        for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if is_autograded_test(cell) and gid in cells:
-                outputs = judge(cell.source, channel, f"<test cell {gid}>")
-                errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
-                points = float(cell.metadata["nbgrader"]["points"])
-                scores[gid] = CellScore(0.0 if errors else points, points, errors[0] if errors else None)
+    """Only the named test cells judged as grading judges them."""
+    scores = harness.judged_in_process(NOTEBOOK, replace, only=cells)
     assert set(scores) == set(cells)
     return scores
 
@@ -994,15 +984,7 @@ def test_without_the_trusted_pieces_a_blank_apply_op_is_named(monkeypatch) -> No
 def _without_hidden_tests(source: str) -> str:
     """A test cell as released: every hidden-test region removed (a cell may have several), as nbgrader
     does."""
-    kept, hidden_region = [], False
-    for line in source.split("\n"):
-        if harness.HIDDEN_MARKERS[0] in line:
-            hidden_region = True
-        elif harness.HIDDEN_MARKERS[1] in line:
-            hidden_region = False
-        elif not hidden_region:
-            kept.append(line)
-    return "\n".join(kept)
+    return without_regions(source, ("HIDDEN TESTS",))
 
 
 def kit_script() -> str:

@@ -396,7 +396,9 @@ class JudgedCells:
         started = time.monotonic()
         folder = Path(self.probe_folder or os.path.dirname(self.km.connection_file))
         path = folder / f"probe{cell_index}.sock"
-        label = f"<test cell {cell.metadata.get('nbgrader', {}).get('grade_id', cell_index)}>"
+        from .notebooks import cell_grade_id  # here: notebooks imports this module
+
+        label = f"<test cell {cell_grade_id(cell) or cell_index}>"
         timeout = self.timeout if self.timeout and self.timeout > 0 else 600
         deadline = time.monotonic() + timeout
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:

@@ -14,15 +14,14 @@ from collections.abc import Callable
 import numpy as np
 
 from autograder import lesson01 as visible
-from autograder.checks import CheckFailure, call_student, new_seed
+from autograder.checks import CheckFailure, as_real, call_student, close, new_seed
 from autograder.lesson01 import (
     ArrayFunction,
-    as_real_scalar,
     call_dtype_hint,
-    check_difference,
     check_shape_error,
     gradient_case,
     gradient_result,
+    judge_difference,
 )
 from reference_impl.numerical import numerical_gradient as reference_gradient
 from reference_impl.numerical import relative_error as reference_relative_error
@@ -38,26 +37,26 @@ __all__ = [
 
 def check_forward_difference(forward_difference: Callable, *, seed: int | None = None) -> None:
     """Twenty fresh random cases."""
-    check_difference(forward_difference, "forward_difference", "forward", seed, trials=20)
+    judge_difference(forward_difference, "forward_difference", "forward", seed, trials=20)
 
 
 def check_backward_difference(backward_difference: Callable, *, seed: int | None = None) -> None:
     """Twenty fresh random cases."""
-    check_difference(backward_difference, "backward_difference", "backward", seed, trials=20)
+    judge_difference(backward_difference, "backward_difference", "backward", seed, trials=20)
 
 
 def check_central_difference(central_difference: Callable, *, seed: int | None = None) -> None:
     """Twenty fresh random cases, then an exact cubic where central and forward differences disagree by h."""
-    check_difference(central_difference, "central_difference", "central", seed, trials=20)
+    judge_difference(central_difference, "central_difference", "central", seed, trials=20)
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     c, x = float(rng.uniform(1.0, 2.0)), float(rng.uniform(1.0, 3.0))
     h = 0.25  # exact in binary: (f(x+h) - f(x-h)) / 2h = 3c x^2 + c h^2 up to rounding of x
     call = f"central_difference(f, {x!r}, {h}) with f(t) = {c!r}*t**3"
-    got = as_real_scalar(call_student("central_difference", central_difference, lambda t: c * t**3, x, h),
-                         call, seed)
+    got = as_real(call_student("central_difference", central_difference, lambda t: c * t**3, x, h),
+                  f"{call} (seed {seed}) returned")
     expected = 3 * c * x**2 + c * h**2
-    if not abs(got - expected) <= 1e-9 * abs(expected):
+    if not close(got, expected, 1e-9):  # expected >= 3: relative
         raise CheckFailure(
             f"central_difference(f, {x!r}, {h}) with f(t) = {c!r}*t**3 returned {got!r}; the central "
             f"difference of a cubic is exactly 3*c*x**2 + c*h**2 = {expected!r} (seed {seed}).\n"
@@ -130,9 +129,10 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
     for _ in range(5):
         a, b = rng.normal(size=(2, 3)) * 10.0 ** rng.uniform(-3, 3), rng.normal(size=(2, 3))
         expected = reference_relative_error(a, b)
-        got = as_real_scalar(call_student("relative_error", relative_error, a, b),
-                             "relative_error(a, b) with arrays of shape (2, 3)", seed, python_float=True)
-        if not abs(got - expected) <= 1e-12 * max(1.0, expected):
+        got = as_real(call_student("relative_error", relative_error, a, b),
+                      f"relative_error(a, b) with arrays of shape (2, 3) (seed {seed}) returned",
+                      python_float=True)
+        if not close(got, expected, 1e-12):
             raise CheckFailure(
                 f"relative_error disagrees with the course's reference implementation on arrays of shape "
                 f"(2, 3): got {got!r}, expected {expected!r} (seed {seed})."

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 
 import numpy as np
 
-from autograder.checks import CheckFailure, call_student, new_seed
+from autograder.checks import CheckFailure, as_real, call_student, close, new_seed
 from autograder.lesson02 import (
     DUAL_OPS,
     OPERATIONS,
@@ -28,13 +28,13 @@ from autograder.lesson02 import (
     Graph,
     Tree,
     adjoint_values,
-    as_number,
     chain_graph,
     check_dual_op,
     children_of,
     graph_path_case,
     judge_diff,
     layered_graph,
+    postorder,
     random_expression,
     random_graph,
     state_problem,
@@ -133,25 +133,14 @@ def exact_derivative(expr: Tree, var: str, env: Env) -> float:
     expression) is told apart from one built by the rules."""
     leaves = {name: Value(value) for name, value in env.items()}
     values: dict[int, Value] = {}
-    stack = [expr]
-    while stack:
-        node = stack[-1]
-        if id(node) in values:
-            stack.pop()
-            continue
+    for node in postorder(expr):
         kind = node[0]
         if kind == "Const":
             values[id(node)] = Value(node[1])
         elif kind == "Var":
             values[id(node)] = leaves[node[1]]
         else:
-            parts = children_of(node)
-            pending = [part for part in parts if id(part) not in values]
-            if pending:
-                stack.extend(pending)
-                continue
-            values[id(node)] = _VALUE_OPS[kind](*(values[id(part)] for part in parts))
-        stack.pop()
+            values[id(node)] = _VALUE_OPS[kind](*(values[id(part)] for part in children_of(node)))
     values[id(expr)].backward()
     return leaves[var].grad if var in leaves else 0.0
 
@@ -167,8 +156,8 @@ assert set(_VALUE_OPS) == set(OPERATIONS)
 def degenerate_cases(student: Callable, name: str, expected_self: float) -> None:
     """A node and itself (one empty path, derivative 1) and a single edge."""
     edges = {("p", "q"): -0.75}
-    same = as_number(call_student(name, student, dict(edges), "p", "p"), name)
-    one = as_number(call_student(name, student, dict(edges), "p", "q"), name)
+    same = as_real(call_student(name, student, dict(edges), "p", "p"), f"{name} returned")
+    one = as_real(call_student(name, student, dict(edges), "p", "q"), f"{name} returned")
     if same != expected_self:
         raise CheckFailure(
             f"{name}(edges, 'p', 'p') returned {same}, expected {expected_self}: a node has exactly one "
@@ -254,7 +243,7 @@ def check_dual(Dual: type, *, seed: int | None = None) -> None:
         check_dual_op(Dual, power, a, float(rng.normal()), 1.0, 0.0, c, seed)
     y = call_student("Dual", lambda: Dual(2, 1) * Dual(2, 1) * 3 + 1)  # ints in: value 13, derivative 12
     value, deriv = call_student("Dual", lambda: (y.value, y.deriv))
-    if (as_number(value, "value"), as_number(deriv, "deriv")) != (13.0, 12.0):
+    if (as_real(value, "value is"), as_real(deriv, "deriv is")) != (13.0, 12.0):
         raise CheckFailure(
             f"With x = Dual(2, 1), 3*x*x + 1 gave Dual({value}, {deriv}); expected Dual(13, 12)."
         )
@@ -273,11 +262,10 @@ def check_adjoint_trace(adjoints: object) -> None:
     v["v5"].backward()
     for name in TRACE_NAMES:
         expected = v[name].grad
-        if not abs(got[name] - expected) <= TRACE_RTOL * max(1.0, abs(expected)):
+        if not close(got[name], expected, TRACE_RTOL):
             raise CheckFailure(f"adjoints[{name!r}] = {got[name]!r} disagrees with a reverse sweep of the "
                                f"trace.")
-    if not (math.isclose(got["v-1"], 5.5, rel_tol=TRACE_RTOL)
-            and math.isclose(got["v0"], 2 - math.cos(5.0), rel_tol=TRACE_RTOL)):
+    if not (close(got["v-1"], 5.5, TRACE_RTOL) and close(got["v0"], 2 - math.cos(5.0), TRACE_RTOL)):
         raise CheckFailure("the input adjoints are not the gradient of f at (2, 5).")
 
 

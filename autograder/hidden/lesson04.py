@@ -10,18 +10,18 @@ is read by students who may resubmit).
 
 from __future__ import annotations
 
-from autograder.checks import CheckFailure
+from autograder.checks import CheckFailure, close
 from autograder.lesson04 import (
     _W,
     BIAS,
     DELTAS,
     LR,
     STEP_X,
+    TOL,
     UNITS,
     WEIGHT_NAMES,
     X,
     Y,
-    _close,
     _entries,
     _forward_entries,
     install_reference,
@@ -69,7 +69,7 @@ def check_forward(forward: object) -> None:
     ref = reference_answers()["forward"]
     got = _forward_entries(forward)
     errors = [f"forward[{x:g}][{k!r}] = {got[x][k]:g} is wrong: {_FORWARD_RULES[k]}."
-              for x in X for k in UNITS if not _close(got[x][k], ref[x][k])]
+              for x in X for k in UNITS if not close(got[x][k], ref[x][k], TOL)]
     if errors:
         raise CheckFailure("\n".join(errors))
 
@@ -81,11 +81,11 @@ def check_deltas(deltas: object, forward: object = None, x: float = STEP_X, name
     errors = []
     for k in DELTAS:
         want = ref[name][k]
-        if _close(got[k], want):
+        if close(got[k], want, TOL):
             continue
         j = k[1]
         if k == "d5":
-            why = ("the sign is flipped: dL/dyhat = yhat - y." if _close(got[k], -want)
+            why = ("the sign is flipped: dL/dyhat = yhat - y." if close(got[k], -want, TOL)
                    else "d5 = dL/dyhat = yhat - y.")
         elif j in "34" and f[f"z{j}"] <= 0:
             why = (f"unit {j}'s ReLU is inactive for x = {x:g} (z{j} < 0), so it passes no gradient: "
@@ -107,7 +107,7 @@ def _compare(answer: object, name: str, key: str, hint: str) -> None:
     want = reference_answers()[key]
     got = _entries(answer, WEIGHT_NAMES, name)
     errors = [f"{name}[{w!r}] = {got[w]:g} is wrong: {hint}"
-              for w in WEIGHT_NAMES if not _close(got[w], want[w])]
+              for w in WEIGHT_NAMES if not close(got[w], want[w], TOL)]
     if errors:
         raise CheckFailure("\n".join(errors))
 

@@ -131,7 +131,7 @@ def cross_entropy_diagnoses(labels: np.ndarray) -> list[Diagnosis]:
 def check_unary_vjps(vjps_of: Callable, relu: Callable, *, seed: int | None = None) -> None:
     """Higher-rank and single-element shapes, saturated tanh, and relu'(0) = 0 exactly."""
     run = hidden_run(seed)
-    count = visible.check_unary_cases(vjps_of, relu, [(2, 3, 4), (1,)], run, named=NAMED)
+    count = visible.judge_unary_cases(vjps_of, relu, [(2, 3, 4), (1,)], run, named=NAMED)
     (vjp_tanh,) = visible.registered(vjps_of, np.tanh, "np.tanh", 1)
     visible.run_case("np.tanh on inputs of size 2 to 4", np.tanh,
                      [visible.student_vjp(vjp_tanh, "your VJP of np.tanh")],
@@ -156,7 +156,7 @@ def check_unbroadcast(unbroadcast: Callable, *, seed: int | None = None) -> None
     run = hidden_run(seed)
     cases = [((2, 1, 4), (5, 2, 3, 4)), ((1,), (3,)), ((1, 1), (2, 3, 4)), ((), ()), ((), (5,)),
              ((3, 1), (3, 1)), ((2, 1, 1), (2, 3, 4)), ((3,), (2, 2, 2, 2, 3))]
-    count = visible.check_unbroadcast_cases(unbroadcast, cases, run)
+    count = visible.judge_unbroadcast_cases(unbroadcast, cases, run)
     passed("hidden unbroadcast checks", f"{count} cases (seed {run.seed})")
 
 
@@ -165,7 +165,7 @@ def check_binary_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     run = hidden_run(seed)
     pairs = [visible.SAME_SHAPES, *visible.BROADCAST_PAIRS, ((2, 3, 4), (3, 1)), ((4,), ()),
              ((2, 1, 4), (3, 1)), ((1,), (3, 4)), ((3, 1), (3, 4)), ((2, 3), (2, 3))]
-    count = visible.check_binary_cases(vjps_of, pairs, run, unbroadcast=trusted_unbroadcast)
+    count = visible.judge_binary_cases(vjps_of, pairs, run, unbroadcast=trusted_unbroadcast)
     passed("hidden binary checks", f"{count} cases with a trusted unbroadcast (seed {run.seed})")
 
 
@@ -173,7 +173,7 @@ def check_matmul_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     """Square (non-symmetric), column-vector-shaped and row-vector-shaped products."""
     run = hidden_run(seed)
     shapes = [((2, 6), (6, 6)), ((4, 3), (3, 1)), ((5, 5), (5, 5)), ((1, 1), (1, 3))]
-    count = visible.check_matmul_cases(vjps_of, shapes, run)
+    count = visible.judge_matmul_cases(vjps_of, shapes, run)
     passed("hidden matmul checks", f"{count} cases (seed {run.seed})")
 
 
@@ -182,7 +182,7 @@ def check_reduction_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     run = hidden_run(seed)
     cases = [((2, 3, 4), axis, keepdims) for axis in ((0, 2), 1, -2, None) for keepdims in (False, True)]
     cases += [((4, 4), 1, False), ((4, 4), -1, False), ((5,), 0, False), ((5,), None, True)]
-    count = visible.check_reduction_cases(vjps_of, cases, run)
+    count = visible.judge_reduction_cases(vjps_of, cases, run)
     passed("hidden reduction checks", f"{count} cases (seed {run.seed})")
 
 
@@ -192,7 +192,7 @@ def check_shape_vjps(vjps_of: Callable, *, seed: int | None = None) -> None:
     reshapes = [((2, 3, 4), (4, -1)), ((6,), (1, 2, 3)), ((2, 6), (3, 2, 2)), ((), (1, 1))]
     transposes = [((2, 3, 4), (2, 0, 1)), ((2, 3, 4), None), ((2, 3, 4, 5), (3, 1, 0, 2)), ((4, 4), (1, 0)),
                   ((2, 3, 4), (-2, -1, 0)), ((2, 3, 4, 5), (1, -1, 0, -2))]
-    count = visible.check_shape_cases(vjps_of, reshapes, transposes, run)
+    count = visible.judge_shape_cases(vjps_of, reshapes, transposes, run)
     passed("hidden shape checks", f"{count} cases (seed {run.seed})")
 
 
@@ -200,10 +200,10 @@ def check_softmax_vjps(vjps_of: Callable, softmax: Callable, log_softmax: Callab
                        *, seed: int | None = None) -> None:
     """A middle axis, large logits, a batch of one, and cross-entropy at logits where exp overflows."""
     run = hidden_run(seed)
-    count = visible.check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy,
+    count = visible.judge_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy,
                                         [((2, 3, 4), 1), ((3, 3), -1)], [(1, 3), (8, 2)], run,
                                         named=NAMED)
-    count += visible.check_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, [((3, 4), -1)],
+    count += visible.judge_softmax_cases(vjps_of, softmax, log_softmax, cross_entropy, [((3, 4), -1)],
                                          [(4, 3)], run, scale=8.0, named=NAMED)
     v_ce = visible.registered(vjps_of, cross_entropy, "cross_entropy", 1)[0]
     logits = 1000.0 * visible.normal(run.rng, (4, 3))
@@ -240,7 +240,7 @@ def check_jacobian_from_vjp(jacobian_from_vjp: Callable, *, seed: int | None = N
     cases = [(square, visible.normal(rng, (4,))), (scalar, visible.normal(rng, (6,))),
              (rank3, visible.normal(rng, (2, 2, 2))),
              (visible.layer_function(rng, 3, 7), visible.normal(rng, (3,)))]
-    count = visible.check_jacobian_cases(jacobian_from_vjp, cases, run)
+    count = visible.judge_jacobian_cases(jacobian_from_vjp, cases, run)
     passed("hidden jacobian_from_vjp checks", f"{count} Jacobians (seed {run.seed})")
 
 
@@ -248,7 +248,7 @@ def check_nll(nll: Callable, *, seed: int | None = None) -> None:
     """The visible properties on other batch sizes, then the value against the reference and the gradient
     of nll(softmax(z)) against (softmax(z) - onehot) / N by central differences."""
     run = hidden_run(seed)
-    count = visible.check_nll_cases(nll, run, batches=((7, 5), (2, 6), (1, 3)))
+    count = visible.judge_nll_cases(nll, run, batches=((7, 5), (2, 6), (1, 3)))
     for n, classes in ((6, 4), (1, 2)):
         probs = visible.probabilities(run.rng, n, classes)
         labels = visible.labels_for(run.rng, n, classes)
