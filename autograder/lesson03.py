@@ -1179,6 +1179,16 @@ def _nesting(fn: Callable, *args: object) -> tuple[object, int]:
     return result, deepest
 
 
+def judge_nesting(deepest: int, what: str) -> None:
+    """A sort whose calls nested deeper than MAX_NESTING recursed (a number the grader judges too)."""
+    if deepest > MAX_NESTING:
+        raise CheckFailure(f"{what} nested {deepest:,} Python calls inside each other: it calls itself once "
+                           "per level (recursion), and the exercise asks for a sort without recursion. "
+                           "Raising the limit with sys.setrecursionlimit only moves the crash: deep enough, "
+                           "Python's own stack overflows and the kernel dies. Use a loop with your own stack "
+                           "(a list), as described above the exercise.")
+
+
 def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Generator, label: str,
                   log: list, seed: int) -> int:
     def validate(root, what: str) -> None:
@@ -1206,12 +1216,7 @@ def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Genera
     what = f"{label} on a chain {RECURSION_PROBE:,} nodes deep"
     deep = chain(Value, RECURSION_PROBE)
     order, deepest = _call(what, _nesting, topological_sort, deep)
-    if deepest > MAX_NESTING:
-        raise CheckFailure(f"{what} nested {deepest:,} Python calls inside each other: it calls itself once "
-                           "per level (recursion), and the exercise asks for a sort without recursion. "
-                           "Raising the limit with sys.setrecursionlimit only moves the crash: deep enough, "
-                           "Python's own stack overflows and the kernel dies. Use a loop with your own stack "
-                           "(a list), as described above the exercise.")
+    judge_nesting(deepest, what)
     _validate_order(order, deep, what, _logged_order(deep, log))
     deep = chain(Value, 10_000)
     validate(deep, f"{label} on a chain 10,000 nodes deep")
@@ -1303,11 +1308,8 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
         order = _logged_order(root, log)
         given = list(order)
         _call(label, backprop, root, order)
-        if len(order) != len(given) or any(x is not y for x, y in zip(order, given, strict=False)):
-            raise CheckFailure(f"{label} changed the list `order` it was given (reversed or reordered it in "
-                               "place, e.g. with order.reverse()): the caller's list is not yours to change, "
-                               "and a second call would then walk it the wrong way. Walk it backwards "
-                               "without modifying it (a reversed view or copy).")
+        judge_order_kept(len(order) == len(given) and all(x is y for x, y in zip(order, given, strict=False)),
+                         label)
 
     graph = LinearGraph([_node(Value, float(rng.uniform(0.5, 2.0)))])
     graph.add(Value, (0, 0), (1.0, 1.0))
@@ -1336,16 +1338,22 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
                                f"(shared nodes, inputs used twice, nodes the root does not depend on) the "
                                f"leaves' gradients should be {np.round(want, 6).tolist()}, got "
                                f"{np.round(got, 6).tolist()} (seed {seed}).")
-    _check_accumulation(run, Value, rng, label)
+    graph = random_linear_graph(Value, rng)
+    twin = graph.copy(Value)
+    run(graph.root)
+    once = [float(leaf.grad) for leaf in graph.leaves]
+    run(graph.root)
+    twice = [float(leaf.grad) for leaf in graph.leaves]
+    start = [float(s) for s in rng.normal(size=len(twin.leaves))]
+    for leaf, s in zip(twin.leaves, start, strict=True):
+        leaf.grad = s
+    run(twin.root)
+    judge_accumulation(once, twice, start, [float(leaf.grad) for leaf in twin.leaves], label)
     leaf = _node(Value, 0.3)
     held = float(rng.uniform(0.5, 2.0))
     leaf.grad = held
     run(leaf)
-    if not _close(float(leaf.grad), held + 1.0):
-        raise CheckFailure(f"{label}: with a leaf as the root, holding grad {held:.4g} from an earlier call, "
-                           f"backprop(leaf, [leaf]) should leave {held + 1:.6g} (what it held plus 1), got "
-                           f"{float(leaf.grad):.6g}. Add 1 to root.grad, do not set it to 1: a leaf keeps "
-                           f"what earlier calls left there (seed {seed}).")
+    judge_leaf_root(held, float(leaf.grad), f"{label} (seed {seed})")
 
     x = _node(Value, 0.5)
     node, d = x, 1.0
@@ -1382,14 +1390,29 @@ def _judge_first_sweep(a_grad: float, c_grad: float, label: str) -> None:
             "only after every use of it has sent its share back.")
 
 
-def _check_accumulation(run: Callable, Value: type, rng: np.random.Generator, label: str) -> None:
-    """PyTorch's rule: leaves accumulate across calls, non-leaves are recomputed on every call."""
-    graph = random_linear_graph(Value, rng)
-    twin = graph.copy(Value)
-    run(graph.root)
-    once = [float(leaf.grad) for leaf in graph.leaves]
-    run(graph.root)
-    twice = [float(leaf.grad) for leaf in graph.leaves]
+def judge_order_kept(kept: bool, label: str) -> None:
+    """backprop must leave the caller's `order` as it was."""
+    if not kept:
+        raise CheckFailure(f"{label} changed the list `order` it was given (reversed or reordered it in "
+                           "place, e.g. with order.reverse()): the caller's list is not yours to change, "
+                           "and a second call would then walk it the wrong way. Walk it backwards "
+                           "without modifying it (a reversed view or copy).")
+
+
+def judge_leaf_root(held: float, got: float, label: str) -> None:
+    """backprop(leaf, [leaf]) on a leaf holding `held` must leave held + 1."""
+    if not _close(got, held + 1.0):
+        raise CheckFailure(f"{label}: with a leaf as the root, holding grad {held:.4g} from an earlier call, "
+                           f"backprop(leaf, [leaf]) should leave {held + 1:.6g} (what it held plus 1), got "
+                           f"{got:.6g}. Add 1 to root.grad, do not set it to 1: a leaf keeps what earlier "
+                           "calls left there.")
+
+
+def judge_accumulation(once: list[float], twice: list[float], start: list[float], after: list[float],
+                       label: str) -> None:
+    """PyTorch's rule, from the leaves' grads: after one call (`once`) and a second one (`twice`) on the same
+    graph, and on a fresh copy whose leaves held `start` before one call (`after`). Leaves accumulate across
+    calls, non-leaves are recomputed on every call."""
     if any(o != 0.0 for o in once) and all(_close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
         raise CheckFailure(
             f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
@@ -1402,15 +1425,11 @@ def _check_accumulation(run: Callable, Value: type, rng: np.random.Generator, la
             f"(PyTorch's rule); got {np.round(once, 4).tolist()} after one call and "
             f"{np.round(twice, 4).tolist()} after two. Leaves keep accumulating, but every non-leaf node "
             "(one with inputs) must be reset to 0 before the sweep, or last call's gradient flows again.")
-    start = rng.normal(size=len(twin.leaves))
-    for leaf, s in zip(twin.leaves, start, strict=True):
-        leaf.grad = float(s)
-    run(twin.root)
-    for leaf, s, o in zip(twin.leaves, start, once, strict=True):
-        if not _close(float(leaf.grad), s + o, 1e-7):
+    for s, o, a in zip(start, once, after, strict=True):
+        if not _close(a, s + o, 1e-7):
             raise CheckFailure(
                 f"{label}: a leaf whose grad was {s:.4g} before the call should end with {s + o:.6g} "
-                f"(its old grad plus this call's), got {leaf.grad:.6g}. Do not zero the leaves in "
+                f"(its old grad plus this call's), got {a:.6g}. Do not zero the leaves in "
                 "backprop: they accumulate until the user zeroes them (PyTorch's rule).")
 
 
@@ -1492,21 +1511,29 @@ def _check_wiring(structure: list, n_in: int, what: str) -> None:
                                    "has neurons).")
 
 
-def _check_params(params: list, structure: list, Value: type, what: str) -> None:
-    want = [v for layer in structure for w, b in layer for v in (*w, b)]
-    n_bias = sum(len(layer) for layer in structure)
-    if len(params) != len(want):
+def _check_params(params: list, structure: list, what: str) -> None:
+    flat = [v for layer in structure for w, b in layer for v in (*w, b)]
+    judge_params(_positions(params, flat), len(flat), sum(len(layer) for layer in structure), what)
+
+
+def _positions(got: list, nodes: list) -> list[int]:
+    """Where each object of `got` is in `nodes` (-1 for one that is not there): identity, not equality."""
+    where = {id(n): k for k, n in enumerate(nodes)}
+    return [where.get(id(x), -1) for x in got]
+
+
+def judge_params(positions: list[int], n_params: int, n_bias: int, what: str) -> None:
+    """parameters() must list every weight and bias of the model once: `positions` says where each Value it
+    returned sits among the model's weights and biases (-1: not one of them)."""
+    if len(positions) != n_params:
         hint = ""
-        if len(params) == len(want) - n_bias:
+        if len(positions) == n_params - n_bias:
             hint = " That is exactly the number of weights: did you leave out the biases?"
-        raise CheckFailure(f"{what}.parameters() returned {len(params)} Values; the network has "
-                           f"{len(want)} (every weight and every bias, each once).{hint}")
-    ids = {id(p) for p in params}
-    if len(ids) != len(params) or ids != {id(v) for v in want}:
+        raise CheckFailure(f"{what}.parameters() returned {len(positions)} Values; the network has "
+                           f"{n_params} (every weight and every bias, each once).{hint}")
+    if sorted(positions) != list(range(n_params)):
         raise CheckFailure(f"{what}.parameters() must list each weight and bias Value of the model exactly "
                            "once (the very objects the model computes with, not copies).")
-    if not all(isinstance(p, Value) for p in params):
-        raise CheckFailure(f"{what}.parameters() should contain only Values.")
 
 
 def _numpy_forward(structure: list, acts: list[str], theta: np.ndarray, x: np.ndarray,
@@ -1634,21 +1661,31 @@ def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generato
             p.data, p.grad = float(v), 0.0
 
 
-def check_unknown_activation(Neuron: type) -> None:
-    """An unknown activation name must raise ValueError (when the neuron is built or first called)."""
-    what = "Neuron(2, activation='sigmoid-ish')"
+UNKNOWN_ACTIVATION = "Neuron(2, activation='sigmoid-ish')"
+
+
+def unknown_activation_observations(Neuron: type) -> dict:
+    """Probe: what Neuron(2, 'sigmoid-ish')([0.5, -0.25]) raised: the exception's class name ('' if none),
+    whether it is a ValueError, and its text."""
     try:
         with quiet():
             Neuron(2, "sigmoid-ish")([0.5, -0.25])
-    except ValueError:
+    except Exception as exc:  # noqa: BLE001 - the student's error type is what is observed
+        return {"raised": type(exc).__name__, "value_error": isinstance(exc, ValueError), "text": str(exc)}
+    return {"raised": "", "value_error": False, "text": ""}
+
+
+def judge_unknown_activation(seen: dict) -> None:
+    """An unknown activation name must raise ValueError (when the neuron is built or first called)."""
+    if seen["value_error"]:
         return
-    except Exception as exc:  # noqa: BLE001 - the student's error type is what is checked
-        raise CheckFailure(f"{what} should raise ValueError naming the bad activation, got "
-                           f"{type(exc).__name__}: {exc}") from None
-    raise CheckFailure(f"{what} was built and computed an output without an error: an unknown activation "
-                       "must raise ValueError (the exercise asks for it), not silently become linear. Check "
-                       "the name in __init__ and raise ValueError for anything but 'tanh', 'relu' and "
-                       "'linear'.")
+    if seen["raised"]:
+        raise CheckFailure(f"{UNKNOWN_ACTIVATION} should raise ValueError naming the bad activation, got "
+                           f"{seen['raised']}: {seen['text']}")
+    raise CheckFailure(f"{UNKNOWN_ACTIVATION} was built and computed an output without an error: an unknown "
+                       "activation must raise ValueError (the exercise asks for it), not silently become "
+                       "linear. Check the name in __init__ and raise ValueError for anything but 'tanh', "
+                       "'relu' and 'linear'.")
 
 
 @_noting_own_engine
@@ -1665,7 +1702,7 @@ def _body_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
             if len(structure[0][0][0]) != n_in:
                 raise CheckFailure(f"Neuron({n_in}) should have {n_in} weights, got "
                                    f"{len(structure[0][0][0])}.")
-            _check_params(_params(neuron, "Neuron"), _require_values(structure, Value), Value, "Neuron")
+            _check_params(_params(neuron, "Neuron"), _require_values(structure, Value), "Neuron")
             if act == "relu":  # make sure the check sees both sides of the kink
                 neuron.b.data = 0.3
             model = Model(neuron, structure, [act], f"Neuron(activation={act!r})", True, own, made)
@@ -1678,11 +1715,11 @@ def _body_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
             if len(structure[0]) != n_out:
                 raise CheckFailure(f"{what} should hold {n_out} neurons, got {len(structure[0])}.")
             _check_wiring(structure, n_in, what)
-            _check_params(_params(layer, what), _require_values(structure, Value), Value, what)
+            _check_params(_params(layer, what), _require_values(structure, Value), what)
             _check_model(Model(layer, structure, [act], what, False, own, made), Value, n_in, rng)
         for n_in, sizes in ((2, [4, 3, 1]), (3, [1, 2])):
             check_mlp_shape(MLP, Value, n_in, sizes, rng, own, made)
-        check_unknown_activation(Neuron)
+        judge_unknown_activation(unknown_activation_observations(Neuron))
     passed("check_mlp", f"structure, parameters, forward values and parameter gradients of Neurons (tanh, "
                         f"relu, linear), Layers of 4 tanh, 1 tanh and 2 linear neurons, MLP(2, [4, 3, 1]) "
                         f"and MLP(3, [1, 2]), and ValueError for an unknown activation (seed {seed})")
@@ -1697,7 +1734,7 @@ def check_mlp_shape(MLP: type, Value: type, n_in: int, sizes: list[int], rng: np
     if [len(layer) for layer in structure] != sizes:
         raise CheckFailure(f"{what} should have layers of {sizes} neurons, got "
                            f"{[len(layer) for layer in structure]}.")
-    _check_params(_params(mlp, "MLP"), structure, Value, "MLP")
+    _check_params(_params(mlp, "MLP"), structure, "MLP")
     acts = ["tanh"] * (len(sizes) - 1) + ["linear"]
     _check_model(Model(mlp, structure, acts, what, sizes[-1] == 1, own, made), Value, n_in, rng)
 
@@ -2024,18 +2061,20 @@ def code_names(fn: object) -> dict:
     return {"module": str(getattr(fn, "__module__", "") or ""), "names": sorted(names)}
 
 
-def op_observations(Value: type, fn: Callable, op: str, cases: list) -> dict:
+def op_observations(Value: type, fn: Callable, op: str, cases: list, plain: bool = False) -> dict:
     """Probe: for each [a, arg, g] (arg: b for add/mul, k for power, None otherwise) the result's data and
-    what out._backward() adds to a.grad (and b.grad) from 0 with out.grad = g, with `fn` as the op."""
+    what out._backward() adds to a.grad (and b.grad) from 0 with out.grad = g, with `fn` as the op; with
+    `plain`, b is passed as a plain number (and only a.grad is reported)."""
     label = _LABEL[op]
 
     def run() -> dict:
         rows = []
         with _engine(Value, **{_METHOD_OF[op]: fn}):
             for a, arg, g in cases:
-                leaves = [Value(float(a))] + ([Value(float(arg))] if op in _BINARY else [])
+                leaves = [Value(float(a))] + ([Value(float(arg))] if op in _BINARY and not plain else [])
                 if op in _BINARY:
-                    out = _call(label, getattr(leaves[0], _METHOD_OF[op]), leaves[1])
+                    other = float(arg) if plain else leaves[1]
+                    out = _call(label, getattr(leaves[0], _METHOD_OF[op]), other)
                 elif op == "power":
                     out = _call(label, leaves[0].power, arg)
                 else:
@@ -2087,7 +2126,8 @@ def expression_observations(Value: type, fn: Callable | None, op: str, n_leaves:
 
 def order_observations(topological_sort: Callable, Value: type, data: list, parents: list) -> dict:
     """Probe: the grader's graph (node k holds data[k] and has inputs parents[k]), sorted from its last
-    node; the order as positions in the graph (-1 for an object that is not one of its nodes)."""
+    node; the order as positions in the graph (-1 for an object that is not one of its nodes), and how
+    deeply the sort's calls nested."""
     label = "`topological_sort`"
 
     def run() -> dict:
@@ -2095,11 +2135,39 @@ def order_observations(topological_sort: Callable, Value: type, data: list, pare
             nodes: list = []
             for x, ps in zip(data, parents, strict=True):
                 nodes.append(_node(Value, float(x), tuple(nodes[p] for p in ps), "op" if ps else ""))
-            got = _call(label, topological_sort, nodes[-1])
+            got, deepest = _call(label, _nesting, topological_sort, nodes[-1])
             if not isinstance(got, list | tuple):
                 raise CheckFailure(f"{label} should return a list of Values, got {type(got).__name__}")
             where = {id(n): k for k, n in enumerate(nodes)}
-            return {"order": [where.get(id(n), -1) for n in got]}
+            return {"order": [where.get(id(n), -1) for n in got], "deepest": deepest}
+
+    return _observed(run)
+
+
+def sweep_observations(backprop: Callable, Value: type, leaves: list, spec: list, start: list,
+                       calls: int) -> dict:
+    """Probe: the grader's graph of linear nodes (the leaves' data, then per node the positions of its inputs
+    and their coefficients), the leaves holding `start` grads, swept by `calls` calls of backprop(root,
+    order), `order` being the nodes the last one depends on in creation order; after each call every node's
+    grad, and the list `order` as positions in the graph (-1 for an object that is not one of its nodes)."""
+    label = "`backprop`"
+
+    def run() -> dict:
+        with gc_paused():
+            graph = LinearGraph([_node(Value, float(x)) for x in leaves])
+            for positions, coefs in spec:
+                graph.add(Value, tuple(int(p) for p in positions), tuple(float(c) for c in coefs))
+            nodes = graph.leaves + graph.nodes
+            for leaf, s in zip(graph.leaves, start, strict=True):
+                leaf.grad = float(s)
+            where = {id(n): k for k, n in enumerate(nodes)}
+            order = _logged_order(nodes[-1], nodes)
+            grads, orders = [], []
+            for _ in range(int(calls)):
+                _call(label, backprop, nodes[-1], order)
+                grads.append([_number(n.grad, f"{label}: a node's .grad") for n in nodes])
+                orders.append([where.get(id(n), -1) for n in order])
+            return {"grads": grads, "orders": orders}
 
     return _observed(run)
 
@@ -2150,7 +2218,8 @@ def train_observations(train_step: Callable, Value: type, theta: list, held: lis
 
 def network_observations(MLP: type, Value: type, n_in: int, sizes: list, x: list, g: list) -> dict:
     """Probe: MLP(n_in, sizes) with the isolated engine; each neuron's weights and bias (layer by layer),
-    the outputs at x, and every weight's and bias's grad after backward of sum_k g[k] * output[k]."""
+    the outputs at x, every weight's and bias's grad after backward of sum_k g[k] * output[k], and where
+    each Value of mlp.parameters() sits among those weights and biases."""
     global _trusted
     saved, _trusted = _trusted, _NUMERIC
     what = f"MLP({n_in}, {sizes})"
@@ -2166,10 +2235,13 @@ def network_observations(MLP: type, Value: type, n_in: int, sizes: list, x: list
             total = outs[0] * float(g[0])
             for o, gk in zip(outs[1:], g[1:], strict=True):
                 total = total + o * float(gk)
-            for p in _params(mlp, what):
-                p.grad = 0.0
+            listed = _params(mlp, what)
+            for v in listed:
+                v.grad = 0.0
             _call("loss.backward()", total.backward, own=())
-            return {"layers": [[[[float(v.data) for v in w], float(b.data)] for w, b in layer]
+            flat = [v for layer in structure for w, b in layer for v in (*w, b)]
+            return {"params": _positions(listed, flat),
+                    "layers": [[[[float(v.data) for v in w], float(b.data)] for w, b in layer]
                                for layer in structure],
                     "grads": [[[[float(v.grad) for v in w], float(b.grad)] for w, b in layer]
                               for layer in structure],

@@ -9,6 +9,7 @@ training cells, which need a whole engine, keep theirs. A few bugs also go throu
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -495,6 +496,36 @@ def test_each_bug_fails_its_check_and_costs_only_its_points_when_judged(name):
     assert words in scores[test_cell].error, scores[test_cell].error
     kept = {gid: s.error for gid, s in scores.items() if gid != test_cell and s.score != s.max_score}
     assert kept == {}, f"{name} also cost {kept}"
+
+
+@pytest.fixture
+def lying_kernel(monkeypatch):
+    """A kernel that answers "passed" whenever it is asked for a verdict: the visible checks' probe
+    (`run_body`) and the one hidden probe that reruns visible cases (`mlp_observations`). The grader names
+    a probe by module and name and the loopback kernel looks it up in the same module, so patching the
+    module is what a student's kernel could do to its own copy."""
+    def lie(probe, answer):
+        return functools.wraps(probe)(lambda *args, **kwargs: answer)
+
+    monkeypatch.setattr(visible, "run_body", lie(visible.run_body, {"passed": ""}))
+    monkeypatch.setattr(visible, "mlp_observations", lie(visible.mlp_observations, {}))
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_the_points_do_not_rest_on_the_kernels_verdict(lying_kernel, name):
+    """With the kernel forging every verdict it is asked for, each bug still loses its own cell's points:
+    the hidden checks judge, in the grader, the numbers and structures the kernel reports."""
+    cell, test_cell, _, _, _ = BUGS[name]
+    score = judged({cell: bug_source(name)}, [test_cell])[test_cell]
+    assert score.score == 0.0, f"{name} kept the points of {test_cell} with a lying kernel"
+
+
+def test_with_a_lying_kernel_correct_answers_still_earn_full_marks(lying_kernel):
+    scores = harness.judged_in_process(NOTEBOOK)
+    assert {gid: (s.score, s.error) for gid, s in scores.items() if s.score != s.max_score} == {}
+    for cell, source in OTHER_STYLES.items():
+        scores = judged({cell: source}, TEST_CELLS[cell])
+        assert {gid: s.error for gid, s in scores.items() if s.score != s.max_score} == {}, cell
 
 
 def test_the_checks_restore_the_students_class():

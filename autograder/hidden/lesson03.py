@@ -101,16 +101,18 @@ def _silently(check: Callable, *args: object) -> None:
 
 
 def _one_op(Value: object, fn: object, op: str, cases: list[tuple[float, object]], g: float,
-            hint: str) -> None:
-    """The op alone at points the visible check avoids, against the reference engine (out.grad = g)."""
-    label = f"`{op}`"
-    seen = _observe(visible.op_observations, Value, fn, op, [[a, arg, g] for a, arg in cases])
+            hint: str, plain: bool = False) -> None:
+    """The op alone at points the visible check avoids, against the reference engine (out.grad = g); with
+    `plain`, the second operand of add or mul is a plain number."""
+    label = f"`{op}`" + (" with a plain number b" if plain else "")
+    seen = _observe(visible.op_observations, Value, fn, op, [[a, arg, g] for a, arg in cases], plain)
+    binary = op in ("add", "mul") and not plain
     for (a, arg), row in zip(cases, seen["rows"], strict=True):
         ref_a = Ref(a)
-        other = Ref(float(arg)) if op in ("add", "mul") else arg
+        other = Ref(float(arg)) if binary else arg
         out = _ref_op(op, ref_a, other)
         out.backward(g)
-        want = [out.data, ref_a.grad] + ([other.grad] if op in ("add", "mul") else [])
+        want = [out.data, ref_a.grad] + ([other.grad] if binary else [])
         got = [float(v) for v in row]
         ok = len(got) == len(want) and all(
             math.isfinite(v) and visible._close(v, w, 1e-9) for v, w in zip(got, want, strict=True))
@@ -145,11 +147,16 @@ def _with_reference(check: Callable, fn: object, Value: object, name: str, seed:
     return seed
 
 
+_PLAIN = "A plain number b must work too: wrap it with as_value(other) first."
+
+
 def check_add(add: Callable, Value: type, seed: int | None = None) -> None:
     seed = _with_reference(visible.check_add, add, Value, "add", seed)
     rng = np.random.default_rng(seed + 2)
     _one_op(Value, add, "add", [(float(a), float(b)) for a, b in rng.normal(size=(4, 2)) * 3], 1.5,
             "d(a + b)/da = d(a + b)/db = 1.")
+    _one_op(Value, add, "add", [(float(a), float(b)) for a, b in rng.normal(size=(2, 2)) * 3], 1.5,
+            _PLAIN, plain=True)
 
 
 def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
@@ -157,6 +164,8 @@ def check_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
     rng = np.random.default_rng(seed + 2)
     _one_op(Value, mul, "mul", [(float(a), float(b)) for a, b in rng.normal(size=(4, 2)) * 3], 1.5,
             "d(a * b)/da = b and d(a * b)/db = a.")
+    _one_op(Value, mul, "mul", [(float(a), float(b)) for a, b in rng.normal(size=(2, 2)) * 3], 1.5,
+            _PLAIN, plain=True)
 
 
 def check_power(power: Callable, Value: type, seed: int | None = None) -> None:
@@ -213,7 +222,8 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
 def _judge_order(topological_sort: object, Value: object, what: str, data: list[float],
                  parents: list[list[int]]) -> None:
     """The kernel's order of the grader's graph, judged on the same graph built with reference Values."""
-    got = _observe(visible.order_observations, topological_sort, Value, data, parents)["order"]
+    seen = _observe(visible.order_observations, topological_sort, Value, data, parents)
+    got = seen["order"]
     nodes: list[Ref] = []
     for x, ps in zip(data, parents, strict=True):
         node = Ref(x)
@@ -223,6 +233,7 @@ def _judge_order(topological_sort: object, Value: object, what: str, data: list[
     root = nodes[-1]
     order = [nodes[int(k)] if 0 <= int(k) < len(nodes) else Ref(0.0) for k in got]
     visible._validate_order(order, root, what, topological_order(root))
+    visible.judge_nesting(int(seen["deepest"]), what)
 
 
 def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> None:
@@ -232,6 +243,53 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
     _silently(visible.check_backprop, backprop, Value, seed)
     for k, focus in enumerate(("mul", "tanh", "power")):
         _against_reference(Value, None, focus, "`backprop`", seed + 1 + k, backprop=backprop, count=2)
+    _judge_rules(backprop, Value, np.random.default_rng(seed + 4))
+
+
+def _sweeps(backprop: object, Value: object, leaves: list[float], spec: list, start: list[float],
+            calls: int) -> list[list[float]]:
+    """Every node's grad after each of `calls` calls of backprop on the grader's graph of linear nodes
+    (visible.LinearGraph), the caller's `order` judged unchanged after each."""
+    seen = _observe(visible.sweep_observations, backprop, Value, leaves, spec, start, calls)
+    needed = {len(leaves) + len(spec) - 1}
+    for k in range(len(leaves) + len(spec) - 1, len(leaves) - 1, -1):
+        if k in needed:
+            needed.update(int(p) for p in spec[k - len(leaves)][0])
+    for order in seen["orders"]:
+        visible.judge_order_kept([int(k) for k in order] == sorted(needed), "`backprop`")
+    return [[float(g) for g in grads] for grads in seen["grads"]]
+
+
+def _judge_rules(backprop: object, Value: object, rng: np.random.Generator) -> None:
+    """The visible check's rules on graphs drawn here, judged here on the grads the kernel reports: the seed
+    and one sweep (b = a + a; c = b + b), PyTorch's accumulation rule on a random graph (its leaves'
+    gradients from finite differences, exact for linear nodes), a leaf as the root."""
+    label = "`backprop`"
+    (grads,) = _sweeps(backprop, Value, [float(rng.uniform(0.5, 2.0))], [[[0, 0], [1.0, 1.0]],
+                                                                         [[1, 1], [1.0, 1.0]]], [0.0], 1)
+    visible._judge_first_sweep(grads[0], grads[2], label)
+    n_leaves = 4
+    leaves = [float(x) for x in rng.normal(size=n_leaves)]
+    spec: list = []
+    for _ in range(14):
+        n = n_leaves + len(spec)
+        positions = [int(p) for p in rng.integers(n, size=1 if rng.random() < 0.3 else 2)]
+        coefs = rng.uniform(0.3, 1.0, len(positions)) * rng.choice([-1, 1])
+        spec.append([positions, [float(c) for c in coefs]])
+    n = n_leaves + len(spec)
+    spec.append([[n - 1, n - 2, n - 4], [0.7, -0.9, 0.5]])
+    once, twice = (g[:n_leaves] for g in _sweeps(backprop, Value, leaves, spec, [0.0] * n_leaves, 2))
+    want = visible.LinearGraph([], spec=[(tuple(p), tuple(c)) for p, c in spec])
+    exact = [(want.value(np.array(leaves) + e) - want.value(np.array(leaves) - e)) / 2
+             for e in np.eye(n_leaves)]
+    if not np.allclose(once, exact, rtol=1e-9, atol=1e-12):
+        raise CheckFailure(f"{label}: on a random graph of {n + 1} nodes the leaves' gradients should be "
+                           f"{np.round(exact, 6).tolist()}, got {np.round(once, 6).tolist()}.")
+    start = [float(s) for s in rng.normal(size=n_leaves)]
+    after = _sweeps(backprop, Value, leaves, spec, start, 1)[0][:n_leaves]
+    visible.judge_accumulation(once, twice, start, after, label)
+    held = float(rng.uniform(0.5, 2.0))
+    visible.judge_leaf_root(held, _sweeps(backprop, Value, [0.3], [], [held], 1)[0][0], label)
 
 
 def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
@@ -242,6 +300,7 @@ def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
     rng = np.random.default_rng(seed + 2)
     for n_in, sizes in ((3, [4, 2]), (2, [3, 1])):
         _judge_network(MLP, Value, n_in, sizes, rng)
+    visible.judge_unknown_activation(_observe(visible.unknown_activation_observations, Neuron))
 
 
 def _judge_network(MLP: object, Value: object, n_in: int, sizes: list[int], rng: np.random.Generator) -> None:
@@ -253,6 +312,8 @@ def _judge_network(MLP: object, Value: object, n_in: int, sizes: list[int], rng:
     layers = seen["layers"]
     if [len(layer) for layer in layers] != sizes:
         raise CheckFailure(f"{what} should have layers of {sizes} neurons, got {[len(la) for la in layers]}.")
+    n_params = sum(len(w) + 1 for layer in layers for w, _ in layer)
+    visible.judge_params([int(k) for k in seen["params"]], n_params, sum(sizes), what)
     params: list[list[tuple[list[Ref], Ref]]] = []
     h: list = [float(v) for v in x]
     for li, layer in enumerate(layers):
