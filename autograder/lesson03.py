@@ -43,12 +43,15 @@ from autograder.checks import (
     CheckFailure,
     NotDone,
     StudentObject,
+    as_real,
     call_student,
     check_gradient,
+    close,
     in_kernel,
     new_seed,
     passed,
     quiet,
+    student_function,
 )
 
 __all__ = [
@@ -66,20 +69,6 @@ __all__ = [
     "draw_graph",
 ]
 
-
-
-def _close(got: float, want: float, rtol: float = 1e-9) -> bool:
-    return bool(abs(got - want) <= rtol * max(1.0, abs(want)))
-
-
-def _number(x: object, what: str) -> float:
-    """The float inside a student's result, or a CheckFailure saying what came back instead."""
-    if isinstance(x, bool) or not isinstance(x, int | float | np.floating | np.integer):
-        raise CheckFailure(f"{what} should be a plain number, got {type(x).__name__}: {x!r}")
-    value = float(x)
-    if not math.isfinite(value):
-        raise CheckFailure(f"{what} is {value}, not a finite number")
-    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,9 +282,9 @@ def _call(what: str, fn: Callable, *args: object, own: tuple | None = None) -> o
     try:
         return call_student(what, fn, *args)
     except NotDone as exc:
-        stopped = _raised_in(exc.__context__)
-        if own is not None and stopped is not None and stopped not in own:
-            raise CheckFailure(f"{what} stopped in `{stopped.co_name}`, which still raises "
+        stopped = student_function(exc.__context__) if exc.__context__ is not None else "?"
+        if own is not None and stopped != "?" and stopped not in {code.co_name for code in own}:
+            raise CheckFailure(f"{what} stopped in `{stopped}`, which still raises "
                                "NotImplementedError: complete that exercise first, then run this test cell "
                                "again.") from None
         raise
@@ -304,14 +293,6 @@ def _call(what: str, fn: Callable, *args: object, own: tuple | None = None) -> o
             raise CheckFailure(f"{exc}. A plain number reached code that expects a Value: wrap the other "
                                "operand with as_value(other) before using .data or .grad.") from None
         raise
-
-
-def _raised_in(exc: BaseException | None) -> object:
-    """The code object of the innermost frame an exception was raised in (None if unknown)."""
-    tb = getattr(exc, "__traceback__", None)
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return None if tb is None else tb.tb_frame.f_code
 
 
 def _codes(*objects: object) -> tuple:
@@ -579,10 +560,10 @@ def _record(made: list[Made], Value: type, op: str, a: object, args: tuple, out:
 
 def _local_hint(op: str, got: float, want: float, g: float, swapped: bool = False) -> str:
     """The likely cause of a wrong local gradient, read from the numbers."""
-    if want != 0 and not _close(g, 1.0, 1e-3) and _close(got, want / g, 1e-5):
+    if want != 0 and not close(g, 1.0, 1e-3) and close(got, want / g, 1e-5):
         return ("You dropped the upstream gradient (out.grad): the input gets out.grad times the local "
                 "derivative.")
-    if want != 0 and _close(got, -want, 1e-5):
+    if want != 0 and close(got, -want, 1e-5):
         return "The sign is flipped."
     if got == 0 and want != 0:
         return ("Nothing reached this input: its _backward must add into its .grad (`+=`), reading out.grad "
@@ -604,8 +585,8 @@ def _replay(made: list[Made], Value: type, rng: np.random.Generator, only: str |
         want_out = m.forward(m.data)
         if not (isinstance(want_out, float) and math.isfinite(want_out)):
             continue
-        got_out = _number(m.out.data, f"your {_LABEL[m.op]}: the result's .data")
-        if not _close(got_out, want_out):
+        got_out = as_real(m.out.data, f"your {_LABEL[m.op]}: the result's .data is")
+        if not close(got_out, want_out, 1e-9):
             raise CheckFailure(f"your {_LABEL[m.op]} computes the wrong value: for {m.text()} it gave "
                                f"{got_out:.10g}, expected {want_out:.10g}.")
         g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
@@ -694,7 +675,7 @@ def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: 
         if _trusted is None:
             continue
         want = expr.floats(xs)[-1]
-        if not _close(_number(root.data, f"{label}: the result's .data"), want, 1e-9):
+        if not close(as_real(root.data, f"{label}: the result's .data is"), want, 1e-9):
             raise CheckFailure(
                 f"{label}: the forward value of a random expression is wrong.\n  Expression: {expr.text()} "
                 f"at x = {np.round(xs, 6).tolist()}\n  Expected {want:.10g}, got {root.data:.10g}."
@@ -784,7 +765,7 @@ def _grad_number(v: object, name: str, label: str) -> float:
         raise CheckFailure(f"{label}: after out._backward(), {name}.grad became a Value. .grad must stay a "
                            "plain number: inside _backward use the numbers (.data of the inputs and of "
                            "out, and out.grad), not the Values themselves.")
-    return _number(grad, f"{label}: {name}.grad after out._backward()")
+    return as_real(grad, f"{label}: {name}.grad after out._backward() is")
 
 
 def _again(name: str, seed: int) -> str:
@@ -795,7 +776,7 @@ def _again(name: str, seed: int) -> str:
 def _compare_local(op: str, case: str, g: float, got: list[float], want: list[float],
                    hint: str | None = None) -> None:
     """What one _backward added to each input against finite differences of the op's forward value."""
-    wrong = [k for k, (a, b) in enumerate(zip(got, want, strict=True)) if not _close(a, b, 1e-6)]
+    wrong = [k for k, (a, b) in enumerate(zip(got, want, strict=True)) if not close(a, b, 1e-6)]
     if not wrong:
         return
     head = f"{_LABEL[op]}: with {case} and out.grad = {g:.6g}, your _backward added"
@@ -812,8 +793,8 @@ def _compare_local(op: str, case: str, g: float, got: list[float], want: list[fl
 
 def _swapped(got: list[float], want: list[float]) -> bool:
     """Each of two inputs received what the other one should have."""
-    return (len(want) == 2 and not _close(want[0], want[1], 1e-5) and _close(got[0], want[1], 1e-5)
-            and _close(got[1], want[0], 1e-5))
+    return (len(want) == 2 and not close(want[0], want[1], 1e-5) and close(got[0], want[1], 1e-5)
+            and close(got[1], want[0], 1e-5))
 
 
 def _repeatable(name: str, seed: int, run: Callable[[], int]) -> int:
@@ -849,12 +830,12 @@ def _binary_cases(Value: type, fn: Callable, name: str, symbol: str, f: Callable
         for _ in range(3):
             x, y = rng.uniform(0.3, 2.0, 2) * rng.choice([-1.0, 1.0], 2)
             out, _ = _local(Value, label, make, [x, y], 0.0, [0.0, 0.0])
-            if not _close(_number(out.data, f"{label}: .data"), f(x, y)):
+            if not close(as_real(out.data, f"{label}: .data is"), f(x, y), 1e-9):
                 raise CheckFailure(f"{label}: the forward value is wrong for a = {x:.6g}, b = {y:.6g}: "
                                    f"expected {f(x, y):.10g}, got {out.data:.10g}.")
             c = float(rng.uniform(0.5, 2.0))
             out = _call(f"{label} with a plain number", lambda a, c=c: getattr(a, method)(c), Value(x))
-            if not isinstance(out, Value) or not _close(float(out.data), f(x, c)):
+            if not isinstance(out, Value) or not close(float(out.data), f(x, c), 1e-9):
                 raise CheckFailure(f"{label}: a {symbol} {c:.3g} with a plain number b should give a Value "
                                    f"holding {f(x, c):.6g}; wrap plain numbers with as_value(b).")
             g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
@@ -867,9 +848,9 @@ def _binary_cases(Value: type, fn: Callable, name: str, symbol: str, f: Callable
             start = list(rng.normal(size=2))
             _, (a, b) = _local(Value, label, make, [x, y], g, start)
             for leaf, s, d, which in ((a, start[0], fresh[0], "a"), (b, start[1], fresh[1], "b")):
-                if not _close(float(leaf.grad), s + d):
+                if not close(float(leaf.grad), s + d, 1e-9):
                     hint = ""
-                    if _close(float(leaf.grad), d):
+                    if close(float(leaf.grad), d, 1e-9):
                         hint = (" Your _backward overwrote it: use `+=`, because a Value used several times "
                                 "must collect the gradient from every use.")
                     raise CheckFailure(f"{label}: {which}.grad held {s:.4g} before out._backward() and "
@@ -881,7 +862,7 @@ def _binary_cases(Value: type, fn: Callable, name: str, symbol: str, f: Callable
             _call(f"{label}: out._backward()", out._backward)
             got = _grad_number(leaf, "a", f"{label} with a {symbol} a")
             want = g * (f(x + 1e-6, x + 1e-6) - f(x - 1e-6, x - 1e-6)) / 2e-6
-            if not _close(got, want, 1e-6):
+            if not close(got, want, 1e-6):
                 raise CheckFailure(f"{label}: for out = a {symbol} a with a = {x:.4g} and out.grad = "
                                    f"{g:.4g}, a.grad should be {want:.6g} (both uses count), got "
                                    f"{got:.6g}. Use `+=` for both inputs so the two contributions add up.")
@@ -911,7 +892,7 @@ def _unary_cases(Value: type, fn: Callable, name: str, points: Callable[[np.rand
         for _ in range(6):
             x = float(points(rng))
             out, _ = _local(Value, label, make, [x], 0.0, [0.0])
-            if not _close(_number(out.data, f"{label}: .data"), f(x)):
+            if not close(as_real(out.data, f"{label}: .data is"), f(x), 1e-9):
                 raise CheckFailure(f"{label}: the forward value at a = {x:.6g} should be {f(x):.10g}, got "
                                    f"{out.data:.10g}.")
             g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
@@ -920,7 +901,7 @@ def _unary_cases(Value: type, fn: Callable, name: str, points: Callable[[np.rand
             _compare_local(name, f"a = {x:.6g}", g, [fresh], [g * (f(x + 1e-6) - f(x - 1e-6)) / 2e-6])
             s = float(rng.normal())
             _, (a,) = _local(Value, label, make, [x], g, [s])
-            if not _close(float(a.grad), s + fresh):
+            if not close(float(a.grad), s + fresh, 1e-9):
                 raise CheckFailure(f"{label}: a.grad held {s:.4g} before out._backward() and should then "
                                    f"hold {s + fresh:.6g}, got {a.grad:.6g}. Add into a.grad with `+=` "
                                    f"instead of overwriting it.")
@@ -938,7 +919,7 @@ def _relu_at_zero(Value: type, label: str, rng: np.random.Generator) -> None:
     """The kink: finite differences cannot decide relu'(0), the lesson's convention (PyTorch's) does."""
     g = float(rng.uniform(0.5, 2.0))
     out, (a,) = _local(Value, label, lambda a: a.relu(), [0.0], g, [0.0])
-    if not (_close(float(out.data), 0.0) and float(a.grad) == 0.0):
+    if not (close(float(out.data), 0.0, 1e-9) and float(a.grad) == 0.0):
         raise CheckFailure(f"{label} at a = 0 exactly, with out.grad = {g:.4g}: the lesson's convention "
                            f"(as in PyTorch) is relu(0) = 0 with slope 0 at 0, so a.grad must stay 0; your "
                            f"relu gave "
@@ -956,7 +937,7 @@ def _tanh_saturates(Value: type, label: str) -> None:
             raise
         except CheckFailure as exc:
             raise CheckFailure(f"{exc}. {hint}") from None
-        if not (_close(float(out.data), math.copysign(1.0, x)) and abs(float(a.grad)) < 1e-12):
+        if not (close(float(out.data), math.copysign(1.0, x), 1e-9) and abs(float(a.grad)) < 1e-12):
             raise CheckFailure(f"{label} at a = {x:g} should give {math.copysign(1.0, x):g} with a.grad = 0 "
                                f"(tanh is flat out there), got {float(out.data):.6g} and "
                                f"{float(a.grad):.6g}. {hint}")
@@ -997,19 +978,19 @@ def _power_cases(Value: type, power: Callable, seed: int) -> int:
                 return a.power(k)
 
             out, _ = _local(Value, label, make, [x], 0.0, [0.0])
-            if not _close(_number(out.data, f"{label}: .data"), x**k):
+            if not close(as_real(out.data, f"{label}: .data is"), x**k, 1e-9):
                 raise CheckFailure(f"{label}: {x:.6g} ** {k:g} should be {x**k:.10g}, got {out.data:.10g}.")
             g = float(rng.normal()) * float(rng.uniform(0.5, 3.0))
             _, (a,) = _local(Value, label, make, [x], g, [0.0])
             fresh = float(a.grad)
-            missing = _close(fresh, g * x ** (k - 1), 1e-6)
+            missing = close(fresh, g * x ** (k - 1), 1e-6)
             _compare_local("power", f"a = {x:.6g}, k = {k:g}", g, [fresh],
                            [g * ((x + 1e-6) ** k - (x - 1e-6) ** k) / 2e-6],
                            f"The factor k = {k:g} is missing: the local derivative of a**k is k * a**(k-1)."
                            if missing else None)
             s = float(rng.normal())
             _, (a,) = _local(Value, label, make, [x], g, [s])
-            if not _close(float(a.grad), s + fresh):
+            if not close(float(a.grad), s + fresh, 1e-9):
                 raise CheckFailure(f"{label}: a.grad should grow from {s:.4g} to {s + fresh:.6g}, got "
                                    f"{a.grad:.6g}; use `+=`.")
         return check_expressions(Value, "power", label, seed)
@@ -1326,7 +1307,7 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
     diamond.add(Value, (1, 2), (k[2], k[3]))
     run(diamond.root)
     want = float(diamond.gradient()[0])
-    if not _close(float(x.grad), want, 1e-9):
+    if not close(float(x.grad), want, 1e-9):
         raise CheckFailure(f"{label}: in a diamond (x feeds two nodes that meet again in the root) x.grad "
                            f"should be {want:.6g}, the sum over both branches, got {x.grad!r} (seed {seed}).")
     for _ in range(3):
@@ -1361,7 +1342,7 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
         k = 1.0001 if rng.random() < 0.5 else 0.9999
         node, d = _linear(Value, (node,), (k,)), d * k
     run(node)
-    if not _close(float(x.grad), d, 1e-9):
+    if not close(float(x.grad), d, 1e-9):
         raise CheckFailure(f"{label}: on a chain 10,000 nodes deep x.grad should be {d:.8g}, got {x.grad!r}.")
 
 
@@ -1374,10 +1355,10 @@ def _judge_first_sweep(a_grad: float, c_grad: float, label: str) -> None:
             f"{a_grad:.6g}): the root's gradient was never seeded. Add d root / d root = 1 to root.grad "
             "after the non-leaf nodes are reset: the root has inputs, so a seed set before the reset is "
             "erased by it.")
-    if not _close(c_grad, 1.0):
+    if not close(c_grad, 1.0, 1e-9):
         raise CheckFailure(f"{label}: after backprop the root's grad should be 1 (d root / d root), got "
                            f"{c_grad!r}. Seed the root with gradient 1 before the sweep.")
-    if not _close(a_grad, 4.0):
+    if not close(a_grad, 4.0, 1e-9):
         cause = ""
         if a_grad == 0.0:
             cause = (" No gradient reached a: the sweep must walk the order in reverse, from the root back "
@@ -1401,7 +1382,7 @@ def judge_order_kept(kept: bool, label: str) -> None:
 
 def judge_leaf_root(held: float, got: float, label: str) -> None:
     """backprop(leaf, [leaf]) on a leaf holding `held` must leave held + 1."""
-    if not _close(got, held + 1.0):
+    if not close(got, held + 1.0, 1e-9):
         raise CheckFailure(f"{label}: with a leaf as the root, holding grad {held:.4g} from an earlier call, "
                            f"backprop(leaf, [leaf]) should leave {held + 1:.6g} (what it held plus 1), got "
                            f"{got:.6g}. Add 1 to root.grad, do not set it to 1: a leaf keeps what earlier "
@@ -1413,20 +1394,20 @@ def judge_accumulation(once: list[float], twice: list[float], start: list[float]
     """PyTorch's rule, from the leaves' grads: after one call (`once`) and a second one (`twice`) on the same
     graph, and on a fresh copy whose leaves held `start` before one call (`after`). Leaves accumulate across
     calls, non-leaves are recomputed on every call."""
-    if any(o != 0.0 for o in once) and all(_close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
+    if any(o != 0.0 for o in once) and all(close(t, o, 1e-12) for o, t in zip(once, twice, strict=True)):
         raise CheckFailure(
             f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
             f"(PyTorch's rule), but the second call left them unchanged ({np.round(once, 4).tolist()}). "
             "You reset the leaves too: set to 0 only the nodes that have inputs, and let the leaves add "
             "this call's gradient to what they already hold.")
-    if not all(_close(t, 2 * o, 1e-7) for o, t in zip(once, twice, strict=True)):
+    if not all(close(t, 2 * o, 1e-7) for o, t in zip(once, twice, strict=True)):
         raise CheckFailure(
             f"{label}: calling backprop twice on the same graph should exactly double every leaf's grad "
             f"(PyTorch's rule); got {np.round(once, 4).tolist()} after one call and "
             f"{np.round(twice, 4).tolist()} after two. Leaves keep accumulating, but every non-leaf node "
             "(one with inputs) must be reset to 0 before the sweep, or last call's gradient flows again.")
     for s, o, a in zip(start, once, after, strict=True):
-        if not _close(a, s + o, 1e-7):
+        if not close(a, s + o, 1e-7):
             raise CheckFailure(
                 f"{label}: a leaf whose grad was {s:.4g} before the call should end with {s + o:.6g} "
                 f"(its old grad plus this call's), got {a:.6g}. Do not zero the leaves in "
@@ -1442,7 +1423,7 @@ def _sweep_works(Value: type) -> None:
     graph.add(Value, (1, 1, 0), (-0.8, 0.6, 2.0))
     _call("loss.backward()", graph.root.backward, own=())
     want = float(graph.gradient()[0])
-    if not _close(float(a.grad), want, 1e-9):
+    if not close(float(a.grad), want, 1e-9):
         raise CheckFailure(f"loss.backward() (your backprop on your topological_sort) gives a wrong gradient "
                            f"on the three-node graph b = 1.5 a + 1.5 a; c = -0.8 b + 0.6 b + 2 a: a.grad = "
                            f"{float(a.grad):.6g}, expected {want:.6g}. Fix those exercises first (their test "
@@ -1821,7 +1802,7 @@ def _body_train_step(train_step: Callable, Value: type, seed: int | None = None)
             if isinstance(loss, Value):
                 raise CheckFailure(f"{label} returned a Value; return the loss as a plain float (loss.data), "
                                    "so that a training loop can store and plot it without keeping the graph.")
-            got_loss = _number(loss, f"{label}'s returned loss")
+            got_loss = as_real(loss, f"{label}'s returned loss is")
             theta = theta - lr * g
             got = np.array([float(p.data) for p in model.parameters()])
             if not np.allclose(got, theta, rtol=rtol, atol=atol):
@@ -1854,7 +1835,7 @@ def _body_train_step(train_step: Callable, Value: type, seed: int | None = None)
                             "Check the loss itself: L = mean over the batch of log(1 + exp(-y_i * s_i)) with "
                             "s_i = model(x_i), then one step p.data -= lr * p.grad for every parameter.")
                 raise CheckFailure(f"{wrong} {hint} (seed {seed})")
-            if not _close(got_loss, want_loss, 1e-8):
+            if not close(got_loss, want_loss, 1e-8):
                 raise CheckFailure(f"{label} returned loss {got_loss:.8g} at step {step}; the mean logistic "
                                    f"loss before the update is {want_loss:.8g}. Return loss.data computed "
                                    f"before changing the parameters (seed {seed}).")
@@ -2083,7 +2064,7 @@ def op_observations(Value: type, fn: Callable, op: str, cases: list, plain: bool
                     raise CheckFailure(f"{label} should return a new Value, got {type(out).__name__}")
                 out.grad = float(g)
                 _call(f"{label}: out._backward()", out._backward)
-                rows.append([_number(out.data, f"{label}: .data"),
+                rows.append([as_real(out.data, f"{label}: .data is"),
                              *[_grad_number(v, n, label) for v, n in zip(leaves, "ab", strict=False)]])
         return {"rows": rows}
 
@@ -2114,7 +2095,7 @@ def expression_observations(Value: type, fn: Callable | None, op: str, n_leaves:
                 _replay(made, Value, np.random.default_rng(0))
             except CheckFailure as exc:
                 culprit = str(exc)
-            return {"value": _number(root.data, f"{label}: the result's .data"),
+            return {"value": as_real(root.data, f"{label}: the result's .data is"),
                     "grads": [_grad_number(leaf, f"x{k}", label) for k, leaf in enumerate(leaves)],
                     "culprit": culprit}
 
@@ -2165,7 +2146,7 @@ def sweep_observations(backprop: Callable, Value: type, leaves: list, spec: list
             grads, orders = [], []
             for _ in range(int(calls)):
                 _call(label, backprop, nodes[-1], order)
-                grads.append([_number(n.grad, f"{label}: a node's .grad") for n in nodes])
+                grads.append([as_real(n.grad, f"{label}: a node's .grad is") for n in nodes])
                 orders.append([where.get(id(n), -1) for n in order])
             return {"grads": grads, "orders": orders}
 
@@ -2206,7 +2187,8 @@ def train_observations(train_step: Callable, Value: type, theta: list, held: lis
                 p.grad = float(g)
             for _ in range(2):
                 loss = _call_on_model(label, train_step, model, X, y, lr)
-                losses.append(None if isinstance(loss, Value) else _number(loss, f"{label}'s returned loss"))
+                returned = f"{label}'s returned loss is"
+                losses.append(None if isinstance(loss, Value) else as_real(loss, returned))
                 thetas.append([float(p.data) for p in model.parameters()])
         return {"thetas": thetas, "losses": losses}
 
@@ -2245,7 +2227,7 @@ def network_observations(MLP: type, Value: type, n_in: int, sizes: list, x: list
                                for layer in structure],
                     "grads": [[[[float(v.grad) for v in w], float(b.grad)] for w, b in layer]
                               for layer in structure],
-                    "outputs": [_number(o.data, f"{what}(x)") for o in outs]}
+                    "outputs": [as_real(o.data, f"{what}(x) is") for o in outs]}
 
     try:
         return _observed(run)

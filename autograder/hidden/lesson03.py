@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from autograder import lesson03 as visible
-from autograder.checks import CheckFailure, in_kernel
+from autograder.checks import CheckFailure, close, in_kernel
 from autograder.lesson03 import Expression, random_expression
 from reference_impl.scalar import Value as Ref
 from reference_impl.scalar import topological_order
@@ -85,7 +85,7 @@ def _against_reference(Value: object, fn: object, focus: str, label: str, seed: 
         seen = _observe(visible.expression_observations, Value, fn, focus, expr.n_leaves,
                         [list(step) for step in expr.steps], [float(x) for x in xs], backprop)
         got_value, got = float(seen["value"]), [float(g) for g in seen["grads"]]
-        if len(got) != len(want_grads) or not visible._close(got_value, want_value, 1e-9) or not np.allclose(
+        if len(got) != len(want_grads) or not close(got_value, want_value, 1e-9) or not np.allclose(
                 got, want_grads, rtol=1e-7, atol=1e-10):
             culprit = f" The first wrong operation: {seen['culprit']}" if seen.get("culprit") else ""
             raise CheckFailure(f"{label}: on the expression {expr.text()} at x = {np.round(xs, 6).tolist()} "
@@ -115,7 +115,7 @@ def _one_op(Value: object, fn: object, op: str, cases: list[tuple[float, object]
         want = [out.data, ref_a.grad] + ([other.grad] if binary else [])
         got = [float(v) for v in row]
         ok = len(got) == len(want) and all(
-            math.isfinite(v) and visible._close(v, w, 1e-9) for v, w in zip(got, want, strict=True))
+            math.isfinite(v) and close(v, w, 1e-9) for v, w in zip(got, want, strict=True))
         if not ok:
             at = f"a = {a:g}" + (f", k = {arg:g}" if op == "power" else "")
             raise CheckFailure(f"{label} at {at}: expected value {want[0]:.6g} and a.grad {want[1]:.6g} "
@@ -372,7 +372,7 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
     for step, (got_theta, got_loss) in enumerate(zip(seen["thetas"], seen["losses"], strict=True), 1):
         want_loss, g = _reference_step(theta, X, y)
         theta = theta - lr * g
-        if got_loss is None or not visible._close(float(got_loss), want_loss, 1e-8) or not np.allclose(
+        if got_loss is None or not close(float(got_loss), want_loss, 1e-8) or not np.allclose(
                 np.asarray(got_theta, dtype=float), theta, rtol=1e-8, atol=1e-10):
             raise CheckFailure(f"`train_step`: on another batch of {len(y)} (lr = {lr:.3g}), step {step} "
                                f"does not match one gradient-descent step on the mean logistic loss computed "
