@@ -62,6 +62,7 @@ __all__ = [
     "check_log",
     "check_tanh",
     "check_relu",
+    "check_sigmoid",
     "check_topological_sort",
     "check_backprop",
     "check_mlp",
@@ -79,7 +80,7 @@ __all__ = [
 
 _COMPLEX: dict[str, Callable] = {
     "add": lambda a, b: a + b, "mul": lambda a, b: a * b, "exp": cmath.exp, "log": cmath.log,
-    "tanh": cmath.tanh,
+    "tanh": cmath.tanh, "sigmoid": lambda z: 0.5 * (1.0 + cmath.tanh(0.5 * z)),
 }
 
 
@@ -314,6 +315,7 @@ _BINARY = {"add": "__add__", "mul": "__mul__"}
 # The plain float math each one-input primitive computes (forward only: the derivatives are the exercise).
 _FORWARD: dict[str, Callable[[float], float]] = {
     "exp": math.exp, "log": math.log, "tanh": math.tanh, "relu": lambda x: max(x, 0.0),
+    "sigmoid": lambda x: 0.5 * (1.0 + math.tanh(0.5 * x)),
 }
 
 
@@ -374,7 +376,7 @@ class Expression:
 def _allowed(op: str, v: float) -> bool:
     """Keep every primitive well inside its domain and away from kinks, so finite differences are exact."""
     if abs(v) > 20:
-        return op in ("tanh", "log") and (op != "log" or v > 0)
+        return op in ("tanh", "sigmoid", "log") and (op != "log" or v > 0)
     return {
         "log": v > 0.3,
         "exp": v < 3.0,
@@ -428,8 +430,8 @@ def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, .
     raise RuntimeError("could not draw a well-conditioned random expression")  # pragma: no cover
 
 
-_OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu")
-_METHOD_OF = {**_BINARY, "power": "power", "exp": "exp", "log": "log", "tanh": "tanh", "relu": "relu"}
+OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu", "sigmoid")  # every primitive an exercise writes
+_METHOD_OF = {**_BINARY, **{op: op for op in OPS if op not in _BINARY}}
 PRIMITIVES = tuple(_METHOD_OF.values())  # the methods the lesson's exercises put on `Value`
 _LABEL = {"add": "`add` (a + b)", "mul": "`mul` (a * b)", "power": "`power` (a ** k)",
           **{op: f"`{op}` (a.{op}())" for op in _FORWARD}}
@@ -440,6 +442,8 @@ _HINT = {
     "exp": "d/da exp(a) = exp(a): multiply out.grad by the OUTPUT value.",
     "log": "d/da log(a) = 1/a, with a the INPUT value (self.data), times out.grad.",
     "tanh": "d/da tanh(a) = 1 - t**2 where t = tanh(a) is the OUTPUT (not 1 - a**2), times out.grad.",
+    "sigmoid": "d/da sigmoid(a) = s * (1 - s) where s = sigmoid(a) is the OUTPUT (not a * (1 - a)), times "
+               "out.grad.",
     "relu": "relu passes out.grad through where the input a > 0 and sends 0 where a <= 0.",
 }
 
@@ -462,7 +466,7 @@ def _works(Value: type, op: str) -> bool:
 
 
 def _usable_ops(Value: type, focus: str) -> tuple[str, ...]:
-    others = tuple(op for op in _OPS if op != focus)
+    others = tuple(op for op in OPS if op != focus)
     if _trusted is None:
         others = tuple(op for op in others if _works(Value, op))
     return others or (focus,)
@@ -907,12 +911,12 @@ def _unary_cases(Value: type, fn: Callable, name: str, points: Callable[[np.rand
                                    f"instead of overwriting it.")
         if name == "relu":
             _relu_at_zero(Value, label, rng)
-        if name == "tanh":
-            _tanh_saturates(Value, label)
+        if name in _SATURATED:
+            _saturates(Value, name, label)
         return check_expressions(Value, name, label, seed)
 
 
-_EXTRA_POINTS = {"relu": ", a = 0 exactly", "tanh": ", a = ±1000"}
+_EXTRA_POINTS = {"relu": ", a = 0 exactly", "tanh": ", a = ±1000", "sigmoid": ", a = ±1000"}
 
 
 def _relu_at_zero(Value: type, label: str, rng: np.random.Generator) -> None:
@@ -927,20 +931,28 @@ def _relu_at_zero(Value: type, label: str, rng: np.random.Generator) -> None:
                            "where the input is strictly positive.")
 
 
-def _tanh_saturates(Value: type, label: str) -> None:
-    """tanh(±1000) is ±1 with slope 0: the text's promise that math.tanh never overflows."""
-    hint = "Use math.tanh: formulas with exp overflow or lose all precision far from 0."
-    for x in (1000.0, -1000.0):
+# The squashing primitives far from 0: their value at a = -1000 and a = +1000 (slope 0 at both), and what
+# makes them safe there; the notebook's text promises both.
+_SATURATED = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+_STABLE = {
+    "tanh": "Use math.tanh: formulas with exp overflow or lose all precision far from 0.",
+    "sigmoid": "math.exp(-a) overflows for a = -1000: compute sigmoid so that exp only ever gets a number "
+               "<= 0 (for a < 0, from e = math.exp(a)), or from math.tanh.",
+}
+
+
+def _saturates(Value: type, op: str, label: str) -> None:
+    """The squashing op at a = ±1000: the saturated value with slope 0, and no overflow."""
+    for x, want in zip((-1000.0, 1000.0), _SATURATED[op], strict=True):
         try:
-            out, (a,) = _local(Value, f"{label} at a = {x:g}", lambda a: a.tanh(), [x], 1.0, [0.0])
+            out, (a,) = _local(Value, f"{label} at a = {x:g}", lambda a: getattr(a, op)(), [x], 1.0, [0.0])
         except NotDone:
             raise
         except CheckFailure as exc:
-            raise CheckFailure(f"{exc}. {hint}") from None
-        if not (close(float(out.data), math.copysign(1.0, x), 1e-9) and abs(float(a.grad)) < 1e-12):
-            raise CheckFailure(f"{label} at a = {x:g} should give {math.copysign(1.0, x):g} with a.grad = 0 "
-                               f"(tanh is flat out there), got {float(out.data):.6g} and "
-                               f"{float(a.grad):.6g}. {hint}")
+            raise CheckFailure(f"{exc}. {_STABLE[op]}") from None
+        if not (close(float(out.data), want, 1e-9) and abs(float(a.grad)) < 1e-12):
+            raise CheckFailure(f"{label} at a = {x:g} should give {want:g} with a.grad = 0 ({op} is flat out "
+                               f"there), got {float(out.data):.6g} and {float(a.grad):.6g}. {_STABLE[op]}")
 
 
 def _body_add(add: Callable, Value: type, seed: int | None = None) -> None:
@@ -1013,6 +1025,11 @@ def _body_log(log: Callable, Value: type, seed: int | None = None) -> None:
 def _body_tanh(tanh: Callable, Value: type, seed: int | None = None) -> None:
     """`tanh(self)`: d/da tanh a = 1 - tanh(a)**2, written with the output t = tanh(a)."""
     check_unary(Value, tanh, "tanh", _signed(0.2, 2.0), seed)
+
+
+def _body_sigmoid(sigmoid: Callable, Value: type, seed: int | None = None) -> None:
+    """`sigmoid(self)`: d/da sigmoid(a) = s (1 - s), written with the output s = sigmoid(a)."""
+    check_unary(Value, sigmoid, "sigmoid", _signed(0.2, 4.0), seed)
 
 
 def _body_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
@@ -2007,6 +2024,7 @@ check_exp = _judged("exp")
 check_log = _judged("log")
 check_tanh = _judged("tanh")
 check_relu = _judged("relu")
+check_sigmoid = _judged("sigmoid")
 check_topological_sort = _judged("topological_sort")
 check_backprop = _judged("backprop")
 check_mlp = _judged("mlp")

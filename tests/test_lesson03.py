@@ -32,12 +32,19 @@ TEST_CELLS = {
     "power": ["test_power"],
     "exp_log": ["test_exp", "test_log"],
     "tanh_relu": ["test_tanh", "test_relu"],
+    "sigmoid": ["test_sigmoid"],
     "topological_sort": ["test_topological_sort"],
     "backprop": ["test_backprop"],
     "mlp": ["test_mlp"],
     "train_step": ["test_train_step"],
 }
 
+SIGMOID_STABLE = """    if self.data >= 0:
+        s = 1.0 / (1.0 + math.exp(-self.data))
+    else:
+        e = math.exp(self.data)  # exp of a negative number: never overflows
+        s = e / (1.0 + e)
+"""
 MUL = "self.grad += other.data * out.grad\n        other.grad += self.data * out.grad"
 
 # (answer cell, test cell that must fail, text of the solution, replacement, words the message must contain)
@@ -147,6 +154,12 @@ def backprop(root, order):
     "tanh from exp, which overflows far from 0": (
         "tanh_relu", "test_tanh", "t = math.tanh(self.data)",
         "t = (math.exp(2 * self.data) - 1) / (math.exp(2 * self.data) + 1)", "Use math.tanh"),
+    "sigmoid derivative from the input instead of the output": (
+        "sigmoid", "test_sigmoid", "self.grad += s * (1.0 - s) * out.grad",
+        "self.grad += self.data * (1.0 - self.data) * out.grad", "OUTPUT"),
+    "sigmoid by math.exp(-a), which overflows at a = -1000": (
+        "sigmoid", "test_sigmoid", SIGMOID_STABLE, "    s = 1.0 / (1.0 + math.exp(-self.data))\n",
+        "math.exp(-a) overflows"),
     "relu with slope 1 at 0": (
         "tanh_relu", "test_relu", "positive = self.data > 0", "positive = self.data >= 0", "a = 0 exactly"),
     "Neuron without ValueError for an unknown activation": (
@@ -332,6 +345,20 @@ OP_BUGS = {"mul swaps the local derivatives": "`mul` (a * b)",
 
 # Correct solutions written differently from the notebook's: full marks too.
 OTHER_STYLES = {
+    "sigmoid": """
+def sigmoid(self):
+    s = (1.0 + math.tanh(self.data / 2)) / 2  # the same function, by tanh (which never overflows)
+    out = Value(s, (self,), "sigmoid")
+
+    def _backward():
+        self.grad += s * (1 - s) * out.grad
+
+    out._backward = _backward
+    return out
+
+
+Value.sigmoid = sigmoid
+""",
     "topological_sort": """
 def topological_sort(root):
     # Kahn's algorithm on the reversed graph: count, for every node, how many users still need it.
@@ -423,6 +450,7 @@ def run_check(test_cell: str, ns: dict, module=visible, seed: int | None = None)
         "test_log": lambda: module.check_log(ns["log"], V, seed=seed),
         "test_tanh": lambda: module.check_tanh(ns["tanh"], V, seed=seed),
         "test_relu": lambda: module.check_relu(ns["relu"], V, seed=seed),
+        "test_sigmoid": lambda: module.check_sigmoid(ns["sigmoid"], V, seed=seed),
         "test_topological_sort": lambda: module.check_topological_sort(ns["topological_sort"], V, seed=seed),
         "test_backprop": lambda: module.check_backprop(ns["backprop"], V, seed=seed),
         "test_mlp": lambda: module.check_mlp(ns["Neuron"], ns["Layer"], ns["MLP"], V, seed=seed),

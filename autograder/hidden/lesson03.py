@@ -31,14 +31,12 @@ __all__ = [
     "check_log",
     "check_tanh",
     "check_relu",
+    "check_sigmoid",
     "check_topological_sort",
     "check_backprop",
     "check_mlp",
     "check_train_step",
 ]
-
-_OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu")
-
 
 def _observe(probe: Callable, *args: object) -> dict:
     """A probe's observations; the failure it reports is raised here (a failure only costs points)."""
@@ -78,7 +76,7 @@ def _against_reference(Value: object, fn: object, focus: str, label: str, seed: 
     """Random expressions drawn here, computed in the kernel by the isolated engine around the code under
     test, and compared here with the reference engine."""
     rng = np.random.default_rng(seed)
-    others = tuple(op for op in _OPS if op != focus)
+    others = tuple(op for op in visible.OPS if op != focus)
     for _ in range(count):
         expr, xs = random_expression(rng, focus, others, n_leaves=4, n_steps=14)
         want_value, want_grads = _reference_gradient(expr, xs)
@@ -194,6 +192,13 @@ def check_relu(relu: Callable, Value: type, seed: int | None = None) -> None:
     _with_reference(visible.check_relu, relu, Value, "relu", seed)
     _one_op(Value, relu, "relu", [(0.0, None), (3.0, None), (-3.0, None), (1e-9, None)], 1.5,
             "relu'(a) is 1 for a > 0 and 0 for a <= 0 (the course uses 0 at a = 0, like PyTorch).")
+
+
+def check_sigmoid(sigmoid: Callable, Value: type, seed: int | None = None) -> None:
+    _with_reference(visible.check_sigmoid, sigmoid, Value, "sigmoid", seed)
+    _one_op(Value, sigmoid, "sigmoid", [(0.0, None), (1000.0, None), (-1000.0, None), (-30.0, None)], 1.5,
+            "sigmoid never overflows when exp only gets numbers <= 0; its slope is s * (1 - s) with the "
+            "output s.")
 
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
