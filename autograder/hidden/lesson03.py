@@ -202,7 +202,8 @@ def check_sigmoid(sigmoid: Callable, Value: type, seed: int | None = None) -> No
 
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
-    """The visible cases, plus a 15 000-deep chain, a 3 000-term sum and larger random graphs."""
+    """The visible cases, plus a 15 000-deep chain, a 3 000-term sum, the shared-input graphs (judged here too:
+    the visible run is the kernel's word) and larger random graphs."""
     _own_code(topological_sort, "topological_sort")
     seed = visible.new_seed(seed)
     _silently(visible.check_topological_sort, topological_sort, Value, seed)
@@ -213,6 +214,11 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     terms = [float(v) for v in rng.normal(size=3000)]
     graphs.append((f"{label} on a 3 000-term sum", terms + [0.0] * 2999,
                    [[]] * 3000 + [[0, 1]] + [[3000 + k - 1, k + 1] for k in range(1, 2999)]))
+    for flip in (False, True):  # the root uses a node directly and through a longer path, in both orders
+        graphs.append((f"{label} on r = {'3 * a + a' if flip else 'a + 3 * a'}", [0.5, 0.46, 3.0, 1.39, 1.85],
+                       [[], [0], [], [1, 2], [3, 1] if flip else [1, 3]]))
+        graphs.append((f"{label} on r = {'d3 + x' if flip else 'x + d3'} where d3 is x after three steps",
+                       [0.2, 1.2, 2.2, 3.2, 3.4], [[], [0], [1], [2], [3, 0] if flip else [0, 3]]))
     for _ in range(5):
         parents: list[list[int]] = [[] for _ in range(10)]
         for _ in range(200):
