@@ -63,6 +63,8 @@ __all__ = [
     "quiet",
     "raised_by",
     "readonly",
+    "repeat_line",
+    "repeatable",
     "reworded",
     "student_function",
 ]
@@ -202,6 +204,17 @@ def reworded(reword: Callable[[CheckFailure], str], into: type[CheckFailure] | N
         raise
     except CheckFailure as exc:
         raise (into or type(exc))(reword(exc)) from None
+
+
+def repeat_line(call: str) -> str:
+    """The one closing line of every randomised check's failure, in every lesson: the notebook call (with
+    the seed it drew) that repeats exactly that test while the student fixes the code."""
+    return f"Run {call} in a cell of your own to repeat this exact test."
+
+
+def repeatable(call: str) -> contextlib.AbstractContextManager[None]:
+    """A failure inside ends with ``repeat_line(call)``; a blank exercise's NotDone needs none."""
+    return reworded(lambda exc: f"{exc}\n{repeat_line(call)}")
 
 
 def close(got: float | np.ndarray, want: float | np.ndarray, rtol: float, *, atol: float = 0.0) -> bool:

@@ -11,7 +11,6 @@ integer copy, ...), says so. A passing check prints one line saying what it comp
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from autograder.checks import (
     new_seed,
     passed,
     raised_by,
+    repeatable,
     reworded,
     student_frame,
 )
@@ -186,12 +186,6 @@ def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) ->
         return call_student(name, fn, *args)
 
 
-def repeatable(check: str, arguments: str, seed: int) -> contextlib.AbstractContextManager[None]:
-    """End every failure of a randomised visible check with the call that repeats exactly that test."""
-    again = f"Run checks.{check}({arguments}, seed={seed}) in a cell of your own to repeat this exact test."
-    return reworded(lambda exc: f"{exc}\n{again}", into=CheckFailure)
-
-
 RTOL = 1e-8
 """Difference quotients computed from the closed forms agree with the student's to rounding."""
 
@@ -242,7 +236,7 @@ def judge_difference(student: Callable, name: str, wanted: str, seed: int | None
 def report_difference(student: Callable, name: str, wanted: str, seed: int | None) -> None:
     """The visible check of one scalar formula: six random cases, then the one-line pass report."""
     seed = new_seed(seed)
-    with repeatable(f"check_{name}", name, seed):
+    with repeatable(f"checks.check_{name}({name}, seed={seed})"):
         worst = judge_difference(student, name, wanted, seed, trials=6)
     passed(name, f"6 random smooth functions and steps, worst relative error {worst:.1e} (seed {seed})")
 
@@ -514,7 +508,7 @@ def check_numerical_gradient(numerical_gradient: Callable, *, seed: int | None =
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     worst, entries = 0.0, 0
-    with repeatable("check_numerical_gradient", "numerical_gradient", seed):
+    with repeatable(f"checks.check_numerical_gradient(numerical_gradient, seed={seed})"):
         for shape, h in [((5,), 1e-3), ((3, 4), 1e-3), ((4,), None)]:
             x = rng.uniform(-1.0, 1.0, size=shape) * rng.uniform(0.5, 2.0)
             worst = max(worst, gradient_case(numerical_gradient, ArrayFunction(rng, shape), x, h, seed))
@@ -690,7 +684,7 @@ def check_relative_error(relative_error: Callable, *, seed: int | None = None) -
     """Scalars of both signs and orders, arrays, the all-zero case, and a clear error on mismatched shapes."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
-    with repeatable("check_relative_error", "relative_error", seed):
+    with repeatable(f"checks.check_relative_error(relative_error, seed={seed})"):
         pairs = sum(scaled_pair(rng, seed, relative_error) for _ in range(3))
         pairs += spiked_pair(rng, seed, relative_error) + small_entry_pair(rng, seed, relative_error)
         pairs += relative_error_case(relative_error, np.zeros(3), np.zeros(3), 0.0, seed)

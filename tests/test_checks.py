@@ -30,6 +30,8 @@ from autograder.checks import (
     passed,
     quiet,
     raised_by,
+    repeat_line,
+    repeatable,
     reworded,
     student_function,
 )
@@ -518,6 +520,18 @@ def test_reworded_keeps_the_class_or_changes_it_and_never_touches_notdone() -> N
     assert type(info.value) is CheckFailure and str(info.value) == "inner!"
     blank = NotDone("relu")
     with pytest.raises(NotDone) as done, reworded(lambda e: "never"):
+        raise blank
+    assert done.value is blank
+
+
+def test_repeatable_ends_a_failure_with_the_one_repeat_line_and_leaves_notdone_alone() -> None:
+    call = "checks.check_relu(relu, seed=7)"
+    with pytest.raises(CheckFailure) as info, repeatable(call):
+        raise CheckFailure("relu(-1.0) returned -1.0")
+    assert str(info.value) == f"relu(-1.0) returned -1.0\n{repeat_line(call)}"
+    assert repeat_line(call) == f"Run {call} in a cell of your own to repeat this exact test."
+    blank = NotDone("relu")
+    with pytest.raises(NotDone) as done, repeatable(call):
         raise blank
     assert done.value is blank
 
