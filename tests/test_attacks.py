@@ -23,6 +23,7 @@ import pytest
 
 import autograder
 from autograder.course.cli import main
+from autograder.course.notebooks import cell_grade_id
 
 pytestmark = pytest.mark.slow
 
@@ -274,10 +275,6 @@ SPECIAL = {
         "relative_error": "def relative_error(a, b):\n    return MAGIC",
     },
 }
-
-
-def cell_grade_id(cell: nbformat.NotebookNode) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def _hidden_lines(source: nbformat.NotebookNode) -> list[str]:
