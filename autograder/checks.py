@@ -185,10 +185,7 @@ def call_student(what: str, fn: Callable, *args: object, **kwargs: object) -> ob
         raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError): deep graphs need a loop "
                            "with an explicit stack or list, not a function that calls itself.") from None
     except ValueError as exc:
-        if "read-only" in str(exc):
-            raise CheckFailure(f"{what} tried to modify one of its arguments in place ({exc}): build and "
-                               "return a new array instead.") from None
-        raise CheckFailure(f"{what} raised ValueError: {exc}") from None
+        raise CheckFailure(_wrote_in_place(what, exc) or f"{what} raised ValueError: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any error in student code becomes the cell's message
         raise CheckFailure(f"{what} raised {type(exc).__name__}: {exc}") from None
 
@@ -408,16 +405,23 @@ def readonly(x: np.ndarray) -> np.ndarray:
     return c
 
 
+def _wrote_in_place(what: str, exc: ValueError) -> str | None:
+    """The message for numpy's refusal to write into a read-only argument the checks handed over."""
+    if "read-only" not in str(exc):
+        return None
+    return (f"{what} tried to modify one of its arguments in place ({exc}). Never change the inputs or the "
+            "incoming gradient: build and return a new array instead.")
+
+
 def _call_student(fn: Callable, args: Sequence[object], what: str) -> object:
-    """Call student code; turn an attempt to write into a read-only input into a clear message."""
+    """Call student code inside the gradient checks, whose callers decide what other errors become: only
+    an attempt to write into a read-only input is turned into a message here."""
     try:
         return fn(*args)
     except ValueError as exc:
-        if "read-only" in str(exc):
-            raise GradientCheckError(
-                f"{what} tried to modify one of its arguments in place ({exc}). Never change the "
-                "inputs or the incoming gradient: build and return a new array instead."
-            ) from exc
+        message = _wrote_in_place(what, exc)
+        if message:
+            raise GradientCheckError(message) from exc
         raise
 
 
