@@ -51,6 +51,8 @@ from autograder.checks import (
     new_seed,
     passed,
     quiet,
+    repeatable,
+    reworded,
     student_function,
 )
 
@@ -215,14 +217,8 @@ def _noting_own_engine(check: Callable) -> Callable:
 
     @functools.wraps(check)
     def run(*args: object, **kwargs: object) -> None:
-        try:
+        with reworded(lambda exc: f"{exc}{_OWN_ENGINE_NOTE if _trusted is None else ''}"):
             check(*args, **kwargs)
-        except NotDone:
-            raise
-        except CheckFailure as exc:
-            if _trusted is None:
-                raise CheckFailure(f"{exc}{_OWN_ENGINE_NOTE}") from None
-            raise
 
     return run
 
@@ -659,6 +655,16 @@ def _name_culprit(made: list[Made], Value: type, rng: np.random.Generator) -> st
     return ""
 
 
+def _gradient_check(f: Callable, grads: Callable, x: np.ndarray, rng: np.random.Generator) -> None:
+    """check_gradient at a seed drawn from the lesson check's own: its line on how to repeat it would name
+    check_gradient, which the student never called; the lesson check's closing line repeats it instead."""
+    def without_its_repeat(exc: CheckFailure) -> str:
+        return "\n".join(line for line in str(exc).splitlines() if "to reproduce)" not in line)
+
+    with reworded(without_its_repeat):
+        check_gradient(f, grads, x, seed=int(rng.integers(2**62)))
+
+
 def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: int = 3) -> int:
     """Random expressions that use `focus` several times: every node `focus` made is replayed alone (its
     value against float math, its _backward against finite differences), which needs no backward pass, so
@@ -671,11 +677,9 @@ def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: 
         expr, xs = random_expression(rng, focus, others)
         with _recording(Value) as made:
             leaves, root = _call(f"{label} (building {expr.text()})", expr.build, Value, xs)
-        try:
+        with reworded(lambda exc, expr=expr, xs=xs: f"{label}: in the random expression {expr.text()} at x = "
+                                                    f"{np.round(xs, 6).tolist()}, {exc}"):
             replayed += _replay(made, Value, rng, only=focus)
-        except CheckFailure as exc:
-            raise CheckFailure(f"{label}: in the random expression {expr.text()} at x = "
-                               f"{np.round(xs, 6).tolist()}, {exc}") from None
         if _trusted is None:
             continue
         want = expr.floats(xs)[-1]
@@ -694,13 +698,9 @@ def check_expressions(Value: type, focus: str, label: str, seed: int, *, count: 
             return np.array([leaf.grad for leaf in leaves], dtype=float)
 
         grads.__name__ = f"the gradient through {label}"
-        try:
-            check_gradient(f, grads, xs, seed=int(rng.integers(2**62)))
-        except CheckFailure as exc:
-            raise CheckFailure(
-                f"{label}: gradients through a random expression are wrong.\n  Expression: {expr.text()}\n"
-                f"  {exc}"
-            ) from None
+        with reworded(lambda exc, expr=expr: f"{label}: gradients through a random expression are wrong.\n"
+                                             f"  Expression: {expr.text()}\n  {exc}"):
+            _gradient_check(f, grads, xs, rng)
     return replayed
 
 
@@ -772,11 +772,6 @@ def _grad_number(v: object, name: str, label: str) -> float:
     return as_real(grad, f"{label}: {name}.grad after out._backward() is")
 
 
-def _again(name: str, seed: int) -> str:
-    """The call that repeats a failing op check in the student's notebook (same random cases)."""
-    return f"\n  Repeat exactly this case: checks.check_{name}({name}, Value, seed={seed})"
-
-
 def _compare_local(op: str, case: str, g: float, got: list[float], want: list[float],
                    hint: str | None = None) -> None:
     """What one _backward added to each input against finite differences of the op's forward value."""
@@ -801,21 +796,11 @@ def _swapped(got: list[float], want: list[float]) -> bool:
             and close(got[1], want[0], 1e-5))
 
 
-def _repeatable(name: str, seed: int, run: Callable[[], int]) -> int:
-    """Run an op's cases; a failure ends with the call that repeats it (a blank op needs none)."""
-    try:
-        return run()
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}{_again(name, seed)}") from None
-
-
 def check_binary(Value: type, fn: Callable, name: str, symbol: str, f: Callable[[float, float], float],
                  seed: int | None = None) -> None:
     """Forward, local gradients (finite differences), accumulation (+=) and reuse (a op a) of `fn`."""
     seed = new_seed(seed)
-    replayed = _repeatable(name, seed, lambda: _binary_cases(Value, fn, name, symbol, f, seed))
+    replayed = _binary_cases(Value, fn, name, symbol, f, seed)
     passed(f"check_{name}", f"value and local gradients at 3 random points (random out.grad), += "
                             f"accumulation, a {symbol} a, a plain number, and {replayed} `{name}` nodes of 3 "
                             f"random expressions replayed one by one (seed {seed})")
@@ -877,7 +862,7 @@ def check_unary(Value: type, fn: Callable, name: str, points: Callable[[np.rando
                 seed: int | None = None) -> None:
     """Forward value, local derivative (finite differences) and accumulation of a one-input primitive."""
     seed = new_seed(seed)
-    replayed = _repeatable(name, seed, lambda: _unary_cases(Value, fn, name, points, seed))
+    replayed = _unary_cases(Value, fn, name, points, seed)
     passed(f"check_{name}", f"value and local gradient at 6 random points (random out.grad), += "
                             f"accumulation{_EXTRA_POINTS.get(name, '')}, and {replayed} "
                             f"`{name}` nodes of 3 random expressions replayed one by one (seed {seed})")
@@ -944,12 +929,8 @@ _STABLE = {
 def _saturates(Value: type, op: str, label: str) -> None:
     """The squashing op at a = ±1000: the saturated value with slope 0, and no overflow."""
     for x, want in zip((-1000.0, 1000.0), _SATURATED[op], strict=True):
-        try:
+        with reworded(lambda exc: f"{exc}. {_STABLE[op]}"):
             out, (a,) = _local(Value, f"{label} at a = {x:g}", lambda a: getattr(a, op)(), [x], 1.0, [0.0])
-        except NotDone:
-            raise
-        except CheckFailure as exc:
-            raise CheckFailure(f"{exc}. {_STABLE[op]}") from None
         if not (close(float(out.data), want, 1e-9) and abs(float(a.grad)) < 1e-12):
             raise CheckFailure(f"{label} at a = {x:g} should give {want:g} with a.grad = 0 ({op} is flat out "
                                f"there), got {float(out.data):.6g} and {float(a.grad):.6g}. {_STABLE[op]}")
@@ -968,12 +949,7 @@ def _body_mul(mul: Callable, Value: type, seed: int | None = None) -> None:
 def _body_power(power: Callable, Value: type, seed: int | None = None) -> None:
     """`power(self, k)` for a plain number k: d/da a**k = k a**(k-1)."""
     seed = new_seed(seed)
-    try:
-        replayed = _power_cases(Value, power, seed)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}{_again('power', seed)}") from None
+    replayed = _power_cases(Value, power, seed)
     passed("check_power", f"value and local gradient for k = 3, 2, -1, -2, 0.5, 1.5 (random out.grad), += "
                           f"accumulation, and {replayed} `power` nodes of 3 random expressions replayed one "
                           f"by one (seed {seed})")
@@ -1118,7 +1094,7 @@ def _body_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     label = "`topological_sort`"
     with _creation_log(Value) as log, gc_paused():
         try:
-            deepest = _check_orders(topological_sort, Value, rng, label, log, seed)
+            deepest = _check_orders(topological_sort, Value, rng, label, log)
         except NotDone:
             raise NotDone(label) from None
     passed("check_topological_sort", f"orders of a leaf, b = a + a; c = b + b, a diamond, 16 doublings, 4 "
@@ -1188,7 +1164,7 @@ def judge_nesting(deepest: int, what: str) -> None:
 
 
 def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Generator, label: str,
-                  log: list, seed: int) -> int:
+                  log: list) -> int:
     def validate(root, what: str) -> None:
         _validate_order(_call(what, topological_sort, root), root, what, _logged_order(root, log))
 
@@ -1210,7 +1186,7 @@ def _check_orders(topological_sort: Callable, Value: type, rng: np.random.Genera
         validate(root, f"{label} on {what}")
     for _ in range(4):
         _, root = random_graph(Value, rng)
-        validate(root, f"{label} on a random graph (seed {seed})")
+        validate(root, f"{label} on a random graph")
     what = f"{label} on a chain {RECURSION_PROBE:,} nodes deep"
     deep = chain(Value, RECURSION_PROBE)
     order, deepest = _call(what, _nesting, topological_sort, deep)
@@ -1294,14 +1270,14 @@ def _body_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     with _creation_log(Value) as log, gc_paused():
-        _check_sweeps(backprop, Value, rng, "`backprop`", log, seed)
+        _check_sweeps(backprop, Value, rng, "`backprop`", log)
     passed("check_backprop", f"b = a + a; c = b + b, a diamond, 3 random graphs, PyTorch's accumulation rule "
                              f"and a chain 10,000 deep, on nodes whose local rules are the check's own "
                              f"(seed {seed})")
 
 
-def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, label: str, log: list,
-                  seed: int) -> None:
+def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, label: str,
+                  log: list) -> None:
     def run(root) -> None:
         order = _logged_order(root, log)
         given = list(order)
@@ -1326,7 +1302,7 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
     want = float(diamond.gradient()[0])
     if not close(float(x.grad), want, 1e-9):
         raise CheckFailure(f"{label}: in a diamond (x feeds two nodes that meet again in the root) x.grad "
-                           f"should be {want:.6g}, the sum over both branches, got {x.grad!r} (seed {seed}).")
+                           f"should be {want:.6g}, the sum over both branches, got {x.grad!r}.")
     for _ in range(3):
         graph = random_linear_graph(Value, rng)
         run(graph.root)
@@ -1335,7 +1311,7 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
             raise CheckFailure(f"{label}: on a random graph of {len(graph.nodes) + len(graph.leaves)} nodes "
                                f"(shared nodes, inputs used twice, nodes the root does not depend on) the "
                                f"leaves' gradients should be {np.round(want, 6).tolist()}, got "
-                               f"{np.round(got, 6).tolist()} (seed {seed}).")
+                               f"{np.round(got, 6).tolist()}.")
     graph = random_linear_graph(Value, rng)
     twin = graph.copy(Value)
     run(graph.root)
@@ -1351,7 +1327,7 @@ def _check_sweeps(backprop: Callable, Value: type, rng: np.random.Generator, lab
     held = float(rng.uniform(0.5, 2.0))
     leaf.grad = held
     run(leaf)
-    judge_leaf_root(held, float(leaf.grad), f"{label} (seed {seed})")
+    judge_leaf_root(held, float(leaf.grad), label)
 
     x = _node(Value, 0.5)
     node, d = x, 1.0
@@ -1595,15 +1571,24 @@ def _check_model(model: Model, Value: type, n_in: int, rng: np.random.Generator)
         raise
 
 
-def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generator) -> None:
-    structure, acts, what = model.structure, model.acts, model.what
+def _redraw(structure: list, acts: list[str], what: str, rng: np.random.Generator) -> None:
+    """After checking that the student's initial weights differ, give every weight and bias a value drawn
+    from the check's seed, so that the seed alone repeats the test (the student's own draws would not)."""
     weights = np.array([float(v.data) for layer in structure for w, _ in layer for v in w])
     if weights.size > 1 and np.ptp(weights) == 0:
         raise CheckFailure(f"{what}: the initial weights are all equal; draw them at random so the "
                            "neurons can learn different things (equal weights stay equal forever).")
-    for _, b in (pair for layer in structure for pair in layer):
-        if float(b.data) == 0.0:  # a bias of 0 would hide where it is added
-            b.data = float(rng.uniform(0.2, 0.6) * rng.choice([-1.0, 1.0]))
+    for w, b in (pair for layer in structure for pair in layer):
+        for v in w:
+            v.data = float(rng.uniform(-1.0, 1.0))
+        b.data = float(rng.uniform(0.2, 0.6) * rng.choice([-1.0, 1.0]))  # never 0: it shows where b is added
+    if acts == ["relu"]:  # a positive bias: the input usually lands on the side of the kink that passes
+        structure[0][0][1].data = 0.3
+
+
+def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generator) -> None:
+    structure, acts, what = model.structure, model.acts, model.what
+    _redraw(structure, acts, what, rng)
     params = [v for layer in structure for w, b in layer for v in (*w, b)]
     theta = np.array([float(p.data) for p in params])
     x = rng.normal(size=n_in)
@@ -1648,12 +1633,11 @@ def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generato
         _call("loss.backward()", total.backward, own=())
         return np.array([p.grad for p in params])
 
-    grads.__name__ = f"gradients of {what}'s parameters"
+    grads.__name__ = f"the gradient of {what}'s parameters"
     try:
-        check_gradient(loss, grads, theta, seed=int(rng.integers(2**62)))
-    except CheckFailure as exc:
-        raise CheckFailure(f"{what}: gradients do not reach the parameters correctly.\n  {exc}\n  Hint: "
-                           "compute with the weight Values themselves (w * x), never with w.data.") from None
+        with reworded(lambda exc: f"{what}: gradients do not reach the parameters correctly.\n  {exc}\n"
+                                  "  Hint: compute with the weight Values themselves (w * x), never w.data."):
+            _gradient_check(loss, grads, theta, rng)
     finally:
         for p, v in zip(params, theta, strict=True):
             p.data, p.grad = float(v), 0.0
@@ -1701,8 +1685,6 @@ def _body_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | Non
                 raise CheckFailure(f"Neuron({n_in}) should have {n_in} weights, got "
                                    f"{len(structure[0][0][0])}.")
             _check_params(_params(neuron, "Neuron"), _require_values(structure, Value), "Neuron")
-            if act == "relu":  # make sure the check sees both sides of the kink
-                neuron.b.data = 0.3
             model = Model(neuron, structure, [act], f"Neuron(activation={act!r})", True, own, made)
             _check_model(model, Value, n_in, rng)
         n_in = 3
@@ -1828,7 +1810,7 @@ def _body_train_step(train_step: Callable, Value: type, seed: int | None = None)
                          f"{np.max(np.abs(got - theta)):.3g}.")
                 culprit = _name_culprit(made, Value, rng)
                 if culprit:
-                    raise CheckFailure(f"{wrong}{culprit} (seed {seed})")
+                    raise CheckFailure(f"{wrong}{culprit}")
                 before = theta + lr * g
                 zeroed = all(float(p.grad) == 0.0 for p in model.parameters())
                 candidates = {
@@ -1851,11 +1833,11 @@ def _body_train_step(train_step: Callable, Value: type, seed: int | None = None)
                              if np.allclose(got, c, rtol=10 * rtol, atol=atol)),
                             "Check the loss itself: L = mean over the batch of log(1 + exp(-y_i * s_i)) with "
                             "s_i = model(x_i), then one step p.data -= lr * p.grad for every parameter.")
-                raise CheckFailure(f"{wrong} {hint} (seed {seed})")
+                raise CheckFailure(f"{wrong} {hint}")
             if not close(got_loss, want_loss, 1e-8):
                 raise CheckFailure(f"{label} returned loss {got_loss:.8g} at step {step}; the mean logistic "
                                    f"loss before the update is {want_loss:.8g}. Return loss.data computed "
-                                   f"before changing the parameters (seed {seed}).")
+                                   f"before changing the parameters.")
     passed("check_train_step", f"two steps on a 2-3-1 tanh network with a batch of {len(X)}: parameters "
                                f"and returned losses against gradient descent on the mean logistic loss "
                                f"(seed {seed})")
@@ -1967,7 +1949,7 @@ def run_body(name: str, seed: int, isolated: bool, *objects: object) -> dict:
     saved, _trusted = _trusted, (_NUMERIC if isolated else _trusted)
     shown = io.StringIO()
     try:
-        with contextlib.redirect_stdout(shown):
+        with contextlib.redirect_stdout(shown), repeatable(repeat_call(name, seed)):
             _BODIES[name](*objects, seed=seed)
     except NotDone as exc:
         return {"notdone": str(exc)}
@@ -1976,6 +1958,13 @@ def run_body(name: str, seed: int, isolated: bool, *objects: object) -> dict:
     finally:
         _trusted = saved
     return {"passed": shown.getvalue()}
+
+
+def repeat_call(name: str, seed: int) -> str:
+    """The notebook call that repeats check `name` exactly: the same arguments, and the seed that fixes every
+    case, point and weight the check draws."""
+    params = [p for p in inspect.signature(_BODIES[name]).parameters if p != "seed"]
+    return f"checks.check_{name}({', '.join(params)}, seed={seed})"
 
 
 def outcome(result: object) -> None:

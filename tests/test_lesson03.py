@@ -612,6 +612,25 @@ def test_checks_report_the_seed_and_vary_it():
     assert len(messages) == 3
 
 
+@pytest.mark.parametrize("name", ["neuron computes with w.data", "mul swaps the local derivatives",
+                                  "backward in forward order", "training step that multiplies by lr twice"])
+def test_a_failure_ends_with_the_one_call_that_repeats_it_exactly(name):
+    """The closing line names the check the student ran, with its seed, and running it gives the same
+    failure again: the network's weights are the seed's too, not the student's own random draws."""
+    cell, test_cell, _, _, _ = BUGS[name]
+    ns = engine({cell: bug_source(name)})
+    messages = []
+    for _ in range(2):
+        with pytest.raises(CheckFailure) as info:
+            run_check(test_cell, ns, seed=7)
+        messages.append(str(info.value))
+    call = f"checks.{test_cell.replace('test_', 'check_')}("
+    assert messages[0].endswith(", seed=7) in a cell of your own to repeat this exact test."), messages[0]
+    assert f"Run {call}" in messages[0].splitlines()[-1], messages[0]
+    assert messages[0] == messages[1]
+    assert "check_gradient" not in messages[0] and messages[0].count("seed") == 1, messages[0]
+
+
 def test_draw_graph_draws_every_node():
     import matplotlib
 

@@ -202,8 +202,8 @@ def check_sigmoid(sigmoid: Callable, Value: type, seed: int | None = None) -> No
 
 
 def check_topological_sort(topological_sort: Callable, Value: type, seed: int | None = None) -> None:
-    """The visible cases, plus a 15 000-deep chain, a 3 000-term sum, the shared-input graphs (judged here too:
-    the visible run is the kernel's word) and larger random graphs."""
+    """The visible cases, plus a 15 000-deep chain, a 3 000-term sum, the shared-input graphs (judged here
+    too: the visible run is the kernel's word) and larger random graphs."""
     _own_code(topological_sort, "topological_sort")
     seed = visible.new_seed(seed)
     _silently(visible.check_topological_sort, topological_sort, Value, seed)
