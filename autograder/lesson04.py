@@ -237,16 +237,18 @@ def forward_errors(f: dict[str, float], x: float, y: float) -> list[str]:
 
 
 def _z_cause(z: float, j: str, h1: float, h2: float) -> str:
-    """The usual reason a z is off: the bias, or weights taken from the wrong edges (named only when the
-    student's numbers fit that reason alone)."""
+    """The usual reason a z is off: the bias, or the weights of other edges (named only when the student's
+    numbers fit that reason alone). Only slips a student makes are candidates: the weights out of a unit
+    instead of into this one, the other unit's weights, or the two weights swapped."""
     w, b = _W, BIAS
-    right = (f"w{j}1", f"w{j}2")
-    into = ("w31", "w32", "w41", "w42")
-    candidates = [(close(z, w[right[0]] * h1 + w[right[1]] * h2, TOL), f"the bias b = {b:g} is missing"),
-                  (close(z, w[right[0]] * h1 + w[right[1]] * h2 - b, TOL),
-                   "the bias was subtracted, not added")]
-    candidates += [(close(z, w[a] * h1 + w[c] * h2 + b, TOL), f"you used {a} and {c}")
-                   for a in into for c in into if (a, c) != right]
+    other, out_of = ("4", "1") if j == "3" else ("3", "2")
+    right = w[f"w{j}1"] * h1 + w[f"w{j}2"] * h2
+    candidates = [(close(z, right, TOL), f"the bias b = {b:g} is missing"),
+                  (close(z, right - b, TOL), "the bias was subtracted, not added")]
+    candidates += [(close(z, w[a] * h1 + w[c] * h2 + b, TOL), f"you used {a} and {c}, {which}")
+                   for a, c, which in ((f"w3{out_of}", f"w4{out_of}", f"the weights OUT of unit {out_of}"),
+                                       (f"w{other}1", f"w{other}2", f"the weights into unit {other}"),
+                                       (f"w{j}2", f"w{j}1", "so h1 and h2 got each other's weight"))]
     rule = (f"w_ji is the weight on the edge FROM unit i INTO unit j, so z{j} uses w{j}1 (from unit 1) and "
             f"w{j}2 (from unit 2), plus b = {b:g}")
     cause = _cause(candidates, "")
@@ -288,13 +290,28 @@ def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float =
         dj, first, second = d[f"d{j}"], w[f"w3{j}"] * d["d3"], w[f"w4{j}"] * d["d4"]
         if close(dj, first + second, TOL):
             continue
-        cause = _cause([(close(dj, w[f"w4{j}"] * d["d3"] + w[f"w3{j}"] * d["d4"], TOL),
-                         f"you swapped w3{j} and w4{j}")],
-                       f"unit {j} is linear and feeds units 3 and 4, so d{j} sums over both paths")
         errors[f"d{j}"] = (f"{at}['d{j}'] = {dj:g} does not follow from your d3 and d4 by "
                            f"d{j} = w3{j} * d3 + w4{j} * d4 (the weights on the edges OUT of unit {j}): "
-                           f"{cause}.")
+                           f"{_first_layer_delta_cause(dj, j, d)}.")
     return _held_back(errors, _DELTA_NEEDS, at)
+
+
+def _first_layer_delta_cause(dj: float, j: str, d: dict[str, float]) -> str:
+    """Why d1 or d2 is off: a path left out, the weights of other edges, or the two weights swapped (named
+    only when the student's numbers fit that reason alone), else the rule, true of every slip."""
+    w = _W
+    other = "2" if j == "1" else "1"
+    terms = {"3": w[f"w3{j}"] * d["d3"], "4": w[f"w4{j}"] * d["d4"]}
+    candidates = [(close(dj, terms[kept], TOL) and terms[dropped] != 0,
+                   f"d{j} sums over both paths, and the path through unit {dropped} (w{dropped}{j} * "
+                   f"d{dropped}) is missing") for kept, dropped in (("3", "4"), ("4", "3"))]
+    candidates += [(close(dj, w[a] * d["d3"] + w[c] * d["d4"], TOL), text) for a, c, text in (
+        (f"w4{j}", f"w3{j}", f"you swapped w3{j} and w4{j}"),
+        (f"w3{other}", f"w4{other}", f"you used w3{other} and w4{other}, the weights out of unit {other}"),
+        ("w31", "w32", "you used w31 and w32, the weights INTO unit 3"),
+        ("w41", "w42", "you used w41 and w42, the weights INTO unit 4"))]
+    return _cause(candidates, f"take each edge out of unit {j}: its weight times the delta of the unit it "
+                              "feeds, and add the two")
 
 
 def grad_errors(g: dict[str, float], d: dict[str, float], f: dict[str, float], own: bool) -> list[str]:

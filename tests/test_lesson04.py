@@ -52,11 +52,11 @@ BUGS = {
     "bias forgotten in z3": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 1.5, "h3": 1.5, "z4": -1.5, "h4": 0.0, "yhat": 3.0, "L": 3.125},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 0.5}),
-        "the bias b = -0.5 is missing", "bias"),
+        "z3 = w31*h1 + w32*h2 + b: the bias b = -0.5 is missing.", "bias"),
     "w32 and w41 swapped": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 3.0, "h3": 3.0, "z4": -0.5, "h4": 0.0, "yhat": 6.0, "L": 15.125},
         {"h1": 1.0, "h2": -2.0, "z3": -4.0, "h3": 0.0, "z4": -0.5, "h4": 0.0, "yhat": 0.0, "L": 0.125}),
-        "you used w31 and w41", "w31*h1 + w32*h2"),
+        "you used w31 and w41, the weights OUT of unit 1", "w31*h1 + w32*h2"),
     "loss without the 1/2": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 2.25},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 1.0}),
@@ -69,7 +69,12 @@ BUGS = {
         "the sign is flipped", "sign"),
     "first-layer deltas through the wrong weights": (
         "deltas", "deltas = {'d1': 3.0, 'd2': 1.5, 'd3': 3.0, 'd4': 0.0, 'd5': 1.5}\n",
-        "the weights on the edges OUT of unit 1", "w31 * d3 + w41 * d4"),
+        "d1 = w31 * d3 + w41 * d4 (the weights on the edges OUT of unit 1): you used w32 and w42, the "
+        "weights out of unit 2.", "w31 * d3 + w41 * d4"),
+    "d1 off by a slip no single cause fits (the rule, true of every slip)": (
+        "deltas", "deltas = {'d1': 0.5, 'd2': 3.0, 'd3': 3.0, 'd4': 0.0, 'd5': 1.5}\n",
+        "(the weights on the edges OUT of unit 1): take each edge out of unit 1: its weight times the delta "
+        "of the unit it feeds, and add the two.", "w31 * d3 + w41 * d4"),
     "first-layer derivatives without x": (
         "weight_grads", "grads = {'w10': 1.5, 'w20': 3.0, 'w31': -3.0, 'w32': 6.0, 'w41': 0.0, 'w42': 0.0, "
         "'w53': 1.5, 'w54': 0.0}\n", "or the factor x is missing", "h_0 = x"),
@@ -88,10 +93,11 @@ BUGS = {
     "dL/dw32 from d2 and h3 (fits several slips: no single cause named)": (
         "weight_grads", "grads = {'w10': -1.5, 'w20': -3.0, 'w31': -3.0, 'w32': 3.0, 'w41': 0.0, 'w42': 0.0, "
         "'w53': 1.5, 'w54': 0.0}\n", "use the delta of the unit the weight feeds (d3)", "w32"),
-    "w41 and w42 swapped in z4 (two pairs fit: both named)": ("forward", fwd(
+    "w41 and w42 swapped in z4": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": 3.0, "h4": 3.0, "yhat": -1.0, "L": 1.125},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": -4.0, "h4": 0.0, "yhat": 0.0, "L": 0.125}),
-        "either you used w31 and w41, or you used w42 and w41", "w41*h1 + w42*h2"),
+        "z4 = w41*h1 + w42*h2 + b: you used w42 and w41, so h1 and h2 got each other's weight.",
+        "w41*h1 + w42*h2"),
     "a typo in z3 (its consequences held back)": ("forward", fwd(
         {"h1": -1.0, "h2": 2.0, "z3": 1.001, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 1.125},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 0.5}),
@@ -104,7 +110,7 @@ BUGS = {
         "you multiplied by relu(z4), but the rule takes its slope relu'(z4)", "active"),
     "the second path dropped from d1 and d2 (passes at x = -1, where d4 = 0)": (
         "deltas_plus", "deltas_plus = {'d1': 0.0, 'd2': 0.0, 'd3': 0.0, 'd4': 1.0, 'd5': -1.0}\n",
-        "sums over both paths", "w31 * d3 + w41 * d4"),
+        "d1 sums over both paths, and the path through unit 4 (w41 * d4) is missing", "w31 * d3 + w41 * d4"),
     "update with + instead of -": (
         "updated_weights", "updated = {'w10': 0.85, 'w20': -2.3, 'w31': 0.2, 'w32': 1.6, 'w41': 2.0, "
         "'w42': 0.5, 'w53': 2.15, 'w54': -1.0}\n", "AGAINST the gradient", "against the gradient"),
