@@ -37,7 +37,6 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +52,7 @@ from autograder.checks import (
     new_seed,
     passed,
     quiet,
-    reworded,
+    repeatable,
     student_function,
 )
 
@@ -70,12 +69,6 @@ __all__ = [
 ]
 
 Edge = tuple[Hashable, Hashable]
-
-def reproducible(call: str) -> AbstractContextManager[None]:
-    """A failure of a randomised check ends with the exact call that reproduces it (a blank exercise
-    needs none), so a student can rerun the same graphs or expressions after a fix."""
-    return reworded(lambda exc: f"{exc}\n(run checks.{call} to reproduce)", into=CheckFailure)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Random graphs and their exact answers
@@ -503,18 +496,14 @@ def path_hint(name: str, case: SmallGraph, got: float, swapped: float | None) ->
         return f"you counted edges{also.format(got=got)}, not paths. {paths_rule}"
     if counting and got in node_counts(case) and got > 1:
         return f"you counted reachable nodes, not paths. {paths_rule}"
-    if counting and got == 1:
-        return ("your function finds whether a path exists, not how many. Either it skips a node it has "
-                "already reached (a visited set, as in graph search: here a node reached along a second "
-                "route "
-                "must be counted again, so remember its count instead of skipping it), or it combines the "
-                "children's counts with max, any or `or` instead of adding them.")
-    if counting and 1 < got < want:
-        return ("your count misses routes that meet in a shared node: once a node has been reached, your "
-                "function skips it on the next route (a visited set, as in graph search). In counting paths "
-                "every route through a node counts: remember each node's count (memoise it) and reuse it, "
-                "but "
-                "never skip the node.")
+    if counting and 1 <= got < want:
+        symptom = ("your function finds whether a path exists, not how many" if got == 1 else
+                   "your count is too low: it misses routes")
+        return (f"{symptom}. Routes that meet at a node (one with two parents) are still different "
+                "routes: each counts, and so does each way on from that node. Look for a node skipped "
+                "because it was reached before (a visited set, as in graph search, or a memo that answers "
+                "0: keep the node's count and reuse it instead), counts combined with max, any or `or` (add "
+                "them), or a count overwritten with = where it must be added with +=.")
     if not counting and got == case.paths:
         return ("you returned the number of paths. Multiply the edge derivatives along each path and add "
                 "up the products.")
@@ -612,7 +601,7 @@ def check_paths(student: Callable, name: str, layers: tuple[int, ...], seed: int
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     pairs = 0
-    with reproducible(f"check_{name}({name}, seed={seed})"):
+    with repeatable(f"checks.check_{name}({name}, seed={seed})"):
         state_problem(student, name)
         small_graph_cases(student, name)
         for n_layers in layers:
@@ -771,7 +760,7 @@ def sweep_graphs(rng: np.random.Generator) -> list[Graph]:
 def check_sweep(student: Callable, name: str, graphs: list[Graph], seed: int) -> None:
     """The worked example, then `graphs`; one pass line with the work measured."""
     worst = 0.0
-    with reproducible(f"check_{name}({name}, seed={seed})"):
+    with repeatable(f"checks.check_{name}({name}, seed={seed})"):
         state_problem(student, name)
         sweep_case(student, name, EXAMPLE, seed, known=EXAMPLE_SWEEPS[name])
         for g in graphs:
@@ -956,8 +945,9 @@ def dual_parts(seen: dict, what: str) -> tuple[float, float]:
 
 def dual_op_probe(Dual: type, text: str, a: float, da: float, b: float, db: float, c: float) -> dict:
     """Probe (runs where the student's Dual is): the operation `text` on x = Dual(a, da), y = Dual(b, db)
-    and the number c. Observations: its `dual_observation` and whether x and y are unchanged, or the
-    exception it raised (class name, text, whether it had arguments, the method it was raised in)."""
+    and the number c. Observations: its `dual_observation`, which parts of x and y it changed and whether
+    it returned one of them; or the exception it raised (class name, text, whether it had arguments, the
+    method it was raised in)."""
     op = next(op for op in DUAL_OPS if op.text == text)
     x, y = Dual(a, da), Dual(b, db)
     try:
@@ -966,7 +956,10 @@ def dual_op_probe(Dual: type, text: str, a: float, da: float, b: float, db: floa
         return {"raised": type(exc).__name__, "message": str(exc), "args": bool(exc.args),
                 "method": student_function(exc)}
     seen = dual_observation(result)
-    seen["unchanged"] = (x.value, x.deriv, y.value, y.deriv) == (a, da, b, db)
+    seen["changed"] = [f"{name}.{part}" for name, dual, before in (("x", x, (a, da)), ("y", y, (b, db)))
+                       for part, was in zip(("value", "deriv"), before, strict=True)
+                       if getattr(dual, part) != was]
+    seen["returned"] = "x" if result is x else "y" if result is y else ""
     return seen
 
 
@@ -1008,8 +1001,13 @@ def check_dual_op(
         raise CheckFailure(
             f"{what} raised {kind}: {message} (seed {seed}).\nHint: {dual_error_hint(op, kind, message)}")
     value, deriv = dual_parts(seen, what)
-    if not seen["unchanged"]:
-        raise CheckFailure(f"{what} changed x or y. Operations must not modify their inputs (seed {seed}).")
+    if seen["changed"]:
+        returned = f", and it returned {seen['returned']} itself" if seen["returned"] else ""
+        raise CheckFailure(
+            f"{what} modified its input: after the operation, {' and '.join(seen['changed'])} had "
+            f"changed{returned} (seed {seed}).\nHint: an operation must leave its inputs as they are "
+            f"(other code still uses them) and return a NEW Dual: return Dual(value, deriv), not self "
+            f"after `self.value += ...`.")
     want_value, want_deriv = op.plain(a, b, c), directional_derivative(op, a, da, b, db, c)
     if not close(value, want_value, 1e-12):
         hint = f"the value part is just the ordinary result of {op.text} on the values."
@@ -1067,7 +1065,7 @@ def check_dual(Dual: type, *, seed: int | None = None) -> None:
     """Every operation with random values and random (not 1) input derivatives, then compositions against
     finite differences of the same function in plain floats."""
     seed = new_seed(seed)
-    with reproducible(f"check_dual(Dual, seed={seed})"):
+    with repeatable(f"checks.check_dual(Dual, seed={seed})"):
         dual_cases(Dual, seed)
     passed("Dual", f"{len(DUAL_OPS)} operations with random input derivatives, then 3 compositions of them, "
                    f"against finite differences of the same operations on floats (seed {seed})")
@@ -1575,7 +1573,10 @@ def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], se
     """The student's derivative of one case, evaluated at the points, against finite differences of the
     expression (or `expected`, the grader's exact values). Returns the worst relative error."""
     what = f"diff({show(case.expr)}, {case.var!r})"
-    seen = call_student(what, in_kernel, differentiate, diff, Expr, to_table(case.expr), case.var)
+    try:
+        seen = call_student(what, in_kernel, differentiate, diff, Expr, to_table(case.expr), case.var)
+    except NotDone:
+        raise NotDone("diff") from None
     if not seen["expr"] and seen["none"]:
         raise CheckFailure(f"{what} returned None: does every branch of your diff return an expression "
                            f"(seed {seed})?")
@@ -1615,7 +1616,7 @@ def check_diff(diff: Callable, Expr: type, *, seed: int | None = None) -> None:
     rng = np.random.default_rng(seed)
     check_expression_classes(Expr)
     cases = diff_cases(rng)
-    with reproducible(f"check_diff(diff, Expr, seed={seed})"):
+    with repeatable(f"checks.check_diff(diff, Expr, seed={seed})"):
         worst = max(judge_diff(diff, Expr, case, case_points(case, rng), seed) for case in cases)
     passed("diff", f"{len(cases)} expressions (each kind of node alone, then combined, in x and in y), your "
                    f"derivative evaluated at 3 points each against finite differences, worst relative error "

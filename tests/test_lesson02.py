@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from autograder import lesson02 as visible
-from autograder.checks import CheckFailure, NotDone
+from autograder.checks import CheckFailure, NotDone, repeat_line
 from autograder.course.notebooks import cell_grade_id
 from autograder.hidden import lesson02 as hidden
 
@@ -359,7 +359,38 @@ def count_paths(edges, src, dst):
 
     return walk(src)
 """,
-            "visited set",
+            "your count is too low: it misses routes. Routes that meet at a node (one with two parents) are "
+            "still different routes",
+        ),
+        "overwrites_instead_of_adding": (
+            f"""
+def count_paths(edges, src, dst):
+{KAHN}
+    count = {{n: 0 for n in order}}
+    count[src] = 1
+    for u in order:
+        for v in children[u]:
+            count[v] = count[u]
+    return count.get(dst, 0)
+""",
+            "finds whether a path exists, not how many. Routes that meet",
+        ),
+        "memo_answers_zero": (
+            """
+def count_paths(edges, src, dst):
+    memo = {}
+
+    def walk(node):
+        if node == dst:
+            return 1
+        if node in memo:
+            return 0
+        memo[node] = sum(walk(v) for (u, v) in edges if u == node)
+        return memo[node]
+
+    return walk(src)
+""",
+            "a memo that answers 0",
         ),
         "follows_edges_backwards": (
             with_change("count_paths", "count_paths(edges, v, dst) for (u, v) in edges if u == src",
@@ -542,6 +573,20 @@ def forward_mode(edges, src):
                         "return Dual(-self.value, self.deriv)"),
             "negate the value AND the derivative",
         ),
+        "add_modifies_self": (
+            with_change("dual",
+                        "        other = Dual.lift(other)\n        return Dual(self.value + other.value, "
+                        "self.deriv + other.deriv)",
+                        "        other = Dual.lift(other)\n        self.value += other.value\n"
+                        "        self.deriv += other.deriv\n        return self"),
+            "modified its input: after the operation, x.value and x.deriv had changed, and it returned x "
+            "itself",
+        ),
+        "neg_modifies_its_input": (
+            with_change("dual", "        return Dual(-self.value, -self.deriv)",
+                        "        self.deriv = -self.deriv\n        return Dual(-self.value, self.deriv)"),
+            "after the operation, x.deriv had changed (seed",
+        ),
         "one_method_left_blank": (
             with_change("dual", "        return Dual(-self.value, -self.deriv)",
                         "        raise NotImplementedError()"),
@@ -678,7 +723,8 @@ def test_each_bug_fails_its_own_checks_with_its_cause(name, bug):
         assert fragment in message, message
         assert "Traceback" not in message and "Edges:" not in message
         if name != "adjoint_trace" and "not written yet" not in message:  # randomised: say how to repeat it
-            assert f"seed={seed}) to reproduce)" in message, message
+            arguments = {"dual": "Dual", "diff": "diff, Expr"}.get(name, name)
+            assert message.endswith(repeat_line(f"checks.check_{name}({arguments}, seed={seed})")), message
     failure(CHECKS[name][1], ns, name, 11)
 
 
@@ -689,8 +735,10 @@ def test_a_blank_exercise_says_not_written_yet():
     ns = namespace(blanks)
     for name in blanks:
         for check in CHECKS[name]:
-            with pytest.raises(NotDone):
+            with pytest.raises(NotDone) as info:
                 run_check(check, ns, name, 0)
+            if name != "adjoint_trace":  # the exercise is named, never one of its test cases
+                assert str(info.value).startswith(f"{name} is not written yet: "), str(info.value)
 
 
 def test_adjoint_messages_give_the_rule_and_the_students_numbers_never_the_value_to_enter():
