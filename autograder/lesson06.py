@@ -47,6 +47,7 @@ from autograder.checks import (
     passed,
     quiet,
     raised_by,
+    repeat_line,
     reworded,
     type_name,
 )
@@ -714,7 +715,7 @@ def explain(graph: Graph, loss: object, start: np.ndarray, seed: int, fallback: 
     cause, text = found
     note = f"\n  {KIT_NOTE}" if _recording_op is None and cause in ("apply_op", "vjp") else ""
     return (f"{text}\n  (Found by replaying the graph node by node from the loss, judging each node by the "
-            f"gradients it received and sent; seed {seed}){note}")
+            f"gradients it received and sent){note}")
 
 
 def build_and_backward(prog: Program, arrays: list[np.ndarray], Tensor: type, op: Callable[..., object],
@@ -1004,26 +1005,21 @@ def _check_node(out: object, name: str, params: dict, seed: int) -> None:
             f"the output Tensor: the VJPs compute with it as a numpy array. (seed {seed})")
 
 
-_REPRODUCE = re.compile(r"\(seed \d+: call .*? to reproduce\)")
+_INNER_REPEAT = re.compile(r"\n *\(seed \d+: call .*? to reproduce\)")
+"""check_gradient's and check_vjp's own closing line, naming a call and seed the notebook does not make."""
 
 
-def _with_call(exc: CheckFailure, call: str) -> str:
-    """The failure's text, its reproduce line naming the call the student's test cell makes (check_vjp is not
-    in the notebook)."""
-    text = str(exc)
-    line = f"(to see this again: {call})"
-    return _REPRODUCE.sub(line, text) if _REPRODUCE.search(text) else f"{text}\n  {line}"
-
-
-def _repeat_call(call: str) -> AbstractContextManager[None]:
-    """A failure inside ends with `call`, the notebook line that repeats it (a blank exercise needs none)."""
-    return reworded(lambda exc: _with_call(exc, call))
+def _repeatable(call: str) -> AbstractContextManager[None]:
+    """A failure inside ends with the course's one repeat line for `call`, the notebook call that repeats it;
+    an inner check's own repeat note is dropped, so the message names one seed (a blank exercise needs
+    none)."""
+    return reworded(lambda exc: f"{_INNER_REPEAT.sub('', str(exc))}\n{repeat_line(call)}")
 
 
 def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
                    ) -> str:
     """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
-    with _repeat_call(f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"):
+    with _repeatable(f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"):
         return _judge_apply_op(apply_op, Tensor, OPS, GradMode, seed)
 
 
@@ -1331,7 +1327,7 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
                        seed: int | None = None) -> None:
     """Exercise 2's visible check: prints one line when it passes."""
     seed = new_seed(seed)
-    with _repeat_call(f"checks.check_format_graph(format_graph, Tensor, Node, OPS, seed={seed})"):
+    with _repeatable(f"checks.check_format_graph(format_graph, Tensor, Node, OPS, seed={seed})"):
         passed("format_graph", judge_format_graph(format_graph, Tensor, Node, OPS, seed=seed))
 
 
@@ -1360,7 +1356,7 @@ def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS:
                    seed: int | None = None) -> None:
     """Exercise 3's visible check: prints one line when it passes."""
     seed = new_seed(seed)
-    with _repeat_call(f"checks.check_backward(backward, Tensor, Node, OPS, seed={seed})"):
+    with _repeatable(f"checks.check_backward(backward, Tensor, Node, OPS, seed={seed})"):
         passed("backward", judge_backward(backward, Tensor, Node, OPS, seed=seed))
 
 
@@ -1411,8 +1407,37 @@ def judge_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
         return _judge_semantics(backward, Tensor, graph, rng, seed, depth)
 
 
-def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[..., object],
+def _start_shape_problem(graph: Graph, root: object, call: str, failure: str = "") -> str | None:
+    """What is wrong when the first node of backward(root) received a gradient of another shape than root:
+    every later shape is then off, and the pass may crash far from the cause."""
+    graph.pull()
+    received = [c.g for c in graph.calls if c.node is root.grad_fn]
+    if not received or received[-1].shape == root.shape:
+        return None
+    why = ""
+    if "NameError" in failure and "sum_to_shape" in failure:
+        why = (" That is why Node.input_grads called sum_to_shape, which is exercise 4's and not defined "
+               "yet: running that cell would only hide the mistake, the fix belongs in backward.")
+    return (f"{call} started the backward pass from a gradient of shape {received[-1].shape}, but the "
+            f"tensor has shape {root.shape}. The starting gradient must have the tensor's own shape (the "
+            f"tensor is a scalar here, so the start is a scalar 1.0, not an array holding it).{why}")
+
+
+def _backward_started_right(graph: Graph, backward: Callable[..., None], root: object, call: str) -> None:
+    """backward(root), then the shape of the gradient its pass started from, also when the pass crashed."""
+    def reword(exc: CheckFailure) -> str:
+        return _start_shape_problem(graph, root, call, str(exc)) or str(exc)
+
+    with reworded(reword, into=CheckFailure):
+        call_student("backward", backward, root)
+    problem = _start_shape_problem(graph, root, call)
+    if problem is not None:
+        raise CheckFailure(problem)
+
+
+def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
                      rng: np.random.Generator, seed: int, depth: int) -> str:
+    op = graph
     a0, b0 = rng.standard_normal(2)
 
     # c = a + b, three calls: 1, 2, then 1 after zeroing
@@ -1423,7 +1448,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, op: Callable[.
     for reset in (False, False, True):
         if reset:
             a.grad = None
-        call_student("backward", backward, c)
+        _backward_started_right(graph, backward, c, "backward(c) with c = a + b")
         _grad_is_array(a, "a", "c = a + b; backward(c)")
         seen.append(None if a.grad is None else float(np.asarray(a.grad)))
     if seen == [None, None, None]:
@@ -1596,7 +1621,7 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
                              seed: int | None = None) -> None:
     """Exercise 3's second visible check: prints one line when it passes."""
     seed = new_seed(seed)
-    with _repeat_call(f"checks.check_backward_semantics(backward, Tensor, Node, OPS, seed={seed})"):
+    with _repeatable(f"checks.check_backward_semantics(backward, Tensor, Node, OPS, seed={seed})"):
         passed("backward (PyTorch's rules)", judge_backward_semantics(backward, Tensor, Node, OPS, seed=seed))
 
 
@@ -1617,7 +1642,7 @@ _PAIRS = [
 
 def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
-    with _repeat_call(f"checks.check_sum_to_shape(sum_to_shape, seed={seed})"):
+    with _repeatable(f"checks.check_sum_to_shape(sum_to_shape, seed={seed})"):
         return _judge_sum_to_shape(sum_to_shape, seed)
 
 

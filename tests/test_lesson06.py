@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from autograder import lesson06 as checks
-from autograder.checks import CheckFailure, NotDone
+from autograder.checks import CheckFailure, NotDone, repeat_line
 from autograder.course.notebooks import without_regions
 from autograder.hidden import lesson06 as hidden
 
@@ -84,6 +84,11 @@ def _edited(source: str, *replacements: tuple[str, str]) -> str:
 _WRAPPED = "tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]\n    "
 _ADD_CONTRIBUTION = "grads[id(child)] = grads[id(child)] + gi if id(child) in grads else gi"
 _ACCUMULATE = "v.grad = np.array(g, copy=True) if v.grad is None else v.grad + g"
+_SHAPE_CHECK = ('    if gradient.shape != tensor.shape:\n        raise ValueError(f"gradient of shape '
+                '{gradient.shape} for a tensor of shape {tensor.shape}")\n')
+# the scalar's start gradient as a one-element array, with no shape check to catch it
+_START_AS_ARRAY = _edited(_BACKWARD, ("gradient = np.ones_like(tensor.data)", "gradient = np.ones(1)"),
+                          (_SHAPE_CHECK, ""))
 
 BUGS: dict[str, tuple[str, str, str]] = {
     "apply_op_all_instead_of_any": (
@@ -98,6 +103,8 @@ BUGS: dict[str, tuple[str, str, str]] = {
         "call it with the inputs' .data"),
     "backward_overwrites_leaf_grad": (
         "backward", _edited(_BACKWARD, (_ACCUMULATE, "v.grad = np.array(g, copy=True)")), "[1.0, 2.0, 1.0]"),
+    "backward_start_gradient_wrong_shape": (
+        "backward", _START_AS_ARRAY, "started the backward pass from a gradient of shape (1,)"),
     "backward_first_grad_not_copied": (
         "backward", _edited(_BACKWARD, (_ACCUMULATE, "v.grad = g if v.grad is None else v.grad + g")),
         "same array in memory"),
@@ -626,12 +633,17 @@ def test_each_bug_fails_its_check_with_a_useful_message(name: str) -> None:
         _run_hidden(gid, ns)
 
 
+_REPEAT = re.compile(re.escape(repeat_line("@")).replace("@", "(checks\\.check_.*)"))
+
+
 def _assert_the_last_line_repeats_it(first: str, ns: dict) -> None:
-    """The last line of a randomised check's message is the notebook call, with its seed, that gives the same
-    message again."""
-    last = first.splitlines()[-1].strip()
-    assert last.startswith("(to see this again: checks.check_") and last.endswith(")"), first
-    call = last.removeprefix("(to see this again: ")[:-1]
+    """The last line of a randomised check's message is the course's repeat line: the notebook call, with
+    its seed, that gives the same message again; no other seed is named."""
+    found = _REPEAT.fullmatch(first.splitlines()[-1])
+    assert found, first
+    call = found.group(1)
+    seed = re.search(r"seed=(\d+)\)$", call).group(1)
+    assert set(re.findall(r"seed[ =](\d+)", first)) == {seed}, first
     with pytest.raises(CheckFailure) as again:
         eval(call, {"checks": checks, **ns})  # noqa: S307 - the line the message tells the student to run
 
@@ -639,6 +651,33 @@ def _assert_the_last_line_repeats_it(first: str, ns: dict) -> None:
         return re.sub(r"KeyError: \d+", "KeyError: <id>", text)
 
     assert unaddressed(str(again.value)) == unaddressed(first)
+
+
+def test_a_later_programs_failure_names_only_the_seed_of_the_call_that_repeats_it() -> None:
+    """check_backward judges several programs: a failure in the second names the seed the student passes
+    (the replay used to name the program's own seed, one more)."""
+    rng = np.random.default_rng(0)
+    first = checks.random_program(rng, 8)
+    checks.random_leaves(rng, first)
+    assert "log(" not in first.describe() and "log(" in checks.random_program(rng, 8).describe()
+    ns = _namespace()
+    ns["defvjp"](ns["OPS"]["log"], lambda g, ans, x: g * x)
+    with pytest.raises(CheckFailure) as info:
+        checks.check_backward(ns["backward"], ns["Tensor"], ns["Node"], ns["OPS"], seed=0)
+    assert "LogBackward" in str(info.value), str(info.value)
+    _assert_the_last_line_repeats_it(str(info.value), ns)
+
+
+def test_a_wrong_start_gradient_is_named_before_exercise_4_is_run() -> None:
+    """Without sum_to_shape (exercise 4's cell not run yet) a start gradient of the wrong shape crashes in
+    Node.input_grads with a NameError: the message names the start gradient, and why sum_to_shape came up."""
+    ns = _namespace({"backward": _START_AS_ARRAY})
+    del ns["sum_to_shape"]
+    with pytest.raises(CheckFailure) as info:
+        checks.check_backward_semantics(ns["backward"], ns["Tensor"], ns["Node"], ns["OPS"])
+    message = str(info.value)
+    assert "started the backward pass from a gradient of shape (1,)" in message, message
+    assert "exercise 4's and not defined yet" in message and "fix belongs in backward" in message, message
 
 
 def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
