@@ -50,6 +50,7 @@ from autograder.checks import (
     passed,
     quiet,
     readonly,
+    repeat_line,
     reworded,
     type_name,
 )
@@ -118,25 +119,26 @@ def labels_for(rng: np.random.Generator, n: int, classes: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Run:
-    """One check's random generator, its seed, and the call that reproduces it (named in every failure)."""
+    """One check's random generator, its seed, and the notebook call that repeats it (None for a hidden
+    check, which the student cannot run): every failure ends with ``line()``."""
 
     rng: np.random.Generator
     seed: int
-    reproduce: str
+    call: str | None
 
     @classmethod
-    def start(cls, seed: int | None, call: str) -> Run:
+    def start(cls, seed: int | None, call: str | None) -> Run:
         """A fresh seed unless pinned; ``call`` is the check's call with ``{seed}`` where the seed goes."""
         seed = new_seed(seed)
-        return cls(np.random.default_rng(seed), seed, call.format(seed=seed))
+        return cls(np.random.default_rng(seed), seed, None if call is None else call.format(seed=seed))
 
     def line(self) -> str:
-        return f"(seed {self.seed}: {self.reproduce})"
+        return repeat_line(self.call) if self.call else f"(seed {self.seed}: the grader's hidden test)"
 
 
 def visible_run(seed: int | None, call: str) -> Run:
-    """A visible check's run: the student reproduces a failure by running the same call with the seed."""
-    return Run.start(seed, f"run checks.{call} to reproduce")
+    """A visible check's run: the student repeats a failure by running the same call with the seed."""
+    return Run.start(seed, f"checks.{call}")
 
 
 NUMERICAL_HELPERS = ("numerical_vjp", "numerical_jacobian")
@@ -242,6 +244,20 @@ def require_array(out: Any, label: str) -> None:
             "list of rows).")
 
 
+def require_shape(out: Any, want: tuple[int, ...], label: str, hint: str) -> None:
+    """A gradient of the wrong shape, reported with the exercise's own hint: the checker's generic shape
+    advice (e.g. 'reshape it back') does not know the cause, and would offer a second, wrong fix."""
+    try:
+        got = np.shape(out) if out is not None else want
+    except (TypeError, ValueError):
+        got = want  # not array-like: the checker's own message says what it got
+    if got != want:
+        transposed = " It looks transposed." if len(got) == 2 and got == want[::-1] else ""
+        raise StudentCallFailure(f"{label} returned shape {got} for an input of shape {want}: a gradient has "
+                                 f"exactly the shape of the input it belongs to.{transposed}"
+                                 + (f"\n  Hint: {hint}" if hint else ""))
+
+
 def student_vjp(vjp: VJP, label: str, *extra_args: Any, hint: str = "", index: int = 0,
                 error_hint: str = "", names: dict[str, object] | None = None, **extra_kwargs: Any) -> VJP:
     """Adapt a student VJP for input ``index`` to check_vjp's ``(g, ans, *xs)`` call, passing the forward's
@@ -253,16 +269,7 @@ def student_vjp(vjp: VJP, label: str, *extra_args: Any, hint: str = "", index: i
     def call(g: np.ndarray, ans: np.ndarray, *xs: np.ndarray) -> Any:
         out = safe(g, ans, *xs, *extra_args, **extra_kwargs)
         require_array(out, label)
-        want = np.shape(xs[index])
-        try:
-            got = np.shape(out) if out is not None else want
-        except (TypeError, ValueError):
-            got = want  # not array-like: the checker's own message says what it got
-        if got != want:
-            transposed = " It looks transposed." if len(got) == 2 and got == want[::-1] else ""
-            raise StudentCallFailure(f"{label} returned shape {got} for an input of shape {want}: a "
-                                     f"gradient has exactly the shape of the input it belongs to.{transposed}"
-                                     + (f"\n  Hint: {hint}" if hint else ""))
+        require_shape(out, np.shape(xs[index]), label, hint)
         return out
 
     call.__name__ = label.replace("your ", "")
@@ -342,6 +349,14 @@ IGNORED_G = ("your VJP returns the same result whatever g is: you ignored the up
              "the right one times 1/g).")
 
 _CHECK_VJP_SEED = re.compile(r"\n *\(seed \d+: call check_vjp\(\.\.\., seed=\d+\) to reproduce\)")
+_CHECK_VJP_NAME = re.compile(r"The VJP for input \d+ \((.+?)(?:, input shape \([^)]*\))?\)")
+_RATIO = re.compile(r"\n( *)Hint: (Your result is the right one times \S+?\.)(?=\s|$)[^\n]*")
+
+
+def in_student_terms(text: str) -> str:
+    """check_vjp's message in the words of the exercise: 'your VJP of np.power for x', not 'the VJP for input
+    0 (...)' (the case line above it already gives the shapes)."""
+    return _CHECK_VJP_NAME.sub(lambda m: f"Your {m.group(1)}", _CHECK_VJP_SEED.sub("", text))
 
 
 def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndarray, run: Run,
@@ -356,7 +371,7 @@ def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndar
     except NotDone:
         raise
     except CheckFailure as exc:
-        text = f"{case}:\n{_CHECK_VJP_SEED.sub('', str(exc))}"
+        text = f"{case}:\n{in_student_terms(str(exc))}"
         said = "upstream gradient of all ones" in text  # the checker names it itself when g has many entries
         ignored = not isinstance(exc, StudentCallFailure) and not said and all(
             ignores_g(v, f, xs, run.rng) for v in vjps)
@@ -365,11 +380,11 @@ def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndar
             found = IGNORED_G
         else:
             found = diagnose(vjps[0], f, xs, diagnoses, run.rng) if diagnoses else ""
-        if found:
-            text += f"\n  It looks like {found}"
-        if hint and hint not in text and not isinstance(exc, StudentCallFailure) and not ignored:
-            text += f"\n  Hint: {hint}"
-        raise CheckFailure(f"{text}\n  {run.line()}") from None
+        cause = f"It looks like {found}" if found else (
+            f"Hint: {hint}" if hint and hint not in text and not isinstance(exc, StudentCallFailure) else "")
+        if cause:  # one cause per message: the ratio stays a fact, the checker's generic question goes
+            text = _RATIO.sub(r"\n\1\2", text) + f"\n  {cause}"
+        raise CheckFailure(f"{text}\n{run.line()}") from None
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -415,13 +430,13 @@ def check_relu_at_zero(vjp: VJP, run: Run) -> None:
         got = np.zeros(0)
     if got.shape != x.shape:
         raise CheckFailure(f"your VJP of relu returned {type_name(out)} of shape {np.shape(out)} for an "
-                           f"input of shape {x.shape}.\n  {run.line()}")
+                           f"input of shape {x.shape}.\n{run.line()}")
     zero = x == 0
     if np.any(got[zero] != 0):
         raise CheckFailure(
             f"your VJP of relu at inputs that are exactly 0 gives {got[zero].round(4).tolist()} (with g = "
             f"{g[zero].round(4).tolist()} there): this course uses relu'(0) = 0, as PyTorch does, so no "
-            "gradient flows where x is exactly 0.\n  Hint: the mask is x > 0, not x >= 0.\n  " + run.line())
+            "gradient flows where x is exactly 0.\n  Hint: the mask is x > 0, not x >= 0.\n" + run.line())
 
 
 def judge_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run,
@@ -483,9 +498,10 @@ def judge_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[i
         hint = unbroadcast_hint(shape, out_shape)
         safe = guarded(unbroadcast, "your unbroadcast", hint)
 
-        def vjp(g, ans, x, _safe=safe):
+        def vjp(g, ans, x, _safe=safe, _hint=hint):
             out = _safe(g, np.shape(x))
             require_array(out, "your unbroadcast")
+            require_shape(out, np.shape(x), "your unbroadcast", _hint)
             return out
 
         vjp.__name__ = "unbroadcast"
@@ -717,7 +733,7 @@ def judge_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ..
             if isinstance(out, np.ndarray) and not out.flags.writeable:
                 raise CheckFailure(f"{case}:\nyour VJP of {name} returned a read-only array (a view made by "
                                    "np.broadcast_to?). Its values are right, but whoever receives it may add "
-                                   "to it in place.\n  Hint: return a new array: copy the view.\n  "
+                                   "to it in place.\n  Hint: return a new array: copy the view.\n"
                                    + run.line())
             count += 1
     return count
@@ -795,9 +811,10 @@ def trusted_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 SOFTMAX_CASES = [((4, 5), -1), ((5,), -1), ((4, 5), 0)]
 CROSS_ENTROPY_CASES = [(6, 4), (3, 5)]
-SOFTMAX_HINT = ("the softmax Jacobian is diag(s) - s s^T per slice along `axis` (section 8), not diagonal: "
-                "multiply g^T into it by hand and simplify. The inner product it produces is ONE number per "
-                "slice, kept as a length-1 axis so it broadcasts back against g.")
+SOFTMAX_HINT = ("softmax's Jacobian is diag(s) - s s^T per slice along `axis` (section 8): multiply g^T into "
+                "it by hand and simplify. What remains needs the inner product <g, s>: ONE number per slice "
+                "along `axis` (not one for the whole array), kept as a length-1 axis so it broadcasts back "
+                "against g.")
 LOG_SOFTMAX_HINT = ("the log-softmax Jacobian is I - 1 s^T per slice along `axis` (section 8), with s the "
                     "softmax, which is exp(ans): multiply g into it; the sum it produces is one number per "
                     "slice, kept as a length-1 axis.")
@@ -846,7 +863,7 @@ def judge_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
         raise CheckFailure(
             f"defvjp(cross_entropy, ...) registered {got} for the labels (its second argument): integer "
             "class labels get no gradient, and the registry says so with None.\n  Hint: register exactly "
-            "one VJP for the logits followed by None, as exercise 7 says.\n  " + run.line())
+            "one VJP for the logits followed by None, as exercise 7 says.\n" + run.line())
     count = 0
     for shape, axis in softmax_cases:
         for name, vjp, forward, hint in (("softmax", v_sm, trusted_softmax, SOFTMAX_HINT),
@@ -864,11 +881,11 @@ def judge_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Calla
                 raise
             except CheckFailure as exc:
                 if "It looks like" not in str(exc) and fixed_axis(vjp, forward, x, axis, run):
-                    message, seed_line, tail = str(exc).rpartition("\n  (seed ")
+                    message = str(exc).removesuffix(f"\n{run.line()}").replace(f"\n  Hint: {hint}", "")
                     other = 0 if axis % x.ndim else -1
-                    raise CheckFailure(f"{message}\n  Your VJP is right along axis {other} and returns the "
-                                       "same result whatever `axis` it is given: sum along the `axis` "
-                                       f"argument, not a fixed axis.{seed_line}{tail}") from None
+                    raise CheckFailure(f"{message}\n  Hint: your VJP is right along axis {other} and "
+                                       "returns the same result whatever `axis` it is given: sum along the "
+                                       f"`axis` argument, not a fixed axis.\n{run.line()}") from None
                 raise
             count += 1
     for n, classes in ce_cases:
@@ -962,13 +979,13 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
     expected = fun.numerical_jacobian(x)
     m, n = expected.shape
     where = f"for {fun.description}"
-    with reworded(lambda exc: f"{exc}\n  {run.line()}", into=CheckFailure):
+    with reworded(lambda exc: f"{exc}\n{run.line()}", into=CheckFailure):
         got = guarded(jacobian_from_vjp, f"jacobian_from_vjp ({where})",
                       hint=f"rows are VJPs: J has shape (y.size, x.size) = {(m, n)}, and row i is the "
                            "pullback of the unit vector e_i, flattened to x.size entries.")(fun, x.copy())
 
     def fail(problem: str, hint: str) -> None:
-        raise CheckFailure(f"jacobian_from_vjp {problem} {where}.\n  Hint: {hint}\n  {run.line()}")
+        raise CheckFailure(f"jacobian_from_vjp {problem} {where}.\n  Hint: {hint}\n{run.line()}")
 
     if got is not None and not isinstance(got, np.ndarray):
         fail(f"returned a {type_name(got)}, not a numpy array,",
@@ -979,6 +996,10 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
         fail(f"returned an array of dtype {got_arr.dtype}: values assigned into an integer array are "
              "truncated,",
              "create J as a float array, e.g. np.zeros((m, n)) without an integer dtype.")
+    if got_arr is not None and got_arr.dtype != np.float64:
+        fail(f"must return a float64 array, as the exercise says (a narrower type rounds away digits of the "
+             f"VJPs), and returned dtype {got_arr.dtype}",
+             "create J with np.zeros((m, n)), whose default dtype is float64, and give it no other dtype.")
     if got_arr is not None and got_arr.ndim != 2 and got_arr.size == m * n:
         fail(f"returned shape {got_arr.shape}; a Jacobian is a 2-D array of shape {(m, n)}",
              "each pullback result is shaped like x: flatten it (np.ravel) before it becomes a row.")
@@ -986,7 +1007,7 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
         fail(f"returned shape {(n, m)}; the Jacobian has one ROW per output entry and one column per input "
              f"entry: shape {(m, n)}",
              "the VJP with the unit vector e_i is row i of the Jacobian, not column i.")
-    with reworded(lambda exc: f"{exc}\n  {run.line()}", into=CheckFailure):
+    with reworded(lambda exc: f"{exc}\n{run.line()}", into=CheckFailure):
         check_close(got, expected, name=f"jacobian_from_vjp {where}",
                     rtol=1e-6, atol=1e-8 * max(1.0, float(np.max(np.abs(expected)))),
                     hint="row i must be the pullback of the unit vector e_i (reshaped to y's shape), "
@@ -1039,16 +1060,16 @@ def nll_value(nll: Callable, probs: np.ndarray, labels: np.ndarray, case: str, r
                 "you read-only arrays)." if "in place" in str(exc) else
                 "probs is an (N, C) array of probabilities and labels an (N,) array of integer classes: pick "
                 "one probability per row.")
-        return f"{exc} (for {case})\n  Hint: {hint}\n  {run.line()}"
+        return f"{exc} (for {case})\n  Hint: {hint}\n{run.line()}"
 
     with reworded(with_hint, into=CheckFailure):
         out = guarded(nll, "your nll")(p, y)
     if isinstance(out, np.ndarray) and out.ndim != 0:
         raise CheckFailure(f"your nll returned {out!r} of shape {out.shape} for {case}: it must return "
                            "one finite number (a float), not an array, not even one of length 1.\n  Hint: "
-                           "the loss is the mean over the batch: reduce the N terms to a single number.\n  "
+                           "the loss is the mean over the batch: reduce the N terms to a single number.\n"
                            + run.line())
-    with reworded(lambda exc: f"{exc}\n  {run.line()}"):
+    with reworded(lambda exc: f"{exc}\n{run.line()}"):
         return as_real(out, f"your nll, for {case}, returned")
 
 
@@ -1077,7 +1098,7 @@ def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
 
     def fail(problem: str, hint: str) -> None:
         raise CheckFailure(f"your nll {problem} (batch of {n}, {classes} classes, labels "
-                           f"{labels.tolist()}).\n  Hint: {hint}\n  {run.line()}")
+                           f"{labels.tolist()}).\n  Hint: {hint}\n{run.line()}")
 
     uniform = nll_value(nll, np.full((n, classes), 1.0 / classes), labels, "uniform probabilities", run)
     if not close(uniform, float(np.log(classes)), NLL_RTOL):

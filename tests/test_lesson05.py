@@ -91,7 +91,7 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
     "unbroadcast": {
         "leading_axes_only": (edited("unbroadcast", ("    if stretched:\n", "    if False:\n")), "stretched"),
         "stretched_without_keepdims": (edited("unbroadcast", ("axis=stretched, keepdims=True)",
-                                                              "axis=stretched)")), "shape"),
+                                                              "axis=stretched)")), "keepdims=True"),
         "always_sums_axis_0": ("import numpy as np\n\ndef unbroadcast(g, shape):\n"
                                "    return g.sum(axis=0) if g.shape != tuple(shape) else g\n", "unbroadcast"),
         "by_numerical_vjp": ("import numpy as np\n\ndef unbroadcast(g, shape):\n    return numerical_vjp("
@@ -142,6 +142,8 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
             "tuple"),
         "mean_n_of_axis_none": (edited("reduction_vjps", (
             "n = np.size(x) // np.size(ans)", "n = np.shape(x)[axis]")), "for every axis argument"),
+        "mean_divides_by_every_entry": (edited("reduction_vjps", (
+            "n = np.size(x) // np.size(ans)", "n = np.size(x)")), "averaged into each output"),
         "mean_ignores_g": (edited("reduction_vjps", (
             "return vjp_sum(g, ans, x,", "return vjp_sum(np.ones_like(g), ans, x,")),
             "you ignored the upstream gradient g"),
@@ -164,6 +166,10 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "softmax_diagonal_only": (edited("softmax_vjps", (SOFTMAX_VJP, "g * ans * (1.0 - ans)")),
                                   "only the diagonal"),
         "softmax_ignores_g": (edited("softmax_vjps", (SOFTMAX_VJP, "ans * (1.0 - ans)")), "softmax"),
+        "softmax_sums_the_whole_array": (edited("softmax_vjps", (SOFTMAX_VJP, "ans * (g - np.sum(g * ans))")),
+                                         "not one for the whole array"),
+        "softmax_sum_without_keepdims": (edited("softmax_vjps", (
+            SOFTMAX_VJP, "ans * (g - np.sum(g * ans, axis=axis))")), "kept as a length-1 axis"),
         "softmax_fixed_axis": (edited("softmax_vjps",
                                       (SOFTMAX_VJP, "ans * (g - np.sum(g * ans, axis=-1, keepdims=True))")),
                                "whatever `axis`"),
@@ -215,6 +221,9 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "integer_jacobian": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",
                                                           "np.zeros((y.size, np.size(x)), dtype=int)")),
                              "integer"),
+        "float32_jacobian": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",
+                                                          "np.zeros((y.size, x.size), dtype=np.float32)")),
+                             "must return a float64 array"),
         "rows_not_flattened": ("""
 import numpy as np
 
@@ -434,7 +443,13 @@ def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bu
                 assert "Hint" in message, message
                 hints = [line.strip() for line in message.splitlines() if line.strip().startswith("Hint:")]
                 assert len(hints) == len(set(hints)), f"a hint is repeated:\n{message}"
-            assert f"seed {seed}" in message, message
+            closing = message.splitlines()[-1]
+            if module is visible:
+                assert closing.startswith("Run checks.check_") and closing.endswith(
+                    f", seed={seed}) in a cell of your own to repeat this exact test."), message
+            else:
+                assert closing == f"(seed {seed}: the grader's hidden test)", message
+            assert "The VJP for input" not in message and len(message) < 1000, message
         # a mistake only the grader's hidden module can name (it is one step from the answer) is named there
         assert fragment in messages[visible] or fragment in messages[hidden], messages
 
@@ -550,7 +565,8 @@ def test_messages_name_the_call_the_student_ran_and_only_relevant_hints():
         return str(info.value)
 
     text = message("matmul_vjps", "no_transposes")
-    assert "run checks.check_matmul_vjps(vjps_of, seed=7) to reproduce" in text and "check_vjp(" not in text
+    assert text.endswith("\nRun checks.check_matmul_vjps(vjps_of, seed=7) in a cell of your own to repeat "
+                         "this exact test.") and "check_vjp(" not in text, text
     text = message("shape_vjps", "transpose_not_inverted")
     assert "INVERSE permutation" in text and "reshape the gradient back" not in text, text
     text = message("reduction_vjps", "mean_missing_1_over_n")
@@ -598,6 +614,13 @@ def test_hints_fit_the_mistake_and_hand_over_no_formula():
     assert "averaged into each output" in text and "broadcast" not in text, text
     text = message("shape_vjps", "transpose_ignores_negative_axes")
     assert "negative axes" in text and "argsort" not in text, text
+    text = message("unbroadcast", "stretched_without_keepdims")  # keepdims is the fix, not a reshape
+    assert "keepdims=True" in text and "reshape" not in text, text
+    for bug in ("mean_missing_1_over_n", "mean_divides_by_every_entry"):  # the ratio is a fact, n the cause
+        text = message("reduction_vjps", bug)
+        assert text.count("Hint:") == 1 and "An integer factor" not in text and "divides by n" in text, text
+    text = message("softmax_vjps", "softmax_fixed_axis")
+    assert text.count("Hint:") == 1 and "whatever `axis`" in text and "diag(s)" not in text, text
     formulas = ["1 - tanh(x)**2", "1/x", "x ** (y - 1)", "-x/y**2", "s (g - <g, s>)", "onehot(labels))",
                 "np.argsort(axes)", "np.expand_dims(g, axis)", "x.size // ans.size", "np.broadcast_to(g"]
     for name, bug in BUG_CASES:
@@ -732,7 +755,7 @@ def test_checks_draw_fresh_randomness_and_report_the_seed():
     for _ in range(3):
         with pytest.raises(CheckFailure) as info:
             run_check(visible, "matmul_vjps", ns)
-        assert re.search(r"seed \d+: run checks.check_matmul_vjps\(vjps_of, seed=\d+\)", str(info.value))
+        assert re.search(r"Run checks.check_matmul_vjps\(vjps_of, seed=\d+\)", str(info.value))
         messages.add(str(info.value))
     assert len(messages) == 3
 
