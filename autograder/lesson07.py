@@ -37,6 +37,8 @@ from autograder.checks import (
     new_seed,
     passed,
     readonly,  # the read-only copies every check hands to student code
+    repeat_line,
+    reworded,
 )
 
 __all__ = [
@@ -53,17 +55,12 @@ _SEED_NOTE = re.compile(r"[ \t]*\(seed \d+(?:: call [^\n]*? to reproduce)?\)")
 
 
 def _reproducibly(what: str, call: str, verify: Callable[..., str], args: tuple, seed: int | None) -> None:
-    """Run a visible check's work; print its one passed: line, or end its failure with the exact call that
-    repeats the same test (the seed it drew), in place of the bare seed notes inside the message."""
+    """Run a visible check's work; print its one passed: line, or end its failure with the course's repeat
+    line (the call with the seed it drew) in place of the bare seed notes inside the message."""
     seed = new_seed(seed)
-    try:
+    again = repeat_line(f"checks.{call}, seed={seed})")
+    with reworded(lambda exc: f"{_SEED_NOTE.sub('', str(exc)).rstrip()}\n{again}"):
         detail = in_the_kernel(verify.__name__, *args, seed=seed)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        text = _SEED_NOTE.sub("", str(exc)).rstrip()
-        again = f"run checks.{call}, seed={seed}) to repeat this exact test"
-        raise CheckFailure(f"{text}\n  (seed {seed}: {again})") from None
     passed(what, detail)
 
 
@@ -312,13 +309,9 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
             "Linear: two layers built with generators from the same seed differ: draw every random number "
             "from the `rng` argument (not np.random.* or a new default_rng())."
         )
-    try:
+    with reworded(lambda exc: f"{exc}.\n  Hint: rng=None is allowed: then make a generator of your own with "
+                              "np.random.default_rng()."):
         a, b = (call_student(f"Linear({n_in}, {n_out}) without an rng", Linear, n_in, n_out) for _ in "ab")
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        raise CheckFailure(f"{exc}.\n  Hint: rng=None is allowed: then make a generator of your own with "
-                           "np.random.default_rng().") from None
     if np.array_equal(a.weight.data, b.weight.data):
         raise CheckFailure(
             f"Linear: Linear({n_in}, {n_out}) without an rng gave two identical layers: when rng is None use "
@@ -347,17 +340,11 @@ def verify_linear(Linear: type, Parameter: type, Tensor: type, *, seed: int | No
             )
 
     x0 = rng.standard_normal((int(rng.integers(3, 7)), n_in))
-    try:
+    transposed = (f".\n  Hint: x has shape (batch, in_features) = {x0.shape} and weight (out_features, "
+                  f"in_features) = {lin.weight.shape}: the product needs the weight transposed, as in "
+                  "x @ W.T + b.")
+    with reworded(lambda exc: f"{exc}{transposed}" if "matmul" in str(exc) else str(exc)):
         out = call_student("Linear.forward", lin, Tensor(x0))
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        if "matmul" not in str(exc):
-            raise
-        raise CheckFailure(
-            f"{exc}.\n  Hint: x has shape (batch, in_features) = {x0.shape} and weight (out_features, "
-            f"in_features) = {lin.weight.shape}: the product needs the weight transposed, as in x @ W.T + b."
-        ) from None
     check_close(
         getattr(out, "data", None),
         x0 @ lin.weight.data.T + lin.bias.data,
@@ -420,18 +407,17 @@ def _run_optimizer(
             p.grad = None if g is None else g.copy()
             if g is not None:
                 handed.append((t, i, p.grad, g.copy()))
-        try:
-            call_student(name, opt.step)
-        except NotDone:
-            raise
-        except CheckFailure as exc:
+        def reword(exc: CheckFailure, t: int = t) -> str:
             cause = ""
             if "NoneType" in str(exc) and diagnose:
                 cause = _none_cause(make, Parameter, starts, grads[: t + 1])
             elif "broadcast" in str(exc):
                 cause = (" The parameters have different shapes: keep each one's state in its own slot "
                          "(self.velocity[i], self.m[i], self.v[i]), shaped like that parameter.")
-            raise CheckFailure(f"{exc} (in step() number {t + 1}).{cause}") from None
+            return f"{exc} (in step() number {t + 1}).{cause}"
+
+        with reworded(reword):
+            call_student(name, opt.step)
         values = []
         for i, p in enumerate(params):
             try:
@@ -485,8 +471,15 @@ def _none_cause(make: Callable[[list], object], Parameter: type, starts: list[np
 
 def _nonfinite(name: str, t: int, i: int, make: Callable[[list], object], Parameter: type,
                starts: list[np.ndarray], grads: list[list[np.ndarray | None]], diagnose: bool) -> str:
-    """Why a step left NaN or inf: a negative number under a square root shows by vanishing for |g|."""
+    """Why a step left NaN or inf: a .grad of None made into numbers, or a negative number under a square
+    root, which shows by vanishing for |g|."""
     head = f"{name}: after step() number {t + 1} parameter {i} holds NaN or inf."
+    missing = next((k for k, gs in enumerate(grads[: t + 1]) if gs[i] is None), None)
+    if missing is not None:
+        return (f"{head} It had .grad None at step {missing + 1}, and None made into numbers is NaN "
+                "(np.asarray(None, dtype=float) is nan), which then spreads. A .grad of None means the "
+                "parameter took no part in the loss: skip it (continue), leaving its value and state as they "
+                "are, as PyTorch does.")
     if diagnose and any(g is not None and np.any(g < 0) for gs in grads for g in gs):
         positive = [[None if g is None else np.abs(g) for g in gs] for gs in grads]
         try:
@@ -497,8 +490,8 @@ def _nonfinite(name: str, t: int, i: int, make: Callable[[list], object], Parame
             return (f"{head} With the same gradients made positive it stays finite, so a negative number "
                     "reached a square root: the second moment v must average the SQUARED gradient, "
                     "(1 - beta2) * g**2, which is never negative.")
-    return (f"{head} Look for a division by zero, e.g. by 1 - beta**t while t is still 0 (increment self.t "
-            "before using it), or for eps left out of the denominator.")
+    return (f"{head} Look for a division by zero; in Adam, e.g. by 1 - beta**t while t is still 0 (increment "
+            "self.t before using it), or for eps left out of the denominator.")
 
 
 def _compare_steps(
@@ -524,12 +517,10 @@ def _compare_steps(
                 "a loop variable such as `p = p - ...` changes nothing), and include this step's gradient."
             )
             hint = slip or (unchanged if g.shape == before.shape and np.array_equal(g, before) else rule)
-            try:
+            with reworded(lambda exc: f"{exc} (seed {seed})", into=CheckFailure):
                 check_close(
                     g, e, name=f"{what}: parameter {i} after step {t + 1}", rtol=1e-9, atol=1e-12, hint=hint
                 )
-            except CheckFailure as exc:
-                raise CheckFailure(f"{exc} (seed {seed})") from None
 
 
 def _same_run(got: list[list[np.ndarray]], alt: list[list[np.ndarray]]) -> bool:
@@ -1054,20 +1045,13 @@ def _epoch(
     model.eval()  # train_epoch must switch to training mode itself
     loss_fn = RecordingMSE(Tensor)
     opt = RecordingOptimizer(model.parameters(), rng)
-    try:
+    in_place = ("train_epoch tried to change X or y in place (with rng.shuffle(X), say): the caller's data "
+                "must stay as it is, and shuffling X alone would part the inputs from their labels. Shuffle "
+                "an array of indices instead and take the inputs and the labels with it.")
+    with reworded(lambda exc: in_place if "in place" in str(exc) else str(exc)):
         result = call_student(
             "train_epoch", train_epoch, model, loss_fn, opt, readonly(X), readonly(y), batch_size, order_rng
         )
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        if "in place" not in str(exc):
-            raise
-        raise CheckFailure(
-            "train_epoch tried to change X or y in place (with rng.shuffle(X), say): the caller's data must "
-            "stay as it is, and shuffling X alone would part the inputs from their labels. Shuffle an array "
-            "of indices instead and take the inputs and the labels with it."
-        ) from None
     return result, model, loss_fn, opt
 
 
@@ -1378,26 +1362,8 @@ def observe_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: t
     args = (model, _CrossEntropy(Tensor), readonly(X), readonly(y))
     args += () if batch_size is None else (batch_size,)
     try:
-        result = call_student("evaluate", evaluate, *args)
-    except NotDone:
-        raise
-    except CheckFailure as exc:
-        if "context manager" in str(exc):
-            raise CheckFailure(
-                f"{exc}.\n  Hint: no_grad is a class: write `with no_grad():`, with parentheses."
-            ) from None
-        if "'Tensor' object has no attribute" in str(exc):
-            raise CheckFailure(
-                f"{exc}. A Tensor offers only the engine's operations: for plain numpy work such as argmax, "
-                "use its array, .data."
-            ) from None
-        if "broadcast" not in str(exc):
-            raise
-        raise CheckFailure(
-            f"{str(exc).rstrip()}. The predictions of a batch and its labels have different lengths: a "
-            "prediction is the index of the largest output OF EACH EXAMPLE, so take the argmax along the "
-            "classes (axis=1, one value per row), not down the batch (axis=0)."
-        ) from None
+        with reworded(_evaluate_crash):
+            result = call_student("evaluate", evaluate, *args)
     finally:
         restored = GradMode.enabled
         GradMode.enabled = saved
@@ -1426,6 +1392,20 @@ def observe_evaluate(evaluate: Callable[..., object], Tensor: type, Parameter: t
             "enabled": [enabled for _, enabled in model.flags],
             "changed": any(not np.array_equal(p.data, b) for p, b in zip(model.parameters(), before,
                                                                          strict=True))}
+
+
+def _evaluate_crash(exc: CheckFailure) -> str:
+    """The error evaluate raised, with the usual reason behind it."""
+    if "context manager" in str(exc):
+        return f"{exc}.\n  Hint: no_grad is a class: write `with no_grad():`, with parentheses."
+    if "'Tensor' object has no attribute" in str(exc):
+        return (f"{exc}. A Tensor offers only the engine's operations: for plain numpy work such as argmax, "
+                "use its array, .data.")
+    if "broadcast" in str(exc):
+        return (f"{str(exc).rstrip()}. The predictions of a batch and its labels have different lengths: a "
+                "prediction is the index of the largest output OF EACH EXAMPLE, so take the argmax along the "
+                "classes (axis=1, one value per row), not down the batch (axis=0).")
+    return str(exc)
 
 
 def judge_evaluate(seen: dict, X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray,
@@ -1459,6 +1439,7 @@ def judge_evaluate(seen: dict, X: np.ndarray, y: np.ndarray, W: np.ndarray, b: n
             "evaluate returned (accuracy, mean_loss): the order is (mean_loss, accuracy), as the training "
             "cell unpacks it."
         )
+    _accuracy_is_a_fraction(result[1], expected_acc, n, seed)
     check_close(
         result[1],
         expected_acc,
@@ -1474,6 +1455,21 @@ def judge_evaluate(seen: dict, X: np.ndarray, y: np.ndarray, W: np.ndarray, b: n
         rtol=1e-9,
         hint=f"weight each batch's mean loss by its size and divide by the number of examples (seed {seed})",
     )
+
+
+def _accuracy_is_a_fraction(got: float, expected: float, n: int, seed: int) -> None:
+    """An accuracy above 1 is on another scale: say which one it matches, a percentage or a count."""
+    if got <= 1:
+        return
+    if abs(got - 100 * expected) <= 0.5 + 1e-9:  # also when rounded to a whole percent
+        kind = "a percentage: the cells that show it format it themselves"
+    elif abs(got - n * expected) <= 1e-6 * n:
+        kind = "the number of correct predictions, not yet divided by the number of examples"
+    else:
+        kind = "above 1, so it is not a share of the examples"
+    raise CheckFailure(
+        f"evaluate returned an accuracy of {got:g} over {n} examples; that is {kind}. Return the accuracy as "
+        f"the fraction of examples classified correctly, a number between 0 and 1. (seed {seed})")
 
 
 def check_evaluate(

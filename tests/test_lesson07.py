@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from autograder import lesson07 as checks
-from autograder.checks import CheckFailure, NotDone
+from autograder.checks import CheckFailure, NotDone, repeat_line
 from autograder.hidden import lesson07 as hidden
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "07_training_library" / "training_library.ipynb"
@@ -397,6 +397,12 @@ BUGS: dict[str, tuple[str, str, str]] = {
                 (_FIRST_VELOCITY, "self.velocity[i] = p.grad")),
         ".grad None",
     ),
+    "sgd_missing_grad_made_nan": (
+        "sgd_step",
+        _edited(_SGD, (_SKIP, ""), ("p.grad.copy()", "np.array(p.grad, dtype=float)"),
+                ("+ p.grad", "+ np.asarray(p.grad, dtype=float)")),
+        "It had .grad None at step 1, and None made into numbers is NaN",
+    ),
     "adam_no_bias_correction": (
         "adam_step",
         _edited(_ADAM, (_CORRECTED, "m_hat, v_hat = self.m[i], self.v[i]")),
@@ -554,6 +560,16 @@ BUGS: dict[str, tuple[str, str, str]] = {
         "evaluate",
         _edited(_EVALUATE, ("with no_grad():", "with no_grad:")),
         "with parentheses",
+    ),
+    "evaluate_accuracy_in_percent": (
+        "evaluate",
+        _edited(_EVALUATE, ("correct / len(X)", "100 * correct / len(X)")),
+        "that is a percentage",
+    ),
+    "evaluate_accuracy_as_a_count": (
+        "evaluate",
+        _edited(_EVALUATE, ("correct / len(X)", "correct")),
+        "that is the number of correct predictions",
     ),
     "evaluate_argmax_over_the_batch": (
         "evaluate",
@@ -782,9 +798,9 @@ def test_a_failure_ends_with_the_call_that_repeats_it() -> None:
     with pytest.raises(CheckFailure) as info:
         checks.check_sgd_step(*_args(gid, ns))
     text = str(info.value)
-    found = re.search(r"\(seed (\d+): run checks\.check_sgd_step\(SGD, Parameter, seed=\1\) to repeat this "
-                      r"exact test\)$", text)
-    assert found and text.count("seed ") == 1, text
+    found = re.search(r"\n" + re.escape(repeat_line("checks.check_sgd_step(SGD, Parameter, seed=@)")).replace(
+        "@", r"(\d+)") + "$", text)
+    assert found and text.count("seed") == 1, text
     with pytest.raises(CheckFailure) as again:
         checks.check_sgd_step(*_args(gid, ns), int(found.group(1)))
     assert str(again.value) == text
