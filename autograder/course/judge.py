@@ -377,6 +377,9 @@ def loopback(namespace: dict, *, timeout: float = 300) -> Iterator[Channel]:
 SERVE = "__import__('autograder.probe').probe.serve({path!r})"
 """The one line the kernel runs for a test cell: connect to the grader and answer it."""
 
+_ALIVE_CHECK = 0.5
+"""Seconds between checks that the kernel is alive while the grader waits for it."""
+
 
 class JudgedCells:
     """Mixin for nbclient's NotebookClient (and nbgrader's Execute): test cells are judged by `judge`.
@@ -453,11 +456,16 @@ class JudgedCells:
         """The kernel's connection; ChannelError when it finishes the serve line without connecting (its
         input was rewritten) or the time runs out."""
         listener.settimeout(0.02)
+        alive_checked = time.monotonic()
         while time.monotonic() < deadline:
             try:
                 return listener.accept()[0]
             except TimeoutError:
                 pass
+            if time.monotonic() - alive_checked > _ALIVE_CHECK:
+                if not await self.km.is_alive():
+                    raise ChannelError("the kernel died before it connected to the grader")
+                alive_checked = time.monotonic()
             while await self.kc.shell_channel.msg_ready():
                 msg = await self.kc.shell_channel.get_msg(timeout=1)
                 if msg.get("parent_header", {}).get("msg_id") == msg_id:
@@ -471,16 +479,26 @@ class JudgedCells:
         """Wait for the kernel to finish the serve line; interrupt it when the cell failed to answer and the
         kernel is still busy (an idle kernel is never interrupted: its reply is already on its way)."""
         if failed:
-            if await self._reply_within(msg_id, 1.0):
+            if await self._reply_unless_dead(msg_id, 1.0):
                 return
             with contextlib.suppress(Exception):
                 await self.km.interrupt_kernel()
-        if await self._reply_within(msg_id, max(deadline - time.monotonic(), 10.0)):
+        if await self._reply_unless_dead(msg_id, max(deadline - time.monotonic(), 10.0)):
             return
-        if not await self.km.is_alive():
-            from nbclient.exceptions import DeadKernelError
-
-            raise DeadKernelError("the kernel died while its test cell was graded")
         from nbclient.exceptions import CellTimeoutError
 
         raise CellTimeoutError("the kernel did not finish the grader's request in time")
+
+    async def _reply_unless_dead(self, msg_id: str, seconds: float) -> bool:
+        """`_reply_within`, in short slices that check the kernel is alive: a dead kernel never replies, and
+        waiting out the cell's time limit for it only delays the rerun of the rest of the notebook."""
+        limit = time.monotonic() + seconds
+        while True:
+            if await self._reply_within(msg_id, min(_ALIVE_CHECK, max(0.0, limit - time.monotonic()))):
+                return True
+            if not await self.km.is_alive():
+                from nbclient.exceptions import DeadKernelError
+
+                raise DeadKernelError("the kernel died while its test cell was graded")
+            if time.monotonic() >= limit:
+                return False
