@@ -47,7 +47,7 @@ from autograder.checks import (
     passed,
     quiet,
     raised_by,
-    repeat_line,
+    repeatable,
     reworded,
     type_name,
 )
@@ -822,7 +822,8 @@ def check_program_gradients(prog: Program, arrays: list[np.ndarray], Tensor: typ
     gradients.__name__ = f"the gradients after {what}"
     program = f"\n  The random program was: {prog.describe()}"
     try:
-        check_gradient(loss, gradients, *arrays, seed=seed)
+        with without_inner_repeat():
+            check_gradient(loss, gradients, *arrays, seed=seed)
         trusted = [] if reference is None else [("the grader's reference engine", reference(prog, arrays))]
         torch_grads = torch_gradients(prog, arrays)
         if torch_grads is not None:
@@ -839,6 +840,15 @@ def check_program_gradients(prog: Program, arrays: list[np.ndarray], Tensor: typ
         start = np.ones_like(np.asarray(getattr(root, "data", 0.0), dtype=float))
         message = explain(graph, root, start, seed, str(exc), crashed=failure is not None)
         raise CheckFailure(message + program) from None
+
+
+_INNER_REPEAT = re.compile(r"\n *\(seed \d+: call .*? to reproduce\)")
+
+
+def without_inner_repeat() -> AbstractContextManager[None]:
+    """check_gradient's and check_vjp's own closing line names a call and a seed the notebook does not make:
+    a failure inside loses it, so the message names one seed, the one in the visible check's repeat line."""
+    return reworded(lambda exc: _INNER_REPEAT.sub("", str(exc)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1005,21 +1015,12 @@ def _check_node(out: object, name: str, params: dict, seed: int) -> None:
             f"the output Tensor: the VJPs compute with it as a numpy array. (seed {seed})")
 
 
-_INNER_REPEAT = re.compile(r"\n *\(seed \d+: call .*? to reproduce\)")
-"""check_gradient's and check_vjp's own closing line, naming a call and seed the notebook does not make."""
-
-
-def _repeatable(call: str) -> AbstractContextManager[None]:
-    """A failure inside ends with the course's one repeat line for `call`, the notebook call that repeats it;
-    an inner check's own repeat note is dropped, so the message names one seed (a blank exercise needs
-    none)."""
-    return reworded(lambda exc: f"{_INNER_REPEAT.sub('', str(exc))}\n{repeat_line(call)}")
 
 
 def judge_apply_op(apply_op: Callable[..., object], Tensor: type, OPS: dict, GradMode: type, *, seed: int
                    ) -> str:
     """apply_op computes the forward, decides requires_grad, and records a Node whose VJPs are right."""
-    with _repeatable(f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"):
+    with repeatable(f"checks.check_apply_op(apply_op, Tensor, OPS, GradMode, seed={seed})"):
         return _judge_apply_op(apply_op, Tensor, OPS, GradMode, seed)
 
 
@@ -1192,7 +1193,8 @@ def _check_recorded_vjps(
         return NUMPY_OPS[name](*xs, **params)
 
     forward.__name__ = name
-    check_vjp(forward, [vjp_for(k) for k in range(len(arrays))], *arrays, seed=seed)
+    with without_inner_repeat():
+        check_vjp(forward, [vjp_for(k) for k in range(len(arrays))], *arrays, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1327,7 +1329,7 @@ def check_format_graph(format_graph: Callable[[object], str], Tensor: type, Node
                        seed: int | None = None) -> None:
     """Exercise 2's visible check: prints one line when it passes."""
     seed = new_seed(seed)
-    with _repeatable(f"checks.check_format_graph(format_graph, Tensor, Node, OPS, seed={seed})"):
+    with repeatable(f"checks.check_format_graph(format_graph, Tensor, Node, OPS, seed={seed})"):
         passed("format_graph", judge_format_graph(format_graph, Tensor, Node, OPS, seed=seed))
 
 
@@ -1356,7 +1358,7 @@ def check_backward(backward: Callable[..., None], Tensor: type, Node: type, OPS:
                    seed: int | None = None) -> None:
     """Exercise 3's visible check: prints one line when it passes."""
     seed = new_seed(seed)
-    with _repeatable(f"checks.check_backward(backward, Tensor, Node, OPS, seed={seed})"):
+    with repeatable(f"checks.check_backward(backward, Tensor, Node, OPS, seed={seed})"):
         passed("backward", judge_backward(backward, Tensor, Node, OPS, seed=seed))
 
 
@@ -1621,7 +1623,7 @@ def check_backward_semantics(backward: Callable[..., None], Tensor: type, Node: 
                              seed: int | None = None) -> None:
     """Exercise 3's second visible check: prints one line when it passes."""
     seed = new_seed(seed)
-    with _repeatable(f"checks.check_backward_semantics(backward, Tensor, Node, OPS, seed={seed})"):
+    with repeatable(f"checks.check_backward_semantics(backward, Tensor, Node, OPS, seed={seed})"):
         passed("backward (PyTorch's rules)", judge_backward_semantics(backward, Tensor, Node, OPS, seed=seed))
 
 
@@ -1642,7 +1644,7 @@ _PAIRS = [
 
 def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
-    with _repeatable(f"checks.check_sum_to_shape(sum_to_shape, seed={seed})"):
+    with repeatable(f"checks.check_sum_to_shape(sum_to_shape, seed={seed})"):
         return _judge_sum_to_shape(sum_to_shape, seed)
 
 
@@ -1661,7 +1663,8 @@ def _judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray],
         broadcast.__name__ = f"broadcast_to(x of shape {small}, {big})"
         vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
         try:
-            check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k))
+            with without_inner_repeat():
+                check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k))
         except NotDone:
             raise
         except GradientCheckError as exc:
