@@ -563,7 +563,7 @@ def _pair(expected: float, got: float) -> tuple[str, str]:
 
 
 def _fail_elements(what: str, got: np.ndarray, expected: np.ndarray, bad: np.ndarray, seed: int,
-                   call: str, hint: str) -> GradientCheckError:
+                   call: str | None, hint: str) -> GradientCheckError:
     """Build the student-facing message for an element-by-element disagreement."""
     rel = _relative(got, expected)
     flat_worst = int(np.argmax(np.where(bad, rel, -1.0)))
@@ -576,8 +576,14 @@ def _fail_elements(what: str, got: np.ndarray, expected: np.ndarray, bad: np.nda
     ]
     if hint:
         lines.append(f"  Hint: {hint}")
-    lines.append(f"  (seed {seed}: call {call}(..., seed={seed}) to reproduce)")
+    lines += _repeat(call, seed)
     return GradientCheckError("\n".join(lines))
+
+
+def _repeat(call: str | None, seed: int) -> list[str]:
+    """The closing line of a gradient check's failure, or none when a lesson's check called it (that check
+    ends the message with its own line, which repeats the whole test)."""
+    return [f"  {repeat_line(f'{call}(..., seed={seed})')}"] if call else []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -654,7 +660,7 @@ def _full_compare(phi: Callable[..., Sample], xs: list[np.ndarray], i: int, got:
 
 def _check_arrays(
     what: Callable[[int], str],
-    call: str,
+    call: str | None,
     phi: Callable[..., tuple[float, float]],
     claimed: Callable[[list[np.ndarray]], list[_Claim | None]],
     xs: list[np.ndarray],
@@ -724,7 +730,7 @@ def _move_off_kinks(xs: list[np.ndarray], kinks: list[np.ndarray],
 
 def _projection_compare(phi: Callable[..., tuple[float, float]], xs: list[np.ndarray], i: int,
                         got: np.ndarray, rtol: float, rng: np.random.Generator, what: str, seed: int,
-                        call: str) -> tuple[float, int]:
+                        call: str | None) -> tuple[float, int]:
     """Compare <u, got> with the directional derivative along independent Gaussian probes u."""
     worst = 0.0
     checked = 0
@@ -753,7 +759,7 @@ def _projection_compare(phi: Callable[..., tuple[float, float]], xs: list[np.nda
             ]
             if hint:
                 lines.append(f"  Hint: {hint}")
-            lines.append(f"  (seed {seed}: call {call}(..., seed={seed}) to reproduce)")
+            lines += _repeat(call, seed)
             raise GradientCheckError("\n".join(lines))
         worst = max(worst, rel)
         checked += 1
@@ -816,8 +822,9 @@ def check_derivative(f: Callable[[float], float], df: Callable[[float], float], 
 
 
 def check_gradient(f: Callable[..., float], grad_f: Callable[..., object], *xs: object,
-                   seed: int | None = None) -> CheckReport:
-    """Check ``grad_f(*xs)`` (one array per input; a bare array for one input) against ``f`` (trusted)."""
+                   seed: int | None = None, repeat: bool = True) -> CheckReport:
+    """Check ``grad_f(*xs)`` (one array per input; a bare array for one input) against ``f`` (trusted).
+    ``repeat=False`` when a lesson's check calls it: that check's own closing line repeats the test."""
     seed = new_seed(seed)
     rng = np.random.default_rng(seed)
     points = _as_inputs(xs)
@@ -846,12 +853,14 @@ def check_gradient(f: Callable[..., float], grad_f: Callable[..., object], *xs: 
             else f"{gname} (shape {points[0].shape})")
 
     with quiet():
-        return _check_arrays(what, "check_gradient", phi, claimed, points, seed, rng, lambda *a: "")
+        return _check_arrays(what, "check_gradient" if repeat else None, phi, claimed, points, seed, rng,
+                             lambda *a: "")
 
 
 def check_vjp(f: Callable[..., object], vjps: Callable | Sequence[Callable | None], *xs: object,
-              seed: int | None = None) -> CheckReport:
-    """Check VJPs ``vjps[i](g, ans, *xs)`` of a trusted forward ``f`` with a random upstream gradient ``g``.
+              seed: int | None = None, repeat: bool = True) -> CheckReport:
+    """Check VJPs ``vjps[i](g, ans, *xs)`` of a trusted forward ``f`` with a random upstream gradient ``g``
+    (``repeat`` as for check_gradient).
 
     The upstream gradient is drawn before the student runs and the probe directions after, so nothing the
     student code does to numpy's random state can predict them.
@@ -923,7 +932,8 @@ def check_vjp(f: Callable[..., object], vjps: Callable | Sequence[Callable | Non
         return f"The VJP for input {i} ({_fn_name(vjps[i])}, input shape {points[i].shape})"
 
     with quiet():
-        return _check_arrays(what, "check_vjp", phi_for(g), claimed, points, seed, rng, ignored_upstream)
+        return _check_arrays(what, "check_vjp" if repeat else None, phi_for(g), claimed, points, seed, rng,
+                             ignored_upstream)
 
 
 def check_close(got: object, expected: object, *, name: str, rtol: float = 1e-7, atol: float = 0.0,
