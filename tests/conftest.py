@@ -4,14 +4,26 @@ The bug tables exec students' wrong answers in the test process, and one of them
 raises the limit to 100 000 (lesson 03). Left raised, a later wrong answer that recurses without end (a
 `Dual.__radd__` that calls itself) overflows the C stack and kills the whole test worker instead of
 raising RecursionError.
+
+And one `course release` of the real lessons for the whole run (`real_release`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# nbformat imports jsonschema, whose format checker imports rfc3987_syntax when it is installed (jupyter
+# brings it): that module builds an Earley parser of the IRI grammar on import, over a second of CPU
+# (several under load) in every process that reads a notebook. Nothing here checks an "iri" format and
+# jsonschema treats the module as optional, so the test processes do without it.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +46,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put the files of LONGEST_FIRST first, in that order; every other file keeps its place after them."""
     rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture(scope="session")
+def real_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The course folder of one `course release` of all the real lessons, made once per test run: the
+    xdist workers share it (test_course_release and test_student_kit read it; neither may change it)."""
+    from autograder.course.cli import main
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                     # the run's folder, above each worker's own
+    folder = base / "real_release"
+    with open(base / "real_release.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)       # the first worker releases, the other waits for it
+        if not (folder / "done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            lessons = Path(__file__).resolve().parents[1] / "lessons"
+            assert main(["--lessons", str(lessons), "--course-dir", str(folder / "course_data"),
+                         "release"]) == 0
+            (folder / "done").touch()
+    return folder / "course_data"

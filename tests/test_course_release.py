@@ -5,13 +5,13 @@ blocks. tests/test_student_kit.py installs that kit and runs every lesson in it.
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from autograder.course.cli import main
 from autograder.course.kit import build_kit
 from autograder.course.layout import CourseError, open_course
 
@@ -20,15 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted(p.name for p in (ROOT / "lessons").iterdir() if p.is_dir())
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory) -> Path:
-    course_dir = tmp_path_factory.mktemp("real") / "course_data"
-    assert main(["--lessons", str(ROOT / "lessons"), "--course-dir", str(course_dir), "release"]) == 0
-    return course_dir
-
-
-def test_every_lesson_releases_into_the_kit(released: Path) -> None:
-    names = zipfile.ZipFile(released / "build" / "student_kit.zip").namelist()
+def test_every_lesson_releases_into_the_kit(real_release: Path) -> None:
+    names = zipfile.ZipFile(real_release / "build" / "student_kit.zip").namelist()
     for lesson in LESSONS:
         number = lesson[:2]
         assert any(n.startswith(f"student_kit/notebooks/{lesson}/") and n.endswith(".ipynb") for n in names)
@@ -38,19 +31,17 @@ def test_every_lesson_releases_into_the_kit(released: Path) -> None:
     assert {f"student_kit/{name}" for name in kit_files} <= set(names)
 
 
-def test_a_later_lessons_answer_in_an_earlier_release_is_caught(released: Path) -> None:
-    """Plant a line of lesson 07's solutions into lesson 01's released notebook: the kit must refuse it."""
+def test_a_later_lessons_answer_in_an_earlier_release_is_caught(real_release: Path, tmp_path: Path) -> None:
+    """Plant a line of lesson 07's solutions into lesson 01's released notebook: the kit must refuse it.
+    (In a copy of the course folder: the release is shared with test_student_kit.)"""
+    released = shutil.copytree(real_release, tmp_path / "course_data")
     course = open_course(ROOT / "lessons", released)
     from autograder.course.release import secret_lines
 
     secret = sorted(secret_lines(course.notebooks(LESSONS[-1])[0]))[0]
     target = next((released / "release" / LESSONS[0]).glob("*.ipynb"))
-    original = target.read_text()
-    nb = nbformat.reads(original, as_version=4)
+    nb = nbformat.read(target, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(secret))
-    try:
-        nbformat.write(nb, str(target))
-        with pytest.raises(CourseError, match="reached the student kit"):
-            build_kit(course, LESSONS)
-    finally:
-        target.write_text(original)
+    nbformat.write(nb, str(target))
+    with pytest.raises(CourseError, match="reached the student kit"):
+        build_kit(course, LESSONS)

@@ -26,7 +26,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course.cli import main
 from autograder.course.kit import KIT_DEPENDENCIES, KIT_NAME, TORCH
 from autograder.course.notebooks import cell_grade_id
 
@@ -44,12 +43,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory) -> Path:
+def kit(real_release: Path, tmp_path_factory) -> Path:
     """The kit folder, unzipped from the student_kit.zip that the real `course release` wrote."""
     base = tmp_path_factory.mktemp("kit")
-    course_dir = base / "course_data"
-    assert main(["--lessons", str(ROOT / "lessons"), "--course-dir", str(course_dir), "release"]) == 0
-    with zipfile.ZipFile(course_dir / "build" / "student_kit.zip") as zf:
+    with zipfile.ZipFile(real_release / "build" / "student_kit.zip") as zf:
         zf.extractall(base / "unzipped")
     return base / "unzipped" / "student_kit"
 
