@@ -45,3 +45,37 @@ def test_a_later_lessons_answer_in_an_earlier_release_is_caught(real_release: Pa
     nbformat.write(nb, str(target))
     with pytest.raises(CourseError, match="reached the student kit"):
         build_kit(course, LESSONS)
+
+
+def test_the_lessons_that_give_earlier_answers_are_named(real_release: Path) -> None:
+    """Lessons 06 and 07 start from working code of the lessons before them (declared in their metadata,
+    since the leak check cannot see code written differently): release names them for the instructor."""
+    from autograder.course.release import answers_given
+
+    course = open_course(ROOT / "lessons", real_release)
+    given = {lesson: answers_given(course, lesson) for lesson in LESSONS}
+    assert given == {**{lesson: [] for lesson in LESSONS[:5]}, "06_autograd_tensor": ["05_vector_vjps"],
+                     "07_training_library": ["05_vector_vjps", "06_autograd_tensor"]}
+
+
+def test_release_prints_the_note_and_refuses_a_declaration_naming_no_earlier_lesson(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from autograder.course.cli import main
+
+    lessons = tmp_path / "lessons"
+    for name in ("01_first", "02_second"):
+        shutil.copytree(ROOT / "lessons" / LESSONS[0], lessons / name)
+    notebook = next((lessons / "02_second").glob("*.ipynb"))
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["course"] = {"gives_answers_of": ["03_later"]}
+    nbformat.write(nb, str(notebook))
+    args = ["--lessons", str(lessons), "--course-dir", str(tmp_path / "course_data"), "release", "02"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "02_second's notebook metadata course.gives_answers_of names 03_later" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "course_data" / "release").exists()
+    nb.metadata["course"] = {"gives_answers_of": ["01_first"]}
+    nbformat.write(nb, str(notebook))
+    assert main(args) == 0
+    assert ("note: 02_second gives students the answers of 01_first to build on: hand it out only after "
+            "that lesson's deadline") in capsys.readouterr().out

@@ -101,11 +101,17 @@ def run(args: argparse.Namespace) -> int:
         return check_lessons(course, course.resolve_lessons(args.lesson), timeout=args.timeout)
     course = open_course(args.lessons, args.course_dir, create=creates)
     if args.command == "release":
-        from .release import release
+        from .release import answers_given, release
 
         lessons = course.resolve_lessons(args.lesson)
+        given = {lesson: answers_given(course, lesson) for lesson in lessons}
         kit = release(course, lessons)
         print(f"released {', '.join(lessons)} into {course.sub('release')}")
+        for lesson, earlier in given.items():
+            if earlier:
+                those = "that lesson's deadline" if len(earlier) == 1 else "those lessons' deadlines"
+                print(f"note: {lesson} gives students the answers of {' and '.join(earlier)} to build on: "
+                      f"hand it out only after {those}")
         print(f"student kit: {kit[1]}")
         return 0
     if args.command == "collect":

@@ -70,6 +70,19 @@ def generate(course: Course, lesson: str) -> None:
                           "put it between ### BEGIN/END SOLUTION or HIDDEN TESTS markers")
 
 
+def answers_given(course: Course, lesson: str) -> list[str]:
+    """The earlier lessons whose answers this lesson gives students to build on (lesson 07 starts from a
+    working lesson-06 engine), as its notebooks declare in their metadata ``course.gives_answers_of``: the
+    leak check cannot see them (the given code is written differently), so the author says so."""
+    given = sorted({str(name) for nb in course.notebooks(lesson)
+                    for name in load(nb).metadata.get("course", {}).get("gives_answers_of", [])})
+    unknown = [name for name in given if name not in course.lessons() or name >= lesson]
+    if unknown:
+        raise CourseError(f"{lesson}'s notebook metadata course.gives_answers_of names {unknown[0]}, which "
+                          "is not an earlier lesson: list the folder names of earlier lessons")
+    return given
+
+
 def release(course: Course, lessons: list[str]) -> list[Path]:
     """Generate the student version of each lesson, check it for leaks, and rebuild the student kit."""
     from .kit import build_kit
