@@ -1520,9 +1520,12 @@ DIFF_RTOL = 1e-7
 """A derivative built by the rules agrees with the exact one to rounding; the hints' candidates likewise."""
 
 
-def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
+def diff_hint(case: DiffCase, env: Env, got: float, want: float,
+              right_for: Callable[[str], bool] = lambda other: True) -> str:
     """What the student's number says about the slip, measured with finite differences of the parts of
-    the expression (their values and slopes), never with a derivative rule."""
+    the expression (their values and slopes), never with a derivative rule. `right_for(other)`: whether
+    the student's derivative of the same expression with respect to `other` is right, so that "you
+    differentiated with respect to the other variable" is said only when that is what the code does."""
     e, var = case.expr, case.var
     kind = e[0]
     if case.exact and close(got, want, 1e-6):
@@ -1541,13 +1544,16 @@ def diff_hint(case: DiffCase, env: Env, got: float, want: float) -> str:
     for other in (name for name in env if name != var):
         sideways = slope(e, other, env, 1e-3)
         if (close(got, sideways, DIFF_RTOL) and not close(want, got, DIFF_RTOL)
-                and not close(sideways, 0.0, DIFF_RTOL)):
+                and not close(sideways, 0.0, DIFF_RTOL) and right_for(other)):
             return (f"your derivative is the one with respect to {other}, not {var}: pass `var` on to the "
                     f"recursive calls, and compare each Var's name with it.")
     if kind == "Mul":
         u, v = (evaluate(side, env, "the expression") for side in e[1:])
         du, dv = (slope(side, var, env, 1e-3) for side in e[1:])
         both, one_term = du * dv, (du * v, u * dv)
+        if close(got, du * u + dv * v, DIFF_RTOL):
+            return (f"each factor's derivative must multiply the OTHER factor: you multiplied du by u "
+                    f"and dv by v. The {RULES['Mul']}.")
         if close(got, both, DIFF_RTOL) and not any(close(both, term, DIFF_RTOL) for term in one_term):
             return f"you multiplied the two derivatives (du * dv). The {RULES['Mul']}."
         if any(close(got, term, DIFF_RTOL) for term in one_term) and not close(got, both, DIFF_RTOL):
@@ -1603,10 +1609,21 @@ def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], se
         at = ", ".join(f"{name} = {value:g}" for name, value in env.items() if name in show(case.expr))
         at = f"at {at}" if at else "everywhere"
         shown = 0.0 if abs(want) <= max(fd_error, 1e-12) else want  # finite differences of a constant
+        hint = diff_hint(case, env, got, want, lambda other: right_for(diff, Expr, case, other, env))
         raise CheckFailure(
             f"{what}: your derivative evaluates to {got!r} {at}, but finite differences of "
-            f"{show(case.expr)} give {shown!r} (seed {seed}).\nHint: {diff_hint(case, env, got, want)}")
+            f"{show(case.expr)} give {shown!r} (seed {seed}).\nHint: {hint}")
     return worst
+
+
+def right_for(diff: Callable, Expr: type, case: DiffCase, other: str, env: Env) -> bool:
+    """Whether the student's diff of the case's expression with respect to `other` is right at env."""
+    try:
+        seen = call_student("diff", in_kernel, differentiate, diff, Expr, to_table(case.expr), other)
+        got = evaluate(from_table(seen["table"]), env, "diff") if seen["expr"] else math.nan
+    except CheckFailure:
+        return False
+    return close(got, slope(case.expr, other, env, 1e-3), DIFF_RTOL)
 
 
 def check_diff(diff: Callable, Expr: type, *, seed: int | None = None) -> None:

@@ -628,6 +628,11 @@ def forward_mode(edges, src):
                         "Mul(diff(e.left, var), diff(e.right, var))"),
             "you multiplied the two derivatives",
         ),
+        "product_rule_paired_wrongly": (
+            with_change("diff", "Add(Mul(diff(e.left, var), e.right), Mul(e.left, diff(e.right, var)))",
+                        "Add(Mul(diff(e.left, var), e.left), Mul(e.right, diff(e.right, var)))"),
+            "each factor's derivative must multiply the OTHER factor",
+        ),
         "product_rule_one_term": (
             with_change("diff", "Add(Mul(diff(e.left, var), e.right), Mul(e.left, diff(e.right, var)))",
                         "Mul(diff(e.left, var), e.right)"),
