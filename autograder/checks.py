@@ -232,7 +232,8 @@ def as_real(value: object, what: str, *, python_float: bool = False) -> float:
     also refuses numbers that are not Python floats (an exercise that asks for one)."""
     kind = type_name(value)
     if value is None:
-        raise CheckFailure(f"{what} None.\nHint: did you forget `return`, or to fill it in?")
+        raise CheckFailure(f"{what} None.\nHint: a function that ends without a `return` line gives None: "
+                           "end yours with `return` and the value it computed.")
     if isinstance(value, str | bytes):
         raise CheckFailure(f"{what} the string {value!r}.\nHint: give the number itself, not its text: no "
                            "quotes, no str(...) or f-string.")
