@@ -1,13 +1,17 @@
 """`course collect PATH`: import submissions as an LMS hands them over into nbgrader's layout.
 
 Accepted input: a folder (searched recursively) or a zip of `.ipynb` files named `<student>_<notebook>.ipynb`,
-or `<student>/<notebook>.ipynb`, at any depth (LMS exports often wrap everything in one folder). A file whose
-name does not end with a lesson's notebook name (students rename files: "finite_differences (2).ipynb") is
-matched to its lesson by the nbgrader grade_ids in its cells.
+`<student>/<notebook>.ipynb`, or nbgrader's own `<student>/<lesson>/<notebook>.ipynb` (e.g.
+`s1/02_chain_rule/chain_rule.ipynb`; the lesson folder may also be just its number, `02`), at any depth (LMS
+exports often wrap everything in one folder). A file whose name does not end with a lesson's notebook name
+(students rename files: "finite_differences (2).ipynb") is matched to its lesson by the nbgrader grade_ids
+in its cells.
 
-Whose file it is comes only from the file's own name or the folder directly holding it: a name
-`<student>_<notebook>` says it, else the holding folder does. A folder that holds both files named for
-other students and files that only its own name could credit is ambiguous, and two files crediting the same
+Whose file it is comes only from the file's own name or the folder holding it: a name `<student>_<notebook>`
+says it, else the holding folder does; a holding folder named for a lesson is never a student id, the folder
+above it is. A file in a lesson's folder must be that lesson's notebook, by its name and by its cells: one
+that is another lesson's is refused with the reason. A folder that holds both files named for other
+students and files that only its own name could credit is ambiguous, and two files crediting the same
 student and lesson in one export are too: both are refused with the reason rather than guessed.
 
 Nothing is lost or overwritten silently: every file not imported is listed with the reason. Unreadable
@@ -63,6 +67,18 @@ class _Claim:
     lesson: _Lesson | None
     from_name: str | None      # student id written in the file name
     renamed: bool              # lesson recognised by the cells, not the name
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """The student a file is credited to (None: nobody can be) and what says so, or why nobody can be."""
+
+    student: str | None
+    how: str                   # FILE_NAME, "the folder <path>/", or why no student can be credited
+    lesson: str | None         # the lesson the folder holding the file is named for, if it is
+
+
+FILE_NAME = "the file name"
 
 
 def _lesson_index(course: Course) -> list[_Lesson]:
@@ -148,17 +164,32 @@ def collect(course: Course, source: Path, *, replace: bool = False) -> CollectRe
             else:
                 files.append(path)
         claims = {path: _claim(index, path) for path in files}
-        owners = _owners(root, claims)
+        owners = _owners(root, index, claims)
         by_key: dict[tuple[str, str], list[str]] = {}
         for path in files:
-            if claims[path].lesson and owners[path][0]:
-                key = (owners[path][0], claims[path].lesson.lesson)
+            if claims[path].lesson and owners[path].student:
+                key = (owners[path].student, claims[path].lesson.lesson)
                 by_key.setdefault(key, []).append(str(path.relative_to(root)))
         for path in files:
-            key = (owners[path][0], claims[path].lesson.lesson if claims[path].lesson else "")
+            key = (owners[path].student, claims[path].lesson.lesson if claims[path].lesson else "")
             twins = [n for n in by_key.get(key, []) if n != str(path.relative_to(root))]
-            _collect_one(course, root, path, claims[path], owners[path], twins, replace, report)
+            _collect_one(course, root, index, path, claims[path], owners[path], twins, replace, report)
     return report
+
+
+def _by_cells(index: list[_Lesson], nb: dict) -> _Lesson | None:
+    """The one lesson most of the notebook's grade_ids belong to, or None when none or a tie."""
+    ids = grade_ids(nb)
+    ranked = sorted(index, key=lambda e: len(e.grade_ids & ids), reverse=True)
+    top = len(ranked[0].grade_ids & ids)
+    if not top or (len(ranked) > 1 and len(ranked[1].grade_ids & ids) == top):
+        return None
+    return ranked[0]
+
+
+def _folder_lesson(index: list[_Lesson], name: str) -> str | None:
+    """The lesson a folder is named for: its id ('02_chain_rule') or its number ('02'); None if none."""
+    return next((e.lesson for e in index if name in (e.lesson, e.lesson[:2])), None)
 
 
 def _claim(index: list[_Lesson], path: Path) -> _Claim:
@@ -172,37 +203,50 @@ def _claim(index: list[_Lesson], path: Path) -> _Claim:
         if stem.endswith(entry.notebook) and stem[: -len(entry.notebook)].endswith(("_", "-")):
             return _Claim(entry, stem[: -len(entry.notebook)].rstrip("_-"), renamed=False)
     try:
-        ids = grade_ids(read_notebook(path))
+        best = _by_cells(index, read_notebook(path))
     except UnreadableNotebook:
-        ids = set()
-    best = max(index, key=lambda e: len(e.grade_ids & ids))
+        best = None
     prefix = stem.split("_", 1)[0] if "_" in stem else None
-    return _Claim(best if best.grade_ids & ids else None, prefix, renamed=True)
+    return _Claim(best, prefix, renamed=True)
 
 
-def _owners(root: Path, claims: dict[Path, _Claim]) -> dict[Path, tuple[str | None, str]]:
-    """Student id (or None) and how it was decided, for every file; ambiguity is an id of None."""
+def _owners(root: Path, index: list[_Lesson], claims: dict[Path, _Claim]) -> dict[Path, _Owner]:
+    """Who every file is credited to; ambiguity is a student of None with the reason."""
     by_folder: dict[Path, list[Path]] = {}
     for path in claims:
         by_folder.setdefault(path.parent, []).append(path)
-    out: dict[Path, tuple[str | None, str]] = {}
+    out: dict[Path, _Owner] = {}
     for folder, paths in by_folder.items():
-        folder_id = None if folder == root else folder.name
+        lesson = None if folder == root else _folder_lesson(index, folder.name)
+        holder = folder.parent if lesson else folder     # nbgrader's <student>/<lesson>/ layout
+        folder_id = None if holder == root else holder.name
         named = {claims[p].from_name for p in paths if claims[p].from_name and not claims[p].renamed}
         unnamed = [p for p in paths if claims[p].lesson and not claims[p].from_name]
         wrapper = folder_id is None or bool(named - {folder_id})
         for path in paths:
             if wrapper and folder_id and unnamed:
-                out[path] = (None, f"its folder {folder.relative_to(root)}/ holds files named for other "
-                             f"students ({', '.join(sorted(named - {folder_id}))}) beside files only the "
-                             "folder's name could credit, so whose each file is cannot be told: put each "
-                             "student's files in their own folder or name them <student>_<notebook>.ipynb")
+                why = (f"its folder {folder.relative_to(root)}/ holds files named for other students ("
+                       f"{', '.join(sorted(named - {folder_id}))}) beside files only the folder's name could "
+                       "credit, so whose each file is cannot be told: put each student's files in their own "
+                       "folder or name them <student>_<notebook>.ipynb")
+                out[path] = _Owner(None, why, lesson)
             elif wrapper:
-                out[path] = (claims[path].from_name, "file name")
+                out[path] = _Owner(claims[path].from_name, FILE_NAME, lesson)
             else:
-                out[path] = (folder_id, "folder")
+                out[path] = _Owner(folder_id, f"the folder {holder.relative_to(root)}/", lesson)
     return out
-def _collect_one(course: Course, root: Path, path: Path, claim: _Claim, owner: tuple[str | None, str],
+
+
+def _lesson_mismatch(index: list[_Lesson], nb: dict, claim: _Claim, folder_lesson: str) -> str | None:
+    """Why a file in a folder named for `folder_lesson` is another lesson's (by name or cells), or None."""
+    cells = _by_cells(index, nb)
+    if claim.lesson and claim.lesson.lesson != folder_lesson:
+        by = "its cells are" if claim.renamed else "its name makes it"
+        return f"{by} {claim.lesson.lesson}'s notebook"
+    if cells and cells.lesson != folder_lesson:
+        return f"its cells are {cells.lesson}'s notebook"
+    return None
+def _collect_one(course: Course, root: Path, index: list[_Lesson], path: Path, claim: _Claim, owner: _Owner,
                  twins: list[str], replace: bool, report: CollectReport) -> None:
     rel = path.relative_to(root)
     name = str(rel)
@@ -223,17 +267,21 @@ def _collect_one(course: Course, root: Path, path: Path, claim: _Claim, owner: t
     match = claim.lesson
     if match is None:
         return reject("no lesson notebook recognised by name or by its cells")
-    student, how_id = owner
-    if student is None and how_id == "file name":
+    student = owner.student
+    if student is None and owner.how == FILE_NAME:
         return reject(f"cannot tell the student id from {name!r}: name it <student>_{match.notebook}.ipynb "
                       "or put it in a folder named for the student")
     if student is None:
-        return reject(how_id)
+        return reject(owner.how)
     problem = id_problem(student)
     if problem:
-        source = f"the folder {rel.parent}/" if how_id == "folder" else "the file name"
-        return reject(f"the student id {student!r} taken from {source} is not valid: {problem}; name the "
+        return reject(f"the student id {student!r} taken from {owner.how} is not valid: {problem}; name the "
                       f"file <student>_{match.notebook}.ipynb")
+    other = owner.lesson and _lesson_mismatch(index, nb, claim, owner.lesson)
+    if other:
+        return reject(f"it sits in {rel.parent}/, a folder for lesson {owner.lesson}, but {other}: which "
+                      f"lesson {student} meant it for cannot be told; ask them, then collect it alone as "
+                      "<student>_<notebook>.ipynb of that lesson")
     if twins:
         return reject(f"{len(twins) + 1} files in this export would be {student}/{match.lesson} ("
                       f"{', '.join([name, *twins])}); which one counts cannot be told: collect the right "

@@ -65,7 +65,7 @@ class Course:
         return sorted(p for p in (self.lessons_dir / lesson).glob("*.ipynb"))
 
     def resolve_lessons(self, names: list[str] | None) -> list[str]:
-        """Map user-given names ('01', '01_finite_differences', 'finite_differences') to lesson ids."""
+        """Map user-given names ('01', '1', '01_finite_differences', 'finite_differences') to lesson ids."""
         known = self.lessons()
         if not known:
             raise CourseError(f"no lessons found in {self.lessons_dir}: run `course` from the course "
@@ -74,7 +74,8 @@ class Course:
             return known
         out = []
         for name in names:
-            matches = [k for k in known if name in (k, k[:2], k[3:])]
+            number = f"{int(name):02d}" if name.isdigit() else None   # '2' means '02'
+            matches = [k for k in known if name in (k, k[:2], k[3:]) or number == k[:2]]
             if len(matches) != 1:
                 raise CourseError(f"unknown lesson {name!r}: choose one of {', '.join(known)}")
             out.append(matches[0])
