@@ -225,6 +225,19 @@ def test_a_kernel_that_stops_answering_fails_the_cell() -> None:
             judge.Channel(ours, time.monotonic() + 5).fetch("x")
 
 
+def test_a_check_that_catches_the_kernels_failure_still_fails_the_cell() -> None:
+    """A check's `except Exception` is for the student's errors: a channel that broke under it still fails
+    the cell as ungradable (so the grader interrupts the kernel at once), and is never asked again."""
+    with judge.loopback({"slow": lambda: time.sleep(1)}, timeout=0.2) as channel:
+        source = "try:\n    slow()\nexcept Exception:\n    pass\nprint('passed: nothing')"
+        with pytest.raises(judge.ChannelError, match="time limit"):
+            judge.judge(source, channel, "<t>")
+        requests = channel.requests
+        with pytest.raises(judge.ChannelError, match="time limit"):
+            channel.fetch("slow")
+        assert channel.requests == requests
+
+
 
 def test_numpy_and_format_see_the_students_value(channel: judge.Channel) -> None:
     namespace_value = channel.fetch("Value")(2.5)

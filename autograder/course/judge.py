@@ -62,6 +62,7 @@ class Channel:
         self.callbacks: list[Callable] = []
         self.callback_numbers: dict[int, int] = {}
         self.requests = 0
+        self.broken: ChannelError | None = None
 
     # -- encoding -------------------------------------------------------------------------------------
     def _handle(self, obj: object) -> dict:
@@ -97,8 +98,20 @@ class Channel:
 
     # -- requests ------------------------------------------------------------------------------------
     def request(self, message: dict, back: list | None = None) -> object:
-        """Send one request and wait for its answer, running the kernel's calls of grader functions."""
+        """Send one request and wait for its answer, running the kernel's calls of grader functions.
+
+        The first ChannelError ends the conversation: every later request fails with it (a late answer must
+        never be read as the next one's), and `judge` fails the cell with it even if a check caught it."""
+        if self.broken is not None:
+            raise ChannelError(str(self.broken))
         self.requests += 1
+        try:
+            return self._exchange(message, back)
+        except ChannelError as exc:
+            self.broken = exc
+            raise
+
+    def _exchange(self, message: dict, back: list | None) -> object:
         try:
             self._send(message)
             while True:
@@ -347,6 +360,8 @@ def judge(source: str, channel: Channel, label: str) -> list[NotebookNode]:
         outputs.append(error_output(type(exc).__name__, str(exc)))
     except Exception as exc:  # noqa: BLE001 - like a kernel: any error fails the cell, with its text
         outputs.append(error_output(type(exc).__name__, str(exc)))
+    if channel.broken is not None:  # caught by a check as a student error: it is not one
+        raise ChannelError(str(channel.broken))
     if warned.getvalue():  # the test cell's own code wrote there: nbgrader zeroes such a cell
         outputs.insert(0, NotebookNode(output_type="stream", name="stderr", text=warned.getvalue()))
     if printed.getvalue():
