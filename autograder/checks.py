@@ -182,8 +182,11 @@ def call_student(what: str, fn: Callable, *args: object, **kwargs: object) -> ob
             raise NotDone(what) from None
         raise CheckFailure(f"{what} raised NotImplementedError: {exc}") from None  # the student's own raise
     except RecursionError:
-        raise CheckFailure(f"{what} hit Python's recursion limit (RecursionError): deep graphs need a loop "
-                           "with an explicit stack or list, not a function that calls itself.") from None
+        raise CheckFailure(
+            f"{what} hit Python's recursion limit (RecursionError): about 1000 calls were nested inside each "
+            "other. Either a function calls itself without end (check that each recursive call moves on to "
+            "a smaller part of the input and that it stops), or the input is deeper than that, which needs "
+            "a loop with an explicit stack or list instead of a function that calls itself.") from None
     except ValueError as exc:
         raise CheckFailure(_wrote_in_place(what, exc) or f"{what} raised ValueError: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any error in student code becomes the cell's message

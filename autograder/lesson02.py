@@ -404,16 +404,60 @@ def node_counts(case: SmallGraph) -> set[int]:
     return {len(reach), len(reach) - 1, len(on_paths), len(on_paths) - 1}
 
 
-def edges_calls(student: Callable, edges: dict[Edge, float], calls: list[tuple]) -> list[list]:
-    """Probe (runs where the student's code is): student(copy of edges, *args) for each args in `calls`.
-    Observations, one per call: [the result, how many edges the copy holds after the call, whether it
-    still equals the edges]. The student's exceptions propagate."""
+PATH_STEPS = 2_000_000
+"""Python steps one call of count_paths or sum_over_paths may take. Path by path, the course's solutions
+need under 200 000 on the test graphs; a loop that never ends is stopped in about a second."""
+
+
+def edges_calls(student: Callable, edges: dict[Edge, float], calls: list[tuple],
+                limit: int = PATH_STEPS) -> list[list]:
+    """Probe (runs where the student's code is): student(copy of edges, *args) for each args in `calls`,
+    each within `limit` Python steps. Observations, one per call: [the result, how many edges the copy
+    holds after the call, whether it still equals the edges, "" or why the call did not finish ("steps":
+    it ran out of steps, "recursion": it hit the recursion limit)], up to the first call that did not
+    finish. The student's other exceptions propagate."""
     seen = []
     for args in calls:
         given = dict(edges)
-        result = student(given, *args)
-        seen.append([result, len(given), given == edges])
+        try:
+            result, _, over = counting_steps(student, given, *args, limit=limit)
+        except RecursionError:
+            result, over = None, None
+        status = "steps" if over else "recursion" if over is None else ""
+        seen.append([result, len(given), given == edges, status])
+        if status:
+            break
     return seen
+
+
+def longest_path(edges: dict[Edge, float]) -> int:
+    """The number of edges on the longest path of a DAG (0 without edges)."""
+    depth: dict[Hashable, int] = {}
+    changed = True
+    while changed:  # test graphs are small: relax until nothing changes
+        changed = False
+        for u, v in edges:
+            if depth.get(v, 0) < depth.get(u, 0) + 1:
+                depth[v] = depth.get(u, 0) + 1
+                changed = True
+    return max(depth.values(), default=0)
+
+
+def unfinished(call: str, status: str, edges: dict[Edge, float]) -> str:
+    """Why a call on a small graph did not finish: with a few dozen edges, neither a deep graph nor the
+    number of paths is the cause."""
+    deep = longest_path(edges)
+    graph = f"a graph of {len(edges)} edges whose longest path has {deep} edge{'s' if deep != 1 else ''}"
+    shown = f":\n  edges = {edges!r}\n" if len(edges) <= 8 else ". "
+    if status == "recursion":
+        return (f"{call} hit Python's recursion limit (RecursionError) on {graph}{shown}A recursion that "
+                f"moves one edge per call nests at most {deep + 1} calls here, so yours calls itself without "
+                f"end: check that each recursive call moves on to a child (v of an edge (node, v)), never "
+                f"the same node again, and that it returns at dst.")
+    return (f"{call} ran more than {PATH_STEPS:,} Python steps on {graph}{shown}Following every path one "
+            f"by one takes far fewer here, so your function never ends: look for a loop whose condition "
+            f"never changes (a stack or list that is never emptied, a node that never moves on) or a "
+            f"recursive call given the same node again.")
 
 
 def calls_on_edges(name: str, student: Callable, edges: dict[Edge, float],
@@ -422,8 +466,10 @@ def calls_on_edges(name: str, student: Callable, edges: dict[Edge, float],
     unchanged."""
     seen = call_student(name, in_kernel, edges_calls, student, dict(edges), [tuple(p) for p in pairs])
     out = []
-    for (src, dst), (got, size, same) in zip(pairs, seen, strict=True):
+    for (src, dst), (got, size, same, status) in zip(pairs, seen, strict=False):
         call = f"{name}(edges, {src!r}, {dst!r})"
+        if status:
+            raise CheckFailure(unfinished(call, status, edges))
         if not same:
             raise CheckFailure(
                 f"{call} changed the edges dictionary it was given (it had {len(edges)} edges, now "

@@ -455,7 +455,9 @@ def _raiser(exc: BaseException):
 @pytest.mark.parametrize(("exc", "expected"), [
     (NotImplementedError(), str(NotDone("relu"))),
     (NotImplementedError("no rule for Cos"), "relu raised NotImplementedError: no rule for Cos"),
-    (RecursionError("maximum recursion depth exceeded"), "relu hit Python's recursion limit"),
+    (RecursionError("maximum recursion depth exceeded"),
+     "relu hit Python's recursion limit (RecursionError): about 1000 calls were nested inside each other. "
+     "Either a function calls itself without end"),
     (ValueError("assignment destination is read-only"), "relu tried to modify one of its arguments in place"),
     (ValueError("operands could not broadcast"), "relu raised ValueError: operands could not broadcast"),
     (TypeError("unsupported operand"), "relu raised TypeError: unsupported operand"),

@@ -422,6 +422,10 @@ def count_paths(edges, src, dst, memo={}):
 """,
             "keeps state between calls",
         ),
+        "recursion_on_the_same_node": (
+            with_change("count_paths", "count_paths(edges, v, dst)", "count_paths(edges, src, dst)"),
+            "so yours calls itself without end: check that each recursive call moves on",
+        ),
         "empties_edges": (
             """
 def count_paths(edges, src, dst):
@@ -446,6 +450,10 @@ def count_paths(edges, src, dst):
             "ADD",
         ),
         "counts_paths": (with_change("sum_over_paths", "product * d", "product"), "number of paths"),
+        "never_pops_the_stack": (
+            with_change("sum_over_paths", "stack.pop()", "stack[-1]"),
+            "so your function never ends: look for a loop whose condition never changes",
+        ),
         "clears_edges": (
             with_change("sum_over_paths", "    return total", "    edges.clear()\n    return total"),
             "changed the edges dictionary",
