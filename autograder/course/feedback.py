@@ -7,7 +7,9 @@ students). Every HTML file written is then scanned for hidden-test lines and mar
 any is withheld (moved to `feedback_withheld/`, never handed out) and reported with the student's name;
 the other students' files are kept, since one student's output (a print of the marker text, say) must
 not cost everyone their feedback. Math in prose and written answers is rendered as MathML when the page
-is written (mathml.py), so the page loads nothing from the internet and reads the same offline.
+is written (mathml.py), so the page loads nothing from the internet and reads the same offline. An answer
+still waiting for hand grading reads "not graded yet" with its points, and so does the total (nbgrader
+prints its empty score as 0.0, which students read as 0 marks): templates/course_feedback/page.html.j2.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from .layout import Course, CourseError
+from .layout import TEMPLATES, Course, CourseError
 from .mathml import notebook_with_mathml, without_remote_mathjax
 from .notebooks import load, regions, without_regions
 
@@ -58,6 +60,28 @@ def _preprocessor_class(transform: Callable[[NotebookNode], NotebookNode]) -> ty
     return Transform
 
 
+def _grades_with_pending() -> type:
+    """nbgrader's GetGrades that also marks the cells waiting for hand grading (`pending`) and sums their
+    points into resources (`pending_points`), for templates/course_feedback/page.html.j2."""
+    from nbgrader.preprocessors import GetGrades
+
+    class GetGradesAndPending(GetGrades):
+        def _get_score(self, cell, resources):  # noqa: ANN001, ANN202 (nbgrader's signature)
+            super()._get_score(cell, resources)
+            grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
+                                              self.assignment_id, self.student_id)
+            cell.metadata.nbgrader["pending"] = bool(grade.needs_manual_grade)
+
+        def preprocess(self, nb, resources):  # noqa: ANN001, ANN201 (nbconvert's signature)
+            nb, resources = super().preprocess(nb, resources)
+            resources["nbgrader"]["pending_points"] = sum(
+                c.metadata.nbgrader["points"] for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("pending"))
+            return nb, resources
+
+    return GetGradesAndPending
+
+
 def hidden_lines(course: Course, lesson: str) -> set[str]:
     """Distinctive lines of the lesson's hidden-test blocks: none may appear in feedback."""
     lines = set()
@@ -82,7 +106,6 @@ def feedback(course: Course, lessons: list[str]) -> FeedbackReport:
     """Write feedback HTML for every autograded submission of `lessons`, withholding any that leaks."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.converters import GenerateFeedback
-    from nbgrader.preprocessors import GetGrades
 
     from .config import nbgrader_config
     from .nbgrader_run import NbgraderFailed, run_converter
@@ -90,7 +113,8 @@ def feedback(course: Course, lessons: list[str]) -> FeedbackReport:
     config = nbgrader_config(course)
     config.GenerateFeedback.preprocessors = [_preprocessor_class(hide_hidden_tests),
                                              _preprocessor_class(notebook_with_mathml),
-                                             GetGrades, CSSHTMLHeaderPreprocessor]
+                                             _grades_with_pending(), CSSHTMLHeaderPreprocessor]
+    config.HTMLExporter.template_file = str(TEMPLATES / "course_feedback" / "page.html.j2")
     report = FeedbackReport()
     for lesson in lessons:
         students = sorted(p.parent.name for p in course.sub("autograded").glob(f"*/{lesson}"))

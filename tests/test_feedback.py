@@ -1,0 +1,56 @@
+"""`course feedback` on the tiny fixture course with a written answer: before hand grading the page says the
+answer is not graded yet (nbgrader's own page shows its empty score as 0.0, read as 0 marks), after it the
+page shows the score. One autograde run (one kernel)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from test_course_robustness import GOOD, _answered, _release_nb, _with_written_answer, _write
+from test_course_workflow import FAST, html_text, make_course
+
+from autograder.course.cli import main
+from autograder.course.layout import open_course
+
+
+@pytest.fixture
+def graded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The toy lesson with a 2-point written answer, released, collected and autograded for 'good'."""
+    make_course(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    _with_written_answer(tmp_path)
+    assert main(["release"]) == 0
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _write(inbox / "good_toy.ipynb", _answered(_release_nb(tmp_path), {**GOOD, "why": "because of Taylor"}))
+    assert main(["collect", str(inbox)]) == 0
+    assert main(["autograde", *FAST]) == 0
+    return tmp_path
+
+
+def _page(root: Path) -> str:
+    assert main(["feedback"]) == 0
+    return re.sub(r"\s+", " ", html_text(root / "course_data" / "feedback" / "good" / "01_toy" / "toy.html"))
+
+
+def test_a_written_answer_waiting_for_hand_grading_is_not_shown_as_zero(graded: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    page = _page(graded)
+    assert "Written response (not graded yet, 2.0 points)" in page
+    assert "(Score: 3.0 / 5.0; written answers worth 2.0 points are still to be graded)" in page
+    assert "Test cell (Score: 2.0 / 2.0)" in page and "Score: 0.0 / 2.0" not in page
+    assert page.count("not graded yet, 2.0 points") == 2          # in the contents and above the answer
+    assert "because of Taylor" in page
+
+    course = open_course(Path("lessons"), Path("course_data"))
+    with Gradebook(course.db_url, course.course_id) as gb:
+        grade = gb.find_grade("why", "toy", "01_toy", "good")
+        grade.manual_score = 1.5          # what formgrader does
+        grade.needs_manual_grade = False
+        gb.db.commit()
+    page = _page(graded)
+    assert "not graded yet" not in page
+    assert "Written response (Score: 1.5 / 2.0)" in page and "(Score: 4.5 / 5.0)" in page
