@@ -1,18 +1,25 @@
-"""`course feedback` on the tiny fixture course with a written answer: before hand grading the page says the
-answer is not graded yet (nbgrader's own page shows its empty score as 0.0, read as 0 marks), after it the
-page shows the score. One autograde run (one kernel)."""
+"""What feedback shows. On the tiny fixture course with a written answer: before hand grading the page says
+the answer is not graded yet (nbgrader's own page shows its empty score as 0.0, read as 0 marks), after it
+the page shows the score (one autograde run, one kernel). On every lesson: each test cell, judged as
+grading judges it (in-process, no kernel), prints a check's pass line once, not again from the hidden
+check's rerun of the visible one."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
+import nbformat
 import pytest
+from lesson_harness import ROOT, answer_namespace
 from test_course_robustness import GOOD, _answered, _release_nb, _with_written_answer, _write
 from test_course_workflow import FAST, html_text, make_course
 
 from autograder.course.cli import main
+from autograder.course.judge import is_autograded_test, judge, loopback
 from autograder.course.layout import open_course
+from autograder.course.notebooks import cell_grade_id
 
 
 @pytest.fixture
@@ -54,3 +61,20 @@ def test_a_written_answer_waiting_for_hand_grading_is_not_shown_as_zero(graded: 
     page = _page(graded)
     assert "not graded yet" not in page
     assert "Written response (Score: 1.5 / 2.0)" in page and "(Score: 4.5 / 5.0)" in page
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("lessons/*/*.ipynb")), ids=lambda p: p.parent.name[:2])
+def test_each_test_cell_prints_a_pass_line_once(path: Path) -> None:
+    """The visible check's line, and at most one of the hidden check's own (named apart, e.g. "(grading)")."""
+    repeated = {}
+    with loopback(answer_namespace(path)) as channel:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if not is_autograded_test(cell):
+                continue
+            outputs = judge(cell.source, channel, f"<test cell {cell_grade_id(cell)}>")
+            assert not [o for o in outputs if o.output_type == "error"], cell_grade_id(cell)
+            text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+            subjects = [ln.split(": ")[1] for ln in text.splitlines() if ln.startswith("passed: ")]
+            if len(subjects) > 2 or max(Counter(subjects).values(), default=1) > 1:
+                repeated[cell_grade_id(cell)] = subjects
+    assert not repeated, f"pass lines printed more than once per check: {repeated}"

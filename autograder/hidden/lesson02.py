@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 import numpy as np
 
 from autograder.checks import CheckFailure, as_real, call_student, close, new_seed
+from autograder.hidden import silently
 from autograder.lesson02 import (
     DUAL_OPS,
     OPERATIONS,
@@ -181,7 +182,7 @@ def check_count_paths(count_paths: Callable, *, seed: int | None = None) -> None
     """The visible cases again, the degenerate ones, and every node of graphs with integer and tuple
     labels against the exact counts."""
     seed = new_seed(seed)
-    visible_count_check(count_paths, seed=seed)
+    silently(visible_count_check, count_paths, seed=seed)
     degenerate_cases(count_paths, "count_paths", 1)
     exact_path_cases(count_paths, "count_paths", seed)
 
@@ -190,7 +191,7 @@ def check_sum_over_paths(sum_over_paths: Callable, *, seed: int | None = None) -
     """The visible cases again with a new seed, the degenerate ones, and graphs with other labels against
     the exact derivatives."""
     seed = new_seed(seed)
-    visible_sum_check(sum_over_paths, seed=seed + 1)
+    silently(visible_sum_check, sum_over_paths, seed=seed + 1)
     degenerate_cases(sum_over_paths, "sum_over_paths", 1.0)
     exact_path_cases(sum_over_paths, "sum_over_paths", seed)
 
@@ -229,7 +230,7 @@ def check_reverse_mode(reverse_mode: Callable, *, seed: int | None = None) -> No
 def check_dual(Dual: type, *, seed: int | None = None) -> None:
     """Every operation at more points, integer and negative powers of negative numbers, int inputs."""
     seed = new_seed(seed)
-    visible_dual_check(Dual, seed=seed)
+    silently(visible_dual_check, Dual, seed=seed)
     rng = np.random.default_rng(seed)
     power = next(op for op in DUAL_OPS if op.text == "x ** c")
     for _ in range(3):
@@ -251,7 +252,7 @@ def check_dual(Dual: type, *, seed: int | None = None) -> None:
 
 def check_adjoint_trace(adjoints: object) -> None:
     """Each adjoint against the reverse-mode engine of the course, run on the same trace."""
-    visible_adjoint_check(adjoints)
+    silently(visible_adjoint_check, adjoints)
     got = adjoint_values(adjoints)
     v = {"v-1": Value(2.0), "v0": Value(5.0)}
     v["v1"] = v["v-1"].log()
@@ -273,7 +274,7 @@ def check_diff(diff: Callable, Expr: type, *, seed: int | None = None) -> None:
     """The visible cases, then deeper random expressions in other variable names (and with respect to a
     variable the expression does not contain), each compared with the exact derivative to rounding."""
     seed = new_seed(seed)
-    visible_diff_check(diff, Expr, seed=seed)
+    silently(visible_diff_check, diff, Expr, seed=seed)
     rng = np.random.default_rng(seed + 1)
     names = ("t", "w1")
 

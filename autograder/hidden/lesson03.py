@@ -10,8 +10,6 @@ whose own gradient is wrong (observed in the kernel: only a hint, never the verd
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from collections.abc import Callable
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from autograder import lesson03 as visible
 from autograder.checks import CheckFailure, close, in_kernel
+from autograder.hidden import silently
 from autograder.lesson03 import Expression, random_expression
 from reference_impl.scalar import Value as Ref
 from reference_impl.scalar import topological_order
@@ -92,12 +91,6 @@ def _against_reference(Value: object, fn: object, focus: str, label: str, seed: 
                                f"{np.round(got, 6).tolist()} (seed {seed}).{culprit}")
 
 
-def _silently(check: Callable, *args: object) -> None:
-    """Run a visible check without its pass line: a test cell prints one line, from the visible check."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        check(*args)
-
-
 def _one_op(Value: object, fn: object, op: str, cases: list[tuple[float, object]], g: float,
             hint: str, plain: bool = False) -> None:
     """The op alone at points the visible check avoids, against the reference engine (out.grad = g); with
@@ -140,7 +133,7 @@ def _own_code(fn: object, name: str) -> None:
 def _with_reference(check: Callable, fn: object, Value: object, name: str, seed: int | None) -> int:
     _own_code(fn, name)
     seed = visible.new_seed(seed)
-    _silently(check, fn, Value, seed)
+    silently(check, fn, Value, seed)
     _against_reference(Value, fn, name, f"`{name}`", seed + 1)
     return seed
 
@@ -206,7 +199,7 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     too: the visible run is the kernel's word) and larger random graphs."""
     _own_code(topological_sort, "topological_sort")
     seed = visible.new_seed(seed)
-    _silently(visible.check_topological_sort, topological_sort, Value, seed)
+    silently(visible.check_topological_sort, topological_sort, Value, seed)
     rng = np.random.default_rng(seed + 1)
     label = "`topological_sort`"
     graphs = [(f"{label} on a 15 000-deep chain", [1.0 + k for k in range(15_001)],
@@ -251,7 +244,7 @@ def check_backprop(backprop: Callable, Value: type, seed: int | None = None) -> 
     """The visible cases, plus the reference engine on long random expressions."""
     _own_code(backprop, "backprop")
     seed = visible.new_seed(seed)
-    _silently(visible.check_backprop, backprop, Value, seed)
+    silently(visible.check_backprop, backprop, Value, seed)
     for k, focus in enumerate(("mul", "tanh", "power")):
         _against_reference(Value, None, focus, "`backprop`", seed + 1 + k, backprop=backprop, count=2)
     _judge_rules(backprop, Value, np.random.default_rng(seed + 4))
@@ -306,7 +299,7 @@ def _judge_rules(backprop: object, Value: object, rng: np.random.Generator) -> N
 def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
     """The visible cases, plus an MLP with several outputs and a one-layer (linear) MLP."""
     seed = visible.new_seed(seed)
-    _silently(visible.check_mlp, Neuron, Layer, MLP, Value, seed)
+    silently(visible.check_mlp, Neuron, Layer, MLP, Value, seed)
     _observe(visible.mlp_observations, MLP, Value, seed + 1, [[3, [5, 2]], [4, [1]], [2, [3, 3, 3]]])
     rng = np.random.default_rng(seed + 2)
     for n_in, sizes in ((3, [4, 2]), (2, [3, 1])):
@@ -370,8 +363,8 @@ def check_train_step(train_step: Callable, Value: type, seed: int | None = None)
     """Two more runs of the visible check, then two steps on grader-drawn data against the reference."""
     _own_code(train_step, "train_step")
     seed = visible.new_seed(seed)
-    _silently(visible.check_train_step, train_step, Value, seed)
-    _silently(visible.check_train_step, train_step, Value, seed + 1)
+    silently(visible.check_train_step, train_step, Value, seed)
+    silently(visible.check_train_step, train_step, Value, seed + 1)
     rng = np.random.default_rng(seed + 2)
     theta = rng.normal(size=13) * 0.8
     held = rng.normal(size=13)
