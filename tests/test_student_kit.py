@@ -68,8 +68,10 @@ def kit_python(kit: Path) -> Path:
     The venv is fresh (nothing but what the kit's pyproject.toml brings) and kept between test runs under
     KIT_VENVS, keyed by the kit's pyproject.toml and this Python's version: installing its dependencies
     (some 600 MB, jupyterlab and scikit-learn) took about 70 s of every run. The first run of a key does
-    exactly `pip install .`; a later one reinstalls the kit package itself (`--no-deps --force-reinstall`)
-    and `pip check` proves the kept dependencies still satisfy it. COURSE_FRESH_KIT_VENV=1 rebuilds it."""
+    `pip install .` with `--no-compile` (the same packages; pip's ahead-of-time bytecode of every module,
+    some 15 s, is left to the imports that need it); a later one reinstalls the kit package itself
+    (`--no-deps --force-reinstall`) and `pip check` proves the kept dependencies still satisfy it.
+    COURSE_FRESH_KIT_VENV=1 rebuilds it."""
     key = hashlib.sha256((kit / "pyproject.toml").read_bytes() + sys.version.encode()).hexdigest()[:16]
     venv = KIT_VENVS / f"kit-venv-{key}"
     python = venv / "bin" / "python"
@@ -81,7 +83,7 @@ def kit_python(kit: Path) -> Path:
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env(),
                            timeout=300)
-            _pip(python, "install", "--quiet", ".", cwd=kit)
+            _pip(python, "install", "--quiet", "--no-compile", ".", cwd=kit)
             done.touch()
         else:
             _pip(python, "install", "--quiet", "--no-deps", "--force-reinstall", ".", cwd=kit)
