@@ -40,22 +40,26 @@ def test_nbgrader_layout_credits_the_folder_above_the_lesson_folder(course: Cour
     _put(FINITE, subs / "s3" / "02_chain_rule" / "finite_differences.ipynb", "s3")    # lesson 01's file
     _put(FINITE, subs / "s6" / "02_chain_rule" / "chain_rule.ipynb", "s6")    # named 02, lesson 01's cells
     _put(CHAIN, subs / "02_chain_rule" / "chain_rule.ipynb", "nobody")       # no student folder above it
+    _put(CHAIN, subs / "02_chain_rule" / "s8" / "chain_rule.ipynb", "s8")    # an LMS's per-lesson folder
+    _put(FINITE, subs / "02_chain_rule" / "s9" / "finite_differences.ipynb", "s9")
     report = collect(course, subs)
     assert sorted(report.imported) == ["s1/02_chain_rule", "s2/02_chain_rule", "s4/02_chain_rule",
-                                       "s5/01_finite_differences"]
+                                       "s5/01_finite_differences", "s8/02_chain_rule"]
     problems = dict(report.problems)
     assert set(problems) == {"s3/02_chain_rule/finite_differences.ipynb", "s6/02_chain_rule/chain_rule.ipynb",
-                             "02_chain_rule/chain_rule.ipynb"}
-    assert ("a folder for lesson 02_chain_rule, but its name makes it 01_finite_differences's notebook"
+                             "02_chain_rule/chain_rule.ipynb", "02_chain_rule/s9/finite_differences.ipynb"}
+    under = "filed under lesson 02_chain_rule"
+    assert (f"{under} (s3/02_chain_rule/), but its name makes it 01_finite_differences's notebook"
             in problems["s3/02_chain_rule/finite_differences.ipynb"])
-    assert ("a folder for lesson 02_chain_rule, but its cells are 01_finite_differences's notebook"
+    assert (f"{under} (s6/02_chain_rule/), but its cells are 01_finite_differences's notebook"
             in problems["s6/02_chain_rule/chain_rule.ipynb"])
     assert "cannot tell the student id" in problems["02_chain_rule/chain_rule.ipynb"]
+    assert f"{under} (02_chain_rule/s9/)" in problems["02_chain_rule/s9/finite_differences.ipynb"]
     rejected = course.sub("rejected")
     assert (rejected / "s3" / "02_chain_rule" / "finite_differences.ipynb").exists()   # nothing lost
     assert (rejected / "s6" / "02_chain_rule" / "chain_rule.ipynb").exists()
     submitted = course.sub("submitted")
-    assert sorted(p.name for p in submitted.iterdir()) == ["s1", "s2", "s4", "s5"]
+    assert sorted(p.name for p in submitted.iterdir()) == ["s1", "s2", "s4", "s5", "s8"]
     assert "s2" in json.loads((submitted / "s2" / "02_chain_rule" / "chain_rule.ipynb").read_text()
                               )["cells"][-1]["source"]
 

@@ -9,8 +9,9 @@ in its cells.
 
 Whose file it is comes only from the file's own name or the folder holding it: a name `<student>_<notebook>`
 says it, else the holding folder does; a holding folder named for a lesson is never a student id, the folder
-above it is. A file in a lesson's folder must be that lesson's notebook, by its name and by its cells: one
-that is another lesson's is refused with the reason. A folder that holds both files named for other
+above it is. A file in a lesson's folder (holding it, or holding its student's folder:
+`02_chain_rule/<student>/`) must be that lesson's notebook, by its name and by its cells: one that is
+another lesson's is refused with the reason. A folder that holds both files named for other
 students and files that only its own name could credit is ambiguous, and two files crediting the same
 student and lesson in one export are too: both are refused with the reason rather than guessed.
 
@@ -75,7 +76,7 @@ class _Owner:
 
     student: str | None
     how: str                   # FILE_NAME, "the folder <path>/", or why no student can be credited
-    lesson: str | None         # the lesson the folder holding the file is named for, if it is
+    lesson: str | None         # the lesson the file's folder (or the one above it) is named for, if any
 
 
 FILE_NAME = "the file name"
@@ -187,9 +188,11 @@ def _by_cells(index: list[_Lesson], nb: dict) -> _Lesson | None:
     return ranked[0]
 
 
-def _folder_lesson(index: list[_Lesson], name: str) -> str | None:
-    """The lesson a folder is named for: its id ('02_chain_rule') or its number ('02'); None if none."""
-    return next((e.lesson for e in index if name in (e.lesson, e.lesson[:2])), None)
+def _lesson_of(index: list[_Lesson], root: Path, folder: Path) -> str | None:
+    """The lesson a folder under root is named for: its id ('02_chain_rule') or its number ('02')."""
+    if folder == root:
+        return None
+    return next((e.lesson for e in index if folder.name in (e.lesson, e.lesson[:2])), None)
 
 
 def _claim(index: list[_Lesson], path: Path) -> _Claim:
@@ -217,8 +220,9 @@ def _owners(root: Path, index: list[_Lesson], claims: dict[Path, _Claim]) -> dic
         by_folder.setdefault(path.parent, []).append(path)
     out: dict[Path, _Owner] = {}
     for folder, paths in by_folder.items():
-        lesson = None if folder == root else _folder_lesson(index, folder.name)
+        lesson = _lesson_of(index, root, folder)
         holder = folder.parent if lesson else folder     # nbgrader's <student>/<lesson>/ layout
+        lesson = lesson or (_lesson_of(index, root, folder.parent) if folder != root else None)
         folder_id = None if holder == root else holder.name
         named = {claims[p].from_name for p in paths if claims[p].from_name and not claims[p].renamed}
         unnamed = [p for p in paths if claims[p].lesson and not claims[p].from_name]
@@ -279,7 +283,7 @@ def _collect_one(course: Course, root: Path, index: list[_Lesson], path: Path, c
                       f"file <student>_{match.notebook}.ipynb")
     other = owner.lesson and _lesson_mismatch(index, nb, claim, owner.lesson)
     if other:
-        return reject(f"it sits in {rel.parent}/, a folder for lesson {owner.lesson}, but {other}: which "
+        return reject(f"it is filed under lesson {owner.lesson} ({rel.parent}/), but {other}: which "
                       f"lesson {student} meant it for cannot be told; ask them, then collect it alone as "
                       "<student>_<notebook>.ipynb of that lesson")
     if twins:
