@@ -66,6 +66,7 @@ __all__ = [
     "check_diff",
     "call_with_step_limit",
     "StepLimitExceeded",
+    "PATH_STEPS",
 ]
 
 Edge = tuple[Hashable, Hashable]
