@@ -544,13 +544,14 @@ def path_hint(name: str, case: SmallGraph, got: float, swapped: float | None) ->
     if counting and got in node_counts(case) and got > 1:
         return f"you counted reachable nodes, not paths. {paths_rule}"
     if counting and 1 <= got < want:
-        symptom = ("your function finds whether a path exists, not how many" if got == 1 else
-                   "your count is too low: it misses routes")
-        return (f"{symptom}. Routes that meet at a node (one with two parents) are still different "
-                "routes: each counts, and so does each way on from that node. Look for a node skipped "
-                "because it was reached before (a visited set, as in graph search, or a memo that answers "
-                "0: keep the node's count and reuse it instead), counts combined with max, any or `or` (add "
-                "them), or a count overwritten with = where it must be added with +=.")
+        meet = ("Routes that meet at a node (one with two parents) are still different routes: each counts, "
+                "and so does each way on from that node.")
+        if got == 1:  # every count stayed at one: counts were never added up
+            return (f"your function finds whether a path exists, not how many. {meet} Add the counts: do "
+                    "not combine them with max, any or `or`, nor overwrite a count with = where += adds.")
+        return (f"your count is too low: it misses routes. {meet} So a node reached a second time must "
+                "count again: a visited set (as in graph search) skips it, and so does a memo that answers "
+                "0 for a node seen before (give back its stored count instead).")
     if not counting and got == case.paths:
         return ("you returned the number of paths. Multiply the edge derivatives along each path and add "
                 "up the products.")
@@ -1058,9 +1059,11 @@ def check_dual_op(
     want_value, want_deriv = op.plain(a, b, c), directional_derivative(op, a, da, b, db, c)
     if not close(value, want_value, 1e-12):
         hint = f"the value part is just the ordinary result of {op.text} on the values."
-        swapped = {"c - x": a - c, "c / x": a / c}.get(op.text)
-        if swapped is not None and close(value, swapped, 1e-12):
-            hint = f"you computed {op.text[::-1]} instead: {op.rule}."
+        swapped = {"c - x": (a - c, "__rsub__", "-x'"), "c / x": (a / c, "__rtruediv__", "-c x' / x^2")}
+        if op.text in swapped and close(value, swapped[op.text][0], 1e-12):
+            _, method, slope_text = swapped[op.text]
+            hint = (f"you computed {op.text[::-1]} instead. With a number on the left, {op.text} calls "
+                    f"x.{method}(c), which must return {op.text}, whose derivative is {slope_text}.")
         raise CheckFailure(f"{what}: value {value!r}, expected {want_value!r} (seed {seed}).\nHint: {hint}")
     if close(deriv, want_deriv, 1e-8):
         return

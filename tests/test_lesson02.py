@@ -360,7 +360,8 @@ def count_paths(edges, src, dst):
     return walk(src)
 """,
             "your count is too low: it misses routes. Routes that meet at a node (one with two parents) are "
-            "still different routes",
+            "still different routes: each counts, and so does each way on from that node. So a node reached "
+            "a second time must count again: a visited set",
         ),
         "overwrites_instead_of_adding": (
             f"""
@@ -373,7 +374,8 @@ def count_paths(edges, src, dst):
             count[v] = count[u]
     return count.get(dst, 0)
 """,
-            "finds whether a path exists, not how many. Routes that meet",
+            "finds whether a path exists, not how many. Routes that meet at a node (one with two parents) "
+            "are still different routes: each counts, and so does each way on from that node. Add the counts",
         ),
         "memo_answers_zero": (
             """
@@ -555,7 +557,8 @@ def forward_mode(edges, src):
         ),
         "rsub_same_as_sub": (
             with_change("dual", "return Dual.lift(other) - self", "return self - other"),
-            "you computed x - c instead",
+            "you computed x - c instead. With a number on the left, c - x calls x.__rsub__(c), which must "
+            "return c - x, whose derivative is -x'.",
         ),
         "constant_not_lifted": (
             with_change(
