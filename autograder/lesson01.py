@@ -107,6 +107,8 @@ def scalar_candidates(f: SmoothFunction, x: float, h: float) -> dict[str, float]
         "backward": backward,
         "central": central,
         "central divided by h": 2 * central,
+        "forward divided by 2h": forward / 2,
+        "backward divided by 2h": backward / 2,
         "forward with the sign flipped": -forward,
         "backward with the sign flipped": -backward,
         "central with the sign flipped": -central,
@@ -127,12 +129,16 @@ HINTS = {
     "central": "your value is the CENTRAL difference (f(x+h) - f(x-h)) / (2h)",
     "central divided by h": "your value is (f(x+h) - f(x-h)) / h, twice the central difference: the two "
     "points are 2h apart, so divide by 2h",
-    "forward with the sign flipped": "your result is the negative of the forward difference, (f(x) - f(x+h)) "
-    "/ h: subtract in the other order",
-    "backward with the sign flipped": "your result is the negative of the backward difference, "
-    "(f(x-h) - f(x)) / h: subtract in the other order",
-    "central with the sign flipped": "your result is the negative of the central difference, "
-    "(f(x-h) - f(x+h)) / (2h): subtract in the other order",
+    "forward divided by 2h": "your value is (f(x+h) - f(x)) / (2h), half the forward difference: x and x+h "
+    "are only h apart, so divide by h",
+    "backward divided by 2h": "your value is (f(x) - f(x-h)) / (2h), half the backward difference: x-h and x "
+    "are only h apart, so divide by h",
+    "forward with the sign flipped": "your value is (f(x) - f(x+h)) / h, the forward difference with its "
+    "sign flipped: subtract in the other order",
+    "backward with the sign flipped": "your value is (f(x-h) - f(x)) / h, the backward difference with its "
+    "sign flipped: subtract in the other order",
+    "central with the sign flipped": "your value is (f(x-h) - f(x+h)) / (2h), the central difference with "
+    "its sign flipped: subtract in the other order",
     "central times h over 2": "your value is (f(x+h) - f(x-h)) / 2 * h, which Python reads as "
     "((...) / 2) * h: put brackets around the denominator, / (2 * h)",
     "forward without brackets": "your value is f(x+h) - f(x) / h, which Python reads as f(x+h) - (f(x) / h): "
@@ -179,6 +185,8 @@ def run_student(call: str, seed: int, name: str, fn: Callable, *args: object) ->
     """call_student, with the failing case, the seed and the line of the student's code that raised put into
     any message but the blank one."""
     def reword(exc: CheckFailure) -> str:
+        if exc.__context__ is None:  # the check's own failure (f called wrongly): no traceback to see
+            return f"{call} (seed {seed}): {exc}"
         return (f"{call} (seed {seed}): {exc}\nHint: {student_line(exc.__context__)}To see the whole "
                 f"traceback, call it yourself in a cell of your own, e.g. {TRY_IT[name]}.")
 
@@ -292,7 +300,7 @@ class ArrayFunction:
         if arr.shape != self.shape:
             raise CheckFailure(
                 f"numerical_gradient called f with an array of shape {arr.shape}, but x has shape "
-                f"{self.shape}. Call f with a perturbed copy of x that keeps x's shape (use "
+                f"{self.shape}.\nHint: call f with a perturbed copy of x that keeps x's shape (use "
                 f"np.ndindex(x.shape) or a flat view of a reshaped copy to visit the entries)."
             )
         if len(self.points) < 200:
@@ -674,9 +682,9 @@ def check_shape_error(relative_error: Callable, a: np.ndarray, b: np.ndarray, se
     missing = [shape for shape in (a.shape, b.shape) if not any(n in message for n in shape_names(shape))]
     if missing:
         raise CheckFailure(
-            f"{call} raised ValueError({str(error)!r}), which does not name the shape {missing[0]}: a "
-            f"student reading it cannot tell which argument is wrong (seed {seed}). Put both shapes in the "
-            f"message, e.g. with an f-string of np.shape(a) and np.shape(b)."
+            f"{call} raised ValueError({str(error)!r}), which does not name the shape {missing[0]}: when "
+            f"you read it after a failed call, you cannot tell which argument has the wrong shape (seed "
+            f"{seed}). Put both shapes in the message, e.g. with an f-string of np.shape(a) and np.shape(b)."
         )
 
 

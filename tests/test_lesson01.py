@@ -113,7 +113,11 @@ BUGS = {
         "sign_flipped": ("""
 def forward_difference(f, x, h):
     return (f(x) - f(x + h)) / h
-""", "negative of the forward difference"),
+""", "the forward difference with its sign flipped"),
+        "divides_by_2h": ("""
+def forward_difference(f, x, h):
+    return (f(x + h) - f(x)) / (2 * h)
+""", "half the forward difference: x and x+h are only h apart, so divide by h"),
         "not_divided": ("""
 def forward_difference(f, x, h):
     return f(x + h) - f(x)
@@ -129,7 +133,11 @@ def forward_difference(f, x, h):
         "sign_flipped": ("""
 def backward_difference(f, x, h):
     return (f(x - h) - f(x)) / h
-""", "negative of the backward difference"),
+""", "the backward difference with its sign flipped"),
+        "divides_by_2h": ("""
+def backward_difference(f, x, h):
+    return (f(x) - f(x - h)) / (2 * h)
+""", "half the backward difference: x-h and x are only h apart, so divide by h"),
     },
     "central_difference": {
         "forward_instead": (renamed("forward_difference", "central_difference"),
@@ -149,7 +157,7 @@ def central_difference(f, x, h):
         "sign_flipped": ("""
 def central_difference(f, x, h):
     return (f(x - h) - f(x + h)) / (2 * h)
-""", "negative of the central difference"),
+""", "the central difference with its sign flipped"),
         "not_divided": ("""
 def central_difference(f, x, h):
     return f(x + h) - f(x - h)
@@ -240,6 +248,10 @@ def numerical_gradient(f, x, h=1e-5):
         grad[index] = (f(xp) - f(xm)) / (2 * h)
     return grad
 """, "does not copy"),
+        "calls_f_flattened": (CORRECT_GRADIENT.replace("np.array(x, dtype=float)",
+                                                       "np.array(x, dtype=float).ravel()")
+                              .replace("return grad", "return grad.reshape(np.shape(x))"),
+                              "but x has shape"),
         "rows_not_entries": ("""
 def numerical_gradient(f, x, h=1e-5):
     point = np.array(x, dtype=float)
@@ -327,7 +339,9 @@ def relative_error(a, b):
             "return 0.0 if size == 0 else float(np.max(np.abs(a - b)) / size)",
             "return float(np.max(np.abs(a - b)) / (size + 1e-8))"), "added to the denominator"),
         "value_error_names_no_shapes": (SOLUTIONS["relative_error"].replace(
-            'f"shapes {a.shape} and {b.shape} differ"', '"the shapes differ"'), "does not name the shape"),
+            'f"shapes {a.shape} and {b.shape} differ"', '"the shapes differ"'),
+            "does not name the shape (3,): when you read it after a failed call, you cannot tell which "
+            "argument has the wrong shape"),
     },
 }
 
