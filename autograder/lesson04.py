@@ -75,6 +75,8 @@ STAGES = {"forward": "exercise 2 (forward)", "deltas": "exercise 3 (deltas)",
           "deltas_plus": "exercise 3b (deltas_plus)",
           "grads": "exercise 4 (grads)", "updated": "exercise 5 (updated)"}
 TOL = 1e-4  # hand-worked numbers here are exact at two decimals
+ROUNDED = (f"it is close, but not within {TOL:g} of what the rule gives: if you rounded, give more digits, "
+           f"or type the arithmetic itself, such as 0.5 * 2")
 
 # What each entry is computed from, in the order a slip propagates: an entry whose inputs are wrong is
 # held back (judging it against a wrong input would report one slip several times).
@@ -87,8 +89,16 @@ def verdict(yours: object, confirmed: float) -> str:
     """One line for the confirmation cells: your entry and whether it agrees, never the confirming number."""
     if not isinstance(yours, int | float) or isinstance(yours, bool):
         return f"{'—':>9}  (not filled in)"
-    agrees = close(float(yours), confirmed, TOL)
-    return f"{yours + 0.0:9.4f}  " + ("agrees" if agrees else "DIFFERS: look again at this path")
+    if close(float(yours), confirmed, TOL):
+        return f"{yours + 0.0:9.4f}  agrees"
+    if _near(float(yours), confirmed):
+        return f"{yours + 0.0:9.4f}  DIFFERS slightly: if you rounded, give more digits"
+    return f"{yours + 0.0:9.4f}  DIFFERS: work this entry out again"
+
+
+def _near(got: float, want: float) -> bool:
+    """Whether got is want rounded (to two decimals or so) but not within TOL: a rounding, not a slip."""
+    return close(got, want, 1e-2) and not close(got, want, TOL)
 
 
 def _cause(candidates: list[tuple[bool, str]], otherwise: str) -> str:
@@ -121,7 +131,7 @@ def _entries(answer: object, keys: tuple[str, ...], name: str) -> dict[str, floa
         if "[" in name:
             raise CheckFailure(f"{name} is still empty: replace every None in it with the number you worked "
                                "out, then run its cell and this one again.")
-        raise NotDone(STAGES.get(name, name))
+        raise NotDone(name)
     values = {}
     for k in keys:
         v = answer[k]
@@ -140,7 +150,7 @@ def _forward_entries(forward: object, xs: tuple[float, ...] = X) -> dict[float, 
         if x not in forward:
             raise CheckFailure(f"forward has no entry for x = {x:g}; keep the keys -1 and 1 of the template.")
     if all(isinstance(forward[x], dict) and all(forward[x].get(k) is None for k in UNITS) for x in X):
-        raise NotDone(STAGES["forward"])
+        raise NotDone("forward")
     return {x: _entries(forward[x], UNITS, f"forward[{x:g}]") for x in xs}
 
 
@@ -204,7 +214,8 @@ def forward_errors(f: dict[str, float], x: float, y: float) -> list[str]:
         other = "2" if j == "1" else "1"
         why = _cause([(close(h, w[f"w{other}0"] * x, TOL),
                        f"you used w{other}0, the weight into unit {other}"),
-                      (close(h, -w[f"w{j}0"] * x, TOL), "the sign is flipped")],
+                      (close(h, -w[f"w{j}0"] * x, TOL), "the sign is flipped"),
+                      (_near(h, w[f"w{j}0"] * x), ROUNDED)],
                      f"unit {j} is linear with bias 0")
         errors[f"h{j}"] = f"{at}['h{j}'] = {h:g} is not w{j}0 * x with x = {x:g}: {why}."
     for j in ("3", "4"):
@@ -214,14 +225,16 @@ def forward_errors(f: dict[str, float], x: float, y: float) -> list[str]:
                                f"w{j}1*h1 + w{j}2*h2 + b: {_z_cause(z, j, f['h1'], f['h2'])}")
         h = f[f"h{j}"]
         if not close(h, max(z, 0.0), TOL):
-            cause = _cause([(close(h, z, TOL) and z < 0, f"you copied z{j}, but unit {j} is a ReLU")],
+            cause = _cause([(close(h, z, TOL) and z < 0, f"you copied z{j}, but unit {j} is a ReLU"),
+                            (_near(h, max(z, 0.0)), ROUNDED)],
                            f"unit {j} is a ReLU")
             errors[f"h{j}"] = (f"{at}['h{j}'] = {h:g} does not follow from your z{j} = {z:g}: {cause}, "
                                f"h{j} = relu(z{j}) = max(z{j}, 0).")
     yhat = f["yhat"]
     if not close(yhat, w["w53"] * f["h3"] + w["w54"] * f["h4"], TOL):
         cause = _cause([(close(yhat, w["w53"] * f["z3"] + w["w54"] * f["z4"], TOL),
-                         "you used z3 and z4; the output reads the ReLU OUTPUTS h3 and h4")],
+                         "you used z3 and z4; the output reads the ReLU OUTPUTS h3 and h4"),
+                        (_near(yhat, w["w53"] * f["h3"] + w["w54"] * f["h4"]), ROUNDED)],
                        "the output unit is linear, bias 0")
         errors["yhat"] = (f"{at}['yhat'] = {yhat:g} does not follow from your h3 and h4 by "
                           f"yhat = w53*h3 + w54*h4 ({cause}).")
@@ -229,7 +242,8 @@ def forward_errors(f: dict[str, float], x: float, y: float) -> list[str]:
     if not close(loss, (yhat - y) ** 2 / 2, TOL):
         cause = _cause([(close(loss, (yhat - y) ** 2, TOL), "the 1/2 is missing"),
                         (close(loss, abs(yhat - y) / 2, TOL), "the error is not squared"),
-                        (loss < 0, "a squared error is never negative")],
+                        (loss < 0, "a squared error is never negative"),
+                        (_near(loss, (yhat - y) ** 2 / 2), ROUNDED)],
                        "square the error, then halve it")
         errors["L"] = (f"{at}['L'] = {loss:g} does not follow from your yhat = {yhat:g}: "
                        f"L = (yhat - y)**2 / 2 with y = {y:g} ({cause}).")
@@ -244,7 +258,8 @@ def _z_cause(z: float, j: str, h1: float, h2: float) -> str:
     other, out_of = ("4", "1") if j == "3" else ("3", "2")
     right = w[f"w{j}1"] * h1 + w[f"w{j}2"] * h2
     candidates = [(close(z, right, TOL), f"the bias b = {b:g} is missing"),
-                  (close(z, right - b, TOL), "the bias was subtracted, not added")]
+                  (close(z, right - b, TOL), "the bias was subtracted, not added"),
+                  (_near(z, right + b), ROUNDED)]
     candidates += [(close(z, w[a] * h1 + w[c] * h2 + b, TOL), f"you used {a} and {c}, {which}")
                    for a, c, which in ((f"w3{out_of}", f"w4{out_of}", f"the weights OUT of unit {out_of}"),
                                        (f"w{other}1", f"w{other}2", f"the weights into unit {other}"),
@@ -266,7 +281,8 @@ def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float =
     errors: dict[str, str] = {}
     if not close(d["d5"], f["yhat"] - y, TOL):
         cause = _cause([(close(d["d5"], y - f["yhat"], TOL),
-                         "the sign is flipped: d5 = yhat - y, not y - yhat")],
+                         "the sign is flipped: d5 = yhat - y, not y - yhat"),
+                        (_near(d["d5"], f["yhat"] - y), ROUNDED)],
                        "d5 = dL/dyhat = yhat - y for L = (yhat - y)**2 / 2")
         errors["d5"] = f"{at}['d5'] = {d['d5']:g} does not follow from {whose} yhat and y = {y:g}: {cause}."
     for j in ("3", "4"):
@@ -283,7 +299,8 @@ def delta_errors(d: dict[str, float], f: dict[str, float], own: bool, y: float =
                 [(close(dj, max(z, 0.0) * w[f"w5{j}"] * d["d5"], TOL),
                   f"you multiplied by relu(z{j}), but the rule takes its slope relu'(z{j})"),
                  (close(dj, -w[f"w5{j}"] * d["d5"], TOL), "the sign is flipped"),
-                 (close(dj, d["d5"], TOL), f"the factor w5{j} is missing")],
+                 (close(dj, d["d5"], TOL), f"the factor w5{j} is missing"),
+                 (_near(dj, w[f"w5{j}"] * d["d5"]), ROUNDED)],
                 f"d{j} = w5{j} * d5 with your d5"))
         errors[f"d{j}"] = f"{at}['d{j}'] = {dj:g} breaks d{j} = relu'(z{j}) * w5{j} * d5: {cause}."
     for j in ("1", "2"):
@@ -310,6 +327,7 @@ def _first_layer_delta_cause(dj: float, j: str, d: dict[str, float]) -> str:
         (f"w3{other}", f"w4{other}", f"you used w3{other} and w4{other}, the weights out of unit {other}"),
         ("w31", "w32", "you used w31 and w32, the weights INTO unit 3"),
         ("w41", "w42", "you used w41 and w42, the weights INTO unit 4"))]
+    candidates.append((_near(dj, terms["3"] + terms["4"]), ROUNDED))
     return _cause(candidates, f"take each edge out of unit {j}: its weight times the delta of the unit it "
                               "feeds, and add the two")
 
@@ -330,7 +348,8 @@ def grad_errors(g: dict[str, float], d: dict[str, float], f: dict[str, float], o
         j, i = name[1], name[2]
         dj = d[f"d{j}"]
         candidates = [(close(g[name], -dj * h[i], TOL) and dj * h[i] != 0, "the sign is flipped"),
-                      (close(g[name], dj, TOL) and h[i] != 1, f"the factor {names[i]} is missing")]
+                      (close(g[name], dj, TOL) and h[i] != 1, f"the factor {names[i]} is missing"),
+                      (_near(g[name], dj * h[i]), ROUNDED)]
         # (abs(v) == 1 is the missing factor, named above)
         candidates += [(close(g[name], dj * v, TOL) and abs(v) not in (1, abs(h[i])) and dj != 0,
                         f"it is d{j} times {k}, but {name} carries {names[i]} (from unit {i} into unit {j})")
@@ -424,7 +443,8 @@ def _step_errors(new: dict[str, float], g: dict[str, float], mine: bool) -> list
         if close(new[name], _W[name] - LR * g[name], TOL):
             continue
         cause = _cause([(close(new[name], _W[name] + LR * g[name], TOL),
-                         "the step goes AGAINST the gradient: w - lr * dL/dw")],
+                         "the step goes AGAINST the gradient: w - lr * dL/dw"),
+                        (_near(new[name], _W[name] - LR * g[name]), ROUNDED)],
                        f"w_new = w - lr * dL/dw with lr = {LR:g}")
         out.append(f"updated[{name!r}] = {new[name]:g} is not one step from {name} = {_W[name]:g} "
                    f"with {'your' if mine else 'the correct'} grads[{name!r}]: {cause}.")

@@ -61,6 +61,11 @@ BUGS = {
         {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 2.25},
         {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 1.0}),
         "the 1/2 is missing", "(yhat - y)**2 / 2"),
+    "loss rounded to two decimals": ("forward", fwd(
+        {"h1": -1.0, "h2": 2.0, "z3": 1.0, "h3": 1.0, "z4": -1.5, "h4": 0.0, "yhat": 2.0, "L": 1.13},
+        {"h1": 1.0, "h2": -2.0, "z3": -2.0, "h3": 0.0, "z4": 0.5, "h4": 0.5, "yhat": -0.5, "L": 0.5}),
+        "it is close, but not within 0.0001 of what the rule gives: if you rounded, give more digits",
+        "(yhat - y)**2 / 2"),
     "inactive ReLU passes gradient": (
         "deltas", "deltas = {'d1': -1.5, 'd2': 2.25, 'd3': 3.0, 'd4': -1.5, 'd5': 1.5}\n",
         "unit 4's ReLU is inactive (your z4 = -1.5 <= 0)", "inactive"),
@@ -362,11 +367,21 @@ def test_in_the_kit_a_stage_on_a_broken_earlier_stage_says_which_exercise_to_fin
 def test_a_blank_stage_gets_the_course_wide_not_done_message():
     blank = {stage: re.sub(r"-?\d+\.\d+", "None", source) for stage, source in RIGHT.items()}
     ns = answers(**blank)
-    exercises = ("2 (forward)", "3 (deltas)", "3b (deltas_plus)", "4 (grads)", "5 (updated)")
-    for stage, exercise in zip(STAGES, exercises, strict=True):
+    names = ("forward", "deltas", "deltas_plus", "grads", "updated")  # the dict the student fills in
+    for stage, name in zip(STAGES, names, strict=True):
         for module in (visible, hidden):
-            with pytest.raises(NotDone, match=rf"exercise {re.escape(exercise)} is not written yet"):
+            with pytest.raises(NotDone) as info:
                 run_stage(stage, ns, module)
+            assert str(info.value) == str(NotDone(name))
+
+
+def test_confirmation_verdicts_name_a_rounding_and_never_the_confirming_number():
+    assert visible.verdict(1.1249, 1.125).endswith("agrees")
+    for rounded in (1.13, 1.124):
+        line = visible.verdict(rounded, 1.125)
+        assert "DIFFERS slightly: if you rounded, give more digits" in line and "1.125" not in line, line
+    line = visible.verdict(4.5, 1.125)
+    assert line.endswith("DIFFERS: work this entry out again") and "1.125" not in line, line
 
 
 def test_a_passing_check_prints_one_line(capsys):
