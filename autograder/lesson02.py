@@ -1659,7 +1659,7 @@ def judge_diff(diff: Callable, Expr: type, case: DiffCase, points: list[Env], se
         at = ", ".join(f"{name} = {value:g}" for name, value in env.items() if name in show(case.expr))
         at = f"at {at}" if at else "everywhere"
         shown = 0.0 if abs(want) <= max(fd_error, 1e-12) else want  # finite differences of a constant
-        hint = diff_hint(case, env, got, want, lambda other: right_for(diff, Expr, case, other, env))
+        hint = diff_hint(case, env, got, want, lambda other, at=env: right_for(diff, Expr, case, other, at))
         raise CheckFailure(
             f"{what}: your derivative evaluates to {got!r} {at}, but finite differences of "
             f"{show(case.expr)} give {shown!r} (seed {seed}).\nHint: {hint}")
