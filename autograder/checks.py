@@ -102,7 +102,7 @@ class NotDone(CheckFailure):
 
     def __init__(self, what: str):
         super().__init__(f"{what} is not written yet: replace `raise NotImplementedError()` in its answer "
-                         "cell with your code, run that cell, then run this test cell again.")
+                         "cell with your answer, run that cell, then run this test cell again.")
 
 
 class StudentObject:
@@ -945,7 +945,8 @@ def check_close(got: object, expected: object, *, name: str, rtol: float = 1e-7,
     """Compare a student's value with one computed by the check: shape, kind and finiteness first."""
     want = np.asarray(expected, dtype=_float64)
     if got is None:
-        raise CheckFailure(f"{name} is None. Did you forget to return it or to fill it in?")
+        raise CheckFailure(f"{name} is None: a function that ends without `return` gives None, and so does "
+                           "an entry left as None. Return the value, or put your number in place of None.")
     try:
         plain = _plain(got, name, want.shape, allow_int=True)
     except GradientCheckError as exc:
