@@ -46,9 +46,10 @@ def test_a_written_answer_waiting_for_hand_grading_is_not_shown_as_zero(graded: 
     from nbgrader.api import Gradebook
 
     page = _page(graded)
-    assert "Written response (not graded yet, 2.0 points)" in page
+    assert "Written response: why (not graded yet, 2.0 points)" in page
     assert "(Score: 3.0 / 5.0; written answers worth 2.0 points are still to be graded)" in page
-    assert "Test cell (Score: 2.0 / 2.0)" in page and "Score: 0.0 / 2.0" not in page
+    assert "Test cell: square (Score: 2.0 / 2.0)" in page and "Score: 0.0 / 2.0" not in page
+    assert "Test cell: cube (Score: 1.0 / 1.0)" in page      # the contents name each cell's exercise
     assert page.count("not graded yet, 2.0 points") == 2          # in the contents and above the answer
     assert "because of Taylor" in page
 
@@ -60,7 +61,7 @@ def test_a_written_answer_waiting_for_hand_grading_is_not_shown_as_zero(graded: 
         gb.db.commit()
     page = _page(graded)
     assert "not graded yet" not in page
-    assert "Written response (Score: 1.5 / 2.0)" in page and "(Score: 4.5 / 5.0)" in page
+    assert "Written response: why (Score: 1.5 / 2.0)" in page and "(Score: 4.5 / 5.0)" in page
 
 
 @pytest.mark.parametrize("path", sorted(ROOT.glob("lessons/*/*.ipynb")), ids=lambda p: p.parent.name[:2])
