@@ -415,11 +415,13 @@ def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, .
             steps.append(step)
         if len(steps) < n_steps or sum(step[0] == focus for step in steps) < 3:
             continue
-        # Combine the last few nodes so that most of the program reaches the root.
+        # Combine the last few nodes so that most of the program reaches the root, with + when it is
+        # written (in a kit where exercise 2 is still blank, with * or not at all: the focus is tested alone).
+        combine = next((op for op in _BINARY if op in (focus, *others)), None)
         last = len(vals) - 1
-        for j in range(last - 1, max(n_leaves - 1, last - 4), -1):
-            steps.append(("add", j, len(vals) - 1))
-            vals.append(vals[j] + vals[-1])
+        for j in range(last - 1, max(n_leaves - 1, last - 4), -1) if combine else ():
+            steps.append((combine, j, len(vals) - 1))
+            vals.append(Expression(len(vals), [steps[-1]]).floats(vals)[-1])
         expr = Expression(n_leaves, steps)
         if all(math.isfinite(v) for v in expr.floats(xs)):
             return expr, xs

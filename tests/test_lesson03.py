@@ -585,6 +585,15 @@ def test_a_blank_exercise_ends_in_the_one_not_done_message():
             assert "is not written yet: replace `raise NotImplementedError()`" in score.error, score.error
 
 
+def test_in_the_kit_each_primitive_is_tested_while_exercise_2_is_blank(monkeypatch):
+    """The notebook promises each piece is tested on its own: with `add` and `mul` still blank, the random
+    expressions of the other primitives' checks are built without them, and those checks pass."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    ns = engine({"add_mul": blank_source("add_mul")})
+    for test_cell in ("test_power", "test_exp", "test_log", "test_tanh", "test_relu", "test_sigmoid"):
+        run_check(test_cell, ns, seed=1)
+
+
 @pytest.mark.parametrize("cell", sorted(OTHER_STYLES))
 def test_other_correct_styles_pass_in_the_kit_and_earn_full_marks_when_judged(cell):
     ns = engine({cell: OTHER_STYLES[cell]})
