@@ -1541,11 +1541,14 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
             f"(seed {seed})"
         )
 
-    # saved arrays are freed after backward, kept with retain_graph=True
-    p = Tensor(rng.standard_normal(5), requires_grad=True)
-    q = op("exp", p)
-    loss = op("sum", op("mul", q, q))
-    call_student("backward", backward, loss, retain_graph=True)
+    # saved arrays are freed after backward, kept with retain_graph=True; q is used twice, so the first
+    # pass is judged node by node first: a fault within one pass is named as such, not as accumulation
+    # across calls (a graph of its own: the replay reads every VJP call logged on it)
+    fresh = Graph(graph.op, Tensor)
+    p = fresh.leaf(rng.standard_normal(5))
+    q = fresh("exp", p)
+    loss = fresh("sum", fresh("mul", q, q))
+    _judged_pass(fresh, backward, loss, seed, retain_graph=True)
     if q.grad_fn.saved is None:
         raise CheckFailure(
             "backward(..., retain_graph=True) freed the saved arrays; with retain_graph the graph must stay "
@@ -1571,6 +1574,20 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
     h = in_kernel(probe_chain, Tensor, op("add", op("tanh", z), z), depth // 2)
     call_without_recursion("backward", backward, op("sum", h), depth=depth)
     return f"accumulation, copies, gradient argument, freeing, and a chain {depth} ops deep (seed {seed})"
+
+
+def _judged_pass(graph: Graph, backward: Callable[..., None], loss: object, seed: int,
+                 **kwargs: object) -> None:
+    """backward(loss, **kwargs) on a graph of its own, then the replay's verdict on that one pass: a node run
+    twice (breadth-first) or a contribution overwritten is named even when the pass did not crash."""
+    crashed = True
+    with reworded(lambda exc: explain(graph, loss, np.ones(()), seed, str(exc), crashed=crashed),
+                  into=CheckFailure):
+        call_student("backward", backward, loss, **kwargs)
+        crashed = False
+    problem = explain(graph, loss, np.ones(()), seed, "")
+    if problem:
+        raise CheckFailure(problem)
 
 
 def probe_grads_share_memory(a: object, b: object) -> bool:

@@ -7,6 +7,8 @@ execute the notebook (source, student version, one run per injected bug) and loo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -688,6 +690,55 @@ def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
         for _ in range(2):
             _run_check(gid, ns)
 
+
+
+# backward's faults within one pass, named by the semantics check too (its own test cell is graded apart from
+# test_backward's, so its message must not blame accumulation across calls or retain_graph for them)
+WITHIN_ONE_PASS = {
+    "backward_overwrites_contributions": "received only one of the 2 gradients",
+    "backward_breadth_first_without_visited": "retaining the graph is not the fix",
+}
+
+
+@pytest.mark.parametrize("name", list(WITHIN_ONE_PASS))
+def test_the_semantics_check_names_a_fault_within_one_pass(name: str) -> None:
+    gid, source, _ = BUGS[name]
+    ns = _namespace({gid: source})
+    with pytest.raises(CheckFailure) as info:
+        checks.check_backward_semantics(ns["backward"], ns["Tensor"], ns["Node"], ns["OPS"])
+    assert WITHIN_ONE_PASS[name] in str(info.value), str(info.value)
+    assert "accumulate across backward calls" not in str(info.value)
+    _assert_the_last_line_repeats_it(str(info.value), ns)
+
+
+def _demo_cell(*fragments: str) -> str:
+    """The source of the one demo (ungraded) code cell holding every fragment."""
+    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"
+             and "nbgrader" not in c.metadata and all(f in c.source for f in fragments)]
+    assert len(cells) == 1, fragments
+    return cells[0]
+
+
+def _demo_output(ns: dict, source: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(source, "<demo cell>", "exec"), ns)
+    return out.getvalue()
+
+
+def test_a_demo_after_a_no_grad_that_left_grad_mode_off_says_so() -> None:
+    """Exercises 1, 3 and 4 pass, but grad mode was left off: the demo names exercise 5, not them."""
+    ns = _namespace({"no_grad": BUGS["no_grad_contextmanager_without_finally"][1]})
+    with pytest.raises(ZeroDivisionError), ns["no_grad"]():
+        1 / 0  # noqa: B018 - the exception skips the restoring line
+    assert not ns["GradMode"].enabled
+    text = _demo_output(ns, _demo_cell("numeric_grad"))
+    assert "Grad mode is still off" in text and "exercise 5" in text and "1, 3 and 4" not in text, text
+
+
+def test_a_demo_with_blank_exercises_prints_only_what_to_complete() -> None:
+    text = _demo_output(_namespace({"format_graph": BLANK["format_graph"]}), _demo_cell("took the"))
+    assert text == "Complete exercises 1 and 2 above, then run this cell again.\n", text
 
 
 BLANK = {
