@@ -212,15 +212,50 @@ def _engine(Value: type, **under_test: Callable) -> Iterator[None]:
                 setattr(Value, name, old)
 
 
-def _noting_own_engine(check: Callable) -> Callable:
-    """Add the note above to a check's failure message when it ran on the student's own engine."""
+def _noting_own_engine(*ops: str) -> Callable[[Callable], Callable]:
+    """A check that runs on the student's own engine (in the kit) and builds its graphs with `ops`: when it
+    fails, an op that fails its own test is named as the cause instead; else the note above is added."""
 
-    @functools.wraps(check)
-    def run(*args: object, **kwargs: object) -> None:
-        with reworded(lambda exc: f"{exc}{_OWN_ENGINE_NOTE if _trusted is None else ''}"):
-            check(*args, **kwargs)
+    def decorate(check: Callable) -> Callable:
+        @functools.wraps(check)
+        def run(*args: object, **kwargs: object) -> None:
+            with reworded(lambda exc: _own_engine_failure(exc, args[-1], ops)):
+                check(*args, **kwargs)
 
-    return run
+        return run
+
+    return decorate
+
+
+_EXERCISE = {"add": 2, "mul": 2, "power": 3, "exp": 4, "log": 4, "tanh": 5, "relu": 5, "sigmoid": 5}
+
+
+def _own_engine_failure(exc: CheckFailure, Value: type, ops: tuple[str, ...]) -> str:
+    if _trusted is not None:
+        return str(exc)
+    if "likely culprit is not this exercise" not in str(exc):
+        for op in ops:
+            broken = _own_test_failure(Value, op)
+            if broken:
+                return (f"This check builds its graphs with your Value operations, and your {_LABEL[op]} fails "
+                        f"its own test (exercise {_EXERCISE[op]}, test_{op}): {broken.splitlines()[0]}\n"
+                        f"  Fix `{op}` first, then run this test cell again.")
+    return f"{exc}{_OWN_ENGINE_NOTE}"
+
+
+def _own_test_failure(Value: type, op: str) -> str:
+    """The failure of the student's `op` in its own check at a fixed seed, or '' (passed, or not written)."""
+    method = Value.__dict__.get(_METHOD_OF[op])
+    if not callable(method):
+        return ""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            _BODIES[op](method, Value, seed=0)
+    except NotDone:
+        return ""
+    except CheckFailure as failure:
+        return str(failure)
+    return ""
 
 
 @contextlib.contextmanager
@@ -1668,7 +1703,7 @@ def judge_unknown_activation(seen: dict) -> None:
                        "'relu' and 'linear'.")
 
 
-@_noting_own_engine
+@_noting_own_engine("add", "mul", "tanh", "relu")
 def _body_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
     """Neuron(n_in, activation), Layer(n_in, n_out, activation), MLP(n_in, sizes): structure and math."""
     seed = new_seed(seed)
@@ -1775,7 +1810,7 @@ def _loss_and_gradient(theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple
     return _mean_logistic_loss(theta, X, y), grad
 
 
-@_noting_own_engine
+@_noting_own_engine("add", "mul", "tanh", "exp", "log", "power")
 def _body_train_step(train_step: Callable, Value: type, seed: int | None = None) -> None:
     """Two calls of train_step(model, X, y, lr) must equal two steps of gradient descent on the mean loss."""
     seed = new_seed(seed)

@@ -332,7 +332,21 @@ def train_step(model, X, y, lr):
     "add changes its input's data in place": (
         "add_mul", "test_add", "    out = Value(self.data + other.data",
         "    self.data += other.data\n    out = Value(self.data", "do not modify the inputs"),
+    "add returns a plain float": (
+        "add_mul", "test_add", "    out._backward = _backward\n    return out\n    ### END SOLUTION\n\n\ndef mul",
+        "    out._backward = _backward\n    return out.data\n    ### END SOLUTION\n\n\ndef mul",
+        "should return a new Value"),
+    "relu whose result records no inputs": (
+        "tanh_relu", "test_relu", 'Value(self.data if positive else 0.0, (self,), "relu")',
+        "Value(self.data if positive else 0.0)", ".inputs must contain"),
 }
+
+# Operation bugs that a network check meets in a student's kit before its own cases can say anything (a crash,
+# a gradient lost by `=`): the message names the operation, its exercise and its own test, never the network.
+KNOCK_ON = {"add overwrites instead of accumulating": ("test_train_step",),
+            "add without wrapping a plain number": ("test_train_step",),
+            "add returns a plain float": ("test_mlp", "test_train_step"),
+            "relu whose result records no inputs": ("test_mlp",)}
 
 # Operation bugs a whole-graph check meets in a student's kit (checks of the network and of train_step run on
 # the student's own engine there): the message must name the operation (graph replay), not the exercise.
@@ -671,6 +685,22 @@ def test_in_the_kit_the_network_checks_name_the_wrong_operation(monkeypatch, nam
             run_check(test_cell, ns)
         message = str(info.value)
         assert "likely culprit is not this exercise: your " + OP_BUGS[name] in message, message
+
+
+@pytest.mark.parametrize("name", sorted(KNOCK_ON))
+def test_in_the_kit_a_network_check_names_the_broken_operation_before_itself(monkeypatch, name):
+    monkeypatch.setattr(visible, "_trusted", None)
+    cell = BUGS[name][0]
+    op = BUGS[name][1].removeprefix("test_")
+    ns = engine({cell: bug_source(name)})
+    for test_cell in KNOCK_ON[name]:
+        with pytest.raises(CheckFailure) as info:
+            run_check(test_cell, ns, seed=3)
+        message = str(info.value)
+        assert message.startswith("This check builds its graphs with your Value operations, and your "
+                                  f"`{op}` ("), message
+        assert f"fails its own test (exercise {visible._EXERCISE[op]}, test_{op}): " in message, message
+        assert BUGS[name][4] in message and f"Fix `{op}` first" in message, message
 
 
 @pytest.mark.parametrize("name", sorted(OP_BUGS))
