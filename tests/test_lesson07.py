@@ -9,6 +9,8 @@ earns full marks. Slow tests execute the notebook in a kernel (solved, blank, th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -843,6 +845,44 @@ def test_the_answers_the_bugs_are_edited_from_are_correct() -> None:
         ns = _namespace({gid: source})
         for _ in range(2):
             _run_check(gid, ns)
+
+
+def _demo_output(replace: dict[str, str], *fragments: str, **data: object) -> str:
+    """What the one demo (ungraded) code cell holding every fragment prints, run after the notebook's
+    answers (some replaced) with ``data`` (small stand-ins for the digits) in the namespace."""
+    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"
+             and "nbgrader" not in c.metadata and all(f in c.source for f in fragments)]
+    assert len(cells) == 1, fragments
+    ns = {**_namespace(replace), **data}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(cells[0], "<demo cell>", "exec"), ns)
+    return out.getvalue()
+
+
+def _digits(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.standard_normal((n, 64)), rng.integers(0, 10, n)
+
+
+# a wrong answer that breaks a demo cell: (bug, fragments naming the cell, what the one line must say)
+DEMO_BUGS = {
+    "linear_weight_transposed": (("layer(x).backward(G)",), "Run the test cell of exercise 2"),
+    "parameters_ignores_lists": (("final test accuracy",), "test cells of exercises 1, 2, 4, 5 and 6"),
+    "evaluate_accuracy_as_a_count": (("final test accuracy",), "not a fraction between 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("name", list(DEMO_BUGS))
+def test_a_demo_broken_by_a_wrong_answer_says_so_in_one_line(name: str) -> None:
+    gid, source, _ = BUGS[name]
+    fragments, message = DEMO_BUGS[name]
+    rng = np.random.default_rng(0)
+    (X_train, y_train), (X_test, y_test) = _digits(rng, 40), _digits(rng, 20)
+    text = _demo_output({gid: source}, *fragments, X_train=X_train, y_train=y_train, X_test=X_test,
+                        y_test=y_test)
+    assert message in text and "final test accuracy" not in text, text
+    assert "Traceback" not in text and len(text.strip().splitlines()) <= 2, text
+
 
 def test_the_named_adam_slips_are_adam_when_nothing_is_slipped() -> None:
     """The hidden module's run of Adam with a named mistake is reference_impl's Adam without the mistake,
