@@ -233,13 +233,14 @@ _EXERCISE = {"add": 2, "mul": 2, "power": 3, "exp": 4, "log": 4, "tanh": 5, "rel
 def _own_engine_failure(exc: CheckFailure, Value: type, ops: tuple[str, ...]) -> str:
     if _trusted is not None:
         return str(exc)
-    if "likely culprit is not this exercise" not in str(exc):
-        for op in ops:
-            broken = _own_test_failure(Value, op)
-            if broken:
-                return (f"This check builds its graphs with your Value operations, and your {_LABEL[op]} fails "
-                        f"its own test (exercise {_EXERCISE[op]}, test_{op}): {broken.splitlines()[0]}\n"
-                        f"  Fix `{op}` first, then run this test cell again.")
+    if "likely culprit is not this exercise" in str(exc):
+        return str(exc)
+    for op in ops:
+        broken = _own_test_failure(Value, op)
+        if broken:
+            return (f"This check builds its graphs with your Value operations, and your {_LABEL[op]} fails "
+                    f"its own test (exercise {_EXERCISE[op]}, test_{op}): {broken.splitlines()[0]}\n"
+                    f"  Fix `{op}` first, then run this test cell again.")
     return f"{exc}{_OWN_ENGINE_NOTE}"
 
 
@@ -1441,19 +1442,21 @@ def judge_accumulation(once: list[float], twice: list[float], start: list[float]
 
 
 def _sweep_works(Value: type) -> None:
-    """Value.backward (the student's backprop on the student's topological_sort) on a three-node graph of
-    linear nodes: a CheckFailure naming it when it is wrong."""
-    a = _node(Value, 0.7)
+    """Value.backward (the student's backprop on the student's topological_sort) on a small graph of linear
+    nodes, two of which hold the same number (a sort must tell nodes apart by identity): a CheckFailure
+    naming it when it is wrong."""
+    a = _node(Value, 0.5)
     graph = LinearGraph([a])
     graph.add(Value, (0, 0), (1.5, 1.5))
-    graph.add(Value, (1, 1, 0), (-0.8, 0.6, 2.0))
+    graph.add(Value, (0,), (3.0,))
+    graph.add(Value, (1, 1, 2, 0), (-0.8, 0.6, 0.5, 2.0))
     _call("loss.backward()", graph.root.backward, own=())
     want = float(graph.gradient()[0])
     if not close(float(a.grad), want, 1e-9):
         raise CheckFailure(f"loss.backward() (your backprop on your topological_sort) gives a wrong gradient "
-                           f"on the three-node graph b = 1.5 a + 1.5 a; c = -0.8 b + 0.6 b + 2 a: a.grad = "
-                           f"{float(a.grad):.6g}, expected {want:.6g}. Fix those exercises first (their test "
-                           "cells say how).")
+                           f"on the graph b = 1.5 a + 1.5 a; e = 3 a; c = -0.8 b + 0.6 b + 0.5 e + 2 a at "
+                           f"a = 0.5 (b and e hold the same number): a.grad = {float(a.grad):.6g}, expected "
+                           f"{want:.6g}. Fix those exercises first (their test cells say how).")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -733,6 +733,19 @@ def test_in_the_kit_a_broken_backprop_costs_only_backprop_and_is_named(monkeypat
         assert "likely culprit is not this exercise: loss.backward()" in str(exc), str(exc)
 
 
+def test_in_the_kit_a_sort_that_tells_nodes_apart_by_data_is_named_by_the_training_check(monkeypatch):
+    """The backward pass is tried on a graph where two nodes hold the same number before the loss is
+    blamed: a sort that skips a node by its .data is named, and the note is not repeated."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    ns = engine({"topological_sort": bug_source("topological sort that tells nodes apart by .data")})
+    with pytest.raises(CheckFailure) as info:
+        run_check("test_train_step", ns, seed=0)
+    message = str(info.value)
+    assert "likely culprit is not this exercise: loss.backward()" in message, message
+    assert "hold the same number" in message and "Check the loss" not in message, message
+    assert "your own versions" not in message, message
+
+
 # ------------------------------------------------------------------------------------------------------
 # The notebook, executed as nbgrader would
 # ------------------------------------------------------------------------------------------------------
