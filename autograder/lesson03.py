@@ -34,6 +34,7 @@ import gc
 import inspect
 import io
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 
@@ -320,12 +321,19 @@ def _call(what: str, fn: Callable, *args: object, own: tuple | None = None) -> o
             raise CheckFailure(f"{what} stopped in `{stopped}`, which still raises "
                                "NotImplementedError: complete that exercise first, then run this test cell "
                                "again.") from None
-        raise
+        raise NotDone(_exercise(what)) from None
     except CheckFailure as exc:
         if any(f"raised AttributeError: '{t}' object" in str(exc) for t in ("int", "float")):
             raise CheckFailure(f"{exc}. A plain number reached code that expects a Value: wrap the other "
                                "operand with as_value(other) before using .data or .grad.") from None
         raise
+
+
+def _exercise(what: str) -> str:
+    """The plain name a check's label starts with (`add`, `Neuron`): what a blank answer's NotDone names,
+    without the case the check was building."""
+    name = re.match(r"`?(\w+)", what)
+    return f"`{name.group(1)}`" if name else what
 
 
 def _codes(*objects: object) -> tuple:
@@ -1538,8 +1546,11 @@ def judge_params(positions: list[int], n_params: int, n_bias: int, what: str) ->
     if len(positions) != n_params:
         hint = ""
         if len(positions) == n_params - n_bias:
-            hint = " That is exactly the number of weights: did you leave out the biases?"
-        raise CheckFailure(f"{what}.parameters() returned {len(positions)} Values; the network has "
+            hint = (" That is exactly the number of weights: did you leave out the "
+                    f"{'bias' if n_bias == 1 else 'biases'}?")
+        model = ("neuron" if what.startswith("Neuron") else "layer" if what.startswith("Layer") else
+                 "network")
+        raise CheckFailure(f"{what}.parameters() returned {len(positions)} Values; the {model} has "
                            f"{n_params} (every weight and every bias, each once).{hint}")
     if sorted(positions) != list(range(n_params)):
         raise CheckFailure(f"{what}.parameters() must list each weight and bias Value of the model exactly "
@@ -1667,16 +1678,33 @@ def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generato
         for o, gk in zip(outs[1:], g[1:], strict=True):
             total = total + o * float(gk)
         _call("loss.backward()", total.backward, own=())
-        return np.array([p.grad for p in params])
+        last[:] = [float(p.grad) for p in params]
+        return np.array(last)
 
+    last: list[float] = []
+    weights = [k for k, p in enumerate(params) if not any(p is b for layer in structure for _, b in layer)]
     grads.__name__ = f"the gradient of {what}'s parameters"
     try:
-        with reworded(lambda exc: f"{what}: gradients do not reach the parameters correctly.\n  {exc}\n"
-                                  "  Hint: compute with the weight Values themselves (w * x), never w.data."):
+        with reworded(lambda exc: _parameter_gradient_failure(what, str(exc), [last[k] for k in weights])):
             _gradient_check(loss, grads, theta, rng)
     finally:
         for p, v in zip(params, theta, strict=True):
             p.data, p.grad = float(v), 0.0
+
+
+def _parameter_gradient_failure(what: str, failure: str, weight_grads: list[float]) -> str:
+    """check_gradient's message about a model's parameters, in the lesson's words: one sentence per line,
+    the parameters as the list they are, and one hint (w.data when no gradient reached any weight)."""
+    lines = [line.strip() for line in failure.splitlines()]
+    hints = [line for line in lines if line.startswith("Hint:")]
+    if weight_grads and not any(weight_grads):
+        hints = ["Hint: no gradient reached any weight: compute with the weight Values themselves (w * x), "
+                 "never w.data."]
+    found = re.sub(r" \(shape \((\d+),\)\)", r" (a list of \1)", lines[0])
+    rest = [line for line in lines[1:] if not line.startswith("Hint:")]
+    return "\n  ".join([f"{what}: gradients do not reach the parameters correctly.",
+                        found[:1].upper() + found[1:], *(line[:1].upper() + line[1:] for line in rest),
+                        *hints[:1]])
 
 
 UNKNOWN_ACTIVATION = "Neuron(2, activation='sigmoid-ish')"

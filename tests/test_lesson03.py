@@ -131,7 +131,8 @@ def backprop(root, order):
         "backprop", "test_backprop", "    for node in reversed(order):\n", "    for node in order:\n",
         "`backprop`"),
     "MLP.parameters misses the biases": (
-        "mlp", "test_mlp", "        return self.w + [self.b]", "        return self.w", "biases"),
+        "mlp", "test_mlp", "        return self.w + [self.b]", "        return self.w",
+        "the neuron has"),
     "MLP with a tanh output layer": (
         "mlp", "test_mlp", '"linear" if i == last else "tanh"', '"tanh"', "last layer applies tanh"),
     "neuron computes with w.data": (
@@ -592,11 +593,18 @@ def test_a_blank_exercise_ends_in_the_one_not_done_message():
     for test_cell in ALL_TESTS:
         with pytest.raises(NotDone) as info:
             run_check(test_cell, ns)
-        assert "is not written yet: replace `raise NotImplementedError()`" in str(info.value)
+        assert str(info.value).startswith(f"{exercise_name(test_cell)} is not written yet: replace `raise "
+                                          "NotImplementedError()`"), str(info.value)
     for gid, score in harness.judged_in_process(NOTEBOOK, blanks).items():
         assert score.score == 0.0, gid
         if gid in ALL_TESTS:
-            assert "is not written yet: replace `raise NotImplementedError()`" in score.error, score.error
+            assert f"NotDone: {exercise_name(gid)} is not written yet: replace `raise NotImplementedError()`" \
+                in score.error, score.error
+
+
+def exercise_name(test_cell: str) -> str:
+    """The plain name a blank exercise's NotDone starts with: no case details."""
+    return "`Neuron`" if test_cell == "test_mlp" else f"`{test_cell.removeprefix('test_')}`"
 
 
 def test_in_the_kit_each_primitive_is_tested_while_exercise_2_is_blank(monkeypatch):
@@ -744,6 +752,17 @@ def test_in_the_kit_a_sort_that_tells_nodes_apart_by_data_is_named_by_the_traini
     assert "likely culprit is not this exercise: loss.backward()" in message, message
     assert "hold the same number" in message and "Check the loss" not in message, message
     assert "your own versions" not in message, message
+
+
+def test_a_parameter_gradient_failure_gives_one_hint_in_sentences():
+    ns = engine({"mlp": bug_source("neuron computes with w.data")})
+    with pytest.raises(CheckFailure) as info:
+        run_check("test_mlp", ns, seed=0)
+    message = str(info.value)
+    assert message.count("Hint:") == 1 and "no gradient reached any weight" in message, message
+    assert "(a list of " in message and "shape (" not in message, message
+    assert all(line.strip()[:1].isupper() for line in message.splitlines()[1:]
+               if not line.strip().startswith("(")), message
 
 
 # ------------------------------------------------------------------------------------------------------
