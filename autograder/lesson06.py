@@ -625,6 +625,9 @@ class Program:
             extra = "".join(f", {k}={v}" for k, v in params.items())
             lines.append(f"v{len(names)} = {name}({', '.join(args)}{extra})")
             names.append(f"v{len(names)}")
+        # the loss too: a value it reads out is used once more than the steps show
+        terms = [f"sum(r{k} * {names[i]})" for k, (i, _) in enumerate(self.readout)]
+        lines.append(f"loss = {' + '.join(terms)} (r0, r1, ... fixed random weights)")
         return "; ".join(lines)
 
 
@@ -699,7 +702,7 @@ def random_leaves(rng: np.random.Generator, prog: Program) -> list[np.ndarray]:
 
 
 class _Explained(CheckFailure):
-    """A failure whose message already names its cause (the replay found it)."""
+    """A failure whose message already names its cause (the replay or a shape found it): no hint is added."""
 
 
 def explain(graph: Graph, loss: object, start: np.ndarray, seed: int, fallback: str, *,
@@ -989,8 +992,9 @@ def _check_node(out: object, name: str, params: dict, seed: int) -> None:
     if recorded != params:
         raise CheckFailure(
             f"apply_op({name}) was called with {params}, but its Node was recorded with params {recorded}: "
-            "the params are not passed on. Give **params to Node(prim, tensors, params, out_data) too: the "
-            f"VJPs of sum, mean, reshape and transpose read them. (seed {seed})")
+            "the params are not passed on. Pass the params dict apply_op received to Node as it is, "
+            "Node(prim, tensors, params, out_data) (a dict, not **params): the VJPs of sum, mean, reshape "
+            f"and transpose read it. (seed {seed})")
     saved = getattr(node, "saved", None)
     if saved is None:
         return
@@ -1647,6 +1651,34 @@ _PAIRS = [
 ]
 
 
+def _check_result_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], big: tuple, small: tuple
+                        ) -> None:
+    """sum_to_shape(g, small) returns the shape small; if not, the slip its shape shows, in the exercise's
+    words (which axes were or were not summed), before any value is compared."""
+    got = np.shape(call_student("sum_to_shape", sum_to_shape, np.ones(big), small))
+    if got == small:
+        return
+    lead = len(big) - len(small)
+    stretched = [i for i, (b, s) in enumerate(zip(big[lead:], small, strict=True)) if s == 1 and b != 1]
+    said = f"sum_to_shape(g of shape {big}, {small}) returned shape {got}"
+    if got == big[lead:] and stretched:
+        why = (f"{'the leading axes are summed away, but ' if lead else ''}axis {stretched[0]} of the target "
+               f"has size 1 and was not summed: broadcasting stretched it to {big[lead + stretched[0]]}. Sum "
+               "over it with keepdims=True, so the 1 stays.")
+    elif stretched and got == tuple(s for i, s in enumerate(small) if i not in stretched):
+        why = ("the axes where the target has size 1 were summed without keepdims=True, so their 1s are "
+               "gone. Sum them with keepdims=True.")
+    elif len(got) > len(small):
+        why = (f"g has {lead} more axes than the target, and they are still there. Broadcasting adds axes at "
+               "the FRONT (numpy lines shapes up from the right): sum over g's first "
+               f"{lead} axes{' (axis 0)' if lead == 1 else ''}.")
+    else:
+        why = ("the result must have the target's shape. Sum over the leading axes broadcasting added (g "
+               f"has {lead} more than the target), then over the axes where the target has size 1, "
+               "keepdims=True.")
+    raise _Explained(f"{said}, expected {small}: {why}")
+
+
 def judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray], *, seed: int) -> str:
     """sum_to_shape is the VJP of broadcasting: checked as such with finite differences."""
     with repeatable(f"checks.check_sum_to_shape(sum_to_shape, seed={seed})"):
@@ -1668,21 +1700,19 @@ def _judge_sum_to_shape(sum_to_shape: Callable[[np.ndarray, tuple], np.ndarray],
         broadcast.__name__ = f"broadcast_to(x of shape {small}, {big})"
         vjp.__name__ = f"sum_to_shape(g of shape {big}, {small})"
         try:
+            _check_result_shape(sum_to_shape, big, small)
             check_vjp(broadcast, vjp, rng.standard_normal(small), seed=seed + int(k), repeat=False)
         except NotDone:
             raise
-        except GradientCheckError as exc:
-            if "returned shape" not in str(exc) or 1 not in small:
-                raise
-            raise CheckFailure(
-                f"{exc}\n  Hint: where the target shape {small} has a 1, broadcasting stretched that axis: "
-                "sum over it with keepdims=True, so the result keeps the 1.") from None
+        except (GradientCheckError, _Explained):
+            raise
         except CheckFailure as exc:
             raise CheckFailure(
-                f"{exc} (called as sum_to_shape(g of shape {big}, {small}))\n  Hint: the gradient is "
-                "the larger array; SUM it over the axes broadcasting added (leading ones) or stretched (size "
-                f"1 in the target, keepdims=True); broadcasting it does not shrink it. (seed {seed})"
-            ) from None
+                f"{exc} (called as sum_to_shape(g of shape {big}, {small}))\n  Hint: this pair does "
+                "broadcast, so sum_to_shape must reduce g to the target shape, not fail. g is the larger "
+                "array: SUM it over the axes broadcasting added, its LEADING ones (numpy lines shapes up "
+                "from the right), then over those where the target has size 1, keepdims=True; broadcasting g "
+                f"cannot shrink it. (seed {seed})") from None
     g = rng.standard_normal((3, 4))
     same = call_student("sum_to_shape", sum_to_shape, g, (3, 4))
     check_close(

@@ -216,7 +216,7 @@ def sum_to_shape(g, shape):
     lead = g.ndim - len(shape)
     return g.sum(axis=tuple(range(lead)))
 """,
-        "shape",
+        "has size 1 and was not summed",
     ),
     "sum_to_shape_drops_kept_axes": (
         "sum_to_shape",
@@ -226,7 +226,30 @@ def sum_to_shape(g, shape):
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1)
     return g.sum(axis=axes)
 """,
-        "shape",
+        "summed without keepdims=True",
+    ),
+    "sum_to_shape_keeps_the_added_axes": (
+        "sum_to_shape",
+        """
+def sum_to_shape(g, shape):
+    lead = g.ndim - len(shape)
+    return g.sum(axis=tuple(lead + i for i, s in enumerate(shape) if s == 1), keepdims=True)
+""",
+        "Broadcasting adds axes at the FRONT",
+    ),
+    "sum_to_shape_sums_the_trailing_axes": (
+        "sum_to_shape",
+        """
+def sum_to_shape(g, shape):
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(len(shape), g.ndim)))
+    g = g.sum(axis=tuple(i for i, s in enumerate(shape) if s == 1), keepdims=True)
+    if g.shape != shape:
+        raise ValueError(f"cannot sum a gradient of shape {g.shape} to shape {shape}")
+    return g
+""",
+        "its LEADING ones (numpy lines shapes up from the right)",
     ),
     "sum_to_shape_no_error_on_bad_shape": (
         "sum_to_shape",
@@ -287,7 +310,7 @@ class no_grad:
     ),
     "apply_op_node_without_params": (
         "apply_op", _edited(_APPLY_OP, ("Node(prim, tensors, params,", "Node(prim, tensors, {},")),
-        "params are not passed on"),
+        "(a dict, not **params)"),
     "apply_op_forward_without_params": (
         "apply_op", _edited(_APPLY_OP, ("for t in tensors), **params)", "for t in tensors))")),
         "params are not passed on"),
@@ -849,6 +872,14 @@ def test_the_lessons_table_and_the_reference_engine_agree_op_by_op(solution_ns: 
         g = rng.standard_normal(ours.shape)
         for a, b in zip(ours.grad_fn.input_grads(g), theirs.grad_fn.input_grads(g), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_the_program_listing_ends_with_the_loss_that_reads_it_out() -> None:
+    """The loss is part of the listing: a value it reads out is used there once more (a shared node)."""
+    prog = checks.random_program(np.random.default_rng(0), 8)
+    last = prog.describe().split("; ")[-1]
+    assert last.startswith("loss = sum(r0 * "), last
+    assert all(f"sum(r{k} * " in last for k in range(len(prog.readout))), last
 
 
 def test_random_programs_differ_and_cover_every_op() -> None:
