@@ -1776,8 +1776,8 @@ def judge_no_grad(no_grad: type, GradMode: type) -> str:
         raise CheckFailure(
             "nested no_grad: after the OUTER block exits, grad mode must be on again (it was on before "
             f"the outer block); got {saw['after']}. Hint: keep the saved state on the instance "
-            "(self.prev = ...), not on the class: a class attribute is shared, so the inner block "
-            "overwrote what the outer one saved."
+            "(self.prev = ...), not in a global or on the class: those are shared by every no_grad, so the "
+            "inner block overwrote what the outer one saved."
         )
 
     saw = _no_grad_scenario(no_grad, GradMode, "entered_off")

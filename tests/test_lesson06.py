@@ -275,6 +275,20 @@ class no_grad:
 """,
         "nested no_grad",
     ),
+    "no_grad_saves_in_a_global": (
+        "no_grad",
+        """
+class no_grad:
+    def __enter__(self):
+        global _previous
+        _previous = GradMode.enabled
+        GradMode.enabled = False
+
+    def __exit__(self, exc_type, exc, traceback):
+        GradMode.enabled = _previous
+""",
+        "not in a global or on the class",
+    ),
     "no_grad_contextmanager_without_finally": (
         "no_grad",
         """
