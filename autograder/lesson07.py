@@ -725,6 +725,14 @@ _ADAM_T_PER_PARAMETER = (
     "second parameter was corrected with t = 2. Each parameter keeps its own count, self.t[i], incremented "
     "once per step() in which that parameter has a gradient."
 )
+_ADAM_SIGN = (
+    "Your step moved each entry WITH its gradient, by the right amount but in the wrong direction: the "
+    "update must go against the gradient (subtract it from p.data), as in any descent step."
+)
+_ADAM_EPS_INSIDE = (
+    "The difference is small but systematic, not rounding: it is where eps sits. Your step divides by "
+    "sqrt(v_hat + eps); Adam adds eps AFTER the square root, sqrt(v_hat) + eps."
+)
 _ADAM_GLOBAL_T = (
     "This is the bias correction with one step count for the whole optimiser (t = the number of step() "
     "calls). PyTorch counts steps per parameter, only those in which the parameter had a gradient: keep "
@@ -760,7 +768,9 @@ def _adam_first_step(
         p - lr * (1 - b1) / (1 - b1**t) * g / (np.sqrt((1 - b2) / (1 - b2**t)) * np.abs(g) + 1e-8)
         for t, (p, g) in enumerate(zip(starts, kick, strict=False), start=1)
     ] + [starts[-1]]
-    alts = {_ADAM_T_PER_PARAMETER: [per_parameter_t]}
+    mirrored = [[2 * p - e for p, e in zip(starts, expected[0], strict=True)]]
+    inside = [[p - lr * g / np.sqrt(g**2 + 1e-8) for p, g in zip(starts, kick, strict=False)] + [starts[-1]]]
+    alts = {_ADAM_T_PER_PARAMETER: [per_parameter_t], _ADAM_SIGN: mirrored, _ADAM_EPS_INSIDE: inside}
     _compare_steps(got, expected, f"Adam(lr={lr:.3g}), first step", alts, seed, starts=starts, rule=ADAM_RULE)
 
 
@@ -850,7 +860,7 @@ def _adam_properties(Adam: type, Parameter: type, rng: np.random.Generator, seed
                 (1 - b1**t) / (1 - b1) * gi / (np.sqrt((1 - b2**t) / (1 - b2)) * np.abs(gi) + e)
             )
         )
-        alts = {_ADAM_FROZEN_T: frozen}
+        alts = {_ADAM_FROZEN_T: frozen, _ADAM_EPS_INSIDE: moved(lambda t, gi, e=eps: gi / np.sqrt(gi**2 + e))}
         if eps != 1e-8:
             alts[_ADAM_DEFAULTS] = moved(lambda t, gi: gi / (np.abs(gi) + 1e-8))
         _compare_steps(

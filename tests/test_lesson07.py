@@ -458,7 +458,12 @@ BUGS: dict[str, tuple[str, str, str]] = {
     "adam_eps_inside_sqrt": (
         "adam_step",
         _edited(_ADAM, ("(np.sqrt(v_hat) + self.eps)", "np.sqrt(v_hat + self.eps)")),
-        "eps OUTSIDE",
+        "small but systematic, not rounding: it is where eps sits",
+    ),
+    "adam_step_with_the_gradient": (
+        "adam_step",
+        _edited(_ADAM, ("p.data = p.data - self.lr", "p.data = p.data + self.lr")),
+        "in the wrong direction",
     ),
     "train_epoch_no_zero_grad": (
         "train_epoch",
