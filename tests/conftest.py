@@ -19,11 +19,7 @@ from pathlib import Path
 
 import pytest
 
-# nbformat imports jsonschema, whose format checker imports rfc3987_syntax when it is installed (jupyter
-# brings it): that module builds an Earley parser of the IRI grammar on import, over a second of CPU
-# (several under load) in every process that reads a notebook. Nothing here checks an "iri" format and
-# jsonschema treats the module as optional, so the test processes do without it.
-sys.modules.setdefault("rfc3987_syntax", None)
+import autograder.course  # noqa: F401 - spares every test process nbformat's slow optional import (see there)
 
 
 @pytest.fixture(autouse=True)
