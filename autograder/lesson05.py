@@ -30,6 +30,7 @@ Every failure ends with the call that reproduces it (the check the student ran, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -225,12 +226,34 @@ def guarded(fn: Callable, label: str, hint: str = "", names: dict[str, object] |
 
     def call(*args: Any, **kwargs: Any) -> Any:
         with reworded(with_hint, into=StudentCallFailure):
-            seen = call_student(label, in_kernel, call_probe, fn, label, names, *args, **kwargs)
+            try:
+                seen = call_student(label, in_kernel, call_probe, fn, label, names, *args, **kwargs)
+            except NotDone:
+                raise NotDone(exercise_name(label)) from None
             if "refused" in seen:
                 raise CheckFailure(str(seen["refused"]))
             return seen["value"]
 
     return call
+
+
+def exercise_name(label: str) -> str:
+    """What a blank answer's NotDone names: the exercise plainly ("The VJP of np.negative", "`unbroadcast`"),
+    without the case the check was trying."""
+    if label.startswith("your VJP"):
+        return "The VJP" + label.removeprefix("your VJP")
+    return f"`{label.removeprefix('your ').split(' ')[0]}`"
+
+
+def in_sentences(judge: Callable) -> Callable:
+    """A judge's failure with 'Your' wherever a line starts with a label ('your VJP of ...', 'your nll'),
+    which reads 'your' inside a sentence: a line starts as a sentence does."""
+    @functools.wraps(judge)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with reworded(lambda exc: re.sub(r"(^|\n)( *)your ", r"\1\2Your ", str(exc))):
+            return judge(*args, **kwargs)
+
+    return run
 
 
 def require_array(out: Any, label: str) -> None:
@@ -297,9 +320,11 @@ def registered(vjps_of: Callable[[Callable], Sequence[VJP | None]], fun: Callabl
     try:
         vjps = vjps_for(vjps_of, fun)
     except Exception as exc:  # noqa: BLE001
-        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        raise CheckFailure(f"no VJPs found for {name} ({detail}).\n  Hint: run the cell that calls "
-                           f"defvjp({name}, ...); it must run without errors.") from None
+        detail = "" if isinstance(exc, KeyError) else f" ({type(exc).__name__}: {exc})"
+        raise CheckFailure(f"No VJPs found for {name}{detail}: the answer cell that calls "
+                           f"defvjp({name}, ...) has not run, or it stopped with an error before reaching "
+                           "that line (a syntax error stops the whole cell).\n  Hint: fix that cell until it "
+                           "runs without errors, run it, then run this test cell again.") from None
     if len(vjps) < count:
         raise CheckFailure(f"defvjp({name}, ...) registered {len(vjps)} VJP(s); {name} has {count} array "
                            f"argument(s) and needs one VJP for each.")
@@ -379,8 +404,10 @@ def run_case(case: str, f: Callable[..., Any], vjps: Sequence[VJP], *xs: np.ndar
             found = IGNORED_G
         else:
             found = diagnose(vjps[0], f, xs, diagnoses, run.rng) if diagnoses else ""
+        has_hint = re.search(r"\n *Hint: ", _RATIO.sub("", text))  # the checker named the cause itself
         cause = f"It looks like {found}" if found else (
-            f"Hint: {hint}" if hint and hint not in text and not isinstance(exc, StudentCallFailure) else "")
+            f"Hint: {hint}" if hint and hint not in text and not has_hint
+            and not isinstance(exc, StudentCallFailure) else "")
         if cause:  # one cause per message: the ratio stays a fact, the checker's generic question goes
             text = _RATIO.sub(r"\n\1\2", text) + f"\n  {cause}"
         raise CheckFailure(f"{text}\n{run.line()}") from None
@@ -433,11 +460,13 @@ def check_relu_at_zero(vjp: VJP, run: Run) -> None:
     zero = x == 0
     if np.any(got[zero] != 0):
         raise CheckFailure(
-            f"your VJP of relu at inputs that are exactly 0 gives {got[zero].round(4).tolist()} (with g = "
-            f"{g[zero].round(4).tolist()} there): this course uses relu'(0) = 0, as PyTorch does, so no "
-            "gradient flows where x is exactly 0.\n  Hint: the mask is x > 0, not x >= 0.\n" + run.line())
+            f"Your VJP of relu at inputs that are exactly 0 gives {got[zero].round(4).tolist()} (with g = "
+            f"{g[zero].round(4).tolist()} there): it lets g through where x is exactly 0.\n  Hint: "
+            "this course uses relu'(0) = 0, as PyTorch does, so an input that is exactly 0 gets no gradient "
+            "at all.\n" + run.line())
 
 
+@in_sentences
 def judge_unary_cases(vjps_of: Callable, relu: Callable, shapes: Iterable[tuple[int, ...]], run: Run,
                       named: Any = None) -> int:
     """Every unary VJP on each shape against finite differences, then relu's convention at 0. ``named``
@@ -489,6 +518,7 @@ def unbroadcast_hint(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str:
     return "a length-1 axis was stretched: sum g over it with keepdims=True so its length goes back to 1."
 
 
+@in_sentences
 def judge_unbroadcast_cases(unbroadcast: Callable, cases: Iterable[tuple[tuple[int, ...], tuple[int, ...]]],
                             run: Run) -> int:
     """unbroadcast(g, shape) is the VJP of np.broadcast_to(x, out_shape): check it as one, case by case."""
@@ -553,6 +583,7 @@ def binary_cases() -> list[tuple[str, Callable, Callable, Callable, str]]:
     ]
 
 
+@in_sentences
 def judge_binary_cases(vjps_of: Callable, pairs: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
                        run: Run, unbroadcast: Callable | None = None) -> int:
     """Check every binary op on ``pairs``; the first pair must be non-broadcasting. Returns the count.
@@ -651,6 +682,7 @@ MATMUL_HINT = ("with C = A @ B and G = g, A-bar must have A's shape (m, k) and B
                "G is (m, n), so the shapes only fit with the transposes of section 5's derivation.")
 
 
+@in_sentences
 def judge_matmul_cases(vjps_of: Callable, shapes: Iterable[tuple[tuple[int, int], tuple[int, int]]],
                        run: Run) -> int:
     va, vb = registered(vjps_of, np.matmul, "np.matmul", 2)
@@ -712,6 +744,7 @@ def reduction_hints(name: str, axis: Any, keepdims: bool) -> tuple[str, str, str
     return shape_hint, error_hint, value_hint
 
 
+@in_sentences
 def judge_reduction_cases(vjps_of: Callable, cases: Iterable[tuple[tuple[int, ...], Any, bool]],
                           run: Run) -> int:
     count = 0
@@ -760,6 +793,7 @@ TRANSPOSE_HINT = ("output axis i is input axis axes[i]; sending g back needs the
                   "accepts negative axes: count them from the end. axes=None reverses all axes.")
 
 
+@in_sentences
 def judge_shape_cases(vjps_of: Callable, reshapes: Iterable, transposes: Iterable, run: Run) -> int:
     (v_reshape,) = registered(vjps_of, np.reshape, "np.reshape", 1)
     (v_transpose,) = registered(vjps_of, np.transpose, "np.transpose", 1)
@@ -849,6 +883,7 @@ def _diagnoses_for(named: Any, name: str, axis: int) -> list[Diagnosis]:
     return named.softmax_diagnoses(axis) if name == "softmax" else named.log_softmax_diagnoses(axis)
 
 
+@in_sentences
 def judge_softmax_cases(vjps_of: Callable, softmax: Callable, log_softmax: Callable, cross_entropy: Callable,
                         softmax_cases: Iterable, ce_cases: Iterable, run: Run, scale: float = 1.0,
                         named: Any = None) -> int:
@@ -1019,6 +1054,7 @@ def check_jacobian_case(jacobian_from_vjp: Callable, fun: CountingFunction, x: n
              f"entry, m = {m},", "one pullback call per row i, with the unit vector e_i.")
 
 
+@in_sentences
 def judge_jacobian_cases(jacobian_from_vjp: Callable, cases: Iterable[tuple[CountingFunction, np.ndarray]],
                          run: Run) -> int:
     count = 0
@@ -1083,8 +1119,8 @@ def uniform_hint(got: float, n: int, classes: int) -> str:
         return "the negative log-likelihood is MINUS the log, positive for probabilities below 1."
     if close(got, n * log_c, NLL_RTOL):
         return "the loss is the MEAN over the batch, not the sum."
-    if close(got, float(np.log2(classes)), NLL_RTOL):
-        return "use the natural log, np.log."
+    if any(close(got, float(log(classes)), NLL_RTOL) for log in (np.log2, np.log10)):
+        return "use the natural log, np.log: your value is log C in another base."
     if close(got, 1.0 - 1.0 / classes, NLL_RTOL):
         return "take the log: a label's negative log-likelihood is -log p, not 1 - p."
     return "every label has probability 1/C here, so every example contributes -log(1/C) = log C."
@@ -1139,6 +1175,7 @@ def nll_properties(nll: Callable, n: int, classes: int, run: Run) -> int:
     return 4
 
 
+@in_sentences
 def judge_nll_cases(nll: Callable, run: Run, batches: Iterable[tuple[int, int]] = ((5, 4), (3, 3))) -> int:
     return sum(nll_properties(nll, n, classes, run) for n, classes in batches)
 

@@ -71,7 +71,8 @@ def by_finite_differences(name: str, old: str, call: str) -> str:
 # grade_id -> {bug: (cell source, fragment the visible failure message must contain)}
 BUGS: dict[str, dict[str, tuple[str, str]]] = {
     "unary_vjps": {
-        "relu_grad_at_zero_is_one": (edited("unary_vjps", ("g * (x > 0)", "g * (x >= 0)")), "relu'(0) = 0"),
+        "relu_grad_at_zero_is_one": (edited("unary_vjps", ("g * (x > 0)", "g * (x >= 0)")),
+                                     "it lets g through where x is exactly 0"),
         "tanh_by_numerical_vjp": (by_finite_differences("unary_vjps", "return g * (1.0 - ans**2)",
                                                         "return numerical_vjp(np.tanh, [x], 0, g)"),
                                   "calls the notebook's numerical_vjp"),
@@ -198,6 +199,7 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "no_minus_sign": (edited("nll", ("float(-np.mean(", "float(np.mean(")), "MINUS the log"),
         "sum_not_mean": (edited("nll", ("np.mean(np.log(picked))", "np.sum(np.log(picked))")), "MEAN"),
         "log2": (edited("nll", ("np.log(picked)", "np.log2(picked)")), "natural log"),
+        "log10": (edited("nll", ("np.log(picked)", "np.log10(picked)")), "natural log"),
         "mean_over_every_class": (edited("nll", ("np.mean(np.log(picked))", "np.mean(np.log(probs))")),
                                   "NOT the labels"),
         "no_log": (edited("nll", ("float(-np.mean(np.log(picked)))", "float(np.mean(1.0 - picked))")),
@@ -442,7 +444,8 @@ def test_each_bug_fails_visible_and_hidden_checks_with_a_useful_message(name, bu
             if module is visible:
                 assert "Hint" in message, message
                 hints = [line.strip() for line in message.splitlines() if line.strip().startswith("Hint:")]
-                assert len(hints) == len(set(hints)), f"a hint is repeated:\n{message}"
+                assert len(hints) == 1, f"one hint per message:\n{message}"
+            assert not re.search(r"(^|\n) *your ", message), f"a line starts in lower case:\n{message}"
             closing = message.splitlines()[-1]
             if module is visible:
                 assert closing.startswith("Run checks.check_") and closing.endswith(
@@ -694,16 +697,35 @@ def test_trusted_unbroadcast_is_the_vjp_of_broadcast_to():
 
 def test_unimplemented_exercises_fail_with_the_course_wide_message():
     ns = namespace({"unbroadcast": "def unbroadcast(g, shape):\n    raise NotImplementedError()\n"})
-    with pytest.raises(NotDone, match="your unbroadcast is not written yet"):
+    with pytest.raises(NotDone, match="^`unbroadcast` is not written yet"):
         run_check(visible, "unbroadcast", ns)
     blank = namespace({name: without_regions(CELLS[name], ("SOLUTION",), "raise NotImplementedError()")
                        for name in EXERCISES})
+    plain = {"unary_vjps": "The VJP of np.negative", "binary_vjps": "The VJP of np.add for x",
+             "matmul_vjps": "The VJP of np.matmul for a", "reduction_vjps": "The VJP of np.sum",
+             "shape_vjps": "The VJP of np.reshape", "softmax_vjps": "The VJP of softmax"}
     for name in EXERCISES:
         for module in (visible, hidden):
-            with pytest.raises(NotDone):
+            with pytest.raises(NotDone) as info:
                 run_check(module, name, blank, seed=3)
-    with pytest.raises(CheckFailure, match=r"defvjp\(np.negative"):
+            named = plain.get(name, f"`{name}`")
+            assert str(info.value).startswith(f"{named} is not written yet"), info.value
+    with pytest.raises(CheckFailure, match=r"defvjp\(np.negative, \.\.\.\) has not run, or it stopped "
+                                           r"with an error"):
         run_check(visible, "unary_vjps", ns)
+
+
+def test_a_demo_cell_after_a_wrong_answer_prints_one_line_naming_the_exercise(capsys):
+    """The matmul demo with b's VJP of the wrong shape: a's line, then one line naming exercise 4's test
+    instead of a traceback."""
+    ns = with_answer("matmul_vjps", BUGS["matmul_vjps"]["b_grad_in_wrong_order"][0])
+    demo = next(cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+                if cell.cell_type == "code" and "try:" in cell.source
+                and "vjps_of(np.matmul))" in cell.source)
+    exec("rng = np.random.default_rng(0)\n" + demo, ns)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("This demo raised ValueError"), lines
+    assert lines[1].endswith("Run the test cell of exercise 4: it names the cause."), lines
 
 
 def test_the_notebook_vjps_agree_with_pytorch():
