@@ -334,7 +334,8 @@ def train_step(model, X, y, lr):
         "add_mul", "test_add", "    out = Value(self.data + other.data",
         "    self.data += other.data\n    out = Value(self.data", "do not modify the inputs"),
     "add returns a plain float": (
-        "add_mul", "test_add", "    out._backward = _backward\n    return out\n    ### END SOLUTION\n\n\ndef mul",
+        "add_mul", "test_add",
+        "    out._backward = _backward\n    return out\n    ### END SOLUTION\n\n\ndef mul",
         "    out._backward = _backward\n    return out.data\n    ### END SOLUTION\n\n\ndef mul",
         "should return a new Value"),
     "relu whose result records no inputs": (
@@ -598,8 +599,8 @@ def test_a_blank_exercise_ends_in_the_one_not_done_message():
     for gid, score in harness.judged_in_process(NOTEBOOK, blanks).items():
         assert score.score == 0.0, gid
         if gid in ALL_TESTS:
-            assert f"NotDone: {exercise_name(gid)} is not written yet: replace `raise NotImplementedError()`" \
-                in score.error, score.error
+            written = f"NotDone: {exercise_name(gid)} is not written yet: replace `raise NotImplementedError"
+            assert written in score.error, score.error
 
 
 def exercise_name(test_cell: str) -> str:
@@ -752,6 +753,14 @@ def test_in_the_kit_a_sort_that_tells_nodes_apart_by_data_is_named_by_the_traini
     assert "likely culprit is not this exercise: loss.backward()" in message, message
     assert "hold the same number" in message and "Check the loss" not in message, message
     assert "your own versions" not in message, message
+
+
+def test_a_demo_cell_after_a_wrong_answer_prints_one_line_naming_the_exercise(capsys):
+    """`add` returning a float breaks the 'no order' demo: one line naming exercise 2, not a traceback."""
+    capsys.readouterr()
+    engine({"add_mul": bug_source("add returns a plain float")})
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("This demo raised")]
+    assert said and said[0].endswith("Run the test cells of exercise 2: they name the cause."), said
 
 
 def test_a_parameter_gradient_failure_gives_one_hint_in_sentences():
