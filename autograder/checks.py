@@ -54,6 +54,7 @@ __all__ = [
     "check_derivative",
     "check_gradient",
     "check_vjp",
+    "demo",
     "in_kernel",
     "new_seed",
     "student_frame",
@@ -204,6 +205,20 @@ def reworded(reword: Callable[[CheckFailure], str], into: type[CheckFailure] | N
         raise
     except CheckFailure as exc:
         raise (into or type(exc))(reword(exc)) from None
+
+
+@contextlib.contextmanager
+def demo(exercises: str, names: str = "") -> Iterator[None]:
+    """Run a notebook's demo of the student's answers: a blank one ends the cell with what to complete, a
+    wrong one with one line naming the exercises whose test cells say why (a traceback would point into
+    the demo, not at the mistake). ``exercises`` reads "exercise 2" or "exercises 1 and 3"."""
+    try:
+        yield
+    except NotImplementedError:
+        print(f"Complete {exercises}{f' ({names})' if names else ''}, then run this cell again.")
+    except Exception as err:  # noqa: BLE001 - any error of a wrong answer becomes the one line
+        print(f"This demo raised {type(err).__name__}: {err}\nRun the test cells of {exercises}: they name "
+              "the cause.")
 
 
 def repeat_line(call: str) -> str:

@@ -27,6 +27,7 @@ from autograder.checks import (
     check_gradient,
     check_vjp,
     close,
+    demo,
     passed,
     quiet,
     raised_by,
@@ -536,6 +537,20 @@ def test_repeatable_ends_a_failure_with_the_one_repeat_line_and_leaves_notdone_a
     with pytest.raises(NotDone) as done, repeatable(call):
         raise blank
     assert done.value is blank
+
+
+def test_demo_says_what_to_complete_or_names_the_exercises_in_one_line(capsys: pytest.CaptureFixture[str]
+                                                                       ) -> None:
+    with demo("exercises 2 and 5", "add, tanh"):
+        raise NotImplementedError()
+    assert capsys.readouterr().out == "Complete exercises 2 and 5 (add, tanh), then run this cell again.\n"
+    with demo("exercise 4"):
+        raise ValueError("shapes (3,) and (4,) not aligned")
+    assert capsys.readouterr().out == ("This demo raised ValueError: shapes (3,) and (4,) not aligned\n"
+                                       "Run the test cells of exercise 4: they name the cause.\n")
+    with demo("exercise 4"):
+        print("ran")
+    assert capsys.readouterr().out == "ran\n"
 
 
 def test_raised_by_returns_the_students_exception_or_none() -> None:

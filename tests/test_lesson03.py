@@ -759,8 +759,9 @@ def test_a_demo_cell_after_a_wrong_answer_prints_one_line_naming_the_exercise(ca
     """`add` returning a float breaks the 'no order' demo: one line naming exercise 2, not a traceback."""
     capsys.readouterr()
     engine({"add_mul": bug_source("add returns a plain float")})
-    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("This demo raised")]
-    assert said and said[0].endswith("Run the test cells of exercise 2: they name the cause."), said
+    lines = capsys.readouterr().out.splitlines()
+    said = next(k for k, line in enumerate(lines) if line.startswith("This demo raised"))
+    assert lines[said + 1] == "Run the test cells of exercise 2: they name the cause.", lines
 
 
 def test_a_parameter_gradient_failure_gives_one_hint_in_sentences():

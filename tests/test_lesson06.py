@@ -775,7 +775,7 @@ def test_a_demo_after_a_no_grad_that_left_grad_mode_off_says_so() -> None:
 
 def test_a_demo_with_blank_exercises_prints_only_what_to_complete() -> None:
     text = _demo_output(_namespace({"format_graph": BLANK["format_graph"]}), _demo_cell("took the"))
-    assert text == "Complete exercises 1 and 2 above, then run this cell again.\n", text
+    assert text == "Complete exercises 1 and 2, then run this cell again.\n", text
 
 
 BLANK = {

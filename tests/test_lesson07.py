@@ -871,7 +871,7 @@ def _digits(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 # a wrong answer that breaks a demo cell: (bug, fragments naming the cell, what the one line must say)
 DEMO_BUGS = {
-    "linear_weight_transposed": (("layer(x).backward(G)",), "Run the test cell of exercise 2"),
+    "linear_weight_transposed": (("layer(x).backward(G)",), "Run the test cells of exercise 2"),
     "sgd_velocity_assumed_zero": (("rosenbrock_path",), "Run the test cell of exercise 3"),
     "parameters_ignores_lists": (("final test accuracy",), "test cells of exercises 1, 2, 4, 5 and 6"),
     "evaluate_accuracy_as_a_count": (("final test accuracy",), "not a fraction between 0 and 1"),
