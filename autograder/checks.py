@@ -228,8 +228,9 @@ def repeat_line(call: str) -> str:
 
 
 def repeatable(call: str) -> contextlib.AbstractContextManager[None]:
-    """A failure inside ends with ``repeat_line(call)``; a blank exercise's NotDone needs none."""
-    return reworded(lambda exc: f"{exc}\n{repeat_line(call)}")
+    """A failure inside ends with ``repeat_line(call)`` and reaches the student as a CheckFailure (whatever
+    internal kind the check raised); a blank exercise's NotDone needs none."""
+    return reworded(lambda exc: f"{exc}\n{repeat_line(call)}", into=CheckFailure)
 
 
 def close(got: float | np.ndarray, want: float | np.ndarray, rtol: float, *, atol: float = 0.0) -> bool:
@@ -428,8 +429,8 @@ def _wrote_in_place(what: str, exc: ValueError) -> str | None:
     """The message for numpy's refusal to write into a read-only argument the checks handed over."""
     if "read-only" not in str(exc):
         return None
-    return (f"{what} tried to modify one of its arguments in place ({exc}). Never change the inputs or the "
-            "incoming gradient: build and return a new array instead.")
+    return (f"{what} tried to modify one of its arguments in place ({exc}).\n  Hint: never change the "
+            "inputs or the incoming gradient: build and return a new array instead.")
 
 
 def _call_student(fn: Callable, args: Sequence[object], what: str) -> object:
@@ -452,8 +453,8 @@ def _check_unchanged(originals: Sequence[np.ndarray], handed: Sequence[np.ndarra
             (now == orig) | (~_isfinite(orig) & ~_isfinite(now))
         ):
             raise GradientCheckError(
-                f"{what} modified {name} in place. Other parts of the graph still need it: compute a new "
-                "array instead of writing into the one you were given."
+                f"{what} modified {name} in place.\n  Hint: other parts of the graph still need it: compute "
+                "a new array instead of writing into the one you were given."
             )
 
 

@@ -1091,11 +1091,10 @@ def nll_value(nll: Callable, probs: np.ndarray, labels: np.ndarray, case: str, r
     p, y = readonly(probs), readonly(labels)
 
     def with_hint(exc: CheckFailure) -> str:
-        hint = ("compute from probs and labels into new arrays; never change them in place (the check hands "
-                "you read-only arrays)." if "in place" in str(exc) else
-                "probs is an (N, C) array of probabilities and labels an (N,) array of integer classes: pick "
-                "one probability per row.")
-        return f"{exc} (for {case})\n  Hint: {hint}\n{run.line()}"
+        said, _, hint = str(exc).partition("\n  Hint: ")  # an in-place write names its own fix
+        hint = hint or ("probs is an (N, C) array of probabilities and labels an (N,) array of integer "
+                        "classes: pick one probability per row.")
+        return f"{said} (for {case})\n  Hint: {hint}\n{run.line()}"
 
     with reworded(with_hint, into=CheckFailure):
         out = guarded(nll, "your nll")(p, y)

@@ -974,6 +974,9 @@ def _call_apply_op(apply_op: Callable[..., object], label: str, prim: object, *a
             hint = ("wrap every input that is not a Tensor (numbers AND numpy arrays) as a constant "
                     "Tensor(x) first, so `t * 2` and `2 - t` work; then use that list of Tensors everywhere: "
                     "their .data for prim.forward, and the Tensors themselves for Node.")
+        elif "return arrays must be of ArrayType" in text or "'out' must be" in text:
+            hint = ("numpy read an extra positional argument as its `out` array: the call's settings go to "
+                    "prim.forward as keywords, prim.forward(*arrays, **params), not as the dict itself.")
         elif params and "argument" in text:
             hint = f"this call passed {params}: hand **params on to prim.forward and to Node unchanged."
         else:

@@ -530,8 +530,9 @@ def test_reworded_keeps_the_class_or_changes_it_and_never_touches_notdone() -> N
 def test_repeatable_ends_a_failure_with_the_one_repeat_line_and_leaves_notdone_alone() -> None:
     call = "checks.check_relu(relu, seed=7)"
     with pytest.raises(CheckFailure) as info, repeatable(call):
-        raise CheckFailure("relu(-1.0) returned -1.0")
+        raise GradientCheckError("relu(-1.0) returned -1.0")
     assert str(info.value) == f"relu(-1.0) returned -1.0\n{repeat_line(call)}"
+    assert type(info.value) is CheckFailure      # the student sees one kind of failure
     assert repeat_line(call) == f"Run {call} in a cell of your own to repeat this exact test."
     blank = NotDone("relu")
     with pytest.raises(NotDone) as done, repeatable(call):

@@ -83,6 +83,8 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "relu_of_the_gradient": (edited("unary_vjps", ("g * (x > 0)", "np.maximum(g, 0.0)")), "relu"),
         "exp_ignores_g": (edited("unary_vjps", ("return g * ans", "return ans")), "upstream gradient"),
         "exp_mutates_g": (edited("unary_vjps", ("return g * ans", "g *= ans\n    return g")), "in place"),
+        "relu_writes_into_g": (edited("unary_vjps", ("return g * (x > 0)", "g[x <= 0] = 0\n    return g")),
+                               "in place"),
         "relu_returns_a_list": (edited("unary_vjps", ("return g * (x > 0)", "return (g * (x > 0)).tolist()")),
                                 "not a numpy array"),
         "log_times_x": (edited("unary_vjps", ("return g / x", "return g * x")), "np.log"),
@@ -209,7 +211,7 @@ BUGS: dict[str, dict[str, tuple[str, str]]] = {
         "returns_a_length_1_array": (edited("nll", ("float(-np.mean(np.log(picked)))",
                                                     "np.array([-np.mean(np.log(picked))])")), "shape (1,)"),
         "changes_probs_in_place": (edited("nll", (
-            "    picked = probs[", "    probs += 1e-12\n    picked = probs[")), "never change them in place"),
+            "    picked = probs[", "    probs += 1e-12\n    picked = probs[")), "never change the inputs"),
     },
     "jacobian_from_vjp": {
         "transposed": (edited("jacobian_from_vjp", ("np.zeros((y.size, np.size(x)))",

@@ -328,6 +328,9 @@ class no_grad:
     "apply_op_forward_without_params": (
         "apply_op", _edited(_APPLY_OP, ("for t in tensors), **params)", "for t in tensors))")),
         "params are not passed on"),
+    "apply_op_forward_gets_the_params_dict": (
+        "apply_op", _edited(_APPLY_OP, ("for t in tensors), **params)", "for t in tensors), params)")),
+        "prim.forward(*arrays, **params)"),
     "apply_op_node_gets_output_tensor": (
         "apply_op", _edited(_APPLY_OP, ("params, out.data)", "params, out)")), "not the output Tensor"),
     "backward_breadth_first_without_visited": (
