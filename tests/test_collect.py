@@ -71,6 +71,15 @@ def test_nbgrader_layout_credits_the_folder_above_the_lesson_folder(course: Cour
     assert again.imported == ["s7/02_chain_rule"] and again.unchanged == ["s1/02_chain_rule"]
 
 
+@pytest.mark.parametrize("folder", ["2", "002", "chain_rule"])
+def test_a_lesson_folder_named_as_the_commands_name_a_lesson_credits_the_folder_above(
+        course: Course, tmp_path: Path, folder: str) -> None:
+    """erin/2/chain_rule.ipynb is erin's lesson 02, not student '2''s."""
+    _put(CHAIN, tmp_path / "subs" / "erin" / folder / "chain_rule.ipynb", "erin")
+    report = collect(course, tmp_path / "subs")
+    assert report.imported == ["erin/02_chain_rule"] and not report.problems, report
+
+
 @pytest.mark.parametrize("name", ["2", "02", "002", "02_chain_rule", "chain_rule"])
 def test_a_lesson_is_named_by_its_id_its_name_or_its_number(course: Course, name: str) -> None:
     assert course.resolve_lessons([name]) == ["02_chain_rule"]

@@ -2,7 +2,8 @@
 
 Accepted input: a folder (searched recursively) or a zip of `.ipynb` files named `<student>_<notebook>.ipynb`,
 `<student>/<notebook>.ipynb`, or nbgrader's own `<student>/<lesson>/<notebook>.ipynb` (e.g.
-`s1/02_chain_rule/chain_rule.ipynb`; the lesson folder may also be just its number, `02`), at any depth (LMS
+`s1/02_chain_rule/chain_rule.ipynb`; the lesson folder may also be named as `course` names lessons on its
+command line: `02`, `2` or `chain_rule`), at any depth (LMS
 exports often wrap everything in one folder). A file whose name does not end with a lesson's notebook name
 (students rename files: "finite_differences (2).ipynb") is matched to its lesson by the nbgrader grade_ids
 in its cells.
@@ -165,7 +166,7 @@ def collect(course: Course, source: Path, *, replace: bool = False) -> CollectRe
             else:
                 files.append(path)
         claims = {path: _claim(index, path) for path in files}
-        owners = _owners(root, index, claims)
+        owners = _owners(course, root, claims)
         by_key: dict[tuple[str, str], list[str]] = {}
         for path in files:
             if claims[path].lesson and owners[path].student:
@@ -188,11 +189,16 @@ def _by_cells(index: list[_Lesson], nb: dict) -> _Lesson | None:
     return ranked[0]
 
 
-def _lesson_of(index: list[_Lesson], root: Path, folder: Path) -> str | None:
-    """The lesson a folder under root is named for: its id ('02_chain_rule') or its number ('02')."""
+def _lesson_of(course: Course, root: Path, folder: Path) -> str | None:
+    """The lesson a folder under root is named for, read as the command line reads a lesson's name
+    ('02_chain_rule', '02', '2', 'chain_rule'): students and LMS exports spell the folder every way."""
     if folder == root:
         return None
-    return next((e.lesson for e in index if folder.name in (e.lesson, e.lesson[:2])), None)
+    try:
+        (lesson,) = course.resolve_lessons([folder.name])
+    except (CourseError, ValueError):  # no lesson's name (ValueError: a digit int() cannot read, as '²')
+        return None
+    return lesson
 
 
 def _claim(index: list[_Lesson], path: Path) -> _Claim:
@@ -213,16 +219,16 @@ def _claim(index: list[_Lesson], path: Path) -> _Claim:
     return _Claim(best, prefix, renamed=True)
 
 
-def _owners(root: Path, index: list[_Lesson], claims: dict[Path, _Claim]) -> dict[Path, _Owner]:
+def _owners(course: Course, root: Path, claims: dict[Path, _Claim]) -> dict[Path, _Owner]:
     """Who every file is credited to; ambiguity is a student of None with the reason."""
     by_folder: dict[Path, list[Path]] = {}
     for path in claims:
         by_folder.setdefault(path.parent, []).append(path)
     out: dict[Path, _Owner] = {}
     for folder, paths in by_folder.items():
-        lesson = _lesson_of(index, root, folder)
+        lesson = _lesson_of(course, root, folder)
         holder = folder.parent if lesson else folder     # nbgrader's <student>/<lesson>/ layout
-        lesson = lesson or (_lesson_of(index, root, folder.parent) if folder != root else None)
+        lesson = lesson or (_lesson_of(course, root, folder.parent) if folder != root else None)
         folder_id = None if holder == root else holder.name
         named = {claims[p].from_name for p in paths if claims[p].from_name and not claims[p].renamed}
         unnamed = [p for p in paths if claims[p].lesson and not claims[p].from_name]
