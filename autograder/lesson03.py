@@ -232,7 +232,7 @@ _EXERCISE = {"add": 2, "mul": 2, "power": 3, "exp": 4, "log": 4, "tanh": 5, "rel
 
 
 def _own_engine_failure(exc: CheckFailure, Value: type, ops: tuple[str, ...]) -> str:
-    if _trusted is not None:
+    if _trusted is not None or isinstance(exc, _StoppedElsewhere):
         return str(exc)
     if "likely culprit is not this exercise" in str(exc):
         return str(exc)
@@ -309,23 +309,35 @@ def _logged_order(root, log: list) -> list:
     return order
 
 
+class _StoppedElsewhere(CheckFailure):
+    """Student code stopped inside another exercise's function: the message names that exercise, and no
+    hint of the check itself (or note on the student's engine) is added to it."""
+
+
 def _call(what: str, fn: Callable, *args: object, own: tuple | None = None) -> object:
     """Run student code (autograder.checks.call_student) and add what only this lesson can say: a plain
     number where a Value was expected, and, for a check that runs one exercise on top of others (`own` lists
-    the code objects of the exercise itself), which unfinished exercise it stopped in."""
+    the code objects of the exercise itself), which other exercise it stopped in, unfinished or raising."""
     try:
         return call_student(what, fn, *args)
     except NotDone as exc:
         stopped = student_function(exc.__context__) if exc.__context__ is not None else "?"
         if own is not None and stopped != "?" and stopped not in {code.co_name for code in own}:
-            raise CheckFailure(f"{what} stopped in `{stopped}`, which still raises "
-                               "NotImplementedError: complete that exercise first, then run this test cell "
-                               "again.") from None
+            raise _StoppedElsewhere(f"{what} stopped in `{stopped}`, which still raises "
+                                    "NotImplementedError: complete that exercise first, then run this test "
+                                    "cell again.") from None
         raise NotDone(_exercise(what)) from None
     except CheckFailure as exc:
         if any(f"raised AttributeError: '{t}' object" in str(exc) for t in ("int", "float")):
             raise CheckFailure(f"{exc}. A plain number reached code that expects a Value: wrap the other "
                                "operand with as_value(other) before using .data or .grad.") from None
+        error = exc.__context__
+        stopped = student_function(error) if error is not None else "?"
+        if own is not None and stopped in _EXERCISE_FUNCTIONS - {code.co_name for code in own}:
+            raise _StoppedElsewhere(f"{what} stopped in `{stopped}`, which raised {type(error).__name__}: "
+                                    f"{error}. The likely culprit is not this exercise: fix `{stopped}` "
+                                    f"first (its own test cell, test_{stopped}, checks it), then run this "
+                                    "test cell again.") from None
         raise
 
 
@@ -475,6 +487,7 @@ def random_expression(rng: np.random.Generator, focus: str, others: tuple[str, .
 OPS = ("add", "mul", "power", "exp", "log", "tanh", "relu", "sigmoid")  # every primitive an exercise writes
 _METHOD_OF = {**_BINARY, **{op: op for op in OPS if op not in _BINARY}}
 PRIMITIVES = tuple(_METHOD_OF.values())  # the methods the lesson's exercises put on `Value`
+_EXERCISE_FUNCTIONS = frozenset({*OPS, "topological_sort", "backprop"})  # what a network check runs on
 _LABEL = {"add": "`add` (a + b)", "mul": "`mul` (a * b)", "power": "`power` (a ** k)",
           **{op: f"`{op}` (a.{op}())" for op in _FORWARD}}
 _HINT = {
@@ -1609,7 +1622,7 @@ def _check_model(model: Model, Value: type, n_in: int, rng: np.random.Generator)
     a failure also names the likely culprit in the student's engine."""
     try:
         _compare_model(model, Value, n_in, rng)
-    except NotDone:
+    except (NotDone, _StoppedElsewhere):
         raise
     except CheckFailure as exc:
         culprit = _name_culprit(model.made, Value, rng)
@@ -1671,6 +1684,7 @@ def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generato
         return float(g @ _numpy_forward(structure, acts, t, x))
 
     def grads(t: np.ndarray) -> np.ndarray:
+        last.clear()  # stays empty when the student's code stops: that failure is not about gradients
         for p, v in zip(params, t, strict=True):
             p.data, p.grad = float(v), 0.0
         outs = outputs(f"{what}(x)")
@@ -1685,7 +1699,8 @@ def _compare_model(model: Model, Value: type, n_in: int, rng: np.random.Generato
     weights = [k for k, p in enumerate(params) if not any(p is b for layer in structure for _, b in layer)]
     grads.__name__ = f"the gradient of {what}'s parameters"
     try:
-        with reworded(lambda exc: _parameter_gradient_failure(what, str(exc), [last[k] for k in weights])):
+        with reworded(lambda exc: _parameter_gradient_failure(what, str(exc), [last[k] for k in weights])
+                      if last else str(exc)):
             _gradient_check(loss, grads, theta, rng)
     finally:
         for p, v in zip(params, theta, strict=True):

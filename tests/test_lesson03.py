@@ -273,6 +273,9 @@ def topological_sort(root):
         "    order.reverse()\n    for node in order:\n", "changed the list `order`"),
     "backprop that sets the root's grad to 1 instead of adding 1": (
         "backprop", "test_backprop", "root.grad += 1.0", "root.grad = 1.0", "do not set it to 1"),
+    "backprop that loops over order.reverse() (None)": (
+        "backprop", "test_backprop", "    for node in reversed(order):\n",
+        "    for node in order.reverse():\n", "`backprop` raised TypeError"),
     "MLP that always returns the first output": (
         "mlp", "test_mlp", "        return x[0] if len(x) == 1 else x", "        return x[0]",
         "returns the list of their 2 outputs"),
@@ -632,6 +635,28 @@ def test_in_the_kit_a_check_that_stops_in_an_unfinished_exercise_names_it(monkey
     with pytest.raises(CheckFailure, match="`train_step` stopped in `backprop`") as info:
         run_check("test_train_step", ns)
     assert not isinstance(info.value, NotDone)
+
+
+@pytest.mark.parametrize("cell, replace", [
+    ("topological_sort", None), ("backprop", None),
+    ("backprop", "backprop that loops over order.reverse() (None)"),
+])
+def test_in_the_kit_the_network_checks_name_the_exercise_they_stopped_in(monkeypatch, cell, replace):
+    """A network check whose backward pass stops in another exercise (blank, or raising) says so in one
+    message naming it, with no hint or note of its own; judged, the network cells keep their points."""
+    monkeypatch.setattr(visible, "_trusted", None)
+    source = bug_source(replace) if replace else blank_source(cell)
+    ns = engine({cell: source})
+    for test_cell in ENGINE_CELLS:
+        with pytest.raises(CheckFailure) as info:
+            run_check(test_cell, ns, seed=0)
+        message = str(info.value)
+        assert not isinstance(info.value, NotDone), message
+        assert f"stopped in `{cell}`" in message, message
+        assert ("TypeError" in message) == bool(replace), message
+        assert "your own versions" not in message and "Hint" not in message, message
+        assert len(message.splitlines()) == 2, message  # the cause, then the line that repeats the test
+    assert all(s.score == s.max_score for s in judged({cell: source}, ENGINE_CELLS).values())
 
 
 def test_checks_report_the_seed_and_vary_it():
