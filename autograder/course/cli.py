@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=int, default=300, help="per-cell timeout in seconds")
 
     s = sub.add_parser("collect", help="import submissions from a folder or zip into the course folder")
-    s.add_argument("path", type=Path)
+    s.add_argument("path", type=Path,
+                   help="a folder or zip of notebooks named STUDENT_NOTEBOOK.ipynb, or in folders "
+                        "STUDENT/NOTEBOOK.ipynb or STUDENT/LESSON/NOTEBOOK.ipynb (nbgrader's layout)")
     s.add_argument("--replace", action="store_true",
                    help="take a new version of an already collected notebook (the old one is kept)")
 
