@@ -90,8 +90,8 @@ exercise is graded on its own, so a mistake costs only that exercise's points.
 
 ## Submit
 
-Hand in each notebook under its original file name (for example `{example}`): a renamed
-file cannot be matched to its lesson. Do not delete or edit the test cells.
+Hand in each notebook under its original file name (for example `{example}`), the file itself
+(not a zip, PDF or export). Editing or deleting test cells changes nothing: the grader runs its own copies.
 """
 
 
