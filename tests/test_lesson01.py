@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import lesson_harness as harness
+import nbformat
 import numpy as np
 import pytest
 
@@ -485,14 +486,27 @@ def test_blank_release_scores_zero_with_one_message_per_exercise(notebooks, sour
             assert error.ename == "NotDone"
             assert "\n".join(error.traceback).endswith(str(NotDone(grade_id.removeprefix("test_"))))
             assert len(error.traceback) == 1 and "lesson01.py" not in error.traceback[0]
-        elif "except NotImplementedError" in cell.source:
+        elif "with demo(" in cell.source:
             waiting += 1
             # one print may arrive as several stdout messages, so their texts are joined
             assert {out.get("name") for out in cell.outputs} == {"stdout"}, cell.source[:80]
             text = "".join(out.text for out in cell.outputs)
-            assert re.fullmatch(r"Complete exercises? [0-9 and-]+ first, then run this cell again\.\n",
+            assert re.fullmatch(r"Complete exercises? [0-9, and]+( \(\w+\))?, then run this cell again\.\n",
                                 text), text
     assert waiting == 5
+
+
+def test_a_demo_cell_after_a_wrong_answer_prints_one_line_naming_the_exercise(capsys):
+    """forward_difference without `return` breaks the error table: one line naming exercises 1-3' tests,
+    not a traceback pointing into the demo."""
+    no_return = SOLUTIONS["forward_difference"].replace("return (f(x + h)", "(f(x + h)")
+    ns = harness.answer_namespace(NOTEBOOK, {"forward_difference": harness.answer_cell(no_return, HEADER)})
+    table = next(cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+                 if cell.cell_type == "code" and "with demo(" in cell.source and "fwd ratio" in cell.source)
+    exec(table, ns)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("This demo raised TypeError"), lines
+    assert lines[1] == "Run the test cells of exercises 1, 2 and 3: they name the cause.", lines
 
 
 # Judged as grading judges it: the test cells run in the grader's process, the answers are served over the

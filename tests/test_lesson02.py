@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import lesson_harness as harness
+import nbformat
 import numpy as np
 import pytest
 
@@ -781,8 +782,6 @@ def test_adjoint_entries_rounded_to_four_decimals_pass_and_three_are_called_clos
 def test_notebook_leaves_the_trace_to_the_student():
     """No cell before exercise 7 prints the gradient of f at (2, 5), and the table asks for every partial of
     v2 = v-1 * v0 (one of them would give the other away)."""
-    import nbformat
-
     nb = nbformat.read(NOTEBOOK, as_version=4)
     ids = [cell_grade_id(cell) for cell in nb.cells]
     before = "\n".join(cell.source for cell in nb.cells[: ids.index("adjoint_trace")])
@@ -958,6 +957,20 @@ def test_a_typical_bug_loses_only_its_own_points(notebooks, source_nb):
     harness.assert_only_cells_lose_points(scores, losing, what=str(NOTEBOOK_BUGS))
     for name, bug in NOTEBOOK_BUGS:
         assert BUGS[name][bug][1] in scores[TEST_CELLS[name]].error, (name, bug)
+
+
+def test_a_demo_cell_after_a_wrong_answer_prints_one_line_naming_the_exercise(capsys):
+    """Dual.__mul__ without `return` breaks the dual-number demo: one line naming exercise 6's test, not a
+    traceback pointing into the demo."""
+    no_return = with_change("dual", "return Dual(self.value * other.value,", "Dual(self.value * other.value,")
+    ns = namespace({"dual": no_return})
+    shown = next(cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+                 if cell.cell_type == "code" and "with demo(" in cell.source
+                 and "g_two_inputs(Dual" in cell.source)
+    exec(shown, ns)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("This demo raised TypeError"), lines
+    assert lines[1] == "Run the test cells of exercise 6: they name the cause.", lines
 
 
 # ---------------------------------------------------------------------------------------------------------
