@@ -74,7 +74,7 @@ class Course:
             return known
         out = []
         for name in names:
-            number = f"{int(name):02d}" if name.isdigit() else None   # '2' means '02'
+            number = f"{int(name):02d}" if name.isascii() and name.isdigit() else None   # '2' means '02'
             matches = [k for k in known if name in (k, k[:2], k[3:]) or number == k[:2]]
             if len(matches) != 1:
                 raise CourseError(f"unknown lesson {name!r}: choose one of {', '.join(known)}")
