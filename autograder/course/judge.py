@@ -434,7 +434,10 @@ class JudgedCells:
                                              f"could not open its socket in the kernel's folder ({exc})")]
                 cell.execution_count = execution_count
                 return cell
-            msg_id = self.kc.execute(SERVE.format(path=str(path)), store_history=False, allow_stdin=False)
+            # stop_on_error=False: a serve line ended by the grader's interrupt must not make the kernel
+            # abort the next cells it receives (an aborted answer cell leaves its function undefined)
+            msg_id = self.kc.execute(SERVE.format(path=str(path)), store_history=False, allow_stdin=False,
+                                     stop_on_error=False)
             try:
                 sock = await self._accept(listener, msg_id, deadline)
                 with sock:
