@@ -80,6 +80,15 @@ def test_a_lesson_folder_named_as_the_commands_name_a_lesson_credits_the_folder_
     assert report.imported == ["erin/02_chain_rule"] and not report.problems, report
 
 
+def test_a_student_whose_id_is_a_lesson_number_keeps_the_file_beside_other_students(
+        course: Course, tmp_path: Path) -> None:
+    """export/2/ beside export/17/: "2" is a student there (a lesson folder's neighbours are lessons too)."""
+    for student in ("2", "17"):
+        _put(CHAIN, tmp_path / "inbox" / "export" / student / "chain_rule.ipynb", student)
+    report = collect(course, tmp_path / "inbox")
+    assert sorted(report.imported) == ["17/02_chain_rule", "2/02_chain_rule"] and not report.problems, report
+
+
 @pytest.mark.parametrize("name", ["2", "02", "002", "02_chain_rule", "chain_rule"])
 def test_a_lesson_is_named_by_its_id_its_name_or_its_number(course: Course, name: str) -> None:
     assert course.resolve_lessons([name]) == ["02_chain_rule"]

@@ -63,6 +63,16 @@ def test_a_written_answer_waiting_for_hand_grading_is_not_shown_as_zero(graded: 
     assert "not graded yet" not in page
     assert "Written response: why (Score: 1.5 / 2.0)" in page and "(Score: 4.5 / 5.0)" in page
 
+    with Gradebook(course.db_url, course.course_id) as gb:   # a changed resubmission: its old score is stale
+        grade = gb.find_grade("why", "toy", "01_toy", "good")
+        grade.needs_manual_grade = True
+        gb.find_comment("why", "toy", "01_toy", "good").manual_comment = "say which error term"
+        gb.db.commit()
+    page = _page(graded)
+    assert "Written response: why (not graded yet, 2.0 points)" in page
+    assert "(Score: 3.0 / 5.0; written answers worth 2.0 points are still to be graded)" in page
+    assert "say which error term" in page                       # the grader's comment is still shown
+
 
 @pytest.mark.parametrize("path", sorted(ROOT.glob("lessons/*/*.ipynb")), ids=lambda p: p.parent.name[:2])
 def test_each_test_cell_prints_a_pass_line_once(path: Path) -> None:

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("collect", help="import submissions from a folder or zip into the course folder")
     s.add_argument("path", type=Path,
                    help="a folder or zip of notebooks named STUDENT_NOTEBOOK.ipynb, or in folders "
-                        "STUDENT/NOTEBOOK.ipynb or STUDENT/LESSON/NOTEBOOK.ipynb (nbgrader's layout)")
+                        "STUDENT/NOTEBOOK.ipynb, STUDENT/LESSON/NOTEBOOK.ipynb (nbgrader's layout) or "
+                        "LESSON/STUDENT/NOTEBOOK.ipynb")
     s.add_argument("--replace", action="store_true",
                    help="take a new version of an already collected notebook (the old one is kept)")
 

@@ -196,7 +196,7 @@ def _lesson_of(course: Course, root: Path, folder: Path) -> str | None:
         return None
     try:
         (lesson,) = course.resolve_lessons([folder.name])
-    except (CourseError, ValueError):  # no lesson's name (ValueError: a digit int() cannot read, as '²')
+    except CourseError:  # no lesson's name
         return None
     return lesson
 
@@ -224,10 +224,14 @@ def _owners(course: Course, root: Path, claims: dict[Path, _Claim]) -> dict[Path
     by_folder: dict[Path, list[Path]] = {}
     for path in claims:
         by_folder.setdefault(path.parent, []).append(path)
+    named_for = {folder: _lesson_of(course, root, folder) for folder in by_folder}
     out: dict[Path, _Owner] = {}
     for folder, paths in by_folder.items():
-        lesson = _lesson_of(course, root, folder)
-        holder = folder.parent if lesson else folder     # nbgrader's <student>/<lesson>/ layout
+        # nbgrader's <student>/<lesson>/ layout: a lesson-named folder whose neighbours are lesson-named too.
+        # Beside a folder named for no lesson (export/2/ and export/17/) it is a student called "2".
+        lesson = named_for[folder] if all(named_for[f] for f in by_folder if f.parent == folder.parent) \
+            else None
+        holder = folder.parent if lesson else folder
         lesson = lesson or (_lesson_of(course, root, folder.parent) if folder != root else None)
         folder_id = None if holder == root else holder.name
         named = {claims[p].from_name for p in paths if claims[p].from_name and not claims[p].renamed}

@@ -61,8 +61,9 @@ def _preprocessor_class(transform: Callable[[NotebookNode], NotebookNode]) -> ty
 
 
 def _grades_with_pending() -> type:
-    """nbgrader's GetGrades that also marks the cells waiting for hand grading (`pending`) and sums their
-    points into resources (`pending_points`), for templates/course_feedback/page.html.j2."""
+    """nbgrader's GetGrades that also marks the cells waiting for hand grading (`pending`), sums their
+    points into resources (`pending_points`) and leaves their scores out of the total, for
+    templates/course_feedback/page.html.j2."""
     from nbgrader.preprocessors import GetGrades
 
     class GetGradesAndPending(GetGrades):
@@ -74,9 +75,10 @@ def _grades_with_pending() -> type:
 
         def preprocess(self, nb, resources):  # noqa: ANN001, ANN201 (nbconvert's signature)
             nb, resources = super().preprocess(nb, resources)
-            resources["nbgrader"]["pending_points"] = sum(
-                c.metadata.nbgrader["points"] for c in nb.cells
-                if c.metadata.get("nbgrader", {}).get("pending"))
+            pending = [c.metadata.nbgrader for c in nb.cells if c.metadata.get("nbgrader", {}).get("pending")]
+            resources["nbgrader"]["pending_points"] = sum(meta["points"] for meta in pending)
+            # a changed resubmission keeps its old hand score until regraded: not counted, as not shown
+            resources["nbgrader"]["score"] -= sum(meta.get("score") or 0 for meta in pending)
             return nb, resources
 
     return GetGradesAndPending
