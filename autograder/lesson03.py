@@ -2239,24 +2239,6 @@ def sweep_observations(backprop: Callable, Value: type, leaves: list, spec: list
     return _observed(run)
 
 
-def mlp_observations(MLP: type, Value: type, seed: int, shapes: list) -> dict:
-    """Probe: the visible MLP checks on more shapes, with the isolated engine; the outcome as data."""
-    global _trusted
-    saved, _trusted = _trusted, _NUMERIC
-    rng = np.random.default_rng(seed)
-
-    def run() -> dict:
-        with _engine(Value), _recording(Value) as made:
-            for n_in, sizes in shapes:
-                check_mlp_shape(MLP, Value, int(n_in), [int(s) for s in sizes], rng, _codes(MLP), made)
-        return {}
-
-    try:
-        return _observed(run)
-    finally:
-        _trusted = saved
-
-
 def train_observations(train_step: Callable, Value: type, theta: list, held: list, X: list, y: list,
                        lr: float) -> dict:
     """Probe: two calls of train_step on the 2-3-1 tanh model holding `theta` (its grads holding `held`),

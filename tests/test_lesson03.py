@@ -548,14 +548,13 @@ def test_each_bug_fails_its_check_and_costs_only_its_points_when_judged(name):
 @pytest.fixture
 def lying_kernel(monkeypatch):
     """A kernel that answers "passed" whenever it is asked for a verdict: the visible checks' probe
-    (`run_body`) and the one hidden probe that reruns visible cases (`mlp_observations`). The grader names
+    (`run_body`), the only probe that returns one (the hidden checks get observations). The grader names
     a probe by module and name and the loopback kernel looks it up in the same module, so patching the
     module is what a student's kernel could do to its own copy."""
     def lie(probe, answer):
         return functools.wraps(probe)(lambda *args, **kwargs: answer)
 
     monkeypatch.setattr(visible, "run_body", lie(visible.run_body, {"passed": ""}))
-    monkeypatch.setattr(visible, "mlp_observations", lie(visible.mlp_observations, {}))
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))

@@ -302,12 +302,12 @@ def _judge_rules(backprop: object, Value: object, rng: np.random.Generator) -> N
 
 
 def check_mlp(Neuron: type, Layer: type, MLP: type, Value: type, seed: int | None = None) -> None:
-    """The visible cases, plus an MLP with several outputs and a one-layer (linear) MLP."""
+    """The visible cases, plus networks of several shapes (several outputs, a one-layer linear MLP, three
+    hidden layers), each judged here against the reference engine: no verdict comes from the kernel."""
     seed = visible.new_seed(seed)
     silently(visible.check_mlp, Neuron, Layer, MLP, Value, seed)
-    _observe(visible.mlp_observations, MLP, Value, seed + 1, [[3, [5, 2]], [4, [1]], [2, [3, 3, 3]]])
     rng = np.random.default_rng(seed + 2)
-    for n_in, sizes in ((3, [4, 2]), (2, [3, 1])):
+    for n_in, sizes in ((3, [5, 2]), (4, [1]), (2, [3, 3, 3]), (3, [4, 2]), (2, [3, 1])):
         _judge_network(MLP, Value, n_in, sizes, rng)
     visible.judge_unknown_activation(_observe(visible.unknown_activation_observations, Neuron))
 
