@@ -130,9 +130,9 @@ HINTS = {
     "central divided by h": "your value is (f(x+h) - f(x-h)) / h, twice the central difference: the two "
     "points are 2h apart, so divide by 2h",
     "forward divided by 2h": "your value is (f(x+h) - f(x)) / (2h), half the forward difference: x and x+h "
-    "are only h apart, so divide by h",
+    "are only h apart, so their difference is divided by h (2h belongs with f(x+h) and f(x-h), 2h apart)",
     "backward divided by 2h": "your value is (f(x) - f(x-h)) / (2h), half the backward difference: x-h and x "
-    "are only h apart, so divide by h",
+    "are only h apart, so their difference is divided by h (2h belongs with f(x+h) and f(x-h), 2h apart)",
     "forward with the sign flipped": "your value is (f(x) - f(x+h)) / h, the forward difference with its "
     "sign flipped: subtract in the other order",
     "backward with the sign flipped": "your value is (f(x-h) - f(x)) / h, the backward difference with its "

@@ -97,8 +97,10 @@ def verdict(yours: object, confirmed: float) -> str:
 
 
 def _near(got: float, want: float) -> bool:
-    """Whether got is want rounded (to two decimals or so) but not within TOL: a rounding, not a slip."""
-    return close(got, want, 1e-2) and not close(got, want, TOL)
+    """Whether got is want rounded or cut to 1-3 decimals (1.13 or 1.124 for 1.125) but not within TOL: a
+    rounding, not a slip (0.004 for 0 is no rounding of it)."""
+    return not close(got, want, TOL) and any(
+        round(got, k) == got and abs(got - want) <= 10.0**-k for k in (1, 2, 3))
 
 
 def _cause(candidates: list[tuple[bool, str]], otherwise: str) -> str:

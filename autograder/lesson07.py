@@ -474,9 +474,8 @@ def _nonfinite(name: str, t: int, i: int, make: Callable[[list], object], Parame
     """Why a step left NaN or inf: a .grad of None made into numbers, or a negative number under a square
     root, which shows by vanishing for |g|."""
     head = f"{name}: after step() number {t + 1} parameter {i} holds NaN or inf."
-    missing = next((k for k, gs in enumerate(grads[: t + 1]) if gs[i] is None), None)
-    if missing is not None:
-        return (f"{head} It had .grad None at step {missing + 1}, and None made into numbers is NaN "
+    if grads[t][i] is None:  # an earlier None would have made NaN at its own step, not this one
+        return (f"{head} It had .grad None at step {t + 1}, and None made into numbers is NaN "
                 "(np.asarray(None, dtype=float) is nan), which then spreads. A .grad of None means the "
                 "parameter took no part in the loss: skip it (continue), leaving its value and state as they "
                 "are, as PyTorch does.")

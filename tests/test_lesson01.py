@@ -118,7 +118,7 @@ def forward_difference(f, x, h):
         "divides_by_2h": ("""
 def forward_difference(f, x, h):
     return (f(x + h) - f(x)) / (2 * h)
-""", "half the forward difference: x and x+h are only h apart, so divide by h"),
+""", "half the forward difference: x and x+h are only h apart, so their difference is divided by h"),
         "not_divided": ("""
 def forward_difference(f, x, h):
     return f(x + h) - f(x)
@@ -138,7 +138,7 @@ def backward_difference(f, x, h):
         "divides_by_2h": ("""
 def backward_difference(f, x, h):
     return (f(x) - f(x - h)) / (2 * h)
-""", "half the backward difference: x-h and x are only h apart, so divide by h"),
+""", "half the backward difference: x-h and x are only h apart, so their difference is divided by h"),
     },
     "central_difference": {
         "forward_instead": (renamed("forward_difference", "central_difference"),

@@ -382,6 +382,7 @@ def test_confirmation_verdicts_name_a_rounding_and_never_the_confirming_number()
         assert "DIFFERS slightly: if you rounded, give more digits" in line and "1.125" not in line, line
     line = visible.verdict(4.5, 1.125)
     assert line.endswith("DIFFERS: work this entry out again") and "1.125" not in line, line
+    assert visible.verdict(0.004, 0.0).endswith("DIFFERS: work this entry out again")  # no rounding of 0
 
 
 def test_a_passing_check_prints_one_line(capsys):

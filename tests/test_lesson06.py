@@ -1140,3 +1140,9 @@ def kit_script() -> str:
 def test_visible_checks_pass_the_solutions_without_the_hidden_modules() -> None:
     done = harness.run_in_student_kit(kit_script(), NOTEBOOK.parent, timeout=600)
     assert "kit checks passed" in done.stdout
+
+
+def test_a_sum_to_shape_returning_a_ragged_list_gets_one_message():
+    """A result numpy cannot even shape fails in one CheckFailure naming what came back, no traceback."""
+    with pytest.raises(CheckFailure, match="returned a list, expected an array"):
+        checks.check_sum_to_shape(lambda g, shape: [[1.0, 2.0], [3.0]], seed=1)
