@@ -467,7 +467,10 @@ def calls_on_edges(name: str, student: Callable, edges: dict[Edge, float],
     unchanged."""
     seen = call_student(name, in_kernel, edges_calls, student, dict(edges), [tuple(p) for p in pairs])
     out = []
-    for (src, dst), (got, size, same, status) in zip(pairs, seen, strict=False):
+    if not isinstance(seen, list | tuple) or len(seen) != len(pairs):  # every call observed, or none judged
+        raise CheckFailure(f"{name}: the kernel did not report all {len(pairs)} calls; run the notebook's "
+                           "cells from the top, then this test cell again.")
+    for (src, dst), (got, size, same, status) in zip(pairs, seen, strict=True):
         call = f"{name}(edges, {src!r}, {dst!r})"
         if status:
             raise CheckFailure(unfinished(call, status, edges))

@@ -1434,13 +1434,12 @@ def _backward_started_right(graph: Graph, backward: Callable[..., None], root: o
 
 def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
                      rng: np.random.Generator, seed: int, depth: int) -> str:
-    op = graph
     a0, b0 = rng.standard_normal(2)
 
     # c = a + b, three calls: 1, 2, then 1 after zeroing
     a = Tensor(a0, requires_grad=True)
     b = Tensor(b0, requires_grad=True)
-    c = op("add", a, b)
+    c = graph("add", a, b)
     seen = []
     for reset in (False, False, True):
         if reset:
@@ -1480,7 +1479,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
     a = Tensor(rng.standard_normal(3), requires_grad=True)
     b = Tensor(rng.standard_normal(3), requires_grad=True)
     upstream = rng.standard_normal(3)
-    _backward_from(backward, op("add", a, b), upstream.copy(), "c = a + b")
+    _backward_from(backward, graph("add", a, b), upstream.copy(), "c = a + b")
     if in_kernel(probe_grads_share_memory, a, b):  # a copy here cannot tell: ask where the arrays live
         raise CheckFailure(
             "after backward through c = a + b, a.grad and b.grad are the same array in memory, so changing "
@@ -1492,7 +1491,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
     x0 = rng.standard_normal((3, 4))
     g0 = rng.standard_normal((3, 4))
     x = Tensor(x0.copy(), requires_grad=True)
-    y = op("tanh", x)
+    y = graph("tanh", x)
     _backward_from(backward, y, g0.copy(), "y = tanh(x)")
     check_close(
         x.grad,
@@ -1507,7 +1506,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
             "after backward, the non-leaf y = tanh(x) has a .grad; like PyTorch, only leaves keep their "
             f"gradient (intermediate gradients live in a local dict and are dropped). (seed {seed})"
         )
-    y = op("tanh", Tensor(x0.copy(), requires_grad=True))
+    y = graph("tanh", Tensor(x0.copy(), requires_grad=True))
     error = raised_by("backward", backward, y)
     if error is None:
         raise CheckFailure(
@@ -1523,7 +1522,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
             "a gradient is needed because the tensor is not a scalar, and name its shape.")
 
     # a gradient of another shape than the tensor is refused
-    y = op("tanh", Tensor(x0.copy(), requires_grad=True))
+    y = graph("tanh", Tensor(x0.copy(), requires_grad=True))
     wrong = rng.standard_normal((4, 3))
     call = "backward(y, gradient) with y of shape (3, 4) and a gradient of shape (4, 3)"
     error = raised_by("backward", backward, y, wrong)
@@ -1541,7 +1540,7 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
     # a constant input never receives .grad
     w = Tensor(rng.standard_normal(4), requires_grad=True)
     k = Tensor(rng.standard_normal(4))
-    call_student("backward", backward, op("sum", op("mul", w, k)))
+    call_student("backward", backward, graph("sum", graph("mul", w, k)))
     if k.grad is not None:
         raise CheckFailure(
             "a tensor with requires_grad=False received a .grad; skip inputs that do not need a gradient. "
@@ -1578,8 +1577,8 @@ def _judge_semantics(backward: Callable[..., None], Tensor: type, graph: Graph,
 
     # deep graphs must not need recursion
     z = Tensor(rng.uniform(-0.5, 0.5, 2), requires_grad=True)
-    h = in_kernel(probe_chain, Tensor, op("add", op("tanh", z), z), depth // 2)
-    call_without_recursion("backward", backward, op("sum", h), depth=depth)
+    h = in_kernel(probe_chain, Tensor, graph("add", graph("tanh", z), z), depth // 2)
+    call_without_recursion("backward", backward, graph("sum", h), depth=depth)
     return f"accumulation, copies, gradient argument, freeing, and a chain {depth} ops deep (seed {seed})"
 
 

@@ -212,8 +212,9 @@ def check_topological_sort(topological_sort: Callable, Value: type, seed: int | 
     terms = [float(v) for v in rng.normal(size=3000)]
     graphs.append((f"{label} on a 3 000-term sum", terms + [0.0] * 2999,
                    [[]] * 3000 + [[0, 1]] + [[3000 + k - 1, k + 1] for k in range(1, 2999)]))
+    a = math.tanh(0.5)
     for flip in (False, True):  # the root uses a node directly and through a longer path, in both orders
-        graphs.append((f"{label} on r = {'3 * a + a' if flip else 'a + 3 * a'}", [0.5, 0.46, 3.0, 1.39, 1.85],
+        graphs.append((f"{label} on r = {'3 * a + a' if flip else 'a + 3 * a'}", [0.5, a, 3.0, 3 * a, 4 * a],
                        [[], [0], [], [1, 2], [3, 1] if flip else [1, 3]]))
         graphs.append((f"{label} on r = {'d3 + x' if flip else 'x + d3'} where d3 is x after three steps",
                        [0.2, 1.2, 2.2, 3.2, 3.4], [[], [0], [1], [2], [3, 0] if flip else [0, 3]]))
